@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Build (or reuse) the workbench virtual environment and link it as .venv.
+#
+# The pinned set is ~9 GB, so the venv lives in a cache outside the clone, keyed
+# by a hash of the pins and the Python version: a fresh clone with unchanged pins
+# only re-links it and re-installs the (editable) workbench package in seconds,
+# while a fresh machine builds it from nothing. Override the cache location with
+# WORKBENCH_VENV_CACHE, the interpreter with PYTHON.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+python=${PYTHON:-python3}
+cache=${WORKBENCH_VENV_CACHE:-$HOME/.cache/workbench}
+key=$( { "$python" -c 'import sys; print(sys.version)'; cat requirements/lock.txt; } | sha256sum | cut -c1-16)
+venv="$cache/venv-$key"
+
+if [ ! -f "$venv/.complete" ]; then
+  echo "setup: building the venv in $venv (first time for these pins: a few minutes)"
+  rm -rf "$venv"
+  mkdir -p "$cache"
+  "$python" -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --upgrade 'pip>=25'
+  # --no-deps: exactly the locked set, nothing resolved afresh.
+  "$venv/bin/python" -m pip install --quiet --no-deps -r requirements/lock.txt
+  "$venv/bin/python" -m pip check
+  if "$venv/bin/python" -m pip show onnxruntime >/dev/null 2>&1; then
+    echo "setup: the CPU-only 'onnxruntime' package got installed beside onnxruntime-gpu; refusing" >&2
+    exit 1
+  fi
+  touch "$venv/.complete"
+else
+  echo "setup: reusing $venv"
+fi
+
+# Point .venv at the cached venv (replace a stale link or an old real venv).
+if [ -L .venv ] || [ -e .venv ]; then
+  [ "$(readlink .venv || true)" = "$venv" ] || rm -rf .venv
+fi
+[ -e .venv ] || ln -s "$venv" .venv
+
+# The workbench package itself, editable so it always runs this clone's code.
+.venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+# The Jupyter kernel papermill and JupyterLab use, inside the venv.
+.venv/bin/python -m ipykernel install --sys-prefix --name workbench \
+  --display-name "Python (workbench)" >/dev/null
+echo "setup: ready (.venv -> $venv)"

@@ -1,0 +1,179 @@
+"""Benchmark one artifact on one runtime/device/thread setting over batch sizes.
+
+Produces one result row per batch size through `emit`, so the caller can store
+each row durably the moment it exists. A configuration that cannot run becomes
+a row with status `unavailable` (the backend or device is missing here) or
+`failed` (it raised), and the remaining batch sizes still run. Only bad user
+input (`UserError`) stops the whole call, since it would fail every row alike.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from workbench.devices import parse_device
+from workbench.errors import UnavailableError, UserError
+from workbench.harness.memory import peak_rss_bytes, reset_peak_rss
+from workbench.harness.stats import summarize
+from workbench.harness.timing import StopRule, measure
+from workbench.runtimes.base import LoadedModel, RuntimeOptions, get_runtime
+from workbench.signature import TensorSpec, make_input_pool, resolve_shape
+
+Row = dict[str, Any]
+
+
+@dataclass
+class BenchConfig:
+    """One artifact on one runtime, device and thread count; swept over `batch_sizes`."""
+
+    runtime: str
+    format: str
+    path: str | None = None
+    device: str = "cpu"
+    threads: int | None = None
+    inter_op_threads: int | None = None
+    batch_sizes: list[int] = field(default_factory=lambda: [1])
+    dims: dict[str, int] = field(default_factory=dict)
+    rule: StopRule = field(default_factory=StopRule)
+    runtime_extra: dict[str, Any] = field(default_factory=dict)
+    pool_size: int = 8
+    # Labels copied into every row.
+    labels: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.batch_sizes:
+            raise UserError("no batch sizes given: pass e.g. --batch 1,8,32")
+        for b in self.batch_sizes:
+            if not isinstance(b, int) or b <= 0:
+                raise UserError(f"batch size must be a positive integer, got {b!r}")
+        if isinstance(self.rule, dict):
+            self.rule = StopRule(**self.rule)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["rule"] = asdict(self.rule)
+        return data
+
+
+def _base_row(config: BenchConfig, batch_size: int) -> Row:
+    row: Row = {
+        "runtime": config.runtime,
+        "format": config.format,
+        "device": config.device,
+        "threads": config.threads,
+        "inter_op_threads": config.inter_op_threads,
+        "batch_size": batch_size,
+        "scenario": "single_stream" if batch_size == 1 else "offline",
+        "artifact_path": config.path,
+    }
+    if config.path and os.path.exists(config.path):
+        row["model_size_bytes"] = _size_on_disk(Path(config.path))
+    row.update(config.labels)
+    return row
+
+
+def _size_on_disk(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+
+
+def run_config(
+    config: BenchConfig,
+    emit: Callable[[Row], None],
+    model: Any = None,
+    input_specs: list[TensorSpec] | None = None,
+) -> None:
+    """Measure `config`, calling `emit(row)` once per batch size. `model` is the in-memory
+    framework model for eager formats; `input_specs` overrides the runtime's signature."""
+    runtime = get_runtime(config.runtime)
+    device = parse_device(config.device)
+    if config.format not in runtime.formats:
+        raise UserError(
+            f"runtime {runtime.name!r} cannot run format {config.format!r}: it runs "
+            f"{', '.join(runtime.formats)}"
+        )
+
+    def emit_all(status: str, error: str) -> None:
+        for b in config.batch_sizes:
+            emit({**_base_row(config, b), "status": status, "error": error})
+
+    reason = runtime.unavailable_reason(device)
+    if reason:
+        emit_all("unavailable", reason)
+        return
+    extra = dict(config.runtime_extra)
+    if input_specs is not None:
+        extra["inputs"] = input_specs
+    options = RuntimeOptions(device, config.threads, config.inter_op_threads, extra)
+    t0 = time.perf_counter_ns()
+    try:
+        loaded = runtime.load(Path(config.path) if config.path else None, options, model=model)
+    except UserError:
+        raise
+    except UnavailableError as exc:
+        emit_all("unavailable", str(exc))
+        return
+    except Exception as exc:  # noqa: BLE001 - any load failure becomes a failed row
+        emit_all("failed", f"load failed: {_first_line(exc)}")
+        return
+    load_ms = (time.perf_counter_ns() - t0) / 1e6
+    common = {"runtime_version": runtime.version(), "provider": loaded.provider,
+              "load_time_ms": load_ms}
+    try:
+        for batch_size in config.batch_sizes:
+            row = {**_base_row(config, batch_size), **common}
+            try:
+                row.update(_measure_batch(loaded, config, batch_size))
+                row["status"] = "ok"
+            except UserError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on
+                row.update(status="failed", error=_first_line(exc),
+                           error_detail=traceback.format_exc(limit=3))
+            row.pop("error_detail", None)
+            emit(row)
+    finally:
+        loaded.close()
+
+
+def _measure_batch(loaded: LoadedModel, config: BenchConfig, batch_size: int) -> Row:
+    specs = loaded.inputs
+    pool = make_input_pool(specs, batch_size, config.dims, config.pool_size, seed=batch_size)
+    prepared = [loaded.prepare(feed) for feed in pool]
+    sync = loaded.synchronize if parse_device(config.device).is_gpu else None
+    reset_peak_rss()
+    t0 = time.perf_counter_ns()
+    loaded.run(prepared[0])
+    if sync:
+        sync()
+    first_ms = (time.perf_counter_ns() - t0) / 1e6
+    result = measure(loaded.run, prepared, config.rule, synchronize=sync)
+    summary = summarize(result.latencies_ns, batch_size)
+    shape = resolve_shape(specs[0], batch_size, config.dims) if specs else ()
+    row: Row = {
+        "input_shape": "x".join(str(d) for d in shape),
+        "n_warmup": result.n_warmup,
+        "duration_s": result.duration_s,
+        "first_inference_ms": first_ms,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "gpu_memory_bytes": loaded.gpu_memory_bytes(),
+        "cuda_synchronized": sync is not None,
+        "latencies_ms": [round(x / 1e6, 6) for x in result.latencies_ns.tolist()],
+        **summary.as_fields(),
+    }
+    if result.stopped_by != "min_reached":
+        note = f"stopped by {result.stopped_by} before min iterations/time were both met"
+        row["stability_note"] = f"{row['stability_note']}; {note}"
+        row["stable"] = False
+    return row

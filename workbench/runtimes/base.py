@@ -1,0 +1,122 @@
+"""The Runtime interface: load an artifact on a device, run it on prepared inputs.
+
+A runtime never silently moves to another device: when it cannot use the
+requested one, `unavailable_reason` says why and the harness records an
+`unavailable` row instead of measuring anything.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from workbench.devices import Device
+from workbench.errors import UserError
+from workbench.signature import TensorSpec
+
+
+@dataclass
+class RuntimeOptions:
+    """How to load a model. `threads` is the intra-op thread count (None: runtime default)."""
+
+    device: Device
+    threads: int | None = None
+    inter_op_threads: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("threads", "inter_op_threads"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise UserError(f"{name} must be a positive integer, got {value}")
+
+
+class LoadedModel(ABC):
+    """A model ready to run. The harness calls `prepare` outside the timed region and
+    `run` (+ `synchronize` on a GPU) inside it."""
+
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    provider: str = ""  # what actually executes: e.g. CPUExecutionProvider, XNNPACK
+
+    def prepare(self, feed: dict[str, np.ndarray]) -> Any:
+        """Convert a numpy feed to what `run` takes (device tensors, ordered lists...)."""
+        return feed
+
+    @abstractmethod
+    def run(self, prepared: Any) -> Any:
+        """One inference on prepared inputs; returns the runtime's native outputs."""
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (CUDA); a no-op on the CPU."""
+
+    def to_numpy(self, outputs: Any) -> list[np.ndarray]:
+        """Native outputs as numpy arrays, in output order (used for parity checks)."""
+        if isinstance(outputs, dict):
+            outputs = list(outputs.values())
+        if not isinstance(outputs, (list, tuple)):
+            outputs = [outputs]
+        return [np.asarray(o) for o in outputs]
+
+    def gpu_memory_bytes(self) -> int | None:
+        """Peak device memory used since load, where the runtime can tell; else None."""
+        return None
+
+    def close(self) -> None:
+        """Release the model's resources."""
+
+
+class Runtime(ABC):
+    """One inference engine. Subclasses register themselves with `@register`."""
+
+    name: ClassVar[str]
+    formats: ClassVar[tuple[str, ...]]  # artifact formats this runtime loads
+
+    @abstractmethod
+    def unavailable_reason(self, device: Device) -> str | None:
+        """Why this runtime cannot use `device` on this host, or None if it can."""
+
+    @abstractmethod
+    def load(self, path: Path | None, options: RuntimeOptions, model: Any = None) -> LoadedModel:
+        """Load the artifact at `path` (or the in-memory framework `model` for eager formats)."""
+
+    def version(self) -> str:
+        """The version of the underlying library (for result rows)."""
+        return ""
+
+
+_REGISTRY: dict[str, type[Runtime]] = {}
+
+
+def register(cls: type[Runtime]) -> type[Runtime]:
+    """Class decorator adding a runtime to the registry under `cls.name`."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def runtime_names() -> list[str]:
+    _load_builtin_runtimes()
+    return sorted(_REGISTRY)
+
+
+def get_runtime(name: str) -> Runtime:
+    """The runtime registered as `name`; a UserError listing the valid names otherwise."""
+    _load_builtin_runtimes()
+    if name not in _REGISTRY:
+        raise UserError(f"unknown runtime {name!r}: choose one of {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]()
+
+
+def _load_builtin_runtimes() -> None:
+    # Importing the modules registers them; frameworks are imported lazily inside them.
+    from workbench.runtimes import (  # noqa: F401
+        litert_runtime,
+        null_runtime,
+        ort_runtime,
+        tf_runtime,
+        torch_runtime,
+    )

@@ -1,0 +1,200 @@
+"""The `onnxruntime` runtime: ONNX files on the CPU, CUDA or TensorRT providers.
+
+ONNX Runtime silently falls back to the CPU provider when a GPU provider cannot
+start (no device, missing CUDA libraries). A benchmark that did the same would
+label CPU numbers as GPU numbers, so this module refuses: a cuda device is
+unavailable unless the host has the GPU and the provider is built in, and after
+the session is created the first provider must be the requested one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench.devices import Device, host_gpu_reason
+from workbench.errors import UnavailableError, UserError
+from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions, register
+from workbench.signature import Dim, TensorSpec, normalize_dtype
+
+GRAPH_OPTIMIZATION_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+
+
+def _providers(device: Device, extra: dict[str, Any]) -> list[Any]:
+    """The provider list for `device`, most preferred first (never a CPU fallback on cuda)."""
+    if not device.is_gpu:
+        return ["CPUExecutionProvider"]
+    gpu_options = {"device_id": device.index}
+    providers: list[Any] = []
+    if extra.get("tensorrt"):
+        providers.append(("TensorrtExecutionProvider", dict(gpu_options)))
+    providers.append(("CUDAExecutionProvider", dict(gpu_options)))
+    return providers
+
+
+def _provider_name(provider: Any) -> str:
+    return provider[0] if isinstance(provider, tuple) else provider
+
+
+def _shape(shape: Any) -> tuple[Dim, ...]:
+    """ORT shapes hold ints, symbolic names (str) or None; keep names, drop negatives."""
+    dims: list[Dim] = []
+    for dim in shape or ():
+        if isinstance(dim, int) and dim >= 0:
+            dims.append(dim)
+        elif isinstance(dim, str) and dim:
+            dims.append(dim)
+        else:
+            dims.append(None)
+    return tuple(dims)
+
+
+def _spec(node: Any) -> TensorSpec:
+    return TensorSpec(node.name, normalize_dtype(node.type), _shape(node.shape))
+
+
+class OrtModel(LoadedModel):
+    """An InferenceSession; `run` is a bare `session.run(None, feed)`."""
+
+    def __init__(self, session: Any, provider: str) -> None:
+        self.session = session
+        self.provider = provider
+        self.inputs = [_spec(node) for node in session.get_inputs()]
+        self.outputs = [_output_spec(node) for node in session.get_outputs()]
+        self._run = session.run
+        self._output_names = [node.name for node in session.get_outputs()]
+        self._dtypes = {spec.name: np.dtype(spec.dtype) for spec in self.inputs}
+
+    def prepare(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        prepared: dict[str, np.ndarray] = {}
+        for name, expected in self._dtypes.items():
+            if name not in feed:
+                raise UserError(
+                    f"feed has no input {name!r}: the model takes {', '.join(self._dtypes)}"
+                )
+            value = np.asarray(feed[name])
+            if value.dtype != expected:
+                raise UserError(
+                    f"input {name!r} was given dtype {value.dtype} but the model expects {expected}"
+                )
+            prepared[name] = np.ascontiguousarray(value)
+        return prepared
+
+    def run(self, prepared: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self._run(self._output_names, prepared)
+
+    def close(self) -> None:
+        self.session = None
+        self._run = None  # type: ignore[assignment]
+
+
+def _output_spec(node: Any) -> TensorSpec:
+    # Outputs may have types (sequences, maps) that inputs never get; keep them readable.
+    try:
+        return _spec(node)
+    except UserError:
+        return TensorSpec(node.name, node.type, _shape(node.shape))
+
+
+@register
+class OrtRuntime(Runtime):
+    """ONNX Runtime with CPUExecutionProvider, CUDAExecutionProvider or TensorRT."""
+
+    name = "onnxruntime"
+    formats = ("onnx",)
+
+    def unavailable_reason(self, device: Device) -> str | None:
+        host = host_gpu_reason(device)
+        if host:
+            return host
+        if not device.is_gpu:
+            return None
+        import onnxruntime
+
+        available = onnxruntime.get_available_providers()
+        for provider in _providers(device, {"tensorrt": True}):
+            name = _provider_name(provider)
+            if name == "TensorrtExecutionProvider":
+                continue  # only required when asked for; checked at load
+            if name not in available:
+                return f"{name} is not in this onnxruntime build ({', '.join(available)})"
+        return None
+
+    def load(self, path: Path | None, options: RuntimeOptions, model: Any = None) -> LoadedModel:
+        if path is None:
+            raise UserError("the onnxruntime runtime needs a .onnx file path")
+        level = options.extra.get("graph_optimization_level", "all")
+        if level not in GRAPH_OPTIMIZATION_LEVELS:
+            raise UserError(
+                f"graph_optimization_level {level!r} is not valid: "
+                f"choose one of {', '.join(GRAPH_OPTIMIZATION_LEVELS)}"
+            )
+        reason = self.unavailable_reason(options.device)
+        if reason:
+            raise UnavailableError(reason)
+        import onnxruntime
+
+        providers = _providers(options.device, options.extra)
+        available = onnxruntime.get_available_providers()
+        missing = [_provider_name(p) for p in providers if _provider_name(p) not in available]
+        if missing:
+            raise UnavailableError(
+                f"{', '.join(missing)} not in this onnxruntime build ({', '.join(available)})"
+            )
+
+        so = onnxruntime.SessionOptions()
+        so.graph_optimization_level = getattr(
+            onnxruntime.GraphOptimizationLevel, GRAPH_OPTIMIZATION_LEVELS[level]
+        )
+        if options.threads is not None:
+            so.intra_op_num_threads = options.threads
+        if options.inter_op_threads is not None:
+            so.inter_op_num_threads = options.inter_op_threads
+
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"cannot load {path} as ONNX: no such file")
+        try:
+            session = onnxruntime.InferenceSession(str(path), so, providers=providers)
+        except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/RuntimeException
+            if options.device.is_gpu and _looks_like_provider_failure(exc):
+                raise UnavailableError(
+                    f"{_provider_name(providers[0])} could not start: {_first_line(exc)}"
+                ) from exc
+            raise UserError(
+                f"cannot load {path} as ONNX: {_first_line(exc)}; "
+                "check the file is a complete .onnx model"
+            ) from exc
+
+        actual = session.get_providers()[0]
+        requested = _provider_name(providers[0])
+        if actual != requested:
+            # ORT fell back (e.g. CUDA libraries missing): never measure CPU under a cuda name.
+            del session
+            raise UnavailableError(
+                f"onnxruntime fell back to {actual} instead of {requested} on {options.device} "
+                "(the provider could not start: check the CUDA/cuDNN/TensorRT libraries)"
+            )
+        return OrtModel(session, actual)
+
+    def version(self) -> str:
+        import onnxruntime
+
+        return onnxruntime.__version__
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _looks_like_provider_failure(exc: BaseException) -> bool:
+    text = str(exc)
+    return any(word in text for word in ("CUDA", "cuda", "TensorRT", "cudnn", "provider"))

@@ -1,0 +1,369 @@
+"""The `torch` runtime: eager nn.Modules, TorchScript files and torch.export (.pt2) programs.
+
+PyTorch model files do not reliably say what they take: a TorchScript graph
+has untyped `Tensor` inputs, only an ExportedProgram records dtypes and
+shapes. Input specs therefore come, in order, from the `inputs` option, a
+`<file>.signature.json` sidecar written by our exporters, or the file itself
+(pt2 graph placeholders; TorchScript graph types when they are complete).
+
+Nothing here runs the model at load time: the harness times the first
+inference separately, and a dry run would hide it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from workbench.devices import Device, host_gpu_reason
+from workbench.errors import UnavailableError, UserError
+from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions, register
+from workbench.signature import Dim, TensorSpec, normalize_dtype
+
+SIDECAR_SUFFIX = ".signature.json"
+
+
+def sidecar_path(model_path: Path | str) -> Path:
+    """Where the signature sidecar of `model_path` lives: `<file>.signature.json`."""
+    return Path(str(model_path) + SIDECAR_SUFFIX)
+
+
+def write_signature_sidecar(
+    model_path: Path | str,
+    inputs: Sequence[TensorSpec],
+    outputs: Sequence[TensorSpec] = (),
+) -> Path:
+    """Write the sidecar next to `model_path` (a JSON list of {name, dtype, shape} when
+    there are no outputs, else {"inputs": [...], "outputs": [...]})."""
+
+    def encode(specs: Sequence[TensorSpec]) -> list[dict[str, Any]]:
+        return [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape)} for s in specs]
+
+    payload: Any = encode(inputs)
+    if outputs:
+        payload = {"inputs": encode(inputs), "outputs": encode(outputs)}
+    path = sidecar_path(model_path)
+    path.write_text(json.dumps(payload, indent=1))
+    return path
+
+
+def read_signature_sidecar(
+    model_path: Path | str,
+) -> tuple[list[TensorSpec], list[TensorSpec]] | None:
+    """(inputs, outputs) from the sidecar next to `model_path`, or None when there is none."""
+    path = sidecar_path(model_path)
+    if not path.is_file():
+        return None
+    try:
+        payload = json.loads(path.read_text())
+        if isinstance(payload, list):
+            payload = {"inputs": payload}
+
+        def decode(items: list[dict[str, Any]]) -> list[TensorSpec]:
+            return [
+                TensorSpec(
+                    str(item["name"]), normalize_dtype(str(item["dtype"])), tuple(item["shape"])
+                )
+                for item in items
+            ]
+
+        return decode(payload["inputs"]), decode(payload.get("outputs", []))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(
+            f"signature sidecar {path} is not a JSON list of {{name, dtype, shape}}: {exc}"
+        ) from exc
+
+
+def _torch_device(device: Device) -> str:
+    return "cpu" if not device.is_gpu else f"cuda:{device.index}"
+
+
+def _spec_from_value(name: str, value: Any, batch_symbol: list[str]) -> TensorSpec:
+    """A TensorSpec from a placeholder's fake tensor; symbolic dims keep their symbol
+    name, the symbol first seen on axis 0 is called "batch" everywhere."""
+    dims: list[Dim] = []
+    for axis, dim in enumerate(value.shape):
+        if isinstance(dim, int):
+            dims.append(dim)
+            continue
+        symbol = str(dim)
+        if axis == 0 and not batch_symbol:
+            batch_symbol.append(symbol)
+        dims.append("batch" if batch_symbol and symbol == batch_symbol[0] else symbol)
+    return TensorSpec(name, normalize_dtype(str(value.dtype)), tuple(dims))
+
+
+def _pt2_signature(program: Any) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """Input and output specs from an ExportedProgram's graph."""
+    signature = program.graph_signature
+    user_inputs = set(signature.user_inputs)
+    batch_symbol: list[str] = []
+    inputs: list[TensorSpec] = []
+    outputs: list[TensorSpec] = []
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in user_inputs:
+            value = node.meta.get("val")
+            if value is None or not hasattr(value, "dtype"):
+                raise UserError(
+                    f"pt2 input {node.name!r} is not a tensor; pass the inputs explicitly"
+                )
+            inputs.append(_spec_from_value(node.name, value, batch_symbol))
+        elif node.op == "output":
+            values = node.args[0]
+            names = list(signature.user_outputs)
+            for index, arg in enumerate(values[-len(names) :] if names else ()):
+                value = getattr(arg, "meta", {}).get("val")
+                if value is not None and hasattr(value, "dtype"):
+                    try:
+                        outputs.append(_spec_from_value(names[index], value, batch_symbol))
+                    except UserError:
+                        pass  # output dtypes numpy cannot generate are still fine to return
+    return inputs, outputs
+
+
+def _torchscript_signature(module: Any) -> list[TensorSpec]:
+    """Input specs from a TorchScript graph when every input is fully typed; else a
+    UserError saying how to provide them."""
+    import torch
+
+    names = [arg.name for arg in module.forward.schema.arguments[1:]]
+    specs: list[TensorSpec] = []
+    for name, value in zip(names, list(module.graph.inputs())[1:]):
+        kind = value.type()
+        dtype = kind.dtype() if isinstance(kind, torch.TensorType) else None
+        sizes = kind.sizes() if isinstance(kind, torch.TensorType) else None
+        if dtype is None or sizes is None:
+            raise UserError(
+                f"the TorchScript file has no input signature (input {name!r} is an untyped "
+                f"Tensor): write a signature sidecar <file>{SIDECAR_SUFFIX} "
+                '([{"name": ..., "dtype": ..., "shape": ["batch", ...]}]) '
+                "or pass the inputs explicitly"
+            )
+        specs.append(TensorSpec(name, normalize_dtype(str(dtype)), tuple(sizes)))
+    return specs
+
+
+def _set_threads(threads: int | None, inter_op_threads: int | None) -> None:
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if inter_op_threads is not None and torch.get_num_interop_threads() != inter_op_threads:
+        try:
+            torch.set_num_interop_threads(inter_op_threads)
+        except RuntimeError as exc:
+            raise UserError(
+                f"torch inter-op threads are already {torch.get_num_interop_threads()} in this "
+                f"process and cannot change to {inter_op_threads} (PyTorch allows setting them "
+                "once, before any parallel work): run with this setting in a fresh process"
+            ) from exc
+
+
+def _detect_format(path: Path | None, model: Any, extra: dict[str, Any]) -> str:
+    fmt = extra.get("format")
+    if fmt is None:
+        if model is not None:
+            fmt = "eager"
+        elif path is not None and Path(path).suffix == ".pt2":
+            fmt = "pt2"
+        else:
+            fmt = "torchscript"
+    if fmt not in TorchRuntime.formats:
+        raise UserError(
+            f"the torch runtime cannot load format {fmt!r}: "
+            f"choose one of {', '.join(TorchRuntime.formats)}"
+        )
+    return fmt
+
+
+class TorchModel(LoadedModel):
+    """A callable torch module on one device; `run` calls it under inference_mode."""
+
+    def __init__(
+        self,
+        module: Any,
+        device: Device,
+        inputs: list[TensorSpec],
+        outputs: list[TensorSpec],
+        provider: str,
+    ) -> None:
+        import torch
+
+        self.module = module
+        self.device = device
+        self.inputs = inputs
+        self.outputs = outputs
+        self.provider = provider
+        self._torch_device = torch.device(_torch_device(device))
+        self._inference_mode = torch.inference_mode
+        self._dtypes = [(spec.name, np.dtype(spec.dtype)) for spec in inputs]
+
+    def prepare(self, feed: dict[str, np.ndarray]) -> tuple[Any, ...]:
+        import torch
+
+        tensors = []
+        for name, expected in self._dtypes:
+            if name not in feed:
+                names = ", ".join(n for n, _ in self._dtypes)
+                raise UserError(f"feed has no input {name!r}: the model takes {names}")
+            value = np.asarray(feed[name])
+            if value.dtype != expected:
+                raise UserError(
+                    f"input {name!r} was given dtype {value.dtype} but the model expects {expected}"
+                )
+            tensors.append(
+                torch.from_numpy(np.ascontiguousarray(value)).to(self._torch_device)
+            )
+        if self.device.is_gpu:
+            torch.cuda.synchronize(self._torch_device)  # copies done before timing starts
+        return tuple(tensors)
+
+    def run(self, prepared: tuple[Any, ...]) -> Any:
+        with self._inference_mode():
+            return self.module(*prepared)
+
+    def synchronize(self) -> None:
+        if self.device.is_gpu:
+            import torch
+
+            torch.cuda.synchronize(self._torch_device)
+
+    def to_numpy(self, outputs: Any) -> list[np.ndarray]:
+        import torch
+
+        flat: list[np.ndarray] = []
+
+        def visit(value: Any) -> None:
+            if isinstance(value, torch.Tensor):
+                value = value.detach().cpu()
+                if value.dtype == torch.bfloat16:
+                    value = value.float()  # numpy has no bfloat16
+                flat.append(value.numpy())
+            elif isinstance(value, dict):
+                for item in value.values():
+                    visit(item)
+            elif isinstance(value, (list, tuple)):
+                for item in value:
+                    visit(item)
+            elif value is not None:
+                flat.append(np.asarray(value))
+
+        visit(outputs)
+        return flat
+
+    def gpu_memory_bytes(self) -> int | None:
+        if not self.device.is_gpu:
+            return None
+        import torch
+
+        return int(torch.cuda.max_memory_allocated(self._torch_device))
+
+    def close(self) -> None:
+        self.module = None
+        if self.device.is_gpu:
+            import torch
+
+            torch.cuda.empty_cache()
+
+
+@register
+class TorchRuntime(Runtime):
+    """PyTorch on the CPU or a CUDA GPU, for eager modules, TorchScript and pt2 files.
+
+    The format comes from `options.extra["format"]` when set, else: a given `model`
+    is eager, a `.pt2` file is pt2, any other file TorchScript.
+    """
+
+    name = "torch"
+    formats = ("eager", "torchscript", "pt2")
+
+    def unavailable_reason(self, device: Device) -> str | None:
+        host = host_gpu_reason(device)
+        if host or not device.is_gpu:
+            return host
+        import torch
+
+        if not torch.cuda.is_available():
+            build = torch.version.cuda
+            return (
+                "torch cannot use CUDA: "
+                + (f"built for CUDA {build} but no usable device" if build else "CPU-only build")
+            )
+        if device.index >= torch.cuda.device_count():
+            return f"{device} requested but torch sees {torch.cuda.device_count()} GPU(s)"
+        return None
+
+    def load(self, path: Path | None, options: RuntimeOptions, model: Any = None) -> LoadedModel:
+        fmt = _detect_format(path, model, options.extra)
+        reason = self.unavailable_reason(options.device)
+        if reason:
+            raise UnavailableError(reason)
+        import torch
+
+        _set_threads(options.threads, options.inter_op_threads)
+        device = options.device
+        target = torch.device(_torch_device(device))
+        if device.is_gpu:
+            torch.cuda.reset_peak_memory_stats(target)
+
+        inputs: list[TensorSpec] | None = options.extra.get("inputs")
+        outputs: list[TensorSpec] = []
+        if inputs is None and path is not None:
+            sidecar = read_signature_sidecar(path)
+            if sidecar is not None:
+                inputs, outputs = sidecar
+
+        if fmt == "eager":
+            if model is None or not isinstance(model, torch.nn.Module):
+                raise UserError("the eager format needs the torch.nn.Module itself (model=...)")
+            if inputs is None:
+                raise UserError(
+                    "an eager torch model has no input signature: pass inputs=[TensorSpec...]"
+                )
+            module = model
+            if any(t.device != target for t in list(model.parameters()) + list(model.buffers())):
+                module = copy.deepcopy(model).to(target)  # leave the caller's model where it is
+            module.eval()
+        else:
+            if path is None:
+                raise UserError(f"the {fmt} format needs a model file path")
+            path = Path(path)
+            if not path.is_file():
+                raise UserError(f"cannot load {path} as {fmt}: no such file")
+            try:
+                if fmt == "torchscript":
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", FutureWarning)  # jit is deprecated
+                        module = torch.jit.load(str(path), map_location=target)
+                    module.eval()
+                    if inputs is None:
+                        inputs = _torchscript_signature(module)
+                else:
+                    program = torch.export.load(str(path))
+                    if device.is_gpu:
+                        from torch.export.passes import move_to_device_pass
+
+                        program = move_to_device_pass(program, str(target))
+                    file_inputs, file_outputs = _pt2_signature(program)
+                    inputs = inputs if inputs is not None else file_inputs
+                    outputs = outputs or file_outputs
+                    module = program.module()
+            except UserError:
+                raise
+            except Exception as exc:
+                text = str(exc).strip().splitlines()
+                raise UserError(
+                    f"cannot load {path} as {fmt}: {text[0] if text else type(exc).__name__}; "
+                    f"check the file is a complete {fmt} model"
+                ) from exc
+        return TorchModel(module, device, list(inputs), outputs, target.type)
+
+    def version(self) -> str:
+        import torch
+
+        return torch.__version__

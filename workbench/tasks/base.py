@@ -1,0 +1,88 @@
+"""The Task interface: one job from the source guide, with its models in both frameworks.
+
+A task builds the same model deterministically every time it is asked (fixed
+seed, and for trained models a fixed training run), so an exporter in one
+process and a benchmark worker in another see identical weights.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from workbench.errors import UserError
+from workbench.signature import TensorSpec
+
+FRAMEWORKS = ("torch", "keras")
+
+
+class Task(ABC):
+    """A registered task. Framework imports happen inside the build methods only."""
+
+    name: ClassVar[str]
+    models: ClassVar[tuple[str, ...]]  # model variants; the first is the default
+    frameworks: ClassVar[tuple[str, ...]] = FRAMEWORKS
+    version: ClassVar[str] = "1"  # bump when a model's architecture or weights change
+
+    def check_model(self, model: str) -> str:
+        if model not in self.models:
+            raise UserError(
+                f"task {self.name!r} has no model {model!r}: choose one of {', '.join(self.models)}"
+            )
+        return model
+
+    @abstractmethod
+    def input_specs(self, model: str) -> list[TensorSpec]:
+        """The model's inputs, axis 0 symbolic ("batch")."""
+
+    @abstractmethod
+    def make_inputs(self, model: str, batch_size: int, seed: int = 0) -> dict[str, np.ndarray]:
+        """A realistic feed of `batch_size` items (name -> array)."""
+
+    @abstractmethod
+    def build_torch(self, model: str) -> Any:
+        """The PyTorch nn.Module in eval mode, with the task's deterministic weights."""
+
+    @abstractmethod
+    def build_keras(self, model: str) -> Any:
+        """The Keras model with the task's deterministic weights."""
+
+    def build(self, framework: str, model: str) -> Any:
+        if framework not in self.frameworks:
+            raise UserError(
+                f"task {self.name!r} has no {framework!r} model: choose one of "
+                f"{', '.join(self.frameworks)}"
+            )
+        builder = self.build_torch if framework == "torch" else self.build_keras
+        return builder(self.check_model(model))
+
+    @abstractmethod
+    def parity(self, reference: list[np.ndarray], candidate: list[np.ndarray]) -> dict[str, float]:
+        """Compare an artifact's outputs with its source model's: errors and the task metric."""
+
+
+_REGISTRY: dict[str, type[Task]] = {}
+
+
+def register(cls: type[Task]) -> type[Task]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def task_names() -> list[str]:
+    _load_builtin_tasks()
+    return sorted(_REGISTRY)
+
+
+def get_task(name: str) -> Task:
+    """The task registered as `name`; a UserError listing the valid names otherwise."""
+    _load_builtin_tasks()
+    if name not in _REGISTRY:
+        raise UserError(f"unknown task {name!r}: choose one of {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]()
+
+
+def _load_builtin_tasks() -> None:
+    from workbench.tasks import tabular  # noqa: F401
