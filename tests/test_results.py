@@ -197,9 +197,7 @@ def test_sigkill_mid_run_keeps_every_finished_row(tmp_path):
         assert row["status"] == "ok" and row["task"] == "tabular"
         assert isinstance(row["row_id"], str) and row["fingerprint_id"]
         assert len(row["latencies_ms"]) == N_LAT
-        assert row["latencies_ms"][-1] == pytest.approx(
-            row["batch_size"] + (N_LAT - 1) * 1e-3
-        )
+        assert row["latencies_ms"][-1] == pytest.approx(row["batch_size"] + (N_LAT - 1) * 1e-3)
     assert list(df["batch_size"]) == list(range(len(df)))
 
 
@@ -208,9 +206,7 @@ def frame(tmp_path) -> pd.DataFrame:
     store = RunStore.create({}, root=tmp_path / "runs")
     for i in range(3):
         store.append(_row(i))
-    store.append(
-        make_row(status="unavailable", error="no GPU", device="cuda", task="tabular")
-    )
+    store.append(make_row(status="unavailable", error="no GPU", device="cuda", task="tabular"))
     return load(tmp_path / "runs")
 
 
@@ -228,7 +224,7 @@ def test_export_csv_roundtrip(frame, tmp_path):
     assert list(back["row_id"]) == list(frame["row_id"])
     assert list(back["batch_size"].iloc[:3]) == [1, 2, 3]
     assert back["latency_ms_p50"].iloc[:3].tolist() == pytest.approx([0.5, 1.5, 2.5])
-    for original, text in zip(frame["latencies_ms"], back["latencies_ms"]):
+    for original, text in zip(frame["latencies_ms"], back["latencies_ms"], strict=True):
         if original is None:
             assert pd.isna(text)
         else:
@@ -242,9 +238,9 @@ def test_export_parquet_roundtrip(frame, tmp_path):
     assert list(back.columns) == RESULT_FIELDS
     assert len(back) == len(frame)
     for col in ("row_id", "status", "task", "device", "input_shape", "error"):
-        assert all(_same_cell(a, b) for a, b in zip(frame[col], back[col])), col
+        assert all(_same_cell(a, b) for a, b in zip(frame[col], back[col], strict=True)), col
     assert back["latency_ms_p50"].iloc[:3].tolist() == pytest.approx([0.5, 1.5, 2.5])
-    for original, got in zip(frame["latencies_ms"], back["latencies_ms"]):
+    for original, got in zip(frame["latencies_ms"], back["latencies_ms"], strict=True):
         if original is None:
             assert got is None
         else:

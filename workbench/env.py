@@ -105,10 +105,7 @@ def cpu_flags(flags_line: str | None = None) -> dict[str, bool]:
     if flags_line is None:
         flags_line = _cpuinfo_field("flags") or ""
     present = set(flags_line.split())
-    return {
-        name: any(s in present for s in spellings)
-        for name, spellings in CPU_FLAGS.items()
-    }
+    return {name: any(s in present for s in spellings) for name, spellings in CPU_FLAGS.items()}
 
 
 def _physical_cores() -> int | None:
@@ -122,9 +119,7 @@ def _physical_cores() -> int | None:
 def cpu_info() -> dict[str, Any]:
     """CPU model, relevant flags and core counts."""
     model = _cpuinfo_field("model name") or platform.processor() or None
-    affinity = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    )
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return {
         "model": model,
         "flags": cpu_flags(),
@@ -179,9 +174,7 @@ def gpu_info() -> dict[str, Any]:
     for line in out.splitlines():
         parts = [p.strip() for p in line.split(",")]
         if len(parts) == 3:
-            gpus.append(
-                {"name": parts[0], "driver_version": parts[1], "memory_total": parts[2]}
-            )
+            gpus.append({"name": parts[0], "driver_version": parts[1], "memory_total": parts[2]})
     if not gpus:  # query failed: keep at least the names
         gpus = [{"name": name} for name in devices.nvidia_gpus()]
     return {"gpus": gpus, "cuda_version": _cuda_version(), "gpu_reason": None}
@@ -285,9 +278,7 @@ def format_fingerprint(fp: dict[str, Any]) -> str:
         lines.append(f"cuda         {_format_value(gpu.get('cuda_version'))}")
     else:
         lines.append(f"gpu          none: {gpu['gpu_reason']}")
-    lines.append(
-        f"python       {py['implementation']} {py['version']} ({py['executable']})"
-    )
+    lines.append(f"python       {py['implementation']} {py['version']} ({py['executable']})")
     dirty = {True: " (dirty)", False: "", None: ""}[git["dirty"]]
     lines.append(f"git          {_format_value(git['commit'])}{dirty}")
     lines.append("libraries")

@@ -94,6 +94,7 @@ RESULT_FIELDS: list[str] = [
     "parity_metric_name",
     "parity_metric_value",
     "parity_pass",
+    "accuracy",
     # provenance
     "artifact_path",
     "artifact_sha256",
@@ -228,15 +229,22 @@ class RunStore:
         _fsync_dir(root)
         return cls(path, manifest)
 
+    @classmethod
+    def open(cls, path: Path | str) -> RunStore:
+        """Reopen an existing run (e.g. in a benchmark worker process) to append rows."""
+        path = Path(path)
+        manifest = _read_manifest(path)
+        if manifest is None:
+            raise UserError(f"{path} is not a run directory (no readable {MANIFEST})")
+        return cls(path, manifest)
+
     def append(self, row: dict[str, Any]) -> dict[str, Any]:
         """Durably append one row (filling run_id, row_id, timestamp, fingerprint_id)."""
         full = make_row(**row)
         full["run_id"] = self.run_id
         full["row_id"] = full["row_id"] or uuid.uuid4().hex
         full["timestamp"] = full["timestamp"] or _utcnow().isoformat()
-        full["fingerprint_id"] = (
-            full["fingerprint_id"] or self.manifest["fingerprint_id"]
-        )
+        full["fingerprint_id"] = full["fingerprint_id"] or self.manifest["fingerprint_id"]
         data = (_dumps(full, separators=(",", ":")) + "\n").encode("utf-8")
         with self._lock:
             _append_line(self.rows_path, data)
@@ -248,9 +256,7 @@ class RunStore:
         with self._lock:
             self.manifest["status"] = status
             self.manifest["finished"] = _utcnow().isoformat()
-            self.manifest["row_count"] = sum(
-                1 for _ in _read_rows(self.rows_path, warn=False)
-            )
+            self.manifest["row_count"] = sum(1 for _ in _read_rows(self.rows_path, warn=False))
             write_json_atomic(self.path / MANIFEST, self.manifest)
 
 
@@ -278,9 +284,7 @@ def _read_rows(path: Path, warn: bool = True) -> Iterator[dict[str, Any]]:
 def _run_dirs(root: Path, run_ids: Iterable[str] | None) -> list[Path]:
     """Run directories under root (sorted by run id), optionally only the given ids."""
     if run_ids is None:
-        return sorted(
-            p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-        )
+        return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     dirs = [root / run_id for run_id in run_ids]
     missing = [p.name for p in dirs if not p.is_dir()]
     if missing:
@@ -294,9 +298,7 @@ def _read_manifest(run_dir: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        warnings.warn(
-            f"{run_dir}: no {MANIFEST}, skipping this directory", stacklevel=3
-        )
+        warnings.warn(f"{run_dir}: no {MANIFEST}, skipping this directory", stacklevel=3)
     except (OSError, ValueError) as exc:
         warnings.warn(f"{path}: unreadable ({exc}), skipping this run", stacklevel=3)
     return None
@@ -315,9 +317,7 @@ def load_manifests(root: Path | str | None = None) -> list[dict[str, Any]]:
     return [m for m in manifests if m is not None]
 
 
-def load(
-    root: Path | str | None = None, run_ids: Iterable[str] | None = None
-) -> pd.DataFrame:
+def load(root: Path | str | None = None, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """All rows of the chosen runs (default: every run) as one DataFrame of RESULT_FIELDS."""
     root = _root(root)
     rows: list[dict[str, Any]] = []

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.devices import Device, host_gpu_reason
-from workbench.errors import UserError
+from workbench.errors import UnavailableError, UserError
 from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions, register
 from workbench.signature import TensorSpec
 
@@ -46,6 +46,9 @@ class NullRuntime(Runtime):
         return host_gpu_reason(device)
 
     def load(self, path: Path | None, options: RuntimeOptions, model: Any = None) -> LoadedModel:
+        reason = self.unavailable_reason(options.device)
+        if reason:
+            raise UnavailableError(reason)
         inputs = options.extra.get("inputs") or DEFAULT_INPUTS
         if not all(isinstance(spec, TensorSpec) for spec in inputs):
             raise UserError("the null runtime's 'inputs' option must be a list of TensorSpec")

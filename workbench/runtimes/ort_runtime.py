@@ -128,6 +128,9 @@ class OrtRuntime(Runtime):
         return None
 
     def load(self, path: Path | None, options: RuntimeOptions, model: Any = None) -> LoadedModel:
+        reason = self.unavailable_reason(options.device)
+        if reason:
+            raise UnavailableError(reason)
         if path is None:
             raise UserError("the onnxruntime runtime needs a .onnx file path")
         level = options.extra.get("graph_optimization_level", "all")
@@ -136,9 +139,6 @@ class OrtRuntime(Runtime):
                 f"graph_optimization_level {level!r} is not valid: "
                 f"choose one of {', '.join(GRAPH_OPTIMIZATION_LEVELS)}"
             )
-        reason = self.unavailable_reason(options.device)
-        if reason:
-            raise UnavailableError(reason)
         import onnxruntime
 
         providers = _providers(options.device, options.extra)

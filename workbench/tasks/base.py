@@ -58,6 +58,14 @@ class Task(ABC):
         builder = self.build_torch if framework == "torch" else self.build_keras
         return builder(self.check_model(model))
 
+    def held_out(self, model: str, n: int) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        """Held-out inputs for parity checks, with true labels where the task has them."""
+        return self.make_inputs(model, n, seed=12345), None
+
+    def accuracy(self, outputs: np.ndarray, labels: np.ndarray) -> float:
+        """The task's quality score of `outputs` against true `labels` (classifiers: top-1)."""
+        return float(np.mean(np.asarray(outputs).argmax(axis=1) == labels))
+
     @abstractmethod
     def parity(self, reference: list[np.ndarray], candidate: list[np.ndarray]) -> dict[str, float]:
         """Compare an artifact's outputs with its source model's: errors and the task metric."""

@@ -95,7 +95,7 @@ class TabularTask(Task):
         x, _ = make_dataset(batch_size, seed=1000 + seed)
         return {"input": x}
 
-    def held_out(self, n: int = 2048) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def held_out(self, model: str, n: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Held-out features and true labels (never seen in training)."""
         x, y = make_dataset(n, seed=7)
         return {"input": x}, y
@@ -136,6 +136,3 @@ class TabularTask(Task):
         errors = output_errors(reference, candidate)
         return {**errors, "metric_name": "argmax_agreement",
                 "metric_value": argmax_agreement(reference[0], candidate[0])}
-
-    def accuracy(self, logits: np.ndarray, labels: np.ndarray) -> float:
-        return float(np.mean(np.asarray(logits).argmax(axis=1) == labels))

@@ -1,0 +1,198 @@
+"""Export passes, artifact manifests, the content-keyed cache and process isolation.
+
+A Pass turns a task's source model (PyTorch or Keras) into one artifact file.
+Each export runs in its own Python process with a timeout (`export`), because
+converters can raise, abort the interpreter or hang, and because PyTorch and
+TensorFlow are best kept out of each other's process. The child writes the
+artifact and its manifest; the parent turns a crash or timeout into a
+`failed` manifest, so the other exports go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from workbench.errors import UserError
+from workbench.workspace import artifacts_dir
+
+MANIFEST = "manifest.json"
+PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
+DEFAULT_TIMEOUT_S = 600.0
+
+
+class Pass(ABC):
+    """One source -> target conversion, registered by name."""
+
+    name: ClassVar[str]
+    source_framework: ClassVar[str]  # "torch" or "keras"
+    format: ClassVar[str]  # target format name
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    filename: ClassVar[str]  # file (or directory) name inside the artifact directory
+    default_params: ClassVar[dict[str, Any]] = {}
+
+    @abstractmethod
+    def export(self, source_model: Any, task: Any, model: str, out: Path,
+               precision: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Write the artifact to `out`; return manifest extras (exporter, version, opset...)."""
+
+    def check_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(params) - set(self.default_params)
+        if unknown:
+            raise UserError(
+                f"pass {self.name!r} has no parameter(s) {', '.join(sorted(unknown))}: "
+                f"it takes {', '.join(sorted(self.default_params)) or 'none'}"
+            )
+        return {**self.default_params, **params}
+
+
+_REGISTRY: dict[str, type[Pass]] = {}
+
+
+def register(cls: type[Pass]) -> type[Pass]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def all_passes() -> dict[str, type[Pass]]:
+    from exporters import keras_savedmodel, keras_tflite, torch_onnx, torch_script  # noqa: F401
+
+    return dict(_REGISTRY)
+
+
+def find_pass(source_framework: str, fmt: str, precision: str) -> Pass:
+    """The pass exporting `source_framework` models to `fmt` at `precision`."""
+    for cls in all_passes().values():
+        if cls.source_framework == source_framework and cls.format == fmt \
+                and precision in cls.precisions:
+            return cls()
+    known = sorted({(c.source_framework, c.format, p) for c in all_passes().values()
+                    for p in c.precisions})
+    raise UserError(
+        f"no exporter for {source_framework} -> {fmt} at {precision}: available are "
+        + ", ".join(f"{s}->{f}/{p}" for s, f, p in known)
+    )
+
+
+@dataclass
+class ArtifactRequest:
+    """What to export: the task's model from one framework into one format and precision."""
+
+    task: str
+    model: str
+    source_framework: str
+    format: str
+    precision: str = "fp32"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def key(self, pass_: Pass, task_obj: Any) -> str:
+        """Content key: task and model version, pass, parameters and the code of both."""
+        code = inspect.getsource(type(pass_)) + inspect.getsource(type(task_obj))
+        blob = json.dumps({
+            "task": self.task, "task_version": task_obj.version, "model": self.model,
+            "source": self.source_framework, "format": self.format,
+            "precision": self.precision, "pass": pass_.name,
+            "params": pass_.check_params(self.params), "code": hashlib.sha256(code.encode()).hexdigest(),
+        }, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def size_of(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """Atomically replace `directory/manifest.json`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".manifest-")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(manifest, fh, indent=2, sort_keys=True, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, directory / MANIFEST)
+
+
+def read_manifest(directory: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _cached(directory: Path) -> dict[str, Any] | None:
+    manifest = read_manifest(directory)
+    if not manifest or manifest.get("status") != "ok":
+        return None
+    path = Path(manifest["path"])
+    if not path.exists() or sha256_of(path) != manifest.get("sha256"):
+        return None
+    return manifest
+
+
+def export(request: ArtifactRequest, timeout_s: float = DEFAULT_TIMEOUT_S,
+           force: bool = False) -> dict[str, Any]:
+    """Export `request` (or reuse the cached artifact) and return its manifest. Never
+    raises for a converter failure: the manifest's status says `failed` and why."""
+    from workbench.tasks.base import get_task
+
+    task_obj = get_task(request.task)
+    task_obj.check_model(request.model)
+    pass_ = find_pass(request.source_framework, request.format, request.precision)
+    params = pass_.check_params(request.params)
+    directory = artifacts_dir() / f"{request.task}-{request.model}" / request.key(pass_, task_obj)
+    if not force and (hit := _cached(directory)):
+        return {**hit, "cache_hit": True}
+    base = {
+        "task": request.task, "model": request.model, "source_framework": request.source_framework,
+        "format": request.format, "precision": request.precision, "pass": pass_.name,
+        "params": params, "path": str(directory / pass_.filename), "cache_hit": False,
+    }
+    job = json.dumps({**base, "directory": str(directory)})
+    started = time.perf_counter()
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / MANIFEST).unlink(missing_ok=True)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "exporters.worker"], input=job, text=True,
+                              capture_output=True, timeout=timeout_s)
+        reason = _child_failure(proc)
+    except subprocess.TimeoutExpired:
+        reason = f"export timed out after {timeout_s:.0f} s (converter hung?)"
+    manifest = read_manifest(directory)
+    if manifest is None:
+        manifest = {**base, "status": "failed", "error": reason or "exporter wrote no manifest",
+                    "export_time_s": time.perf_counter() - started}
+        write_manifest(directory, manifest)
+    return manifest
+
+
+def _child_failure(proc: subprocess.CompletedProcess[str]) -> str | None:
+    if proc.returncode == 0:
+        return None
+    if proc.returncode < 0:
+        detail = f"exporter process killed by signal {-proc.returncode}"
+    else:
+        detail = f"exporter process exited with code {proc.returncode}"
+    tail = [line for line in proc.stderr.strip().splitlines() if line.strip()][-3:]
+    return detail + (": " + " | ".join(tail) if tail else "")

@@ -1,0 +1,24 @@
+"""Keras -> TensorFlow SavedModel with `model.export` (serving signature, dynamic batch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from exporters.base import Pass, register
+
+
+@register
+class KerasSavedModel(Pass):
+    name = "keras_savedmodel"
+    source_framework = "keras"
+    format = "savedmodel"
+    filename = "saved_model"
+
+    def export(self, source_model: Any, task: Any, model: str, out: Path,
+               precision: str, params: dict[str, Any]) -> dict[str, Any]:
+        import tensorflow as tf
+
+        source_model.export(str(out), format="tf_saved_model", verbose=False)
+        return {"exporter": "keras.Model.export(format='tf_saved_model')",
+                "exporter_version": tf.__version__}

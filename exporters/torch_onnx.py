@@ -1,0 +1,67 @@
+"""PyTorch -> ONNX with torch.onnx.export: the dynamo exporter first, the TorchScript-based
+exporter as the fallback; the manifest records which one wrote the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from exporters.base import Pass, register
+
+
+def _dynamic_axes(task: Any, model: str) -> dict[str, dict[int, str]]:
+    axes: dict[str, dict[int, str]] = {}
+    for spec in task.input_specs(model):
+        names = {i: d for i, d in enumerate(spec.shape) if isinstance(d, str)}
+        if names:
+            axes[spec.name] = names
+    return axes
+
+
+def check_onnx(path: Path) -> int:
+    """Run onnx.checker and shape inference on the file; return its opset."""
+    import onnx
+
+    onnx.checker.check_model(str(path), full_check=False)
+    proto = onnx.shape_inference.infer_shapes(onnx.load(str(path)), strict_mode=False)
+    return next(op.version for op in proto.opset_import if op.domain in ("", "ai.onnx"))
+
+
+@register
+class TorchOnnx(Pass):
+    name = "torch_onnx"
+    source_framework = "torch"
+    format = "onnx"
+    filename = "model.onnx"
+    default_params = {"opset": 18, "dynamo": "auto"}
+
+    def export(self, source_model: Any, task: Any, model: str, out: Path,
+               precision: str, params: dict[str, Any]) -> dict[str, Any]:
+        import torch
+
+        specs = task.input_specs(model)
+        example = tuple(torch.from_numpy(v) for v in task.make_inputs(model, 2).values())
+        input_names = [s.name for s in specs]
+        axes = _dynamic_axes(task, model)
+        attempts = {"auto": (True, False), True: (True,), False: (False,)}[params["dynamo"]]
+        errors: list[str] = []
+        for dynamo in attempts:
+            try:
+                kwargs: dict[str, Any] = {"input_names": input_names, "output_names": ["output"],
+                                          "opset_version": params["opset"], "dynamo": dynamo}
+                if dynamo:
+                    kwargs["dynamic_shapes"] = tuple(
+                        {axis: torch.export.Dim.AUTO for axis in axes.get(n, {})}
+                        for n in input_names)
+                    kwargs["external_data"] = False
+                else:
+                    kwargs["dynamic_axes"] = {**axes, "output": {0: "batch"}}
+                torch.onnx.export(source_model, example, str(out), **kwargs)
+                opset = check_onnx(out)
+                return {"exporter": "torch.onnx.export(dynamo=True)" if dynamo
+                        else "torch.onnx.export(dynamo=False, TorchScript-based)",
+                        "exporter_version": torch.__version__, "opset": opset,
+                        "fallback_reason": "; ".join(errors) or None}
+            except Exception as exc:  # noqa: BLE001 - try the fallback exporter
+                errors.append(f"dynamo={dynamo}: {type(exc).__name__}: {str(exc)[:300]}")
+        raise RuntimeError("every ONNX exporter failed: " + " | ".join(errors))

@@ -1,0 +1,65 @@
+"""PyTorch -> TorchScript (`torch.jit.trace`, or `torch.jit.script` where tracing would
+freeze data-dependent control flow) and -> ExportedProgram (`torch.export`, .pt2).
+
+Both write a `<file>.signature.json` sidecar with the input names, dtypes and
+shapes, since neither file format carries a usable input signature."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from exporters.base import Pass, register
+
+
+def write_signature(out: Path, specs: list[Any]) -> None:
+    sidecar = out.with_name(out.name + ".signature.json")
+    sidecar.write_text(json.dumps(
+        [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape)} for s in specs], indent=1))
+
+
+@register
+class TorchScriptPass(Pass):
+    name = "torch_script"
+    source_framework = "torch"
+    format = "torchscript"
+    filename = "model.pt"
+    default_params = {"method": "trace"}
+
+    def export(self, source_model: Any, task: Any, model: str, out: Path,
+               precision: str, params: dict[str, Any]) -> dict[str, Any]:
+        import torch
+
+        example = tuple(torch.from_numpy(v) for v in task.make_inputs(model, 2).values())
+        if params["method"] == "script":
+            module = torch.jit.script(source_model)
+        elif params["method"] == "trace":
+            module = torch.jit.trace(source_model, example, check_trace=True)
+        else:
+            raise ValueError(f"method must be 'trace' or 'script', got {params['method']!r}")
+        module = torch.jit.freeze(module.eval())
+        torch.jit.save(module, str(out))
+        write_signature(out, task.input_specs(model))
+        return {"exporter": f"torch.jit.{params['method']}", "exporter_version": torch.__version__}
+
+
+@register
+class TorchExportPass(Pass):
+    name = "torch_export"
+    source_framework = "torch"
+    format = "pt2"
+    filename = "model.pt2"
+
+    def export(self, source_model: Any, task: Any, model: str, out: Path,
+               precision: str, params: dict[str, Any]) -> dict[str, Any]:
+        import torch
+
+        specs = task.input_specs(model)
+        example = tuple(torch.from_numpy(v) for v in task.make_inputs(model, 2).values())
+        dynamic = tuple({i: torch.export.Dim.AUTO for i, d in enumerate(s.shape)
+                         if isinstance(d, str)} for s in specs)
+        program = torch.export.export(source_model, example, dynamic_shapes=dynamic)
+        torch.export.save(program, str(out))
+        write_signature(out, specs)
+        return {"exporter": "torch.export.export", "exporter_version": torch.__version__}

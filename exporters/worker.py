@@ -1,0 +1,137 @@
+"""Child process of `exporters.base.export`: build the source model, export it, check
+parity against the source on held-out inputs, and write the manifest.
+
+Reads one JSON job on stdin. Runs in its own process so that a converter that
+aborts or hangs cannot take the caller down, and so only one framework is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exporters.base import find_pass, sha256_of, size_of, write_manifest
+from workbench.devices import parse_device
+from workbench.formats import runtime_for
+from workbench.parity import verdict
+from workbench.runtimes.base import RuntimeOptions, get_runtime
+from workbench.tasks.base import Task, get_task
+
+PARITY_BATCH = 256
+HINTS = {
+    "torch": "if the converter rejects an op or a dynamic shape, try the other exporter "
+             "(params: dynamo) or a fixed batch size",
+    "keras": "if the converter rejects an op, check TF/Keras versions or use a SavedModel",
+}
+
+
+def reference_outputs(framework: str, source: Any, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The source model's own outputs for `feed` (inputs in the task's order)."""
+    if framework == "torch":
+        import torch
+
+        with torch.inference_mode():
+            out = source(*[torch.from_numpy(v) for v in feed.values()])
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        return [o.detach().cpu().numpy() for o in outs]
+    out = source(list(feed.values()) if len(feed) > 1 else next(iter(feed.values())),
+                 training=False)
+    outs = out if isinstance(out, (list, tuple)) else [out]
+    return [np.asarray(o) for o in outs]
+
+
+def artifact_outputs(fmt: str, path: Path, task: Task, model: str,
+                     feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Run the exported artifact on the CPU through the workbench's own runtime."""
+    runtime = get_runtime(runtime_for(fmt))
+    options = RuntimeOptions(parse_device("cpu"), extra={"inputs": task.input_specs(model)})
+    loaded = runtime.load(path, options)
+    try:
+        names = [spec.name for spec in loaded.inputs]
+        values = list(feed.values())
+        native = {name: values[i] for i, name in enumerate(names)}
+        return loaded.to_numpy(loaded.run(loaded.prepare(native)))
+    finally:
+        loaded.close()
+
+
+def check_parity(task: Task, model: str, framework: str, source: Any, fmt: str, path: Path,
+                 precision: str) -> dict[str, Any]:
+    """Parity of the artifact against its source on held-out inputs, plus accuracy where
+    the task has true labels."""
+    feed, labels = task.held_out(model, PARITY_BATCH)
+    reference = reference_outputs(framework, source, feed)
+    candidate = artifact_outputs(fmt, path, task, model, feed)
+    measured = task.parity(reference, candidate)
+    result: dict[str, Any] = {
+        "parity_max_abs_error": measured["max_abs_error"],
+        "parity_max_rel_error": measured["max_rel_error"],
+        "parity_metric_name": measured["metric_name"],
+        "parity_metric_value": measured["metric_value"],
+        "parity_samples": len(next(iter(feed.values()))),
+        "parity_pass": verdict(precision, measured, measured["metric_value"]),
+    }
+    if labels is not None:
+        result["accuracy_source"] = task.accuracy(reference[0], labels)
+        result["accuracy_artifact"] = task.accuracy(candidate[0], labels)
+    return result
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    task = get_task(job["task"])
+    pass_ = find_pass(job["source_framework"], job["format"], job["precision"])
+    out = Path(job["path"])
+    manifest = {k: job[k] for k in ("task", "model", "source_framework", "format", "precision",
+                                    "pass", "params", "path")}
+    manifest["framework_version"] = _version(
+        "torch" if job["source_framework"] == "torch" else "tensorflow")
+    source = task.build(job["source_framework"], job["model"])
+    started = time.perf_counter()
+    try:
+        extras = pass_.export(source, task, job["model"], out, job["precision"], job["params"])
+    except Exception as exc:  # noqa: BLE001 - the converter's own message is the result
+        message = " ".join(str(exc).split())[:600] or type(exc).__name__
+        return {**manifest, "status": "failed", "export_time_s": time.perf_counter() - started,
+                "error": f"{type(exc).__name__}: {message}",
+                "hint": HINTS[job["source_framework"]]}
+    manifest.update(extras)
+    manifest.update(export_time_s=time.perf_counter() - started, size_bytes=size_of(out),
+                    sha256=sha256_of(out), status="ok", error=None)
+    try:
+        manifest.update(check_parity(task, job["model"], job["source_framework"], source,
+                                     job["format"], out, job["precision"]))
+    except Exception as exc:  # noqa: BLE001 - an artifact that cannot run fails parity
+        manifest.update(status="failed", parity_pass=False,
+                        error=f"exported, but running it for parity failed: "
+                              f"{type(exc).__name__}: {' '.join(str(exc).split())[:400]}")
+    return manifest
+
+
+def main() -> int:
+    job = json.loads(sys.stdin.read())
+    try:
+        manifest = run_job(job)
+    except Exception:  # noqa: BLE001 - report anything else as a failed artifact
+        manifest = {**job, "status": "failed",
+                    "error": traceback.format_exc(limit=2).strip().splitlines()[-1]}
+    manifest.pop("directory", None)
+    write_manifest(Path(job["directory"]), manifest)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""The `workbench` command: parse, call the package, print a table or JSON lines.
+
+Bad input exits with code 2 and one line saying what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn, Sequence
+
+from workbench.errors import UserError
+
+JSON_FIELDS_EXCLUDED = ("latencies_ms",)
+TABLE_COLUMNS = [
+    ("status", "status"), ("model", "model"), ("source_framework", "src"), ("format", "format"),
+    ("precision", "prec"), ("runtime", "runtime"), ("device", "device"), ("threads", "thr"),
+    ("batch_size", "batch"), ("latency_ms_p50", "p50 ms"), ("latency_ms_p99", "p99 ms"),
+    ("latency_ms_mean", "mean ms"), ("throughput_items_per_s", "items/s"),
+    ("n_iterations", "n"), ("stable", "stable"), ("parity_pass", "parity"), ("error", "error"),
+]
+QUICK = {"batch": [1, 8, 64, 256], "min_iters": 30, "min_time": 0.2, "warmup_time": 0.05}
+FULL_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{what} must be comma-separated integers, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise UserError(f"{what} must be positive integers, got {text!r}")
+    return values
+
+
+def _csv(text: str | None) -> list[str] | None:
+    return [v.strip() for v in text.split(",") if v.strip()] if text else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="workbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("env", help="print the environment fingerprint")
+
+    bench = sub.add_parser("bench", help="benchmark a model file or a registered task")
+    bench.add_argument("model_file", nargs="?", help=".onnx, .tflite, .pt, .pt2 or SavedModel dir")
+    bench.add_argument("--task", help="benchmark a registered task across its artifacts")
+    bench.add_argument("--model", help="task model variant(s), comma-separated")
+    bench.add_argument("--frameworks", help="source frameworks: torch,keras")
+    bench.add_argument("--formats", help="formats, e.g. onnx,torchscript,tflite")
+    bench.add_argument("--precisions", default="fp32", help="precisions (default fp32)")
+    bench.add_argument("--runtime", help="runtime for a model file (default: from the file)")
+    bench.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N; comma-separated")
+    bench.add_argument("--threads", help="intra-op thread counts, e.g. 1,2 (default: runtime's)")
+    bench.add_argument("--batch", help="batch sizes, e.g. 1,8,32")
+    bench.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE",
+                       help="set a symbolic input dimension (repeatable)")
+    bench.add_argument("--min-iters", type=int, help="minimum measured iterations (default 100)")
+    bench.add_argument("--min-time", type=float, help="minimum measured seconds (default 1.0)")
+    bench.add_argument("--max-time", type=float, help="maximum measured seconds (default 30)")
+    bench.add_argument("--warmup", type=int, help="warm-up iterations (default 10)")
+    bench.add_argument("--quick", action="store_true",
+                       help="quick sweep: batches 1,8,64,256 and short measurements")
+    bench.add_argument("--format", dest="output", choices=("table", "json"), default="table",
+                       help="table (default) or json lines on stdout")
+
+    export = sub.add_parser("export", help="export a task's models and print the matrix")
+    export.add_argument("--task", required=True)
+    export.add_argument("--model", help="model variant(s), comma-separated")
+    export.add_argument("--frameworks", help="source frameworks: torch,keras")
+    export.add_argument("--formats", help="formats, e.g. onnx,torchscript,tflite,savedmodel")
+    export.add_argument("--precisions", default="fp32")
+    export.add_argument("--format", dest="output", choices=("table", "json"), default="table")
+
+    report = sub.add_parser("report", help="write an HTML report of a run under reports/")
+    report.add_argument("--run", help="run id (default: the latest run)")
+    report.add_argument("--out", default="reports", help="output folder (default reports/)")
+    return parser
+
+
+def _stop_rule(args: argparse.Namespace) -> Any:
+    from workbench.harness.timing import StopRule
+
+    base = StopRule()
+    values = {
+        "min_iters": args.min_iters if args.min_iters is not None else
+        (QUICK["min_iters"] if args.quick else base.min_iters),
+        "min_time_s": args.min_time if args.min_time is not None else
+        (QUICK["min_time"] if args.quick else base.min_time_s),
+        "warmup_iters": args.warmup if args.warmup is not None else base.warmup_iters,
+        "warmup_time_s": QUICK["warmup_time"] if args.quick else base.warmup_time_s,
+    }
+    if args.max_time is not None:
+        values["max_time_s"] = args.max_time
+    return StopRule(**values)
+
+
+def cmd_env(_: argparse.Namespace) -> int:
+    from workbench.env import fingerprint, fingerprint_id, format_fingerprint
+
+    fp = fingerprint()
+    print(format_fingerprint(fp))
+    print(f"fingerprint id: {fingerprint_id(fp)}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if bool(args.model_file) == bool(args.task):
+        raise UserError("give either a MODEL_FILE or --task NAME (see `workbench bench --help`)")
+    from workbench.devices import parse_device
+
+    devices = [str(parse_device(d)) for d in _csv(args.device) or ["cpu"]]
+    threads: list[int | None] = _int_list(args.threads, "--threads") if args.threads else [None]
+    default_batches = QUICK["batch"] if args.quick else ([1] if args.model_file else FULL_BATCHES)
+    batches = _int_list(args.batch, "--batch") if args.batch else default_batches
+    rule = _stop_rule(args)
+    rows = (_bench_file(args, devices, threads, batches, rule) if args.model_file
+            else _bench_task(args, devices, threads, batches, rule))
+    _print_rows(rows, args.output)
+    return 0
+
+
+def _bench_file(args: argparse.Namespace, devices: list[str], threads: list[int | None],
+                batches: list[int], rule: Any) -> list[dict[str, Any]]:
+    from tqdm import tqdm
+
+    from workbench.formats import detect_format, runtime_for
+    from workbench.harness.runner import BenchConfig, run_config
+    from workbench.results import RunStore
+    from workbench.runtimes.base import get_runtime
+    from workbench.signature import parse_dims
+
+    path = Path(args.model_file)
+    fmt = detect_format(path)
+    runtime = get_runtime(args.runtime or runtime_for(fmt))
+    dims = parse_dims(args.dim)
+    configs = [BenchConfig(runtime=runtime.name, format=fmt, path=str(path), device=d,
+                           threads=t, batch_sizes=batches, dims=dims, rule=rule,
+                           labels={"model": path.name, "precision": None})
+               for d in devices for t in threads]
+    store = RunStore.create({"command": "bench", "model_file": str(path), "runtime": runtime.name,
+                             "configs": [c.to_json() for c in configs]})
+    rows: list[dict[str, Any]] = []
+    status = "failed"
+    try:
+        for config in tqdm(configs, desc="bench", unit="config", disable=None, file=sys.stderr):
+            run_config(config, lambda row: rows.append(store.append(row)))
+        status = "ok"
+    finally:
+        store.finish(status)
+    return rows
+
+
+def _bench_task(args: argparse.Namespace, devices: list[str], threads: list[int | None],
+                batches: list[int], rule: Any) -> list[dict[str, Any]]:
+    from tqdm import tqdm
+
+    from workbench.results import RunStore, load
+    from workbench.sweep import TaskSweep, plan, run_sweep
+
+    sweep = TaskSweep(task=args.task, models=_csv(args.model), frameworks=_csv(args.frameworks),
+                      formats=_csv(args.formats), precisions=_csv(args.precisions) or ["fp32"],
+                      batch_sizes=batches, threads=threads, devices=devices, rule=rule)
+    jobs = plan(sweep)
+    if not jobs:
+        raise UserError("nothing to benchmark: the filters exclude every format and precision")
+    store = RunStore.create({"command": "bench", "task": args.task, "sweep": repr(sweep)})
+    bar = tqdm(total=len(jobs), desc=f"bench {args.task}", unit="job", disable=None,
+               file=sys.stderr)
+    status = "failed"
+    try:
+        def progress(label: str) -> None:
+            bar.set_postfix_str(label)
+            bar.update(1)
+
+        run_sweep(sweep, store, progress)
+        status = "ok"
+    finally:
+        bar.close()
+        store.finish(status)
+    frame = load(run_ids=[store.run_id])
+    print(f"run {store.run_id}: {len(frame)} rows in {store.path}", file=sys.stderr)
+    return frame.to_dict(orient="records")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from exporters.base import export
+    from workbench.sweep import TaskSweep, plan
+
+    sweep = TaskSweep(task=args.task, models=_csv(args.model), frameworks=_csv(args.frameworks),
+                      formats=_csv(args.formats), precisions=_csv(args.precisions) or ["fp32"])
+    requests = {}
+    for job in plan(sweep):
+        if job.request is not None:
+            requests[(job.model, job.source_framework, job.format, job.precision)] = job.request
+    if not requests:
+        raise UserError("nothing to export: the filters exclude every exportable format")
+    manifests = [export(r) for r in requests.values()]
+    if args.output == "json":
+        for m in manifests:
+            print(json.dumps({"size_bytes": m.get("size_bytes"), **m}, default=str))
+    else:
+        cols = ["model", "source_framework", "format", "precision", "status", "size_bytes",
+                "export_time_s", "parity_max_abs_error", "parity_metric_value", "parity_pass",
+                "cache_hit", "error"]
+        _print_table([{c: m.get(c) for c in cols} for m in manifests], [(c, c) for c in cols])
+    return 0 if all(m.get("status") == "ok" for m in manifests) else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from workbench.report.html import write_run_report
+
+    path = write_run_report(args.run, Path(args.out))
+    print(f"report written: {path}")
+    return 0
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _print_rows(rows: list[dict[str, Any]], output: str) -> None:
+    if output == "json":
+        for row in rows:
+            print(json.dumps({k: _clean(v) for k, v in row.items()
+                              if k not in JSON_FIELDS_EXCLUDED}, default=str))
+        return
+    _print_table(rows, TABLE_COLUMNS)
+
+
+def _fmt(value: Any) -> str:
+    value = _clean(value)
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.0f}"
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _print_table(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> None:
+    used = [(k, h) for k, h in columns if any(_clean(r.get(k)) is not None for r in rows)]
+    cells = [[_fmt(r.get(k)) for k, _ in used] for r in rows]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, (_, h) in enumerate(used)]
+    print("  ".join(h.ljust(w) for (_, h), w in zip(used, widths, strict=True)))
+    for c in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
+
+
+COMMANDS = {"env": cmd_env, "bench": cmd_bench, "export": cmd_export, "report": cmd_report}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"workbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("workbench: interrupted; finished rows are kept in the run", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Benchmark worker process: runs one BenchConfig and appends its rows to a run.
+
+A task sweep starts one worker per (artifact, runtime, device, threads) so each
+measurement gets a clean process: thread settings that can only be set once
+take effect, PyTorch and TensorFlow never share a process, and a runtime that
+crashes the interpreter costs only its own rows (the parent records them as
+failed). Each stored row is announced on stdout as `ROW <batch_size>`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from workbench.errors import UserError
+from workbench.harness.runner import BenchConfig, run_config
+from workbench.results import RunStore
+from workbench.signature import TensorSpec
+
+
+def run_job(job: dict[str, Any]) -> None:
+    store = RunStore.open(job["run_dir"])
+    config = BenchConfig(**job["config"])
+
+    done: set[int] = set()
+
+    def emit(row: dict[str, Any]) -> None:
+        store.append(row)
+        done.add(row["batch_size"])
+        print(f"ROW {row['batch_size']}", flush=True)
+
+    model = None
+    specs = None
+    if job.get("task"):
+        from workbench.tasks.base import get_task
+
+        task = get_task(job["task"])
+        specs = task.input_specs(job["model"])
+        if config.format in ("eager", "keras"):
+            model = task.build(job["source_framework"], job["model"])
+    elif job.get("inputs"):
+        specs = [TensorSpec(s["name"], s["dtype"], tuple(s["shape"])) for s in job["inputs"]]
+    try:
+        run_config(config, emit, model=model, input_specs=specs)
+    except UserError as exc:
+        for batch_size in [b for b in config.batch_sizes if b not in done]:
+            emit({**config.labels, "runtime": config.runtime, "format": config.format,
+                  "device": config.device, "threads": config.threads,
+                  "batch_size": batch_size, "status": "failed", "error": str(exc)})
+
+
+def main() -> int:
+    run_job(json.loads(sys.stdin.read()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""The `tensorflow` runtime: SavedModel signatures and in-memory Keras models, CPU or GPU.
+
+TensorFlow fixes its thread pools when its context starts (the first op, or
+loading a model), so thread settings are applied before anything else and a
+later, different setting is a user error that needs a fresh process. GPU ops
+run asynchronously; `synchronize` waits for them so the timed region covers
+the device work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench.devices import Device, host_gpu_reason
+from workbench.errors import UnavailableError, UserError
+from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions, register
+from workbench.signature import Dim, TensorSpec, normalize_dtype
+
+
+def _tf_device(device: Device) -> str:
+    return "/CPU:0" if not device.is_gpu else f"/GPU:{device.index}"
+
+
+def _dims(shape: Any) -> tuple[Dim, ...]:
+    """A TensorShape (or tuple) as spec dims: unknown axis 0 is "batch", others None."""
+    dims = shape.as_list() if hasattr(shape, "as_list") else list(shape)
+    return tuple(
+        d if d is not None and d >= 0 else ("batch" if axis == 0 else None)
+        for axis, d in enumerate(dims)
+    )
+
+
+def _tensor_spec(name: str, spec: Any) -> TensorSpec:
+    if spec.shape.rank is None:
+        raise UserError(f"input {name!r} has unknown rank; export the model with a fixed rank")
+    return TensorSpec(name, normalize_dtype(spec.dtype.name), _dims(spec.shape))
+
+
+def _set_threads(threads: int | None, inter_op_threads: int | None) -> None:
+    import tensorflow as tf
+
+    settings = (
+        ("intra-op", threads, tf.config.threading.get_intra_op_parallelism_threads,
+         tf.config.threading.set_intra_op_parallelism_threads),
+        ("inter-op", inter_op_threads, tf.config.threading.get_inter_op_parallelism_threads,
+         tf.config.threading.set_inter_op_parallelism_threads),
+    )  # fmt: skip
+    for label, value, get, set_ in settings:
+        if value is None or get() == value:
+            continue
+        try:
+            set_(value)
+        except RuntimeError as exc:
+            raise UserError(
+                f"TensorFlow {label} threads cannot change to {value} after TensorFlow has "
+                f"started in this process (currently {get() or 'default'}): "
+                "run with this setting in a fresh process"
+            ) from exc
+
+
+class TFModel(LoadedModel):
+    """A callable (SavedModel signature or Keras model) pinned to one TF device."""
+
+    def __init__(
+        self,
+        call: Any,
+        device: Device,
+        inputs: list[TensorSpec],
+        outputs: list[TensorSpec],
+        provider: str,
+        *,
+        keyword_inputs: bool,
+        keepalive: Any = None,
+    ) -> None:
+        import tensorflow as tf
+
+        self.device = device
+        self.inputs = inputs
+        self.outputs = outputs
+        self.provider = provider
+        self._call = call
+        self._keepalive = keepalive  # the loaded SavedModel owns the signature's variables
+        self._keyword_inputs = keyword_inputs
+        self._device_name = _tf_device(device)
+        self._tf_device_scope = tf.device
+        self._dtypes = [(spec.name, np.dtype(spec.dtype)) for spec in inputs]
+        self._sync = getattr(tf.test.experimental, "sync_devices", None)
+
+    def prepare(self, feed: dict[str, np.ndarray]) -> Any:
+        import tensorflow as tf
+
+        tensors: dict[str, Any] = {}
+        with tf.device(self._device_name):
+            for name, expected in self._dtypes:
+                if name not in feed:
+                    names = ", ".join(n for n, _ in self._dtypes)
+                    raise UserError(f"feed has no input {name!r}: the model takes {names}")
+                value = np.asarray(feed[name])
+                if value.dtype != expected:
+                    raise UserError(
+                        f"input {name!r} was given dtype {value.dtype} "
+                        f"but the model expects {expected}"
+                    )
+                # identity places the tensor on the device (constants start on the host)
+                tensors[name] = tf.identity(tf.convert_to_tensor(value))
+        if self._keyword_inputs:
+            return tensors
+        values = list(tensors.values())
+        return values[0] if len(values) == 1 else values
+
+    def run(self, prepared: Any) -> Any:
+        with self._tf_device_scope(self._device_name):
+            if self._keyword_inputs:
+                return self._call(**prepared)
+            return self._call(prepared)
+
+    def synchronize(self) -> None:
+        if self.device.is_gpu and self._sync is not None:
+            self._sync()
+
+    def to_numpy(self, outputs: Any) -> list[np.ndarray]:
+        if isinstance(outputs, dict):
+            names = [spec.name for spec in self.outputs if spec.name in outputs]
+            values = [outputs[name] for name in names] or list(outputs.values())
+        elif isinstance(outputs, (list, tuple)):
+            values = list(outputs)
+        else:
+            values = [outputs]
+        return [np.asarray(v.numpy() if hasattr(v, "numpy") else v) for v in values]
+
+    def gpu_memory_bytes(self) -> int | None:
+        if not self.device.is_gpu:
+            return None
+        import tensorflow as tf
+
+        return int(tf.config.experimental.get_memory_info(f"GPU:{self.device.index}")["peak"])
+
+    def close(self) -> None:
+        self._call = self._keepalive = None
+
+
+@register
+class TFRuntime(Runtime):
+    """TensorFlow on the CPU or a GPU.
+
+    Formats: `savedmodel` (a directory; `extra["signature"]` picks the signature,
+    default serving_default) and `keras` (the in-memory Keras model passed as
+    `model`, called eagerly with training=False, or through tf.function when
+    `extra["tf_function"]` is true). The format comes from `extra["format"]`, else
+    from whether a model object was given.
+    """
+
+    name = "tensorflow"
+    formats = ("savedmodel", "keras")
+
+    def unavailable_reason(self, device: Device) -> str | None:
+        host = host_gpu_reason(device)
+        if host or not device.is_gpu:
+            return host
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if not gpus:
+            built = tf.test.is_built_with_cuda()
+            return "TensorFlow sees no GPU (" + (
+                "CUDA libraries missing or not loadable)" if built else "CPU-only build)"
+            )
+        if device.index >= len(gpus):
+            return f"{device} requested but TensorFlow sees {len(gpus)} GPU(s)"
+        return None
+
+    def load(self, path: Path | None, options: RuntimeOptions, model: Any = None) -> LoadedModel:
+        fmt = options.extra.get("format") or ("keras" if model is not None else "savedmodel")
+        if fmt not in self.formats:
+            raise UserError(
+                f"the tensorflow runtime cannot load format {fmt!r}: "
+                f"choose one of {', '.join(self.formats)}"
+            )
+        reason = self.unavailable_reason(options.device)
+        if reason:
+            raise UnavailableError(reason)
+        _set_threads(options.threads, options.inter_op_threads)
+        import tensorflow as tf
+
+        device = options.device
+        if device.is_gpu:
+            tf.config.experimental.reset_memory_stats(f"GPU:{device.index}")
+        provider = "GPU" if device.is_gpu else "CPU"
+        if fmt == "keras":
+            return self._load_keras(model, options, provider)
+
+        if path is None:
+            raise UserError("the savedmodel format needs the SavedModel directory path")
+        path = Path(path)
+        if not path.exists():
+            raise UserError(f"cannot load {path} as a SavedModel: no such file or directory")
+        try:
+            with tf.device(_tf_device(device)):
+                loaded = tf.saved_model.load(str(path))
+        except Exception as exc:  # OSError, ValueError, TF's own errors
+            text = str(exc).strip().splitlines()
+            raise UserError(
+                f"cannot load {path} as a SavedModel: {text[0] if text else type(exc).__name__}; "
+                "check it is a complete SavedModel directory"
+            ) from exc
+        signatures = dict(loaded.signatures)
+        if not signatures:
+            raise UserError(f"SavedModel {path} has no signatures to call")
+        key = options.extra.get("signature", "serving_default")
+        if key not in signatures:
+            if "signature" in options.extra:
+                raise UserError(
+                    f"SavedModel {path} has no signature {key!r}: "
+                    f"choose one of {', '.join(signatures)}"
+                )
+            key = next(iter(signatures))
+        function = signatures[key]
+        args, kwargs = function.structured_input_signature
+        if args:
+            raise UserError(f"signature {key!r} takes positional inputs; re-export with names")
+        inputs = [_tensor_spec(name, spec) for name, spec in kwargs.items()]
+        outputs = []
+        structured = function.structured_outputs
+        if isinstance(structured, dict):
+            for name, spec in structured.items():
+                try:
+                    outputs.append(_tensor_spec(name, spec))
+                except UserError:
+                    outputs.append(TensorSpec(name, spec.dtype.name, _dims(spec.shape)))
+        return TFModel(
+            function, device, inputs, outputs, provider, keyword_inputs=True, keepalive=loaded
+        )
+
+    def _load_keras(self, model: Any, options: RuntimeOptions, provider: str) -> LoadedModel:
+        import keras
+        import tensorflow as tf
+
+        if model is None:
+            raise UserError("the keras format needs the Keras model itself (model=...)")
+        if keras.backend.backend() != "tensorflow":
+            raise UserError(
+                f"the tensorflow runtime needs the Keras TensorFlow backend, "
+                f"not {keras.backend.backend()!r} (set KERAS_BACKEND=tensorflow)"
+            )
+        inputs = options.extra.get("inputs")
+        if inputs is None:
+            try:
+                keras_inputs = list(model.inputs)
+            except (AttributeError, ValueError):
+                keras_inputs = []
+            if not keras_inputs:
+                raise UserError(
+                    "this Keras model has no input signature (subclassed?): "
+                    "pass inputs=[TensorSpec...]"
+                )
+            inputs = [
+                TensorSpec(t.name, normalize_dtype(str(t.dtype)), _dims(tuple(t.shape)))
+                for t in keras_inputs
+            ]
+        outputs: list[TensorSpec] = []
+        try:
+            for t in model.outputs or []:
+                outputs.append(TensorSpec(t.name, str(t.dtype), _dims(tuple(t.shape))))
+        except (AttributeError, ValueError):
+            outputs = []
+
+        def call(x: Any) -> Any:
+            return model(x, training=False)
+
+        if options.extra.get("tf_function"):
+            call = tf.function(call, reduce_retracing=True)
+            provider += " (tf.function)"
+        return TFModel(call, options.device, list(inputs), outputs, provider, keyword_inputs=False)
+
+    def version(self) -> str:
+        import tensorflow as tf
+
+        return tf.__version__
