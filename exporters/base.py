@@ -42,8 +42,15 @@ class Pass(ABC):
     default_params: ClassVar[dict[str, Any]] = {}
 
     @abstractmethod
-    def export(self, source_model: Any, task: Any, model: str, out: Path,
-               precision: str, params: dict[str, Any]) -> dict[str, Any]:
+    def export(
+        self,
+        source_model: Any,
+        task: Any,
+        model: str,
+        out: Path,
+        precision: str,
+        params: dict[str, Any],
+    ) -> dict[str, Any]:
         """Write the artifact to `out`; return manifest extras (exporter, version, opset...)."""
 
     def check_params(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -73,11 +80,15 @@ def all_passes() -> dict[str, type[Pass]]:
 def find_pass(source_framework: str, fmt: str, precision: str) -> Pass:
     """The pass exporting `source_framework` models to `fmt` at `precision`."""
     for cls in all_passes().values():
-        if cls.source_framework == source_framework and cls.format == fmt \
-                and precision in cls.precisions:
+        if (
+            cls.source_framework == source_framework
+            and cls.format == fmt
+            and precision in cls.precisions
+        ):
             return cls()
-    known = sorted({(c.source_framework, c.format, p) for c in all_passes().values()
-                    for p in c.precisions})
+    known = sorted(
+        {(c.source_framework, c.format, p) for c in all_passes().values() for p in c.precisions}
+    )
     raise UserError(
         f"no exporter for {source_framework} -> {fmt} at {precision}: available are "
         + ", ".join(f"{s}->{f}/{p}" for s, f, p in known)
@@ -98,12 +109,20 @@ class ArtifactRequest:
     def key(self, pass_: Pass, task_obj: Any) -> str:
         """Content key: task and model version, pass, parameters and the code of both."""
         code = inspect.getsource(type(pass_)) + inspect.getsource(type(task_obj))
-        blob = json.dumps({
-            "task": self.task, "task_version": task_obj.version, "model": self.model,
-            "source": self.source_framework, "format": self.format,
-            "precision": self.precision, "pass": pass_.name,
-            "params": pass_.check_params(self.params), "code": hashlib.sha256(code.encode()).hexdigest(),
-        }, sort_keys=True)
+        blob = json.dumps(
+            {
+                "task": self.task,
+                "task_version": task_obj.version,
+                "model": self.model,
+                "source": self.source_framework,
+                "format": self.format,
+                "precision": self.precision,
+                "pass": pass_.name,
+                "params": pass_.check_params(self.params),
+                "code": hashlib.sha256(code.encode()).hexdigest(),
+            },
+            sort_keys=True,
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
@@ -151,8 +170,9 @@ def _cached(directory: Path) -> dict[str, Any] | None:
     return manifest
 
 
-def export(request: ArtifactRequest, timeout_s: float = DEFAULT_TIMEOUT_S,
-           force: bool = False) -> dict[str, Any]:
+def export(
+    request: ArtifactRequest, timeout_s: float = DEFAULT_TIMEOUT_S, force: bool = False
+) -> dict[str, Any]:
     """Export `request` (or reuse the cached artifact) and return its manifest. Never
     raises for a converter failure: the manifest's status says `failed` and why."""
     from workbench.tasks.base import get_task
@@ -165,24 +185,39 @@ def export(request: ArtifactRequest, timeout_s: float = DEFAULT_TIMEOUT_S,
     if not force and (hit := _cached(directory)):
         return {**hit, "cache_hit": True}
     base = {
-        "task": request.task, "model": request.model, "source_framework": request.source_framework,
-        "format": request.format, "precision": request.precision, "pass": pass_.name,
-        "params": params, "path": str(directory / pass_.filename), "cache_hit": False,
+        "task": request.task,
+        "model": request.model,
+        "source_framework": request.source_framework,
+        "format": request.format,
+        "precision": request.precision,
+        "pass": pass_.name,
+        "params": params,
+        "path": str(directory / pass_.filename),
+        "cache_hit": False,
     }
     job = json.dumps({**base, "directory": str(directory)})
     started = time.perf_counter()
     directory.mkdir(parents=True, exist_ok=True)
     (directory / MANIFEST).unlink(missing_ok=True)
     try:
-        proc = subprocess.run([sys.executable, "-m", "exporters.worker"], input=job, text=True,
-                              capture_output=True, timeout=timeout_s)
+        proc = subprocess.run(
+            [sys.executable, "-m", "exporters.worker"],
+            input=job,
+            text=True,
+            capture_output=True,
+            timeout=timeout_s,
+        )
         reason = _child_failure(proc)
     except subprocess.TimeoutExpired:
         reason = f"export timed out after {timeout_s:.0f} s (converter hung?)"
     manifest = read_manifest(directory)
     if manifest is None:
-        manifest = {**base, "status": "failed", "error": reason or "exporter wrote no manifest",
-                    "export_time_s": time.perf_counter() - started}
+        manifest = {
+            **base,
+            "status": "failed",
+            "error": reason or "exporter wrote no manifest",
+            "export_time_s": time.perf_counter() - started,
+        }
         write_manifest(directory, manifest)
     return manifest
 

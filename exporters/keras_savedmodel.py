@@ -15,10 +15,19 @@ class KerasSavedModel(Pass):
     format = "savedmodel"
     filename = "saved_model"
 
-    def export(self, source_model: Any, task: Any, model: str, out: Path,
-               precision: str, params: dict[str, Any]) -> dict[str, Any]:
+    def export(
+        self,
+        source_model: Any,
+        task: Any,
+        model: str,
+        out: Path,
+        precision: str,
+        params: dict[str, Any],
+    ) -> dict[str, Any]:
         import tensorflow as tf
 
         source_model.export(str(out), format="tf_saved_model", verbose=False)
-        return {"exporter": "keras.Model.export(format='tf_saved_model')",
-                "exporter_version": tf.__version__}
+        return {
+            "exporter": "keras.Model.export(format='tf_saved_model')",
+            "exporter_version": tf.__version__,
+        }

@@ -16,11 +16,20 @@ class KerasTFLite(Pass):
     format = "tflite"
     filename = "model.tflite"
 
-    def export(self, source_model: Any, task: Any, model: str, out: Path,
-               precision: str, params: dict[str, Any]) -> dict[str, Any]:
+    def export(
+        self,
+        source_model: Any,
+        task: Any,
+        model: str,
+        out: Path,
+        precision: str,
+        params: dict[str, Any],
+    ) -> dict[str, Any]:
         import tensorflow as tf
 
         converter = tf.lite.TFLiteConverter.from_keras_model(source_model)
         out.write_bytes(converter.convert())
-        return {"exporter": "tf.lite.TFLiteConverter.from_keras_model",
-                "exporter_version": tf.__version__}
+        return {
+            "exporter": "tf.lite.TFLiteConverter.from_keras_model",
+            "exporter_version": tf.__version__,
+        }

@@ -35,8 +35,15 @@ class TorchOnnx(Pass):
     filename = "model.onnx"
     default_params = {"opset": 18, "dynamo": "auto"}
 
-    def export(self, source_model: Any, task: Any, model: str, out: Path,
-               precision: str, params: dict[str, Any]) -> dict[str, Any]:
+    def export(
+        self,
+        source_model: Any,
+        task: Any,
+        model: str,
+        out: Path,
+        precision: str,
+        params: dict[str, Any],
+    ) -> dict[str, Any]:
         import torch
 
         specs = task.input_specs(model)
@@ -47,21 +54,30 @@ class TorchOnnx(Pass):
         errors: list[str] = []
         for dynamo in attempts:
             try:
-                kwargs: dict[str, Any] = {"input_names": input_names, "output_names": ["output"],
-                                          "opset_version": params["opset"], "dynamo": dynamo}
+                kwargs: dict[str, Any] = {
+                    "input_names": input_names,
+                    "output_names": ["output"],
+                    "opset_version": params["opset"],
+                    "dynamo": dynamo,
+                }
                 if dynamo:
                     kwargs["dynamic_shapes"] = tuple(
                         {axis: torch.export.Dim.AUTO for axis in axes.get(n, {})}
-                        for n in input_names)
+                        for n in input_names
+                    )
                     kwargs["external_data"] = False
                 else:
                     kwargs["dynamic_axes"] = {**axes, "output": {0: "batch"}}
                 torch.onnx.export(source_model, example, str(out), **kwargs)
                 opset = check_onnx(out)
-                return {"exporter": "torch.onnx.export(dynamo=True)" if dynamo
-                        else "torch.onnx.export(dynamo=False, TorchScript-based)",
-                        "exporter_version": torch.__version__, "opset": opset,
-                        "fallback_reason": "; ".join(errors) or None}
+                return {
+                    "exporter": "torch.onnx.export(dynamo=True)"
+                    if dynamo
+                    else "torch.onnx.export(dynamo=False, TorchScript-based)",
+                    "exporter_version": torch.__version__,
+                    "opset": opset,
+                    "fallback_reason": "; ".join(errors) or None,
+                }
             except Exception as exc:  # noqa: BLE001 - try the fallback exporter
                 errors.append(f"dynamo={dynamo}: {type(exc).__name__}: {str(exc)[:300]}")
         raise RuntimeError("every ONNX exporter failed: " + " | ".join(errors))

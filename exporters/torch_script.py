@@ -15,8 +15,11 @@ from exporters.base import Pass, register
 
 def write_signature(out: Path, specs: list[Any]) -> None:
     sidecar = out.with_name(out.name + ".signature.json")
-    sidecar.write_text(json.dumps(
-        [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape)} for s in specs], indent=1))
+    sidecar.write_text(
+        json.dumps(
+            [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape)} for s in specs], indent=1
+        )
+    )
 
 
 @register
@@ -27,8 +30,15 @@ class TorchScriptPass(Pass):
     filename = "model.pt"
     default_params = {"method": "trace"}
 
-    def export(self, source_model: Any, task: Any, model: str, out: Path,
-               precision: str, params: dict[str, Any]) -> dict[str, Any]:
+    def export(
+        self,
+        source_model: Any,
+        task: Any,
+        model: str,
+        out: Path,
+        precision: str,
+        params: dict[str, Any],
+    ) -> dict[str, Any]:
         import torch
 
         example = tuple(torch.from_numpy(v) for v in task.make_inputs(model, 2).values())
@@ -51,14 +61,23 @@ class TorchExportPass(Pass):
     format = "pt2"
     filename = "model.pt2"
 
-    def export(self, source_model: Any, task: Any, model: str, out: Path,
-               precision: str, params: dict[str, Any]) -> dict[str, Any]:
+    def export(
+        self,
+        source_model: Any,
+        task: Any,
+        model: str,
+        out: Path,
+        precision: str,
+        params: dict[str, Any],
+    ) -> dict[str, Any]:
         import torch
 
         specs = task.input_specs(model)
         example = tuple(torch.from_numpy(v) for v in task.make_inputs(model, 2).values())
-        dynamic = tuple({i: torch.export.Dim.AUTO for i, d in enumerate(s.shape)
-                         if isinstance(d, str)} for s in specs)
+        dynamic = tuple(
+            {i: torch.export.Dim.AUTO for i, d in enumerate(s.shape) if isinstance(d, str)}
+            for s in specs
+        )
         program = torch.export.export(source_model, example, dynamic_shapes=dynamic)
         torch.export.save(program, str(out))
         write_signature(out, specs)

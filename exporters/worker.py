@@ -27,7 +27,7 @@ from workbench.tasks.base import Task, get_task
 PARITY_BATCH = 256
 HINTS = {
     "torch": "if the converter rejects an op or a dynamic shape, try the other exporter "
-             "(params: dynamo) or a fixed batch size",
+    "(params: dynamo) or a fixed batch size",
     "keras": "if the converter rejects an op, check TF/Keras versions or use a SavedModel",
 }
 
@@ -41,14 +41,16 @@ def reference_outputs(framework: str, source: Any, feed: dict[str, np.ndarray]) 
             out = source(*[torch.from_numpy(v) for v in feed.values()])
         outs = out if isinstance(out, (list, tuple)) else [out]
         return [o.detach().cpu().numpy() for o in outs]
-    out = source(list(feed.values()) if len(feed) > 1 else next(iter(feed.values())),
-                 training=False)
+    out = source(
+        list(feed.values()) if len(feed) > 1 else next(iter(feed.values())), training=False
+    )
     outs = out if isinstance(out, (list, tuple)) else [out]
     return [np.asarray(o) for o in outs]
 
 
-def artifact_outputs(fmt: str, path: Path, task: Task, model: str,
-                     feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+def artifact_outputs(
+    fmt: str, path: Path, task: Task, model: str, feed: dict[str, np.ndarray]
+) -> list[np.ndarray]:
     """Run the exported artifact on the CPU through the workbench's own runtime."""
     runtime = get_runtime(runtime_for(fmt))
     options = RuntimeOptions(parse_device("cpu"), extra={"inputs": task.input_specs(model)})
@@ -62,8 +64,9 @@ def artifact_outputs(fmt: str, path: Path, task: Task, model: str,
         loaded.close()
 
 
-def check_parity(task: Task, model: str, framework: str, source: Any, fmt: str, path: Path,
-                 precision: str) -> dict[str, Any]:
+def check_parity(
+    task: Task, model: str, framework: str, source: Any, fmt: str, path: Path, precision: str
+) -> dict[str, Any]:
     """Parity of the artifact against its source on held-out inputs, plus accuracy where
     the task has true labels."""
     feed, labels = task.held_out(model, PARITY_BATCH)
@@ -95,29 +98,62 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     task = get_task(job["task"])
     pass_ = find_pass(job["source_framework"], job["format"], job["precision"])
     out = Path(job["path"])
-    manifest = {k: job[k] for k in ("task", "model", "source_framework", "format", "precision",
-                                    "pass", "params", "path")}
+    manifest = {
+        k: job[k]
+        for k in (
+            "task",
+            "model",
+            "source_framework",
+            "format",
+            "precision",
+            "pass",
+            "params",
+            "path",
+        )
+    }
     manifest["framework_version"] = _version(
-        "torch" if job["source_framework"] == "torch" else "tensorflow")
+        "torch" if job["source_framework"] == "torch" else "tensorflow"
+    )
     source = task.build(job["source_framework"], job["model"])
     started = time.perf_counter()
     try:
         extras = pass_.export(source, task, job["model"], out, job["precision"], job["params"])
     except Exception as exc:  # noqa: BLE001 - the converter's own message is the result
         message = " ".join(str(exc).split())[:600] or type(exc).__name__
-        return {**manifest, "status": "failed", "export_time_s": time.perf_counter() - started,
-                "error": f"{type(exc).__name__}: {message}",
-                "hint": HINTS[job["source_framework"]]}
+        return {
+            **manifest,
+            "status": "failed",
+            "export_time_s": time.perf_counter() - started,
+            "error": f"{type(exc).__name__}: {message}",
+            "hint": HINTS[job["source_framework"]],
+        }
     manifest.update(extras)
-    manifest.update(export_time_s=time.perf_counter() - started, size_bytes=size_of(out),
-                    sha256=sha256_of(out), status="ok", error=None)
+    manifest.update(
+        export_time_s=time.perf_counter() - started,
+        size_bytes=size_of(out),
+        sha256=sha256_of(out),
+        status="ok",
+        error=None,
+    )
     try:
-        manifest.update(check_parity(task, job["model"], job["source_framework"], source,
-                                     job["format"], out, job["precision"]))
+        manifest.update(
+            check_parity(
+                task,
+                job["model"],
+                job["source_framework"],
+                source,
+                job["format"],
+                out,
+                job["precision"],
+            )
+        )
     except Exception as exc:  # noqa: BLE001 - an artifact that cannot run fails parity
-        manifest.update(status="failed", parity_pass=False,
-                        error=f"exported, but running it for parity failed: "
-                              f"{type(exc).__name__}: {' '.join(str(exc).split())[:400]}")
+        manifest.update(
+            status="failed",
+            parity_pass=False,
+            error=f"exported, but running it for parity failed: "
+            f"{type(exc).__name__}: {' '.join(str(exc).split())[:400]}",
+        )
     return manifest
 
 
@@ -126,8 +162,11 @@ def main() -> int:
     try:
         manifest = run_job(job)
     except Exception:  # noqa: BLE001 - report anything else as a failed artifact
-        manifest = {**job, "status": "failed",
-                    "error": traceback.format_exc(limit=2).strip().splitlines()[-1]}
+        manifest = {
+            **job,
+            "status": "failed",
+            "error": traceback.format_exc(limit=2).strip().splitlines()[-1],
+        }
     manifest.pop("directory", None)
     write_manifest(Path(job["directory"]), manifest)
     return 0

@@ -113,7 +113,8 @@ TF_SCRIPT = textwrap.dedent(
     import keras
     import tensorflow as tf
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((4,), name="x"), keras.layers.Dense(3, activation="relu")])
+    layers = [keras.Input((4,), name="x"), keras.layers.Dense(3, activation="relu")]
+    model = keras.Sequential(layers)
     model.export(str(out / "saved"), verbose=False)
     (out / "tiny.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
     x = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
@@ -433,3 +434,17 @@ def test_litert_garbage_file(tmp_path):
 def test_litert_cuda_reason_says_cpu_only():
     reason = get_runtime("litert").unavailable_reason(parse_device("cuda"))
     assert reason and "CPU only" in reason
+
+
+def test_tensorflow_then_torch_export_does_not_crash():
+    """Importing TensorFlow before Triton segfaults; the runtime's import guards it."""
+    code = (
+        "from workbench.runtimes.tf_runtime import _import_tensorflow; _import_tensorflow(); "
+        "import torch; torch.export.export(torch.nn.Linear(2, 2), (torch.ones(1, 2),)); "
+        "print('ok')"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

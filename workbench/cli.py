@@ -10,18 +10,31 @@ import json
 import math
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, NoReturn
 
 from workbench.errors import UserError
 
 JSON_FIELDS_EXCLUDED = ("latencies_ms",)
 TABLE_COLUMNS = [
-    ("status", "status"), ("model", "model"), ("source_framework", "src"), ("format", "format"),
-    ("precision", "prec"), ("runtime", "runtime"), ("device", "device"), ("threads", "thr"),
-    ("batch_size", "batch"), ("latency_ms_p50", "p50 ms"), ("latency_ms_p99", "p99 ms"),
-    ("latency_ms_mean", "mean ms"), ("throughput_items_per_s", "items/s"),
-    ("n_iterations", "n"), ("stable", "stable"), ("parity_pass", "parity"), ("error", "error"),
+    ("status", "status"),
+    ("model", "model"),
+    ("source_framework", "src"),
+    ("format", "format"),
+    ("precision", "prec"),
+    ("runtime", "runtime"),
+    ("device", "device"),
+    ("threads", "thr"),
+    ("batch_size", "batch"),
+    ("latency_ms_p50", "p50 ms"),
+    ("latency_ms_p99", "p99 ms"),
+    ("latency_ms_mean", "mean ms"),
+    ("throughput_items_per_s", "items/s"),
+    ("n_iterations", "n"),
+    ("stable", "stable"),
+    ("parity_pass", "parity"),
+    ("error", "error"),
 ]
 QUICK = {"batch": [1, 8, 64, 256], "min_iters": 30, "min_time": 0.2, "warmup_time": 0.05}
 FULL_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
@@ -63,16 +76,29 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N; comma-separated")
     bench.add_argument("--threads", help="intra-op thread counts, e.g. 1,2 (default: runtime's)")
     bench.add_argument("--batch", help="batch sizes, e.g. 1,8,32")
-    bench.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE",
-                       help="set a symbolic input dimension (repeatable)")
+    bench.add_argument(
+        "--dim",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a symbolic input dimension (repeatable)",
+    )
     bench.add_argument("--min-iters", type=int, help="minimum measured iterations (default 100)")
     bench.add_argument("--min-time", type=float, help="minimum measured seconds (default 1.0)")
     bench.add_argument("--max-time", type=float, help="maximum measured seconds (default 30)")
     bench.add_argument("--warmup", type=int, help="warm-up iterations (default 10)")
-    bench.add_argument("--quick", action="store_true",
-                       help="quick sweep: batches 1,8,64,256 and short measurements")
-    bench.add_argument("--format", dest="output", choices=("table", "json"), default="table",
-                       help="table (default) or json lines on stdout")
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="quick sweep: batches 1,8,64,256 and short measurements",
+    )
+    bench.add_argument(
+        "--format",
+        dest="output",
+        choices=("table", "json"),
+        default="table",
+        help="table (default) or json lines on stdout",
+    )
 
     export = sub.add_parser("export", help="export a task's models and print the matrix")
     export.add_argument("--task", required=True)
@@ -93,10 +119,12 @@ def _stop_rule(args: argparse.Namespace) -> Any:
 
     base = StopRule()
     values = {
-        "min_iters": args.min_iters if args.min_iters is not None else
-        (QUICK["min_iters"] if args.quick else base.min_iters),
-        "min_time_s": args.min_time if args.min_time is not None else
-        (QUICK["min_time"] if args.quick else base.min_time_s),
+        "min_iters": args.min_iters
+        if args.min_iters is not None
+        else (QUICK["min_iters"] if args.quick else base.min_iters),
+        "min_time_s": args.min_time
+        if args.min_time is not None
+        else (QUICK["min_time"] if args.quick else base.min_time_s),
         "warmup_iters": args.warmup if args.warmup is not None else base.warmup_iters,
         "warmup_time_s": QUICK["warmup_time"] if args.quick else base.warmup_time_s,
     }
@@ -124,14 +152,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     default_batches = QUICK["batch"] if args.quick else ([1] if args.model_file else FULL_BATCHES)
     batches = _int_list(args.batch, "--batch") if args.batch else default_batches
     rule = _stop_rule(args)
-    rows = (_bench_file(args, devices, threads, batches, rule) if args.model_file
-            else _bench_task(args, devices, threads, batches, rule))
+    rows = (
+        _bench_file(args, devices, threads, batches, rule)
+        if args.model_file
+        else _bench_task(args, devices, threads, batches, rule)
+    )
     _print_rows(rows, args.output)
     return 0
 
 
-def _bench_file(args: argparse.Namespace, devices: list[str], threads: list[int | None],
-                batches: list[int], rule: Any) -> list[dict[str, Any]]:
+def _bench_file(
+    args: argparse.Namespace,
+    devices: list[str],
+    threads: list[int | None],
+    batches: list[int],
+    rule: Any,
+) -> list[dict[str, Any]]:
     from tqdm import tqdm
 
     from workbench.formats import detect_format, runtime_for
@@ -144,12 +180,29 @@ def _bench_file(args: argparse.Namespace, devices: list[str], threads: list[int 
     fmt = detect_format(path)
     runtime = get_runtime(args.runtime or runtime_for(fmt))
     dims = parse_dims(args.dim)
-    configs = [BenchConfig(runtime=runtime.name, format=fmt, path=str(path), device=d,
-                           threads=t, batch_sizes=batches, dims=dims, rule=rule,
-                           labels={"model": path.name, "precision": None})
-               for d in devices for t in threads]
-    store = RunStore.create({"command": "bench", "model_file": str(path), "runtime": runtime.name,
-                             "configs": [c.to_json() for c in configs]})
+    configs = [
+        BenchConfig(
+            runtime=runtime.name,
+            format=fmt,
+            path=str(path),
+            device=d,
+            threads=t,
+            batch_sizes=batches,
+            dims=dims,
+            rule=rule,
+            labels={"model": path.name, "precision": None},
+        )
+        for d in devices
+        for t in threads
+    ]
+    store = RunStore.create(
+        {
+            "command": "bench",
+            "model_file": str(path),
+            "runtime": runtime.name,
+            "configs": [c.to_json() for c in configs],
+        }
+    )
     rows: list[dict[str, Any]] = []
     status = "failed"
     try:
@@ -161,24 +214,39 @@ def _bench_file(args: argparse.Namespace, devices: list[str], threads: list[int 
     return rows
 
 
-def _bench_task(args: argparse.Namespace, devices: list[str], threads: list[int | None],
-                batches: list[int], rule: Any) -> list[dict[str, Any]]:
+def _bench_task(
+    args: argparse.Namespace,
+    devices: list[str],
+    threads: list[int | None],
+    batches: list[int],
+    rule: Any,
+) -> list[dict[str, Any]]:
     from tqdm import tqdm
 
     from workbench.results import RunStore, load
     from workbench.sweep import TaskSweep, plan, run_sweep
 
-    sweep = TaskSweep(task=args.task, models=_csv(args.model), frameworks=_csv(args.frameworks),
-                      formats=_csv(args.formats), precisions=_csv(args.precisions) or ["fp32"],
-                      batch_sizes=batches, threads=threads, devices=devices, rule=rule)
+    sweep = TaskSweep(
+        task=args.task,
+        models=_csv(args.model),
+        frameworks=_csv(args.frameworks),
+        formats=_csv(args.formats),
+        precisions=_csv(args.precisions) or ["fp32"],
+        batch_sizes=batches,
+        threads=threads,
+        devices=devices,
+        rule=rule,
+    )
     jobs = plan(sweep)
     if not jobs:
         raise UserError("nothing to benchmark: the filters exclude every format and precision")
     store = RunStore.create({"command": "bench", "task": args.task, "sweep": repr(sweep)})
-    bar = tqdm(total=len(jobs), desc=f"bench {args.task}", unit="job", disable=None,
-               file=sys.stderr)
+    bar = tqdm(
+        total=len(jobs), desc=f"bench {args.task}", unit="job", disable=None, file=sys.stderr
+    )
     status = "failed"
     try:
+
         def progress(label: str) -> None:
             bar.set_postfix_str(label)
             bar.update(1)
@@ -197,8 +265,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from exporters.base import export
     from workbench.sweep import TaskSweep, plan
 
-    sweep = TaskSweep(task=args.task, models=_csv(args.model), frameworks=_csv(args.frameworks),
-                      formats=_csv(args.formats), precisions=_csv(args.precisions) or ["fp32"])
+    sweep = TaskSweep(
+        task=args.task,
+        models=_csv(args.model),
+        frameworks=_csv(args.frameworks),
+        formats=_csv(args.formats),
+        precisions=_csv(args.precisions) or ["fp32"],
+    )
     requests = {}
     for job in plan(sweep):
         if job.request is not None:
@@ -210,9 +283,20 @@ def cmd_export(args: argparse.Namespace) -> int:
         for m in manifests:
             print(json.dumps({"size_bytes": m.get("size_bytes"), **m}, default=str))
     else:
-        cols = ["model", "source_framework", "format", "precision", "status", "size_bytes",
-                "export_time_s", "parity_max_abs_error", "parity_metric_value", "parity_pass",
-                "cache_hit", "error"]
+        cols = [
+            "model",
+            "source_framework",
+            "format",
+            "precision",
+            "status",
+            "size_bytes",
+            "export_time_s",
+            "parity_max_abs_error",
+            "parity_metric_value",
+            "parity_pass",
+            "cache_hit",
+            "error",
+        ]
         _print_table([{c: m.get(c) for c in cols} for m in manifests], [(c, c) for c in cols])
     return 0 if all(m.get("status") == "ok" for m in manifests) else 1
 
@@ -234,8 +318,12 @@ def _clean(value: Any) -> Any:
 def _print_rows(rows: list[dict[str, Any]], output: str) -> None:
     if output == "json":
         for row in rows:
-            print(json.dumps({k: _clean(v) for k, v in row.items()
-                              if k not in JSON_FIELDS_EXCLUDED}, default=str))
+            print(
+                json.dumps(
+                    {k: _clean(v) for k, v in row.items() if k not in JSON_FIELDS_EXCLUDED},
+                    default=str,
+                )
+            )
         return
     _print_table(rows, TABLE_COLUMNS)
 

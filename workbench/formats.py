@@ -24,8 +24,13 @@ DEFAULT_RUNTIME = {
     "keras": "tensorflow",
 }
 SOURCE_FRAMEWORK_OF_NATIVE = {"eager": "torch", "keras": "keras"}
-_SUFFIX_FORMAT = {".onnx": "onnx", ".tflite": "tflite", ".pt": "torchscript",
-                  ".pth": "torchscript", ".pt2": "pt2"}
+_SUFFIX_FORMAT = {
+    ".onnx": "onnx",
+    ".tflite": "tflite",
+    ".pt": "torchscript",
+    ".pth": "torchscript",
+    ".pt2": "pt2",
+}
 
 
 def detect_format(path: Path) -> str:

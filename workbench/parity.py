@@ -6,24 +6,33 @@ the pass/fail verdict, so a failing artifact still shows how far off it is.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 # Relative-to-output-scale error allowed per precision (max_abs_error / max |reference|).
 TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 3e-2, "int8-dynamic": 1e-1, "int8-static": 1e-1}
 # Task metric (e.g. argmax agreement) required per precision.
-MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.99, "bf16": 0.98, "int8-dynamic": 0.95,
-                 "int8-static": 0.95}
+MIN_AGREEMENT = {
+    "fp32": 0.999,
+    "fp16": 0.99,
+    "bf16": 0.98,
+    "int8-dynamic": 0.95,
+    "int8-static": 0.95,
+}
 
 
-def output_errors(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) -> dict[str, float]:
+def output_errors(
+    reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]
+) -> dict[str, float]:
     """Max absolute error over all outputs, and max relative error where |reference| is
     not tiny (relative to the output's scale, so near-zero logits do not explode it)."""
     if len(reference) != len(candidate):
-        raise ValueError(f"output count differs: reference {len(reference)}, candidate {len(candidate)}")
+        raise ValueError(
+            f"output count differs: reference {len(reference)}, candidate {len(candidate)}"
+        )
     max_abs, max_rel, scale = 0.0, 0.0, 0.0
-    for ref, cand in zip(reference, candidate):
+    for ref, cand in zip(reference, candidate, strict=True):
         ref = np.asarray(ref, dtype=np.float64)
         cand = np.asarray(cand, dtype=np.float64).reshape(ref.shape)
         diff = np.abs(ref - cand)

@@ -9,8 +9,8 @@ distinct batches so the timed loop can rotate through them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 

@@ -12,8 +12,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from exporters.base import ArtifactRequest, export
 from workbench.errors import UserError
@@ -52,16 +53,19 @@ class TaskSweep:
         self.frameworks = self.frameworks or list(task.frameworks)
         for fw in self.frameworks:
             if fw not in task.frameworks:
-                raise UserError(f"task {self.task!r} has no {fw!r} model: "
-                                f"choose from {', '.join(task.frameworks)}")
+                raise UserError(
+                    f"task {self.task!r} has no {fw!r} model: "
+                    f"choose from {', '.join(task.frameworks)}"
+                )
         known = {f for fmts in FORMATS_BY_FRAMEWORK.values() for f in fmts}
         for fmt in self.formats or []:
             if fmt not in known:
                 raise UserError(f"unknown format {fmt!r}: choose from {', '.join(sorted(known))}")
         for p in self.precisions:
             if p not in ("fp32", "fp16", "int8-dynamic", "int8-static"):
-                raise UserError(f"unknown precision {p!r}: choose from fp32, fp16, "
-                                "int8-dynamic, int8-static")
+                raise UserError(
+                    f"unknown precision {p!r}: choose from fp32, fp16, int8-dynamic, int8-static"
+                )
 
 
 @dataclass
@@ -88,8 +92,9 @@ def plan(sweep: TaskSweep) -> list[Job]:
                     native = fmt in SOURCE_FRAMEWORK_OF_NATIVE
                     if native and precision != "fp32":
                         continue
-                    request = None if native else ArtifactRequest(
-                        sweep.task, model, fw, fmt, precision)
+                    request = (
+                        None if native else ArtifactRequest(sweep.task, model, fw, fmt, precision)
+                    )
                     for device in sweep.devices:
                         for threads in sweep.threads:
                             jobs.append(Job(model, fw, fmt, precision, device, threads, request))
@@ -97,25 +102,36 @@ def plan(sweep: TaskSweep) -> list[Job]:
 
 
 def _labels(sweep: TaskSweep, job: Job, manifest: dict[str, Any] | None) -> dict[str, Any]:
-    labels: dict[str, Any] = {"task": sweep.task, "model": job.model,
-                              "source_framework": job.source_framework,
-                              "precision": job.precision}
+    labels: dict[str, Any] = {
+        "task": sweep.task,
+        "model": job.model,
+        "source_framework": job.source_framework,
+        "precision": job.precision,
+    }
     if manifest:
-        for key in ("parity_max_abs_error", "parity_max_rel_error", "parity_metric_name",
-                    "parity_metric_value", "parity_pass"):
+        for key in (
+            "parity_max_abs_error",
+            "parity_max_rel_error",
+            "parity_metric_name",
+            "parity_metric_value",
+            "parity_pass",
+        ):
             labels[key] = manifest.get(key)
         labels["accuracy"] = manifest.get("accuracy_artifact")
         labels["artifact_sha256"] = manifest.get("sha256")
     return labels
 
 
-def run_sweep(sweep: TaskSweep, store: RunStore,
-              on_progress: Callable[[str], None] | None = None) -> None:
+def run_sweep(
+    sweep: TaskSweep, store: RunStore, on_progress: Callable[[str], None] | None = None
+) -> None:
     """Export and benchmark everything `sweep` asks for, storing rows in `store`."""
     manifests: dict[tuple, dict[str, Any]] = {}
     for job in plan(sweep):
-        label = f"{job.model}/{job.source_framework}/{job.format}/{job.precision}/" \
-                f"{job.device}/t{job.threads or 'default'}"
+        label = (
+            f"{job.model}/{job.source_framework}/{job.format}/{job.precision}/"
+            f"{job.device}/t{job.threads or 'default'}"
+        )
         if on_progress:
             on_progress(label)
         manifest = None
@@ -125,31 +141,53 @@ def run_sweep(sweep: TaskSweep, store: RunStore,
                 manifests[key] = export(job.request)
             manifest = manifests[key]
         labels = _labels(sweep, job, manifest)
-        config = BenchConfig(runtime=DEFAULT_RUNTIME[job.format], format=job.format,
-                             path=manifest["path"] if manifest else None, device=job.device,
-                             threads=job.threads, batch_sizes=list(sweep.batch_sizes),
-                             rule=sweep.rule, labels=labels)
+        config = BenchConfig(
+            runtime=DEFAULT_RUNTIME[job.format],
+            format=job.format,
+            path=manifest["path"] if manifest else None,
+            device=job.device,
+            threads=job.threads,
+            batch_sizes=list(sweep.batch_sizes),
+            rule=sweep.rule,
+            labels=labels,
+        )
         if manifest is not None and manifest.get("status") != "ok":
             for b in sweep.batch_sizes:
-                store.append({**labels, "runtime": config.runtime, "format": job.format,
-                              "device": job.device, "threads": job.threads, "batch_size": b,
-                              "status": manifest.get("status", "failed"),
-                              "error": f"export failed: {manifest.get('error')}"})
+                store.append(
+                    {
+                        **labels,
+                        "runtime": config.runtime,
+                        "format": job.format,
+                        "device": job.device,
+                        "threads": job.threads,
+                        "batch_size": b,
+                        "status": manifest.get("status", "failed"),
+                        "error": f"export failed: {manifest.get('error')}",
+                    }
+                )
             continue
-        _run_worker(store, config, {"task": sweep.task, "model": job.model,
-                                    "source_framework": job.source_framework})
+        _run_worker(
+            store,
+            config,
+            {"task": sweep.task, "model": job.model, "source_framework": job.source_framework},
+        )
 
 
 def _run_worker(store: RunStore, config: BenchConfig, extra: dict[str, Any]) -> None:
     job = {"run_dir": str(store.path), "config": config.to_json(), **extra}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     try:
-        proc = subprocess.run([sys.executable, "-m", "workbench.harness.worker"],
-                              input=json.dumps(job), text=True, capture_output=True,
-                              timeout=WORKER_TIMEOUT_S, env=env)
+        proc = subprocess.run(
+            [sys.executable, "-m", "workbench.harness.worker"],
+            input=json.dumps(job),
+            text=True,
+            capture_output=True,
+            timeout=WORKER_TIMEOUT_S,
+            env=env,
+        )
         stdout, code = proc.stdout, proc.returncode
         tail = " | ".join([ln for ln in proc.stderr.splitlines() if ln.strip()][-2:])
-        reason = (f"benchmark worker died ({_describe(code)})" + (f": {tail}" if tail else ""))
+        reason = f"benchmark worker died ({_describe(code)})" + (f": {tail}" if tail else "")
     except subprocess.TimeoutExpired as exc:
         stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         code, reason = -9, f"benchmark worker timed out after {WORKER_TIMEOUT_S} s"
@@ -158,9 +196,19 @@ def _run_worker(store: RunStore, config: BenchConfig, extra: dict[str, Any]) -> 
         return
     for b in config.batch_sizes:
         if b not in done:
-            store.append({**config.labels, "runtime": config.runtime, "format": config.format,
-                          "device": config.device, "threads": config.threads, "batch_size": b,
-                          "artifact_path": config.path, "status": "failed", "error": reason})
+            store.append(
+                {
+                    **config.labels,
+                    "runtime": config.runtime,
+                    "format": config.format,
+                    "device": config.device,
+                    "threads": config.threads,
+                    "batch_size": b,
+                    "artifact_path": config.path,
+                    "status": "failed",
+                    "error": reason,
+                }
+            )
 
 
 def _describe(code: int) -> str:

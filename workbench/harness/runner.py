@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from workbench.devices import parse_device
 from workbench.errors import UnavailableError, UserError
@@ -128,8 +129,11 @@ def run_config(
         emit_all("failed", f"load failed: {_first_line(exc)}")
         return
     load_ms = (time.perf_counter_ns() - t0) / 1e6
-    common = {"runtime_version": runtime.version(), "provider": loaded.provider,
-              "load_time_ms": load_ms}
+    common = {
+        "runtime_version": runtime.version(),
+        "provider": loaded.provider,
+        "load_time_ms": load_ms,
+    }
     try:
         for batch_size in config.batch_sizes:
             row = {**_base_row(config, batch_size), **common}
@@ -139,8 +143,11 @@ def run_config(
             except UserError:
                 raise
             except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on
-                row.update(status="failed", error=_first_line(exc),
-                           error_detail=traceback.format_exc(limit=3))
+                row.update(
+                    status="failed",
+                    error=_first_line(exc),
+                    error_detail=traceback.format_exc(limit=3),
+                )
             row.pop("error_detail", None)
             emit(row)
     finally:

@@ -45,9 +45,18 @@ def run_job(job: dict[str, Any]) -> None:
         run_config(config, emit, model=model, input_specs=specs)
     except UserError as exc:
         for batch_size in [b for b in config.batch_sizes if b not in done]:
-            emit({**config.labels, "runtime": config.runtime, "format": config.format,
-                  "device": config.device, "threads": config.threads,
-                  "batch_size": batch_size, "status": "failed", "error": str(exc)})
+            emit(
+                {
+                    **config.labels,
+                    "runtime": config.runtime,
+                    "format": config.format,
+                    "device": config.device,
+                    "threads": config.threads,
+                    "batch_size": batch_size,
+                    "status": "failed",
+                    "error": str(exc),
+                }
+            )
 
 
 def main() -> int:

@@ -15,11 +15,31 @@ from workbench import results
 from workbench.errors import UserError
 from workbench.report import plots
 
-TABLE_FIELDS = ["status", "task", "model", "source_framework", "format", "precision", "runtime",
-                "provider", "device", "threads", "batch_size", "latency_ms_p50", "latency_ms_p99",
-                "latency_ms_mean", "throughput_items_per_s", "n_iterations", "stable",
-                "model_size_bytes", "peak_rss_bytes", "parity_max_abs_error", "parity_pass",
-                "accuracy", "error"]
+TABLE_FIELDS = [
+    "status",
+    "task",
+    "model",
+    "source_framework",
+    "format",
+    "precision",
+    "runtime",
+    "provider",
+    "device",
+    "threads",
+    "batch_size",
+    "latency_ms_p50",
+    "latency_ms_p99",
+    "latency_ms_mean",
+    "throughput_items_per_s",
+    "n_iterations",
+    "stable",
+    "model_size_bytes",
+    "peak_rss_bytes",
+    "parity_max_abs_error",
+    "parity_pass",
+    "accuracy",
+    "error",
+]
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -40,21 +60,24 @@ def render(frame: pd.DataFrame, manifest: dict) -> str:
     cpu = fp.get("cpu", {})
     host = f"{cpu.get('model', '?')}, {cpu.get('logical_cores', '?')} cores"
     gpu = fp.get("gpu", {})
-    gpu_text = ", ".join(g.get("name", "?") if isinstance(g, dict) else str(g)
-                         for g in gpu.get("gpus", [])) or gpu.get("gpu_reason", "none")
+    gpu_text = ", ".join(
+        g.get("name", "?") if isinstance(g, dict) else str(g) for g in gpu.get("gpus", [])
+    ) or gpu.get("gpu_reason", "none")
     caption = f"host: {host}; run {manifest.get('run_id')} ({manifest.get('created', '')[:19]} UTC)"
-    rows = "".join("<tr>" + "".join(f"<td>{_cell(r.get(f))}</td>" for f in TABLE_FIELDS) + "</tr>"
-                   for r in frame.to_dict(orient="records"))
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{_cell(r.get(f))}</td>" for f in TABLE_FIELDS) + "</tr>"
+        for r in frame.to_dict(orient="records")
+    )
     head = "".join(f"<th>{html.escape(f)}</th>" for f in TABLE_FIELDS)
     counts = frame["status"].value_counts().to_dict() if not frame.empty else {}
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>workbench run {html.escape(str(manifest.get('run_id')))}</title>
+<title>workbench run {html.escape(str(manifest.get("run_id")))}</title>
 <style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse;font-size:12px}}
 td,th{{border:1px solid #ccc;padding:2px 6px}}img{{max-width:100%}}</style></head><body>
-<h1>workbench run {html.escape(str(manifest.get('run_id')))}</h1>
+<h1>workbench run {html.escape(str(manifest.get("run_id")))}</h1>
 <p>Host: {html.escape(host)}; GPU: {html.escape(gpu_text)}; fingerprint
-{html.escape(str(manifest.get('fingerprint_id')))}; rows by status:
+{html.escape(str(manifest.get("fingerprint_id")))}; rows by status:
 {html.escape(str(counts))}.</p>
 <h2>Throughput</h2>{_img(plots.throughput_vs_batch(frame, caption), "throughput vs batch")}
 <h2>Latency</h2>{_img(plots.latency_vs_batch(frame, caption), "p50 latency vs batch")}
@@ -67,11 +90,15 @@ def write_run_report(run_id: str | None, out_dir: Path) -> Path:
     manifests = results.load_manifests()
     if not manifests:
         raise UserError("no runs yet: run `workbench bench ...` first")
-    chosen = manifests[-1] if run_id is None else next(
-        (m for m in manifests if m.get("run_id") == run_id), None)
+    chosen = (
+        manifests[-1]
+        if run_id is None
+        else next((m for m in manifests if m.get("run_id") == run_id), None)
+    )
     if chosen is None:
-        raise UserError(f"no run {run_id!r}: known runs are "
-                        + ", ".join(m["run_id"] for m in manifests[-5:]))
+        raise UserError(
+            f"no run {run_id!r}: known runs are " + ", ".join(m["run_id"] for m in manifests[-5:])
+        )
     frame = results.load(run_ids=[chosen["run_id"]])
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"run-{chosen['run_id']}.html"
@@ -81,8 +108,11 @@ def write_run_report(run_id: str | None, out_dir: Path) -> Path:
 
 
 def _write_index(out_dir: Path) -> None:
-    links = "".join(f'<li><a href="{html.escape(p.name)}">{html.escape(p.stem)}</a></li>'
-                    for p in sorted(out_dir.glob("run-*.html"), reverse=True))
+    links = "".join(
+        f'<li><a href="{html.escape(p.name)}">{html.escape(p.stem)}</a></li>'
+        for p in sorted(out_dir.glob("run-*.html"), reverse=True)
+    )
     (out_dir / "index.html").write_text(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>workbench reports"
-        f"</title></head><body><h1>workbench reports</h1><ul>{links}</ul></body></html>")
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>workbench reports'
+        f"</title></head><body><h1>workbench reports</h1><ul>{links}</ul></body></html>"
+    )

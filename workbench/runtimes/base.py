@@ -51,7 +51,7 @@ class LoadedModel(ABC):
     def run(self, prepared: Any) -> Any:
         """One inference on prepared inputs; returns the runtime's native outputs."""
 
-    def synchronize(self) -> None:
+    def synchronize(self) -> None:  # noqa: B027 - optional hook
         """Wait for queued device work (CUDA); a no-op on the CPU."""
 
     def to_numpy(self, outputs: Any) -> list[np.ndarray]:
@@ -66,7 +66,7 @@ class LoadedModel(ABC):
         """Peak device memory used since load, where the runtime can tell; else None."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Release the model's resources."""
 
 

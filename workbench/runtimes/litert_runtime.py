@@ -50,9 +50,7 @@ def _delegated(interpreter: Any) -> bool | None:
     """Whether a delegate (XNNPACK on the CPU) took over nodes; None if it cannot tell."""
     try:
         count = interpreter._interpreter.NumNodes()
-        return any(
-            interpreter._get_op_details(i)["op_name"] == "DELEGATE" for i in range(count)
-        )
+        return any(interpreter._get_op_details(i)["op_name"] == "DELEGATE" for i in range(count))
     except Exception:  # private API: never let introspection break a load
         return None
 
@@ -76,7 +74,7 @@ class LiteRTModel(LoadedModel):
         self._get_tensor = interpreter.get_tensor
 
     def _resize(self, shapes: tuple[tuple[int, ...], ...]) -> None:
-        for index, current, wanted in zip(self._input_indices, self._shapes, shapes):
+        for index, current, wanted in zip(self._input_indices, self._shapes, shapes, strict=True):
             if current != wanted:
                 self.interpreter.resize_tensor_input(index, list(wanted))
         self.interpreter.allocate_tensors()
@@ -84,7 +82,9 @@ class LiteRTModel(LoadedModel):
 
     def prepare(self, feed: dict[str, np.ndarray]) -> tuple[Any, list[tuple[int, np.ndarray]]]:
         arrays = []
-        for spec, index, expected in zip(self.inputs, self._input_indices, self._dtypes):
+        for spec, index, expected in zip(
+            self.inputs, self._input_indices, self._dtypes, strict=True
+        ):
             if spec.name not in feed:
                 names = ", ".join(s.name for s in self.inputs)
                 raise UserError(f"feed has no input {spec.name!r}: the model takes {names}")
@@ -100,7 +100,9 @@ class LiteRTModel(LoadedModel):
             try:
                 self._resize(shapes)
             except (ValueError, RuntimeError) as exc:
-                raise UserError(f"cannot resize the LiteRT inputs to {list(shapes)}: {exc}") from exc
+                raise UserError(
+                    f"cannot resize the LiteRT inputs to {list(shapes)}: {exc}"
+                ) from exc
         return shapes, arrays
 
     def run(self, prepared: tuple[Any, list[tuple[int, np.ndarray]]]) -> list[np.ndarray]:
@@ -189,7 +191,9 @@ def _load_interpreter_module() -> tuple[Any, str]:
     except ImportError:
         pass
     try:
-        import tensorflow as tf
+        from workbench.runtimes.tf_runtime import _import_tensorflow
+
+        tf = _import_tensorflow()
     except ImportError as exc:
         raise UnavailableError(
             "neither ai-edge-litert nor tensorflow is installed (pip install ai-edge-litert)"

@@ -5,10 +5,18 @@ loading a model), so thread settings are applied before anything else and a
 later, different setting is a user error that needs a fresh process. GPU ops
 run asynchronously; `synchronize` waits for them so the timed region covers
 the device work.
+
+Importing TensorFlow before Triton's native library (which torch.export and
+torch.compile load) crashes the process with a segfault (TF 2.21, torch 2.14);
+the other order works, so `_import_tensorflow` loads Triton first when it is
+installed.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +26,18 @@ from workbench.devices import Device, host_gpu_reason
 from workbench.errors import UnavailableError, UserError
 from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions, register
 from workbench.signature import Dim, TensorSpec, normalize_dtype
+
+
+def _import_tensorflow() -> Any:
+    """`import tensorflow`, after Triton when Triton is installed (see the module doc)."""
+    if "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not None:
+        try:
+            import triton  # noqa: F401
+        except Exception:  # a broken Triton must not stop TensorFlow
+            pass
+    import tensorflow
+
+    return tensorflow
 
 
 def _tf_device(device: Device) -> str:
@@ -40,7 +60,7 @@ def _tensor_spec(name: str, spec: Any) -> TensorSpec:
 
 
 def _set_threads(threads: int | None, inter_op_threads: int | None) -> None:
-    import tensorflow as tf
+    tf = _import_tensorflow()
 
     settings = (
         ("intra-op", threads, tf.config.threading.get_intra_op_parallelism_threads,
@@ -75,7 +95,7 @@ class TFModel(LoadedModel):
         keyword_inputs: bool,
         keepalive: Any = None,
     ) -> None:
-        import tensorflow as tf
+        tf = _import_tensorflow()
 
         self.device = device
         self.inputs = inputs
@@ -90,7 +110,7 @@ class TFModel(LoadedModel):
         self._sync = getattr(tf.test.experimental, "sync_devices", None)
 
     def prepare(self, feed: dict[str, np.ndarray]) -> Any:
-        import tensorflow as tf
+        tf = _import_tensorflow()
 
         tensors: dict[str, Any] = {}
         with tf.device(self._device_name):
@@ -134,7 +154,7 @@ class TFModel(LoadedModel):
     def gpu_memory_bytes(self) -> int | None:
         if not self.device.is_gpu:
             return None
-        import tensorflow as tf
+        tf = _import_tensorflow()
 
         return int(tf.config.experimental.get_memory_info(f"GPU:{self.device.index}")["peak"])
 
@@ -160,7 +180,7 @@ class TFRuntime(Runtime):
         host = host_gpu_reason(device)
         if host or not device.is_gpu:
             return host
-        import tensorflow as tf
+        tf = _import_tensorflow()
 
         gpus = tf.config.list_physical_devices("GPU")
         if not gpus:
@@ -183,7 +203,7 @@ class TFRuntime(Runtime):
         if reason:
             raise UnavailableError(reason)
         _set_threads(options.threads, options.inter_op_threads)
-        import tensorflow as tf
+        tf = _import_tensorflow()
 
         device = options.device
         if device.is_gpu:
@@ -235,8 +255,8 @@ class TFRuntime(Runtime):
         )
 
     def _load_keras(self, model: Any, options: RuntimeOptions, provider: str) -> LoadedModel:
+        tf = _import_tensorflow()
         import keras
-        import tensorflow as tf
 
         if model is None:
             raise UserError("the keras format needs the Keras model itself (model=...)")
@@ -276,6 +296,9 @@ class TFRuntime(Runtime):
         return TFModel(call, options.device, list(inputs), outputs, provider, keyword_inputs=False)
 
     def version(self) -> str:
-        import tensorflow as tf
-
-        return tf.__version__
+        if "tensorflow" in sys.modules:
+            return sys.modules["tensorflow"].__version__
+        try:  # importing TensorFlow only to name its version costs seconds
+            return importlib.metadata.version("tensorflow")
+        except importlib.metadata.PackageNotFoundError:
+            return _import_tensorflow().__version__

@@ -15,8 +15,9 @@ from __future__ import annotations
 import copy
 import json
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -133,7 +134,7 @@ def _torchscript_signature(module: Any) -> list[TensorSpec]:
 
     names = [arg.name for arg in module.forward.schema.arguments[1:]]
     specs: list[TensorSpec] = []
-    for name, value in zip(names, list(module.graph.inputs())[1:]):
+    for name, value in zip(names, list(module.graph.inputs())[1:], strict=False):
         kind = value.type()
         dtype = kind.dtype() if isinstance(kind, torch.TensorType) else None
         sizes = kind.sizes() if isinstance(kind, torch.TensorType) else None
@@ -216,9 +217,7 @@ class TorchModel(LoadedModel):
                 raise UserError(
                     f"input {name!r} was given dtype {value.dtype} but the model expects {expected}"
                 )
-            tensors.append(
-                torch.from_numpy(np.ascontiguousarray(value)).to(self._torch_device)
-            )
+            tensors.append(torch.from_numpy(np.ascontiguousarray(value)).to(self._torch_device))
         if self.device.is_gpu:
             torch.cuda.synchronize(self._torch_device)  # copies done before timing starts
         return tuple(tensors)
@@ -290,9 +289,8 @@ class TorchRuntime(Runtime):
 
         if not torch.cuda.is_available():
             build = torch.version.cuda
-            return (
-                "torch cannot use CUDA: "
-                + (f"built for CUDA {build} but no usable device" if build else "CPU-only build")
+            return "torch cannot use CUDA: " + (
+                f"built for CUDA {build} but no usable device" if build else "CPU-only build"
             )
         if device.index >= torch.cuda.device_count():
             return f"{device} requested but torch sees {torch.cuda.device_count()} GPU(s)"

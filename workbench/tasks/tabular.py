@@ -8,6 +8,7 @@ importing one framework into the other's process.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 from workbench.parity import argmax_agreement, output_errors
 from workbench.signature import TensorSpec
 from workbench.tasks.base import Task, register
+from workbench.workspace import artifacts_dir
 
 N_FEATURES = 10
 N_CLASSES = 2
@@ -34,28 +36,47 @@ def make_dataset(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=4)
-def trained_weights(model: str, steps: int = 400, seed: int = 0) -> tuple[np.ndarray, ...]:
-    """Weights (W1, b1, W2, b2, ...) with W of shape (in, out), trained by full-batch Adam
-    on softmax cross-entropy. Deterministic for a given (model, steps, seed)."""
+def trained_weights(model: str, steps: int = 600, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Weights (W1, b1, W2, b2, ...) with W of shape (in, out), trained by minibatch Adam on
+    softmax cross-entropy. Deterministic for a given (model, steps, seed); cached on disk in
+    the workspace because every exporter and worker process needs them."""
+    cache = (
+        artifacts_dir() / "weights" / f"tabular-{model}-v{TabularTask.version}-{steps}-{seed}.npz"
+    )
+    if cache.exists():
+        with np.load(cache) as data:
+            return tuple(data[f"p{i}"] for i in range(len(data.files)))
+    params = _train(model, steps, seed)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, **{f"p{i}": p for i, p in enumerate(params)})
+    os.replace(tmp, cache)
+    return params
+
+
+def _train(model: str, steps: int, seed: int, batch: int = 256) -> tuple[np.ndarray, ...]:
     x, y = make_dataset(8192, seed=1)
     sizes = (N_FEATURES, *HIDDEN[model], N_CLASSES)
     rng = np.random.default_rng(seed)
     params: list[np.ndarray] = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        params.append(rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in))
-        params.append(np.zeros(fan_out))
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        params.append(
+            (rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+        )
+        params.append(np.zeros(fan_out, dtype=np.float32))
     m = [np.zeros_like(p) for p in params]
     v = [np.zeros_like(p) for p in params]
-    x64, onehot = x.astype(np.float64), np.eye(N_CLASSES)[y]
+    onehot = np.eye(N_CLASSES, dtype=np.float32)[y]
     for step in range(1, steps + 1):
-        acts = [x64]
+        idx = rng.integers(0, len(x), size=batch)
+        acts = [x[idx]]
         for i in range(0, len(params), 2):
             z = acts[-1] @ params[i] + params[i + 1]
             acts.append(np.maximum(z, 0) if i + 2 < len(params) else z)
         logits = acts[-1]
         prob = np.exp(logits - logits.max(axis=1, keepdims=True))
         prob /= prob.sum(axis=1, keepdims=True)
-        grad = (prob - onehot) / len(x64)
+        grad = (prob - onehot[idx]) / batch
         grads: list[np.ndarray] = [np.empty(0)] * len(params)
         for i in range(len(params) - 2, -1, -2):
             grads[i], grads[i + 1] = acts[i // 2].T @ grad, grad.sum(axis=0)
@@ -65,7 +86,7 @@ def trained_weights(model: str, steps: int = 400, seed: int = 0) -> tuple[np.nda
             m[j] = 0.9 * m[j] + 0.1 * g
             v[j] = 0.999 * v[j] + 0.001 * g * g
             m_hat, v_hat = m[j] / (1 - 0.9**step), v[j] / (1 - 0.999**step)
-            params[j] = params[j] - 1e-2 * m_hat / (np.sqrt(v_hat) + 1e-8)
+            params[j] = params[j] - 3e-3 * m_hat / (np.sqrt(v_hat) + 1e-8)
     return tuple(p.astype(np.float32) for p in params)
 
 
@@ -134,5 +155,8 @@ class TabularTask(Task):
 
     def parity(self, reference: list[np.ndarray], candidate: list[np.ndarray]) -> dict[str, float]:
         errors = output_errors(reference, candidate)
-        return {**errors, "metric_name": "argmax_agreement",
-                "metric_value": argmax_agreement(reference[0], candidate[0])}
+        return {
+            **errors,
+            "metric_name": "argmax_agreement",
+            "metric_value": argmax_agreement(reference[0], candidate[0]),
+        }
