@@ -71,9 +71,18 @@ def register(cls: type[Pass]) -> type[Pass]:
     return cls
 
 
+PLUGINS_ENV = "WORKBENCH_EXTRA_PASSES"
+
+
 def all_passes() -> dict[str, type[Pass]]:
+    """Every registered pass: the built-in ones plus modules named (comma-separated) in
+    $WORKBENCH_EXTRA_PASSES, a hook for user passes (and for tests of crashing converters)."""
+    import importlib
+
     from exporters import keras_savedmodel, keras_tflite, torch_onnx, torch_script  # noqa: F401
 
+    for module in filter(None, os.environ.get(PLUGINS_ENV, "").split(",")):
+        importlib.import_module(module.strip())
     return dict(_REGISTRY)
 
 
@@ -219,7 +228,7 @@ def export(
             "export_time_s": time.perf_counter() - started,
         }
         write_manifest(directory, manifest)
-    return manifest
+    return {**manifest, "cache_hit": False}
 
 
 def _child_failure(proc: subprocess.CompletedProcess[str]) -> str | None:

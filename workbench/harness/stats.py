@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 
@@ -20,8 +21,9 @@ STABLE_P50_CI_HALF_WIDTH = 0.03
 
 def min_samples_for(q: float) -> int:
     """Samples needed before percentile q is meaningful: at least one sample beyond it
-    (p50 -> 2, p90 -> 10, p95 -> 20, p99 -> 100)."""
-    return max(2, math.ceil(1.0 / (1.0 - q / 100.0)))
+    (p50 -> 2, p90 -> 10, p95 -> 20, p99 -> 100). Exact arithmetic: in floats
+    1 / (1 - 0.9) is 10.000000000000002, which would make p90 need 11."""
+    return max(2, math.ceil(100 / (100 - Fraction(str(q)))))
 
 
 @dataclass
@@ -67,16 +69,31 @@ class LatencySummary:
 def bootstrap_ci(
     samples: np.ndarray, q: float, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
 ) -> tuple[float, float]:
-    """Percentile-bootstrap 95% confidence interval of the q-th percentile."""
+    """Percentile-bootstrap 95% confidence interval of the q-th percentile.
+
+    The q-th percentile of a resample (numpy's linear interpolation) depends only on two
+    of its order statistics, and the i-th smallest of n values drawn with replacement is
+    `sorted(samples)[floor(n * U)]` where U, the i-th smallest of n uniforms, follows
+    Beta(i, n - i + 1). Drawing U directly gives exactly the distribution that resampling
+    gives, at O(resamples) cost after one sort instead of O(n * resamples): a run of a
+    million calls is summarized in milliseconds rather than minutes.
+    """
+    x = np.sort(np.asarray(samples, dtype=np.float64))
+    n = int(x.size)
+    if n == 0:
+        raise ValueError("no samples to bootstrap")
     rng = np.random.default_rng(seed)
-    n = len(samples)
-    # Resample in chunks so memory stays bounded for long runs.
-    estimates = np.empty(resamples)
-    chunk = max(1, 2_000_000 // max(n, 1))
-    for start in range(0, resamples, chunk):
-        stop = min(resamples, start + chunk)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        estimates[start:stop] = np.percentile(samples[idx], q, axis=1)
+    position = (n - 1) * q / 100.0
+    lower = min(int(math.floor(position)), n - 1)
+    frac = position - lower
+    rank = lower + 1  # 1-based rank of the lower order statistic
+    u_low = rng.beta(rank, n - rank + 1, size=resamples)
+    estimates = x[np.minimum((u_low * n).astype(np.int64), n - 1)]
+    if frac > 0 and rank < n:
+        # The next order statistic: the smallest of the n - rank uniforms above u_low.
+        u_high = u_low + (1.0 - u_low) * rng.beta(1, n - rank, size=resamples)
+        upper = x[np.minimum((u_high * n).astype(np.int64), n - 1)]
+        estimates = estimates + frac * (upper - estimates)
     low, high = np.percentile(estimates, [2.5, 97.5])
     return float(low), float(high)
 

@@ -9,6 +9,7 @@ so the stopping rules are testable without waiting.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,12 @@ class StopRule:
     max_iters: int = 1_000_000
 
     def __post_init__(self) -> None:
+        for name in ("warmup_time_s", "min_time_s", "max_time_s"):
+            # NaN passes every comparison below and inf cannot become nanoseconds.
+            if not math.isfinite(getattr(self, name)):
+                raise UserError(
+                    f"{name} must be a finite number of seconds, got {getattr(self, name)}"
+                )
         for name in ("warmup_iters", "min_iters"):
             if getattr(self, name) < 0:
                 raise UserError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -1,0 +1,80 @@
+"""Every tabular export pass on the real converters, parity asserted; cache hits; a
+converter that kills its process becomes a failed artifact and the others still export."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from exporters.base import ArtifactRequest, export, find_pass
+from workbench.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+PATHS = [
+    ("torch", "onnx"),
+    ("torch", "torchscript"),
+    ("torch", "pt2"),
+    ("keras", "savedmodel"),
+    ("keras", "tflite"),
+]
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "ws"))
+    return tmp_path / "ws"
+
+
+@pytest.mark.parametrize(("framework", "fmt"), PATHS)
+def test_tabular_export_matches_its_source(workspace, framework, fmt):
+    manifest = export(ArtifactRequest("tabular", "mlp", framework, fmt))
+    assert manifest["status"] == "ok", manifest.get("error")
+    assert Path(manifest["path"]).exists()
+    assert manifest["size_bytes"] > 100_000  # the MLP has ~100k float32 weights
+    assert manifest["parity_pass"] is True
+    assert manifest["parity_max_abs_error"] < 1e-4
+    assert manifest["parity_metric_name"] == "argmax_agreement"
+    assert manifest["parity_metric_value"] == 1.0
+    # The trained model is much better than chance on held-out labels, and so is the artifact.
+    assert manifest["accuracy_source"] > 0.8
+    assert manifest["accuracy_artifact"] == pytest.approx(manifest["accuracy_source"])
+    assert len(manifest["sha256"]) == 64
+
+
+def test_rerun_is_a_cache_hit(workspace):
+    request = ArtifactRequest("tabular", "linear", "torch", "onnx")
+    first = export(request)
+    assert first["status"] == "ok" and first["cache_hit"] is False
+    started = time.perf_counter()
+    second = export(request)
+    assert second["cache_hit"] is True
+    assert second["sha256"] == first["sha256"]
+    assert time.perf_counter() - started < 2.0
+
+
+def test_a_changed_artifact_is_exported_again(workspace):
+    request = ArtifactRequest("tabular", "linear", "torch", "onnx")
+    first = export(request)
+    Path(first["path"]).write_bytes(b"corrupted")
+    again = export(request)
+    assert again["cache_hit"] is False and again["status"] == "ok"
+
+
+def test_crashing_converter_is_a_failed_artifact_and_others_go_on(workspace, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_EXTRA_PASSES", "tests.crashing_pass")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.syspath_prepend(str(ROOT))
+    crashed = export(ArtifactRequest("tabular", "linear", "torch", "crashformat"))
+    assert crashed["status"] == "failed"
+    assert "signal 6" in crashed["error"]
+    fine = export(ArtifactRequest("tabular", "linear", "torch", "torchscript"))
+    assert fine["status"] == "ok"
+
+
+def test_unknown_pass_parameters_and_formats_are_rejected():
+    with pytest.raises(UserError, match="no parameter"):
+        find_pass("torch", "onnx", "fp32").check_params({"opsett": 17})
+    with pytest.raises(UserError, match="no exporter"):
+        find_pass("torch", "coreml", "fp32")
