@@ -31,26 +31,42 @@ PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
 DEFAULT_TIMEOUT_S = 600.0
 
 
+@dataclass
+class ExportContext:
+    """Everything a pass may use: the task, its source model, the chosen precision and
+    parameters, and (for passes that transform another artifact) the upstream file."""
+
+    task: Any
+    model: str
+    source_framework: str
+    precision: str
+    params: dict[str, Any]
+    source_model: Any
+    upstream_path: Path | None = None
+
+    def example_inputs(self, batch_size: int = 2) -> dict[str, Any]:
+        return self.task.make_inputs(self.model, batch_size)
+
+    def calibration_inputs(self, n: int) -> dict[str, Any]:
+        """Calibration data from the task's own generator (never the held-out parity set)."""
+        return self.task.calibration_inputs(self.model, n)
+
+
 class Pass(ABC):
     """One source -> target conversion, registered by name."""
 
     name: ClassVar[str]
-    source_framework: ClassVar[str]  # "torch" or "keras"
+    source_frameworks: ClassVar[tuple[str, ...]]  # ("torch",), ("keras",) or both
     format: ClassVar[str]  # target format name
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     filename: ClassVar[str]  # file (or directory) name inside the artifact directory
     default_params: ClassVar[dict[str, Any]] = {}
+    # (format, precision) of the artifact this pass transforms, e.g. ("onnx", "fp32") for
+    # ONNX Runtime quantization; None when it converts the source model itself.
+    upstream: ClassVar[tuple[str, str] | None] = None
 
     @abstractmethod
-    def export(
-        self,
-        source_model: Any,
-        task: Any,
-        model: str,
-        out: Path,
-        precision: str,
-        params: dict[str, Any],
-    ) -> dict[str, Any]:
+    def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
         """Write the artifact to `out`; return manifest extras (exporter, version, opset...)."""
 
     def check_params(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -90,13 +106,18 @@ def find_pass(source_framework: str, fmt: str, precision: str) -> Pass:
     """The pass exporting `source_framework` models to `fmt` at `precision`."""
     for cls in all_passes().values():
         if (
-            cls.source_framework == source_framework
+            source_framework in cls.source_frameworks
             and cls.format == fmt
             and precision in cls.precisions
         ):
             return cls()
     known = sorted(
-        {(c.source_framework, c.format, p) for c in all_passes().values() for p in c.precisions}
+        {
+            (fw, c.format, p)
+            for c in all_passes().values()
+            for fw in c.source_frameworks
+            for p in c.precisions
+        }
     )
     raise UserError(
         f"no exporter for {source_framework} -> {fmt} at {precision}: available are "
@@ -115,9 +136,28 @@ class ArtifactRequest:
     precision: str = "fp32"
     params: dict[str, Any] = field(default_factory=dict)
 
+    def upstream_request(self, pass_: Pass) -> ArtifactRequest | None:
+        """The artifact `pass_` transforms (e.g. the FP32 ONNX file it quantizes)."""
+        if pass_.upstream is None:
+            return None
+        fmt, precision = pass_.upstream
+        return ArtifactRequest(self.task, self.model, self.source_framework, fmt, precision)
+
     def key(self, pass_: Pass, task_obj: Any) -> str:
-        """Content key: task and model version, pass, parameters and the code of both."""
-        code = inspect.getsource(type(pass_)) + inspect.getsource(type(task_obj))
+        """Content key: task and model version, pass, parameters, the code of the pass's and
+        the task's modules, and the upstream artifact's key."""
+        code = inspect.getsource(sys.modules[type(pass_).__module__]) + inspect.getsource(
+            sys.modules[type(task_obj).__module__]
+        )
+        upstream = self.upstream_request(pass_)
+        upstream_key = (
+            upstream.key(
+                find_pass(upstream.source_framework, upstream.format, upstream.precision),
+                task_obj,
+            )
+            if upstream
+            else None
+        )
         blob = json.dumps(
             {
                 "task": self.task,
@@ -129,6 +169,7 @@ class ArtifactRequest:
                 "pass": pass_.name,
                 "params": pass_.check_params(self.params),
                 "code": hashlib.sha256(code.encode()).hexdigest(),
+                "upstream": upstream_key,
             },
             sort_keys=True,
         )

@@ -5,25 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from exporters.base import Pass, register
+from exporters.base import ExportContext, Pass, register
 
 
 @register
 class KerasSavedModel(Pass):
     name = "keras_savedmodel"
-    source_framework = "keras"
+    source_frameworks = ("keras",)
     format = "savedmodel"
     filename = "saved_model"
 
-    def export(
-        self,
-        source_model: Any,
-        task: Any,
-        model: str,
-        out: Path,
-        precision: str,
-        params: dict[str, Any],
-    ) -> dict[str, Any]:
+    def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
+        source_model = ctx.source_model
         import tensorflow as tf
 
         source_model.export(str(out), format="tf_saved_model", verbose=False)

@@ -6,25 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from exporters.base import Pass, register
+from exporters.base import ExportContext, Pass, register
 
 
 @register
 class KerasTFLite(Pass):
     name = "keras_tflite"
-    source_framework = "keras"
+    source_frameworks = ("keras",)
     format = "tflite"
     filename = "model.tflite"
 
-    def export(
-        self,
-        source_model: Any,
-        task: Any,
-        model: str,
-        out: Path,
-        precision: str,
-        params: dict[str, Any],
-    ) -> dict[str, Any]:
+    def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
+        source_model = ctx.source_model
         import tensorflow as tf
 
         converter = tf.lite.TFLiteConverter.from_keras_model(source_model)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from exporters.base import Pass, register
+from exporters.base import ExportContext, Pass, register
 
 
 def _dynamic_axes(task: Any, model: str) -> dict[str, dict[int, str]]:
@@ -30,20 +30,13 @@ def check_onnx(path: Path) -> int:
 @register
 class TorchOnnx(Pass):
     name = "torch_onnx"
-    source_framework = "torch"
+    source_frameworks = ("torch",)
     format = "onnx"
     filename = "model.onnx"
     default_params = {"opset": 18, "dynamo": "auto"}
 
-    def export(
-        self,
-        source_model: Any,
-        task: Any,
-        model: str,
-        out: Path,
-        precision: str,
-        params: dict[str, Any],
-    ) -> dict[str, Any]:
+    def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
+        source_model, task, model, params = ctx.source_model, ctx.task, ctx.model, ctx.params
         import torch
 
         specs = task.input_specs(model)

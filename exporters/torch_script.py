@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from exporters.base import Pass, register
+from exporters.base import ExportContext, Pass, register
 
 
 def write_signature(out: Path, specs: list[Any]) -> None:
@@ -25,20 +25,13 @@ def write_signature(out: Path, specs: list[Any]) -> None:
 @register
 class TorchScriptPass(Pass):
     name = "torch_script"
-    source_framework = "torch"
+    source_frameworks = ("torch",)
     format = "torchscript"
     filename = "model.pt"
     default_params = {"method": "trace"}
 
-    def export(
-        self,
-        source_model: Any,
-        task: Any,
-        model: str,
-        out: Path,
-        precision: str,
-        params: dict[str, Any],
-    ) -> dict[str, Any]:
+    def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
+        source_model, task, model, params = ctx.source_model, ctx.task, ctx.model, ctx.params
         import torch
 
         example = tuple(torch.from_numpy(v) for v in task.make_inputs(model, 2).values())
@@ -57,19 +50,12 @@ class TorchScriptPass(Pass):
 @register
 class TorchExportPass(Pass):
     name = "torch_export"
-    source_framework = "torch"
+    source_frameworks = ("torch",)
     format = "pt2"
     filename = "model.pt2"
 
-    def export(
-        self,
-        source_model: Any,
-        task: Any,
-        model: str,
-        out: Path,
-        precision: str,
-        params: dict[str, Any],
-    ) -> dict[str, Any]:
+    def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
+        source_model, task, model = ctx.source_model, ctx.task, ctx.model
         import torch
 
         specs = task.input_specs(model)

@@ -17,7 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from exporters.base import find_pass, sha256_of, size_of, write_manifest
+from exporters.base import (
+    ArtifactRequest,
+    ExportContext,
+    export,
+    find_pass,
+    sha256_of,
+    size_of,
+    write_manifest,
+)
 from workbench.devices import parse_device
 from workbench.formats import runtime_for
 from workbench.parity import verdict
@@ -115,9 +123,33 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         "torch" if job["source_framework"] == "torch" else "tensorflow"
     )
     source = task.build(job["source_framework"], job["model"])
+    upstream_path = None
+    upstream = ArtifactRequest(
+        job["task"], job["model"], job["source_framework"], job["format"], job["precision"]
+    ).upstream_request(pass_)
+    if upstream is not None:
+        upstream_manifest = export(upstream)
+        if upstream_manifest.get("status") != "ok":
+            return {
+                **manifest,
+                "status": "failed",
+                "error": f"the {upstream.format}/{upstream.precision} artifact this pass "
+                f"transforms failed: {upstream_manifest.get('error')}",
+            }
+        upstream_path = Path(upstream_manifest["path"])
+        manifest["upstream"] = {"path": str(upstream_path), "sha256": upstream_manifest["sha256"]}
+    ctx = ExportContext(
+        task,
+        job["model"],
+        job["source_framework"],
+        job["precision"],
+        job["params"],
+        source,
+        upstream_path,
+    )
     started = time.perf_counter()
     try:
-        extras = pass_.export(source, task, job["model"], out, job["precision"], job["params"])
+        extras = pass_.export(ctx, out)
     except Exception as exc:  # noqa: BLE001 - the converter's own message is the result
         message = " ".join(str(exc).split())[:600] or type(exc).__name__
         return {

@@ -6,23 +6,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from exporters.base import Pass, register
+from exporters.base import ExportContext, Pass, register
 
 
 @register
 class CrashingPass(Pass):
     name = "crashing"
-    source_framework = "torch"
+    source_frameworks = ("torch",)
     format = "crashformat"
     filename = "model.crash"
 
-    def export(
-        self,
-        source_model: Any,
-        task: Any,
-        model: str,
-        out: Path,
-        precision: str,
-        params: dict[str, Any],
-    ) -> dict[str, Any]:
+    def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
         os.abort()

@@ -73,3 +73,17 @@ def test_installed_versions_match_the_lock():
 
     for name, version in _file_pins("requirements/base.txt").items():
         assert metadata.version(name) == version, name
+
+
+def test_workbench_kernel_is_registered_in_the_venv():
+    """papermill and JupyterLab find the venv's kernel by the name `workbench`."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "jupyter", "kernelspec", "list", "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    specs = json.loads(out)["kernelspecs"]
+    assert "workbench" in specs
+    argv0 = specs["workbench"]["spec"]["argv"][0]
+    assert Path(argv0).resolve() == Path(sys.executable).resolve()

@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--precisions", default="fp32", help="precisions (default fp32)")
     bench.add_argument("--runtime", help="runtime for a model file (default: from the file)")
     bench.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N; comma-separated")
-    bench.add_argument("--threads", help="intra-op thread counts, e.g. 1,2 (default: runtime's)")
+    bench.add_argument("--threads", help="intra-op thread counts, e.g. 1,2 (default: all cores available)")
     bench.add_argument("--batch", help="batch sizes, e.g. 1,8,32")
     bench.add_argument(
         "--dim",
@@ -148,7 +148,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from workbench.devices import parse_device
 
     devices = [str(parse_device(d)) for d in _csv(args.device) or ["cpu"]]
-    threads: list[int | None] = _int_list(args.threads, "--threads") if args.threads else [None]
+    # Default: every core this process may use, set explicitly for every runtime, so that
+    # runtimes with a 1-thread default (LiteRT) are not compared unfairly with the others.
+    threads: list[int | None] = (
+        _int_list(args.threads, "--threads") if args.threads else [len(os.sched_getaffinity(0))]
+    )
     default_batches = QUICK["batch"] if args.quick else ([1] if args.model_file else FULL_BATCHES)
     batches = _int_list(args.batch, "--batch") if args.batch else default_batches
     rule = _stop_rule(args)
@@ -361,6 +365,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("workbench: interrupted; finished rows are kept in the run", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # stdout went to a closed pipe (e.g. `| head`): stop quietly, as shell tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

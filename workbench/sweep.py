@@ -43,7 +43,7 @@ class TaskSweep:
     formats: list[str] | None = None
     precisions: list[str] = field(default_factory=lambda: ["fp32"])
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 64])
-    threads: list[int | None] = field(default_factory=lambda: [None])
+    threads: list[int | None] = field(default_factory=lambda: [len(os.sched_getaffinity(0))])
     devices: list[str] = field(default_factory=lambda: ["cpu"])
     rule: StopRule = field(default_factory=StopRule)
 

@@ -7,6 +7,8 @@ requested one, `unavailable_reason` says why and the harness records an
 
 from __future__ import annotations
 
+import importlib
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +113,9 @@ def get_runtime(name: str) -> Runtime:
     return _REGISTRY[name]()
 
 
+EXTRA_RUNTIMES_ENV = "WORKBENCH_EXTRA_RUNTIMES"
+
+
 def _load_builtin_runtimes() -> None:
     # Importing the modules registers them; frameworks are imported lazily inside them.
     from workbench.runtimes import (  # noqa: F401
@@ -120,3 +125,22 @@ def _load_builtin_runtimes() -> None:
         tf_runtime,
         torch_runtime,
     )
+
+    _load_plugin_runtimes()
+
+
+def _load_plugin_runtimes() -> None:
+    """Plugin hook for user runtimes: $WORKBENCH_EXTRA_RUNTIMES names importable modules
+    (comma-separated) whose `@register` classes join the registry. Benchmark worker
+    processes inherit the variable, so plugin runtimes work in task sweeps too."""
+    for name in os.environ.get(EXTRA_RUNTIMES_ENV, "").split(","):
+        name = name.strip()
+        if not name:
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise UserError(
+                f"cannot import runtime plugin module {name!r} named in ${EXTRA_RUNTIMES_ENV}: "
+                f"{exc}; fix the module name or PYTHONPATH"
+            ) from exc

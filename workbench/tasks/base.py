@@ -62,6 +62,11 @@ class Task(ABC):
         """Held-out inputs for parity checks, with true labels where the task has them."""
         return self.make_inputs(model, n, seed=12345), None
 
+    def calibration_inputs(self, model: str, n: int) -> dict[str, np.ndarray]:
+        """Calibration data for static quantization: the task's own generator, with a seed
+        distinct from the held-out parity set and the benchmark pools."""
+        return self.make_inputs(model, n, seed=777)
+
     def accuracy(self, outputs: np.ndarray, labels: np.ndarray) -> float:
         """The task's quality score of `outputs` against true `labels` (classifiers: top-1)."""
         return float(np.mean(np.asarray(outputs).argmax(axis=1) == labels))

@@ -1,0 +1,294 @@
+"""The `workbench` command run as a user runs it: bad input gets one line and exit code 2,
+good input gets result rows (JSON lines) that land in the result store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbench import devices, results
+
+REPO = Path(__file__).resolve().parents[1]
+REQUIRED_JSON_KEYS = (
+    "status",
+    "error",
+    "runtime",
+    "device",
+    "format",
+    "precision",
+    "batch_size",
+    "threads",
+    "latency_ms_p50",
+    "latency_ms_p99",
+    "latency_ms_mean",
+    "throughput_items_per_s",
+    "n_iterations",
+)
+FAST = ["--min-iters", "20", "--min-time", "0.05", "--warmup", "2"]
+
+
+def run_cli(
+    args: list[str], cwd: Path, home: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "WORKBENCH_HOME": str(home or cwd / "ws"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "workbench.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+# ---------------------------------------------------------------- model files
+
+
+def _save(graph, path: Path) -> Path:
+    import onnx
+    from onnx import helper
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    from onnx import TensorProto, helper, numpy_helper
+
+    root = tmp_path_factory.mktemp("cli-models")
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((16, 8)).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    dense = _save(
+        helper.make_graph(
+            [
+                helper.make_node("MatMul", ["x", "W"], ["xw"]),
+                helper.make_node("Add", ["xw", "B"], ["y"]),
+            ],
+            "dense",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])],
+            initializer=[numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B")],
+        ),
+        root / "dense.onnx",
+    )
+    symbolic = _save(
+        helper.make_graph(
+            [helper.make_node("Relu", ["x"], ["y"])],
+            "symbolic",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq"])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq"])],
+        ),
+        root / "symbolic.onnx",
+    )
+    strings = _save(
+        helper.make_graph(
+            [helper.make_node("Identity", ["text"], ["out"])],
+            "strings",
+            [helper.make_tensor_value_info("text", TensorProto.STRING, ["batch"])],
+            [helper.make_tensor_value_info("out", TensorProto.STRING, ["batch"])],
+        ),
+        root / "strings.onnx",
+    )
+    data = dense.read_bytes()
+    truncated = root / "truncated.onnx"
+    truncated.write_bytes(data[: len(data) // 2])
+    text = root / "notes.onnx"
+    text.write_text("these are my notes, not a model\n" * 20)
+    garbage_tflite = root / "garbage.tflite"
+    garbage_tflite.write_bytes(bytes(range(256)) * 4)
+    text_pt = root / "model.pt"
+    text_pt.write_text("not a zip archive\n" * 10)
+    empty = root / "empty.onnx"
+    empty.write_bytes(b"")
+    unknown_suffix = root / "model.bin"
+    unknown_suffix.write_bytes(data)
+    not_saved_model = root / "some_dir"
+    not_saved_model.mkdir()
+    return {
+        "dense": dense,
+        "symbolic": symbolic,
+        "strings": strings,
+        "truncated": truncated,
+        "text": text,
+        "garbage_tflite": garbage_tflite,
+        "text_pt": text_pt,
+        "empty": empty,
+        "unknown_suffix": unknown_suffix,
+        "not_saved_model": not_saved_model,
+    }
+
+
+# ---------------------------------------------------------------- bad input
+
+# (case id, argv with {name} placeholders for model files, words the message must hold)
+BAD_INPUT = [
+    ("missing-file", ["bench", "{root}/nope.onnx"], ["does not exist"]),
+    ("truncated-onnx", ["bench", "{truncated}"], ["not a valid ONNX model"]),
+    ("text-renamed-onnx", ["bench", "{text}"], ["not a valid ONNX model"]),
+    ("empty-file", ["bench", "{empty}"], ["empty"]),
+    ("garbage-tflite", ["bench", "{garbage_tflite}"], ["not a TFLite"]),
+    ("text-renamed-pt", ["bench", "{text_pt}"], ["torchscript"]),
+    ("unknown-suffix", ["bench", "{unknown_suffix}"], ["cannot tell the format"]),
+    ("dir-not-saved-model", ["bench", "{not_saved_model}"], ["saved_model.pb"]),
+    ("unknown-task", ["bench", "--task", "nope"], ["unknown task", "tabular"]),
+    ("unknown-runtime", ["bench", "{dense}", "--runtime", "nope"], ["unknown runtime", "nope"]),
+    ("runtime-wrong-format", ["bench", "{dense}", "--runtime", "litert"], ["cannot run format"]),
+    ("unknown-device", ["bench", "{dense}", "--device", "tpu"], ["unknown device", "tpu"]),
+    ("batch-zero", ["bench", "{dense}", "--batch", "0"], ["--batch", "positive"]),
+    ("batch-negative", ["bench", "{dense}", "--batch", "-1"], ["--batch", "positive"]),
+    ("batch-not-int", ["bench", "{dense}", "--batch", "a"], ["--batch", "integers"]),
+    ("batch-one-bad", ["bench", "{dense}", "--batch", "1,0,8"], ["--batch", "positive"]),
+    ("threads-zero", ["bench", "{dense}", "--threads", "0"], ["--threads"]),
+    ("symbolic-dim-unset", ["bench", "{symbolic}"], ["seq", "--dim seq="]),
+    ("dim-malformed", ["bench", "{symbolic}", "--dim", "seq"], ["NAME=VALUE"]),
+    ("dim-zero", ["bench", "{symbolic}", "--dim", "seq=0"], ["positive"]),
+    # A user's model whose input is a string tensor: inputs cannot be generated from its
+    # signature, so it is refused up front instead of failing somewhere in the run.
+    ("string-input", ["bench", "{strings}"], ["dtype", "string"]),
+    ("min-time-negative", ["bench", "{dense}", "--min-time", "-1"], ["min_time"]),
+    ("max-time-nan", ["bench", "{dense}", "--max-time", "nan"], ["max_time"]),
+    ("max-below-min", ["bench", "{dense}", "--min-time", "5", "--max-time", "1"], ["max_time"]),
+    ("min-iters-negative", ["bench", "{dense}", "--min-iters", "-3"], ["min_iters"]),
+    ("file-and-task", ["bench", "{dense}", "--task", "tabular"], ["either"]),
+    ("nothing-to-bench", ["bench"], ["either"]),
+    ("unknown-command", ["frobnicate"], ["invalid choice"]),
+    ("unknown-option", ["bench", "{dense}", "--speed", "11"], ["unrecognized"]),
+    ("unknown-format", ["bench", "--task", "tabular", "--formats", "gguf"], ["unknown format"]),
+    ("unknown-model", ["bench", "--task", "tabular", "--model", "huge"], ["no model", "huge"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"), [(a, w) for _, a, w in BAD_INPUT], ids=[c for c, _, _ in BAD_INPUT]
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, models, argv, words):
+    names = {k: str(v) for k, v in models.items()}
+    args = [a.format(root=tmp_path, **names) for a in argv]
+    if args[0] == "bench":  # short measurements, placed first so the case's own flags win
+        args = ["bench", *FAST, *args[1:]]
+    proc = run_cli(args, tmp_path)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("workbench: error:"), lines[0]
+    assert len(lines[0]) > len("workbench: error: ") + 10
+    for word in words:
+        assert word.lower() in lines[0].lower(), f"{word!r} not in {lines[0]!r}"
+    assert proc.stdout.strip() == ""
+
+
+# ---------------------------------------------------------------- good input
+
+
+def _json_rows(proc: subprocess.CompletedProcess[str]) -> list[dict]:
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+
+def test_bench_json_rows_and_store(tmp_path, models):
+    home = tmp_path / "ws"
+    proc = run_cli(
+        ["bench", str(models["dense"]), "--batch", "1,4", *FAST, "--format", "json"], tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    rows = _json_rows(proc)
+    assert [r["batch_size"] for r in rows] == [1, 4]
+    for row in rows:
+        missing = [k for k in REQUIRED_JSON_KEYS if k not in row]
+        assert not missing, missing
+        assert row["status"] == "ok", row["error"]
+        assert row["error"] is None
+        assert row["runtime"] == "onnxruntime"
+        assert row["device"] == "cpu"
+        assert row["format"] == "onnx"
+        assert row["n_iterations"] >= 20
+        assert row["latency_ms_p50"] > 0
+        assert row["latency_ms_mean"] > 0
+        assert row["throughput_items_per_s"] > 0
+        if row["latency_ms_p99"] is not None:
+            assert row["latency_ms_p99"] >= row["latency_ms_p50"]
+        assert "latencies_ms" not in row  # raw latencies stay in the store, not on stdout
+    assert rows[1]["input_shape"] == "4x16"
+
+    # The rows are in the store under WORKBENCH_HOME, with their raw latencies.
+    runs = home / "runs"
+    assert runs.is_dir()
+    frame = results.load(runs)
+    assert sorted(frame["row_id"]) == sorted(r["row_id"] for r in rows)
+    assert set(frame["status"]) == {"ok"}
+    assert all(len(lat) == n for lat, n in zip(frame["latencies_ms"], frame["n_iterations"]))
+    manifests = results.load_manifests(runs)
+    assert [m["status"] for m in manifests] == ["ok"]
+
+
+def test_bench_table_is_the_default(tmp_path, models):
+    proc = run_cli(["bench", str(models["dense"]), *FAST], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    header, *body = proc.stdout.splitlines()
+    assert "status" in header and "p50 ms" in header
+    assert len(body) == 1 and body[0].startswith("ok")
+
+
+def test_bench_symbolic_dim_set(tmp_path, models):
+    proc = run_cli(
+        ["bench", str(models["symbolic"]), "--dim", "seq=16", "--batch", "2", *FAST]
+        + ["--format", "json"],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (row,) = _json_rows(proc)
+    assert row["status"] == "ok", row["error"]
+    assert row["input_shape"] == "2x16"
+
+
+def test_bench_cuda_without_gpu_is_unavailable(tmp_path, models):
+    if devices.nvidia_gpus():
+        pytest.skip("this host has a GPU")
+    proc = run_cli(
+        ["bench", str(models["dense"]), "--device", "cuda", "--batch", "1,8", *FAST]
+        + ["--format", "json"],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = _json_rows(proc)
+    assert [r["batch_size"] for r in rows] == [1, 8]
+    for row in rows:
+        assert row["status"] == "unavailable"
+        assert "no GPU on this host" in row["error"]
+        assert row["device"].startswith("cuda")
+        assert row["latency_ms_p50"] is None  # nothing was measured under a cuda name
+    frame = results.load(tmp_path / "ws" / "runs")
+    assert set(frame["status"]) == {"unavailable"}
+
+
+def _cpu_has_avx2() -> bool:
+    try:
+        return " avx2" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def test_env(tmp_path):
+    proc = run_cli(["env"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "fingerprint id" in proc.stdout
+    assert "cpu flags" in proc.stdout
+    if _cpu_has_avx2():
+        assert "avx2" in proc.stdout

@@ -1,0 +1,207 @@
+"""Sweeps with real runtimes: a failing configuration becomes a `failed` row with its
+reason, a benchmark worker killed by a signal costs only its own rows, and the tabular
+task runs end to end (export, parity, benchmark) into a temporary workspace."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbench import results
+from workbench.errors import UserError
+from workbench.harness.runner import BenchConfig, run_config
+from workbench.harness.timing import StopRule
+from workbench.results import RunStore
+from workbench.runtimes.base import EXTRA_RUNTIMES_ENV, get_runtime
+from workbench.sweep import TaskSweep, _run_worker, plan, run_sweep
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = StopRule(warmup_iters=2, warmup_time_s=0.0, min_iters=20, min_time_s=0.02, max_time_s=5)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "ws"
+    monkeypatch.setenv("WORKBENCH_HOME", str(path))
+    return path
+
+
+def _save(graph, path: Path) -> Path:
+    import onnx
+    from onnx import helper
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def pairs_onnx(tmp_path_factory) -> Path:
+    """x [batch, 4] reshaped to [-1, 8]: fine for even batches, an ORT error for odd ones."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
+        "pairs",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 8])],
+        initializer=[numpy_helper.from_array(np.array([-1, 8], dtype=np.int64), "shape")],
+    )
+    return _save(graph, tmp_path_factory.mktemp("sweep-models") / "pairs.onnx")
+
+
+def _rows_by_batch(store: RunStore) -> dict[int, dict]:
+    frame = results.load(store.path.parent, run_ids=[store.run_id])
+    return {int(r["batch_size"]): r for r in frame.to_dict(orient="records")}
+
+
+def test_runtime_error_in_one_batch_size_is_a_failed_row(home, pairs_onnx):
+    store = RunStore.create({"test": "runtime error"}, root=home / "runs")
+    config = BenchConfig(
+        runtime="onnxruntime",
+        format="onnx",
+        path=str(pairs_onnx),
+        batch_sizes=[2, 3, 4],
+        threads=1,
+        rule=TINY,
+    )
+    emitted: list[dict] = []
+    run_config(config, lambda row: emitted.append(store.append(row)))
+    assert [r["batch_size"] for r in emitted] == [2, 3, 4]
+    rows = _rows_by_batch(store)
+    assert set(rows) == {2, 3, 4}
+    failed = rows[3]
+    assert failed["status"] == "failed"
+    # ORT's own message, first line only, with the exception type.
+    assert "reshape" in failed["error"].lower()
+    assert "\n" not in failed["error"]
+    assert failed["latency_ms_p50"] is None or np.isnan(failed["latency_ms_p50"])
+    for b in (2, 4):
+        assert rows[b]["status"] == "ok", rows[b]["error"]
+        assert rows[b]["n_iterations"] >= 20
+        assert rows[b]["latency_ms_p50"] > 0
+        assert rows[b]["provider"] == "CPUExecutionProvider"
+
+
+def test_plugin_runtime_module_that_does_not_import(monkeypatch):
+    monkeypatch.setenv(EXTRA_RUNTIMES_ENV, "no_such_module_for_workbench")
+    with pytest.raises(UserError, match="no_such_module_for_workbench"):
+        get_runtime("null")
+
+
+@pytest.fixture
+def crash_plugin(monkeypatch) -> None:
+    """Make benchmark workers (only them: nothing here calls get_runtime meanwhile) load
+    the test-only `crash` runtime."""
+    monkeypatch.setenv(EXTRA_RUNTIMES_ENV, "tests.crashing_runtime")
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    )
+
+
+def test_worker_killed_by_a_signal_costs_only_its_rows(home, crash_plugin, pairs_onnx):
+    store = RunStore.create({"test": "worker crash"}, root=home / "runs")
+    labels = {"model": "crash-test"}
+
+    # 1. The worker aborts while loading: every batch size becomes a failed row.
+    _run_worker(
+        store,
+        BenchConfig(runtime="crash", format="onnx", batch_sizes=[1, 2, 4], rule=TINY, labels=labels),
+        {},
+    )
+    # 2. The worker aborts on batch 4: batch 1 was stored by the worker, 4 and 8 fail.
+    _run_worker(
+        store,
+        BenchConfig(
+            runtime="crash",
+            format="onnx",
+            batch_sizes=[1, 4, 8],
+            rule=TINY,
+            runtime_extra={"crash_at_batch": 4},
+            labels=labels,
+        ),
+        {},
+    )
+    # 3. The next configuration in the same store runs normally.
+    _run_worker(
+        store,
+        BenchConfig(
+            runtime="onnxruntime",
+            format="onnx",
+            path=str(pairs_onnx),
+            batch_sizes=[2, 4],
+            threads=1,
+            rule=TINY,
+        ),
+        {},
+    )
+
+    frame = results.load(store.path.parent, run_ids=[store.run_id])
+    rows = frame.to_dict(orient="records")
+    crash_rows = [r for r in rows if r["runtime"] == "crash"]
+    assert sorted(r["batch_size"] for r in crash_rows) == [1, 1, 2, 4, 4, 8]
+
+    ok = [r for r in crash_rows if r["status"] == "ok"]
+    assert [r["batch_size"] for r in ok] == [1]  # stored by the worker before it died
+    failed = [r for r in crash_rows if r["status"] == "failed"]
+    assert sorted(r["batch_size"] for r in failed) == [1, 2, 4, 4, 8]
+    for row in failed:
+        assert "benchmark worker died" in row["error"]
+        assert "signal 6" in row["error"]
+        assert row["model"] == "crash-test"  # labels survive into the parent's rows
+
+    ort_rows = [r for r in rows if r["runtime"] == "onnxruntime"]
+    assert sorted(r["batch_size"] for r in ort_rows) == [2, 4]
+    assert all(r["status"] == "ok" for r in ort_rows), [r["error"] for r in ort_rows]
+    # Every row is complete JSON: nothing half-written by the dying workers.
+    assert len(store.rows_path.read_text().splitlines()) == len(rows) == 8
+
+
+def test_tabular_sweep_end_to_end(home):
+    sweep = TaskSweep(
+        task="tabular",
+        models=["linear"],
+        formats=["onnx", "tflite"],
+        batch_sizes=[1, 16],
+        threads=[1],
+        rule=TINY,
+    )
+    jobs = plan(sweep)
+    assert {(j.source_framework, j.format) for j in jobs} == {("torch", "onnx"), ("keras", "tflite")}
+    store = RunStore.create({"test": "tabular sweep"})
+    progress: list[str] = []
+    run_sweep(sweep, store, progress.append)
+    store.finish("ok")
+    assert len(progress) == len(jobs) == 2
+
+    assert store.path.parent == home / "runs"
+    frame = results.load(run_ids=[store.run_id])
+    assert len(frame) == 4
+    runtime_of = {"onnx": "onnxruntime", "tflite": "litert"}
+    framework_of = {"onnx": "torch", "tflite": "keras"}
+    for row in frame.to_dict(orient="records"):
+        assert row["status"] == "ok", row["error"]
+        assert row["task"] == "tabular"
+        assert row["model"] == "linear"
+        assert row["precision"] == "fp32"
+        assert row["runtime"] == runtime_of[row["format"]]
+        assert row["source_framework"] == framework_of[row["format"]]
+        assert row["parity_pass"] is True or row["parity_pass"] == 1
+        assert row["accuracy"] is not None and 0.5 < row["accuracy"] <= 1.0
+        assert row["artifact_sha256"]
+        assert Path(row["artifact_path"]).exists()
+        assert row["n_iterations"] >= 20
+        assert row["threads"] == 1
+    assert sorted(zip(frame["format"], frame["batch_size"])) == [
+        ("onnx", 1),
+        ("onnx", 16),
+        ("tflite", 1),
+        ("tflite", 16),
+    ]
+    # Artifacts were exported into the temporary workspace, not the repo's.
+    assert any((home / "artifacts").glob("tabular-linear/*/manifest.json"))
