@@ -191,7 +191,7 @@ def tune_big(
         loaded = load_ort(path, threads)
         probe_p50 = quick_p50_ms(loaded, prepared_pool(loaded, batch), 40, q=20)
         loaded.close()
-        if 0.85 * target_ms <= probe_p50 <= 1.15 * target_ms:
+        if fixed_layers or 0.85 * target_ms <= probe_p50 <= 1.15 * target_ms:
             break
         layers = max(1, round(layers * target_ms / probe_p50))
     return path, layers, probe_p50

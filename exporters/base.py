@@ -27,7 +27,6 @@ from workbench.errors import UserError
 from workbench.workspace import artifacts_dir
 
 MANIFEST = "manifest.json"
-PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
 DEFAULT_TIMEOUT_S = 600.0
 
 
@@ -95,7 +94,17 @@ def all_passes() -> dict[str, type[Pass]]:
     $WORKBENCH_EXTRA_PASSES, a hook for user passes (and for tests of crashing converters)."""
     import importlib
 
-    from exporters import keras_savedmodel, keras_tflite, torch_onnx, torch_script  # noqa: F401
+    from exporters import (  # noqa: F401
+        keras_onnx,
+        keras_savedmodel,
+        keras_tflite,
+        onnx_quantize,
+        tflite_quantize,
+        torch_onnx,
+        torch_quantize,
+        torch_script,
+        torch_tflite,
+    )
 
     for module in filter(None, os.environ.get(PLUGINS_ENV, "").split(",")):
         importlib.import_module(module.strip())

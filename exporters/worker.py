@@ -56,30 +56,74 @@ def reference_outputs(framework: str, source: Any, feed: dict[str, np.ndarray]) 
     return [np.asarray(o) for o in outs]
 
 
+def quantize(value: np.ndarray, q: dict[str, Any] | None) -> np.ndarray:
+    """A float array in an integer tensor's encoding (q: dtype, scale, zero_point)."""
+    if q is None:
+        return value
+    info = np.iinfo(q["dtype"])
+    scaled = np.round(np.asarray(value, dtype=np.float64) / q["scale"]) + q["zero_point"]
+    return np.clip(scaled, info.min, info.max).astype(q["dtype"])
+
+
+def dequantize(value: np.ndarray, q: dict[str, Any] | None) -> np.ndarray:
+    if q is None:
+        return value
+    return ((np.asarray(value, dtype=np.float32) - q["zero_point"]) * q["scale"]).astype(np.float32)
+
+
 def artifact_outputs(
-    fmt: str, path: Path, task: Task, model: str, feed: dict[str, np.ndarray]
+    fmt: str,
+    path: Path,
+    task: Task,
+    model: str,
+    feed: dict[str, np.ndarray],
+    input_quantization: list[dict[str, Any] | None] | None = None,
+    output_quantization: list[dict[str, Any] | None] | None = None,
 ) -> list[np.ndarray]:
-    """Run the exported artifact on the CPU through the workbench's own runtime."""
+    """Run the exported artifact on the CPU through the workbench's own runtime. An
+    artifact with integer inputs/outputs (TFLite int8 io) gets its float inputs quantized
+    and its outputs dequantized with the manifest's scales and zero points."""
     runtime = get_runtime(runtime_for(fmt))
     options = RuntimeOptions(parse_device("cpu"), extra={"inputs": task.input_specs(model)})
     loaded = runtime.load(path, options)
     try:
         names = [spec.name for spec in loaded.inputs]
         values = list(feed.values())
+        if input_quantization:
+            values = [quantize(v, q) for v, q in zip(values, input_quantization, strict=True)]
         native = {name: values[i] for i, name in enumerate(names)}
-        return loaded.to_numpy(loaded.run(loaded.prepare(native)))
+        for spec in loaded.inputs:
+            # A reduced-precision artifact may take float16 inputs (FP16 ONNX without
+            # keep_io_types): feed it the same values in its own float type.
+            value = native[spec.name]
+            if value.dtype.kind == "f" and spec.dtype in ("float16", "float32", "float64"):
+                native[spec.name] = value.astype(spec.dtype, copy=False)
+        outputs = loaded.to_numpy(loaded.run(loaded.prepare(native)))
+        if output_quantization:
+            outputs = [dequantize(o, q) for o, q in zip(outputs, output_quantization, strict=True)]
+        return outputs
     finally:
         loaded.close()
 
 
 def check_parity(
-    task: Task, model: str, framework: str, source: Any, fmt: str, path: Path, precision: str
+    task: Task,
+    model: str,
+    framework: str,
+    source: Any,
+    fmt: str,
+    path: Path,
+    precision: str,
+    input_quantization: list[dict[str, Any] | None] | None = None,
+    output_quantization: list[dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """Parity of the artifact against its source on held-out inputs, plus accuracy where
     the task has true labels."""
     feed, labels = task.held_out(model, PARITY_BATCH)
     reference = reference_outputs(framework, source, feed)
-    candidate = artifact_outputs(fmt, path, task, model, feed)
+    candidate = artifact_outputs(
+        fmt, path, task, model, feed, input_quantization, output_quantization
+    )
     measured = task.parity(reference, candidate)
     result: dict[str, Any] = {
         "parity_max_abs_error": measured["max_abs_error"],
@@ -177,6 +221,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                 job["format"],
                 out,
                 job["precision"],
+                manifest.get("input_quantization"),
+                manifest.get("output_quantization"),
             )
         )
     except Exception as exc:  # noqa: BLE001 - an artifact that cannot run fails parity

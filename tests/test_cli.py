@@ -233,7 +233,9 @@ def test_bench_json_rows_and_store(tmp_path, models):
     frame = results.load(runs)
     assert sorted(frame["row_id"]) == sorted(r["row_id"] for r in rows)
     assert set(frame["status"]) == {"ok"}
-    assert all(len(lat) == n for lat, n in zip(frame["latencies_ms"], frame["n_iterations"]))
+    assert all(
+        len(lat) == n for lat, n in zip(frame["latencies_ms"], frame["n_iterations"], strict=True)
+    )
     manifests = results.load_manifests(runs)
     assert [m["status"] for m in manifests] == ["ok"]
 

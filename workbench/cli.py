@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from workbench.errors import UserError
+from workbench.formats import PRECISIONS
 
 JSON_FIELDS_EXCLUDED = ("latencies_ms",)
 TABLE_COLUMNS = [
@@ -71,10 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--model", help="task model variant(s), comma-separated")
     bench.add_argument("--frameworks", help="source frameworks: torch,keras")
     bench.add_argument("--formats", help="formats, e.g. onnx,torchscript,tflite")
-    bench.add_argument("--precisions", default="fp32", help="precisions (default fp32)")
+    bench.add_argument(
+        "--precisions", help="fp32,fp16,int8-dynamic,int8-static (default: all that apply)"
+    )
     bench.add_argument("--runtime", help="runtime for a model file (default: from the file)")
     bench.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N; comma-separated")
-    bench.add_argument("--threads", help="intra-op thread counts, e.g. 1,2 (default: all cores available)")
+    bench.add_argument(
+        "--threads", help="intra-op thread counts, e.g. 1,2 (default: all cores available)"
+    )
     bench.add_argument("--batch", help="batch sizes, e.g. 1,8,32")
     bench.add_argument(
         "--dim",
@@ -87,6 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--min-time", type=float, help="minimum measured seconds (default 1.0)")
     bench.add_argument("--max-time", type=float, help="maximum measured seconds (default 30)")
     bench.add_argument("--warmup", type=int, help="warm-up iterations (default 10)")
+    bench.add_argument(
+        "--tensorrt",
+        action="store_true",
+        help="onnxruntime on cuda: put the TensorRT provider first (CUDA provider after it)",
+    )
+    bench.add_argument(
+        "--graph-optimization",
+        choices=("disable", "basic", "extended", "all"),
+        help="onnxruntime graph optimization level (default all)",
+    )
     bench.add_argument(
         "--quick",
         action="store_true",
@@ -105,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model", help="model variant(s), comma-separated")
     export.add_argument("--frameworks", help="source frameworks: torch,keras")
     export.add_argument("--formats", help="formats, e.g. onnx,torchscript,tflite,savedmodel")
-    export.add_argument("--precisions", default="fp32")
+    export.add_argument(
+        "--precisions", help="fp32,fp16,int8-dynamic,int8-static (default: all that apply)"
+    )
     export.add_argument("--format", dest="output", choices=("table", "json"), default="table")
 
     report = sub.add_parser("report", help="write an HTML report of a run under reports/")
@@ -131,6 +148,16 @@ def _stop_rule(args: argparse.Namespace) -> Any:
     if args.max_time is not None:
         values["max_time_s"] = args.max_time
     return StopRule(**values)
+
+
+def _runtime_extra(args: argparse.Namespace) -> dict[str, Any]:
+    """Runtime options from the command line (each runtime reads the keys it knows)."""
+    extra: dict[str, Any] = {}
+    if args.tensorrt:
+        extra["tensorrt"] = True
+    if args.graph_optimization:
+        extra["graph_optimization_level"] = args.graph_optimization
+    return extra
 
 
 def cmd_env(_: argparse.Namespace) -> int:
@@ -194,6 +221,7 @@ def _bench_file(
             batch_sizes=batches,
             dims=dims,
             rule=rule,
+            runtime_extra=_runtime_extra(args),
             labels={"model": path.name, "precision": None},
         )
         for d in devices
@@ -235,11 +263,12 @@ def _bench_task(
         models=_csv(args.model),
         frameworks=_csv(args.frameworks),
         formats=_csv(args.formats),
-        precisions=_csv(args.precisions) or ["fp32"],
+        precisions=_csv(args.precisions) or list(PRECISIONS),
         batch_sizes=batches,
         threads=threads,
         devices=devices,
         rule=rule,
+        runtime_extra=_runtime_extra(args),
     )
     jobs = plan(sweep)
     if not jobs:
@@ -274,7 +303,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         models=_csv(args.model),
         frameworks=_csv(args.frameworks),
         formats=_csv(args.formats),
-        precisions=_csv(args.precisions) or ["fp32"],
+        precisions=_csv(args.precisions) or list(PRECISIONS),
     )
     requests = {}
     for job in plan(sweep):

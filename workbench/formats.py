@@ -13,6 +13,7 @@ from pathlib import Path
 
 from workbench.errors import UserError
 
+PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
 FORMATS = ("onnx", "torchscript", "pt2", "tflite", "savedmodel", "eager", "keras")
 DEFAULT_RUNTIME = {
     "onnx": "onnxruntime",

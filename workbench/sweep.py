@@ -16,19 +16,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporters.base import ArtifactRequest, export
+from exporters.base import ArtifactRequest, export, find_pass
 from workbench.errors import UserError
-from workbench.formats import DEFAULT_RUNTIME, SOURCE_FRAMEWORK_OF_NATIVE
+from workbench.formats import DEFAULT_RUNTIME, PRECISIONS, SOURCE_FRAMEWORK_OF_NATIVE
 from workbench.harness.runner import BenchConfig
 from workbench.harness.timing import StopRule
 from workbench.results import RunStore
 from workbench.tasks.base import get_task
 
-# Formats each source framework yields (native first). Quantized precisions arrive with
-# the exporter passes that make them.
+# Formats each source framework can yield (native first). A (format, precision) pair is
+# planned only where an exporter pass makes it (`exporters.base.find_pass`).
 FORMATS_BY_FRAMEWORK = {
-    "torch": ("eager", "onnx", "torchscript", "pt2"),
-    "keras": ("keras", "savedmodel", "tflite"),
+    "torch": ("eager", "onnx", "torchscript", "pt2", "tflite"),
+    "keras": ("keras", "savedmodel", "tflite", "onnx"),
 }
 WORKER_TIMEOUT_S = 1800
 
@@ -41,11 +41,12 @@ class TaskSweep:
     models: list[str] | None = None
     frameworks: list[str] | None = None
     formats: list[str] | None = None
-    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+    precisions: list[str] = field(default_factory=lambda: list(PRECISIONS))
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 64])
     threads: list[int | None] = field(default_factory=lambda: [len(os.sched_getaffinity(0))])
     devices: list[str] = field(default_factory=lambda: ["cpu"])
     rule: StopRule = field(default_factory=StopRule)
+    runtime_extra: dict[str, Any] = field(default_factory=dict)  # e.g. {"tensorrt": True}
 
     def __post_init__(self) -> None:
         task = get_task(self.task)
@@ -62,10 +63,8 @@ class TaskSweep:
             if fmt not in known:
                 raise UserError(f"unknown format {fmt!r}: choose from {', '.join(sorted(known))}")
         for p in self.precisions:
-            if p not in ("fp32", "fp16", "int8-dynamic", "int8-static"):
-                raise UserError(
-                    f"unknown precision {p!r}: choose from fp32, fp16, int8-dynamic, int8-static"
-                )
+            if p not in PRECISIONS:
+                raise UserError(f"unknown precision {p!r}: choose from {', '.join(PRECISIONS)}")
 
 
 @dataclass
@@ -92,6 +91,8 @@ def plan(sweep: TaskSweep) -> list[Job]:
                     native = fmt in SOURCE_FRAMEWORK_OF_NATIVE
                     if native and precision != "fp32":
                         continue
+                    if not native and not _has_pass(fw, fmt, precision):
+                        continue
                     request = (
                         None if native else ArtifactRequest(sweep.task, model, fw, fmt, precision)
                     )
@@ -99,6 +100,14 @@ def plan(sweep: TaskSweep) -> list[Job]:
                         for threads in sweep.threads:
                             jobs.append(Job(model, fw, fmt, precision, device, threads, request))
     return jobs
+
+
+def _has_pass(framework: str, fmt: str, precision: str) -> bool:
+    try:
+        find_pass(framework, fmt, precision)
+    except UserError:
+        return False
+    return True
 
 
 def _labels(sweep: TaskSweep, job: Job, manifest: dict[str, Any] | None) -> dict[str, Any]:
@@ -149,6 +158,7 @@ def run_sweep(
             threads=job.threads,
             batch_sizes=list(sweep.batch_sizes),
             rule=sweep.rule,
+            runtime_extra=dict(sweep.runtime_extra),
             labels=labels,
         )
         if manifest is not None and manifest.get("status") != "ok":

@@ -1,0 +1,624 @@
+"""ONNX Runtime quantization and reduced precision of the FP32 ONNX artifact.
+
+Three passes, each transforming the ("onnx", "fp32") artifact (`ctx.upstream_path`),
+whichever framework exported it:
+
+- `onnx_int8_dynamic`: ORT's pre-processing, then `quantize_dynamic` (int8 weights,
+  activations quantized at run time by DynamicQuantizeLinear; QOperator format).
+- `onnx_int8_static`: pre-processing, then `quantize_static` in QDQ format with
+  activation ranges calibrated (MinMax, Entropy or Percentile) on the task's own
+  calibration inputs, which are checked against the model's inputs before calibration.
+  By default (`float_outputs`) the Q/DQ pair on a model output produced by Gemm/MatMul is
+  dropped: ORT still runs that op as an integer kernel with float output (QGemm,
+  MatMulIntegerToFloat), and the output is no longer clipped to the calibrated range
+  (on the tabular MLP that clipping alone made the max error 10x larger).
+- `onnx_fp16`: `onnxruntime.transformers.float16.convert_float_to_float16`, by default
+  keeping float32 inputs and outputs so callers feed the same arrays as for FP32.
+
+Node counts in the manifest (`node_count_definition` says which applies):
+- `total_nodes`: nodes of the FP32 graph that was handed to the converter (after
+  pre-processing for INT8), i.e. the model's own operators;
+- `quantized_nodes`: operators of the output graph that compute on reduced-precision data.
+  Dynamic: integer-arithmetic ops (MatMulInteger, ConvInteger, DynamicQuantizeMatMul,
+  QGemm, QLinear*, ...). Static QDQ: ops other than QuantizeLinear/DequantizeLinear that
+  take at least one input from a DequantizeLinear (the pattern ORT fuses into an integer
+  kernel). FP16: ops other than Cast with a float16 output. Activations such as Relu can
+  be folded into QuantizeLinear by the QDQ quantizer, so they vanish rather than count.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exporters.base import ExportContext, Pass, register
+from workbench.errors import UserError
+
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+QUANT_TYPES = ("qint8", "quint8")
+CALIBRATION_BATCH = 32
+INTEGER_OPS = frozenset(
+    {
+        "MatMulInteger",
+        "ConvInteger",
+        "DynamicQuantizeMatMul",
+        "MatMulIntegerToFloat",
+        "DynamicQuantizeLSTM",
+        "QAttention",
+        "QGemm",
+        "QLinearMatMul",
+        "QLinearConv",
+        "QLinearAdd",
+        "QLinearMul",
+        "QEmbedLayerNormalization",
+    }
+)
+QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+NO_VNNI_WARNING = "this CPU has no VNNI/AMX: INT8 matmuls may not beat FP32"
+CONV_DYNAMIC_WARNING = (
+    "dynamic INT8 on a model with Conv layers is often slower than FP32 in ONNX Runtime "
+    "(activations are quantized at run time); prefer static INT8 (onnx_int8_static)"
+)
+FP16_CPU_WARNING = (
+    "ONNX Runtime's CPU provider runs most FP16 ops by casting; expect FP16 to be slower "
+    "than FP32 on CPU (FP16 pays off on GPUs)"
+)
+
+
+class CalibrationSetError(UserError, ValueError):
+    """A calibration set that does not fit the model's inputs (raised before calibration)."""
+
+
+# --------------------------------------------------------------------------- configs
+
+
+def _choice(pass_name: str, key: str, value: Any, valid: Sequence[Any]) -> None:
+    if value not in valid:
+        raise UserError(
+            f"pass {pass_name!r}: {key}={value!r} is not valid: choose one of "
+            + ", ".join(map(str, valid))
+        )
+
+
+def _flag(pass_name: str, key: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise UserError(f"pass {pass_name!r}: {key} must be true or false, got {value!r}")
+
+
+@dataclass(frozen=True)
+class DynamicConfig:
+    per_channel: bool = False
+    weight_type: str = "qint8"
+
+    def __post_init__(self) -> None:
+        _flag("onnx_int8_dynamic", "per_channel", self.per_channel)
+        _choice("onnx_int8_dynamic", "weight_type", self.weight_type, QUANT_TYPES)
+
+
+@dataclass(frozen=True)
+class StaticConfig:
+    calibration_method: str = "minmax"
+    calibration_size: int = 256
+    per_channel: bool = True
+    # ORT's documented first choice on x86-64 is S8S8 in QDQ format (int8 activations and
+    # weights): it balances speed and accuracy, and the CPU provider fuses the QDQ pairs
+    # into integer kernels (VNNI/AMX where present). U8U8/U8S8 (quint8 activations) is the
+    # fallback ORT suggests when S8S8 loses too much accuracy; U8S8 can saturate on
+    # AVX2/AVX-512 CPUs without VNNI (vpmaddubsw), which S8S8 in QDQ avoids.
+    activation_type: str = "qint8"
+    weight_type: str = "qint8"
+    # Leave model outputs in float where ORT still fuses the producer into an integer
+    # kernel with float output (Gemm -> QGemm, MatMul -> MatMulIntegerToFloat): a Q/DQ
+    # pair on a graph output only clips and rounds what the caller gets back.
+    float_outputs: bool = True
+
+    def __post_init__(self) -> None:
+        name = "onnx_int8_static"
+        _choice(name, "calibration_method", self.calibration_method, CALIBRATION_METHODS)
+        if (
+            not isinstance(self.calibration_size, int)
+            or isinstance(self.calibration_size, bool)
+            or self.calibration_size < 1
+        ):
+            raise UserError(
+                f"pass {name!r}: calibration_size must be a positive integer, "
+                f"got {self.calibration_size!r}"
+            )
+        _flag(name, "per_channel", self.per_channel)
+        _choice(name, "activation_type", self.activation_type, QUANT_TYPES)
+        _choice(name, "weight_type", self.weight_type, QUANT_TYPES)
+        _flag(name, "float_outputs", self.float_outputs)
+
+
+@dataclass(frozen=True)
+class Fp16Config:
+    keep_io_types: bool = True
+
+    def __post_init__(self) -> None:
+        _flag("onnx_fp16", "keep_io_types", self.keep_io_types)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@dataclass(frozen=True)
+class OnnxInput:
+    """A graph input of the model to calibrate: name, numpy dtype and shape (int or None
+    for a symbolic/unknown dimension)."""
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[int | None, ...]
+
+
+def onnx_inputs(model: Any) -> list[OnnxInput]:
+    """The real inputs (not initializers) of an onnx ModelProto."""
+    from onnx import helper
+
+    initializers = {init.name for init in model.graph.initializer}
+    inputs = []
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        tensor = value.type.tensor_type
+        dims = tuple(
+            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+            for d in tensor.shape.dim
+        )
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type))
+        inputs.append(OnnxInput(value.name, dtype, dims))
+    return inputs
+
+
+def _shape_text(shape: Sequence[int | None]) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+def validate_calibration_inputs(
+    feed: Mapping[str, np.ndarray], expected: Sequence[OnnxInput]
+) -> int:
+    """Check a calibration set against the model's inputs before any calibration runs:
+    every input present, nothing extra, same dtype, same rank, fixed non-batch dimensions
+    equal, and one item count across inputs. Returns that count; raises
+    CalibrationSetError (a ValueError) naming the input, the shape given and expected."""
+    names = [spec.name for spec in expected]
+    missing = [name for name in names if name not in feed]
+    if missing:
+        raise CalibrationSetError(
+            f"calibration set has no input {missing[0]!r}: the model takes "
+            f"{', '.join(names)}; the set has {', '.join(feed) or 'nothing'}"
+        )
+    extra = [name for name in feed if name not in names]
+    if extra:
+        raise CalibrationSetError(
+            f"calibration set has input {extra[0]!r} that the model does not take: "
+            f"the model takes {', '.join(names)}"
+        )
+    counts: dict[str, int] = {}
+    for spec in expected:
+        value = np.asarray(feed[spec.name])
+        want = _shape_text(spec.shape)
+        if value.dtype != spec.dtype:
+            raise CalibrationSetError(
+                f"calibration input {spec.name!r} has dtype {value.dtype} but the model "
+                f"expects {spec.dtype} (shape given {tuple(value.shape)}, expected {want})"
+            )
+        if value.ndim != len(spec.shape):
+            raise CalibrationSetError(
+                f"calibration input {spec.name!r} has shape {tuple(value.shape)} but the "
+                f"model expects {want} (rank {value.ndim} instead of {len(spec.shape)})"
+            )
+        for axis in range(1, value.ndim):
+            if spec.shape[axis] is not None and value.shape[axis] != spec.shape[axis]:
+                raise CalibrationSetError(
+                    f"calibration input {spec.name!r} has shape {tuple(value.shape)} but "
+                    f"the model expects {want} (axis {axis}: {value.shape[axis]} instead "
+                    f"of {spec.shape[axis]})"
+                )
+        if value.ndim == 0 or value.shape[0] == 0:
+            raise CalibrationSetError(
+                f"calibration input {spec.name!r} is empty (shape {tuple(value.shape)}, "
+                f"expected {want}): give at least one item"
+            )
+        counts[spec.name] = value.shape[0]
+    if len(set(counts.values())) > 1:
+        raise CalibrationSetError(
+            "calibration inputs disagree on the number of items: "
+            + ", ".join(f"{name}: {count}" for name, count in counts.items())
+        )
+    return next(iter(counts.values()), 0)
+
+
+def _fixed_batch(expected: Sequence[OnnxInput]) -> int | None:
+    sizes = {spec.shape[0] for spec in expected if spec.shape and spec.shape[0] is not None}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+def _data_reader(
+    feed: Mapping[str, np.ndarray], count: int, batch: int, whole_batches: bool
+) -> Any:
+    """A CalibrationDataReader yielding `feed` in batches of `batch` items (dropping a short
+    last batch when `whole_batches`, for models whose batch axis is fixed)."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            stop = count - count % batch if whole_batches else count
+            self._starts = iter(range(0, stop, batch))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            start = next(self._starts, None)
+            if start is None:
+                return None
+            return {
+                name: np.ascontiguousarray(value[start : start + batch])
+                for name, value in feed.items()
+            }
+
+    return _Reader()
+
+
+# Calibrator settings per method, passed to ORT's create_calibrator explicitly. MinMax and
+# Percentile are ORT's own defaults. Entropy is not: quantize_static builds its entropy
+# histogram with 128 bins and 128 quantized bins, which leaves a single candidate threshold
+# (the full range), so "entropy" silently equals MinMax; 2048 bins as in TensorRT's KL
+# calibration give it real thresholds to choose from.
+CALIBRATOR_OPTIONS: dict[str, dict[str, Any]] = {
+    "minmax": {},
+    "entropy": {"num_bins": 2048, "num_quantized_bins": 128},
+    "percentile": {"num_bins": 2048, "percentile": 99.999, "symmetric": True},
+}
+
+
+def _calibration_method(name: str) -> Any:
+    from onnxruntime.quantization import CalibrationMethod
+
+    return {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[name]
+
+
+def calibrate(model_path: Path, reader: Any, method: str, cache: Path) -> Path:
+    """Run ORT's calibrator for `method` over `reader` on the model at `model_path` and
+    save the tensor ranges to `cache` (a JSON file quantize_static loads through its
+    calibration_cache_path)."""
+    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+
+    calibrator = create_calibrator(
+        model_path,
+        None,
+        augmented_model_path=str(cache.with_name("augmented.onnx")),
+        calibrate_method=_calibration_method(method),
+        extra_options=CALIBRATOR_OPTIONS[method],
+    )
+    calibrator.collect_data(reader)
+    save_tensors_data(calibrator.compute_data(), cache)
+    return cache
+
+
+def _quant_type(name: str) -> Any:
+    from onnxruntime.quantization import QuantType
+
+    return {"qint8": QuantType.QInt8, "quint8": QuantType.QUInt8}[name]
+
+
+def _preprocess(source: Path, out: Path) -> None:
+    """ORT's quantization pre-processing: symbolic shape inference, graph optimization,
+    ONNX shape inference."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    quant_pre_process(str(source), str(out))
+
+
+def _restore_io_dim_names(source: Any, out: Path) -> None:
+    """Pre-processing renames symbolic dims ("batch" -> "s31"); give the inputs and outputs
+    of `out` the symbolic names of the FP32 model again so `--dim NAME=` keeps working."""
+    import onnx
+
+    model = onnx.load(str(out))
+    changed = False
+    for old_values, new_values in (
+        (source.graph.input, model.graph.input),
+        (source.graph.output, model.graph.output),
+    ):
+        old = {v.name: v for v in old_values}
+        for value in new_values:
+            if value.name not in old:
+                continue
+            old_dims = old[value.name].type.tensor_type.shape.dim
+            new_dims = value.type.tensor_type.shape.dim
+            if len(old_dims) != len(new_dims):
+                continue
+            for before, after in zip(old_dims, new_dims, strict=True):
+                if before.HasField("dim_param") and not after.HasField("dim_value"):
+                    if after.dim_param != before.dim_param:
+                        after.dim_param = before.dim_param
+                        changed = True
+    if changed:
+        onnx.save(model, str(out))
+
+
+# Ops that ORT's CPU provider still runs as an integer kernel when their DequantizeLinear
+# inputs are kept but the QuantizeLinear on their output is dropped.
+FLOAT_OUTPUT_FUSABLE = frozenset({"Gemm", "MatMul"})
+
+
+def float_graph_outputs(model: Any) -> list[str]:
+    """Remove the QuantizeLinear -> DequantizeLinear pair that QDQ quantization puts on a
+    graph output when the output's producer is Gemm/MatMul, so the model returns its
+    float result unclipped. Edits `model` in place; returns the outputs changed."""
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    graph_outputs = {value.name for value in graph.output}
+    changed: list[str] = []
+    for name in [value.name for value in graph.output]:
+        dq = producer.get(name)
+        if dq is None or dq.op_type != "DequantizeLinear" or consumers.get(name):
+            continue
+        q = producer.get(dq.input[0])
+        if q is None or q.op_type != "QuantizeLinear" or len(consumers.get(dq.input[0], [])) != 1:
+            continue
+        source = producer.get(q.input[0])
+        if (
+            source is None
+            or source.op_type not in FLOAT_OUTPUT_FUSABLE
+            or len(consumers.get(q.input[0], [])) != 1
+            or q.input[0] in graph_outputs
+        ):
+            continue
+        source.output[list(source.output).index(q.input[0])] = name
+        graph.node.remove(dq)
+        graph.node.remove(q)
+        changed.append(name)
+    if changed:
+        used = {name for node in graph.node for name in node.input}
+        unused = [init for init in graph.initializer if init.name not in used]
+        for init in unused:
+            graph.initializer.remove(init)
+    return changed
+
+
+def _count_integer_ops(model: Any) -> int:
+    return sum(node.op_type in INTEGER_OPS for node in model.graph.node)
+
+
+def _count_qdq_ops(model: Any) -> int:
+    dq_outputs = {
+        out
+        for node in model.graph.node
+        if node.op_type == "DequantizeLinear"
+        for out in node.output
+    }
+    return sum(
+        node.op_type not in QDQ_OPS and any(i in dq_outputs for i in node.input)
+        for node in model.graph.node
+    )
+
+
+def _count_fp16_ops(model: Any) -> int:
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    graph = inferred.graph
+    types: dict[str, int] = {init.name: init.data_type for init in graph.initializer}
+    for value in (*graph.input, *graph.value_info, *graph.output):
+        types[value.name] = value.type.tensor_type.elem_type
+    fp16 = onnx.TensorProto.FLOAT16
+    return sum(
+        node.op_type != "Cast" and any(types.get(o) == fp16 for o in node.output)
+        for node in graph.node
+    )
+
+
+def _int8_support() -> dict[str, bool]:
+    from workbench.env import cpu_flags
+
+    flags = cpu_flags()
+    return {name: bool(flags.get(name)) for name in ("avx512_vnni", "avx_vnni", "amx_int8")}
+
+
+def _int8_warnings(support: Mapping[str, bool]) -> list[str]:
+    return [] if any(support.values()) else [NO_VNNI_WARNING]
+
+
+def _base_extras(exporter: str, params: Mapping[str, Any], definition: str) -> dict[str, Any]:
+    import onnxruntime
+
+    return {
+        "exporter": exporter,
+        "exporter_version": onnxruntime.__version__,
+        "params": dict(params),
+        "node_count_definition": definition,
+    }
+
+
+def _finish(source: Any, out: Path, extras: dict[str, Any]) -> dict[str, Any]:
+    from exporters.torch_onnx import check_onnx
+
+    _restore_io_dim_names(source, out)
+    extras["opset"] = check_onnx(out)
+    return extras
+
+
+# --------------------------------------------------------------------------- passes
+
+
+class _OnnxTransform(Pass):
+    source_frameworks = ("torch", "keras")
+    format = "onnx"
+    filename = "model.onnx"
+    upstream = ("onnx", "fp32")
+
+    def _upstream(self, ctx: ExportContext) -> Path:
+        if ctx.upstream_path is None:
+            raise RuntimeError(f"pass {self.name!r} needs the FP32 ONNX artifact to transform")
+        return Path(ctx.upstream_path)
+
+
+@register
+class OnnxInt8Dynamic(_OnnxTransform):
+    name = "onnx_int8_dynamic"
+    precisions = ("int8-dynamic",)
+    default_params = {"per_channel": False, "weight_type": "qint8"}
+
+    def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
+        import onnx
+        from onnxruntime.quantization import quantize_dynamic
+
+        config = DynamicConfig(**ctx.params)
+        source = self._upstream(ctx)
+        with tempfile.TemporaryDirectory(prefix="wb-quant-") as tmp:
+            pre = Path(tmp) / "preprocessed.onnx"
+            _preprocess(source, pre)
+            fp32 = onnx.load(str(pre))
+            quantize_dynamic(
+                str(pre),
+                str(out),
+                per_channel=config.per_channel,
+                weight_type=_quant_type(config.weight_type),
+            )
+        result = onnx.load(str(out))
+        support = _int8_support()
+        warnings = _int8_warnings(support)
+        if any(node.op_type == "Conv" for node in fp32.graph.node):
+            warnings.insert(0, CONV_DYNAMIC_WARNING)
+        extras = _base_extras(
+            "onnxruntime.quantization.quantize_dynamic (after quant_pre_process)",
+            ctx.params,
+            "quantized_nodes: integer-arithmetic ops (MatMulInteger, ConvInteger, "
+            "DynamicQuantizeMatMul, QLinear*...) in the output; total_nodes: nodes of the "
+            "pre-processed FP32 graph",
+        )
+        extras.update(
+            quantized_nodes=_count_integer_ops(result),
+            total_nodes=len(fp32.graph.node),
+            cpu_int8_support=support,
+            warnings=warnings,
+        )
+        return _finish(onnx.load(str(source)), out, extras)
+
+
+@register
+class OnnxInt8Static(_OnnxTransform):
+    name = "onnx_int8_static"
+    precisions = ("int8-static",)
+    default_params = {
+        "calibration_method": "minmax",
+        "calibration_size": 256,
+        "per_channel": True,
+        "activation_type": "qint8",
+        "weight_type": "qint8",
+        "float_outputs": True,
+    }
+
+    def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
+        import onnx
+        from onnxruntime.quantization import QuantFormat, quantize_static
+
+        config = StaticConfig(**ctx.params)
+        source = self._upstream(ctx)
+        original = onnx.load(str(source))
+        expected = onnx_inputs(original)
+        feed = ctx.calibration_inputs(config.calibration_size)
+        count = validate_calibration_inputs(feed, expected)  # before any calibration
+        fixed = _fixed_batch(expected)
+        batch = fixed or CALIBRATION_BATCH
+        if fixed and count < fixed:
+            raise CalibrationSetError(
+                f"the model's batch axis is fixed at {batch} but the calibration set has "
+                f"only {count} items: raise calibration_size"
+            )
+        with tempfile.TemporaryDirectory(prefix="wb-quant-") as tmp:
+            pre = Path(tmp) / "preprocessed.onnx"
+            _preprocess(source, pre)
+            fp32 = onnx.load(str(pre))
+            cache = calibrate(
+                pre,
+                _data_reader(feed, count, batch, whole_batches=fixed is not None),
+                config.calibration_method,
+                Path(tmp) / "calibration.json",
+            )
+            quantize_static(
+                str(pre),
+                str(out),
+                None,
+                quant_format=QuantFormat.QDQ,
+                per_channel=config.per_channel,
+                activation_type=_quant_type(config.activation_type),
+                weight_type=_quant_type(config.weight_type),
+                calibrate_method=_calibration_method(config.calibration_method),
+                calibration_cache_path=str(cache),
+            )
+        result = onnx.load(str(out))
+        float_outputs = float_graph_outputs(result) if config.float_outputs else []
+        if float_outputs:
+            onnx.save(result, str(out))
+        support = _int8_support()
+        extras = _base_extras(
+            "onnxruntime.quantization.quantize_static (QDQ, after quant_pre_process)",
+            ctx.params,
+            "quantized_nodes: ops other than QuantizeLinear/DequantizeLinear fed by a "
+            "DequantizeLinear in the output; total_nodes: nodes of the pre-processed FP32 "
+            "graph (Relu-like ops folded into QuantizeLinear count in total only)",
+        )
+        extras.update(
+            quantized_nodes=_count_qdq_ops(result),
+            total_nodes=len(fp32.graph.node),
+            qdq_nodes=sum(node.op_type in QDQ_OPS for node in result.graph.node),
+            float_outputs=float_outputs,
+            calibrator_options=CALIBRATOR_OPTIONS[config.calibration_method],
+            calibration_items=count,
+            calibration_batch=batch,
+            cpu_int8_support=support,
+            warnings=_int8_warnings(support),
+        )
+        return _finish(original, out, extras)
+
+
+@register
+class OnnxFp16(_OnnxTransform):
+    name = "onnx_fp16"
+    precisions = ("fp16",)
+    default_params = {"keep_io_types": True}
+
+    def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
+        import onnx
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+        from onnxruntime.transformers.onnx_model import OnnxModel
+
+        config = Fp16Config(**ctx.params)
+        original = onnx.load(str(self._upstream(ctx)))
+        converted = OnnxModel(
+            convert_float_to_float16(
+                onnx.load(str(self._upstream(ctx))), keep_io_types=config.keep_io_types
+            )
+        )
+        # The converter appends the float32<->float16 Casts of keep_io_types at the end of
+        # the node list; onnx.checker requires topological order.
+        converted.topological_sort()
+        converted = converted.model
+        onnx.save(converted, str(out))
+        extras = _base_extras(
+            "onnxruntime.transformers.float16.convert_float_to_float16",
+            ctx.params,
+            "quantized_nodes: ops other than Cast with a float16 output; total_nodes: "
+            "nodes of the FP32 graph",
+        )
+        extras.update(
+            quantized_nodes=_count_fp16_ops(converted),
+            total_nodes=len(original.graph.node),
+            cpu_int8_support=_int8_support(),
+            warnings=[FP16_CPU_WARNING],
+        )
+        return _finish(original, out, extras)

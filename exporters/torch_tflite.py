@@ -1,0 +1,68 @@
+"""PyTorch -> TFLite through litert-torch (`litert_torch.convert`, which goes through
+torch.export and the LiteRT MLIR converter; it does not import TensorFlow).
+
+A dynamic batch axis is tried first. litert-torch 0.10 rejects it for plain Linear
+layers here (an AssertionError on a tensor of size -2**63), so with
+`dynamic_batch="auto"` the pass falls back to a fixed batch of `static_batch`; the
+LiteRT interpreter resizes such a file's inputs at load, which works for models
+without batch-dependent reshapes (the parity check at batch 256 proves it each time).
+The manifest records which one produced the file and why. When every attempt fails
+the pass raises with litert-torch's own messages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from exporters.base import ExportContext, Pass, register
+
+
+@register
+class TorchTFLite(Pass):
+    name = "torch_tflite"
+    source_frameworks = ("torch",)
+    format = "tflite"
+    filename = "model.tflite"
+    default_params = {"dynamic_batch": "auto", "static_batch": 1}
+
+    def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
+        # The worker has already imported torch to build the source model, so torch (and
+        # torch.export) load before anything litert-torch brings in.
+        import litert_torch
+        import torch
+
+        mode, static_batch = ctx.params["dynamic_batch"], ctx.params["static_batch"]
+        if mode not in ("auto", True, False):
+            raise ValueError(f"dynamic_batch must be 'auto', true or false, got {mode!r}")
+        specs = ctx.task.input_specs(ctx.model)
+        attempts = {"auto": (True, False), True: (True,), False: (False,)}[mode]
+        errors: list[str] = []
+        for dynamic in attempts:
+            batch = 2 if dynamic else int(static_batch)
+            example = tuple(torch.from_numpy(v) for v in ctx.example_inputs(batch).values())
+            kwargs: dict[str, Any] = {}
+            if dynamic:
+                kwargs["dynamic_shapes"] = tuple(
+                    {i: torch.export.Dim.AUTO for i, d in enumerate(s.shape) if isinstance(d, str)}
+                    for s in specs
+                )
+            try:
+                edge = litert_torch.convert(ctx.source_model.eval(), example, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - try the next attempt, keep the message
+                text = str(exc).split("Original traceback")[0]  # torch.fx appends one
+                first = " ".join(text.split())[:300]
+                errors.append(
+                    f"{'dynamic' if dynamic else f'static batch {batch}'}: "
+                    f"{type(exc).__name__}: {first}"
+                )
+                continue
+            edge.export(str(out))
+            return {
+                "exporter": "litert_torch.convert",
+                "exporter_version": litert_torch.__version__,
+                "dynamic_batch": dynamic,
+                "static_batch": None if dynamic else batch,
+                "fallback_reason": "; ".join(errors) or None,
+            }
+        raise RuntimeError("litert_torch.convert failed: " + " | ".join(errors))
