@@ -71,23 +71,47 @@ class HostLoad:
         self.start = self._read()
 
     @staticmethod
-    def _read() -> tuple[float, float, float] | None:
+    def _read() -> tuple[float, float, float, float] | None:
         try:
             fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
             ticks = [int(x) for x in fields]
         except (OSError, ValueError, IndexError):
             return None
         hz = os.sysconf("SC_CLK_TCK")
-        busy = (sum(ticks[:8]) - ticks[3] - ticks[4]) / hz  # all but idle and iowait
+        busy = (sum(ticks[:7]) - ticks[3] - ticks[4]) / hz  # user..softirq, no idle/iowait
+        steal = ticks[7] / hz if len(ticks) > 7 else 0.0  # taken by the hypervisor
         own = os.times()
-        return time.monotonic(), busy, own.user + own.system
+        return time.monotonic(), busy, own.user + own.system, steal
 
-    def other_cores(self) -> float | None:
+    def _delta(self) -> tuple[float, float] | None:
         end = self._read()
         if self.start is None or end is None or end[0] <= self.start[0]:
             return None
+        dt = end[0] - self.start[0]
         other = (end[1] - self.start[1]) - (end[2] - self.start[2])
-        return round(max(0.0, other) / (end[0] - self.start[0]), 2)
+        return max(0.0, other) / dt, (end[3] - self.start[3]) / dt
+
+    def other_cores(self) -> float | None:
+        d = self._delta()
+        return None if d is None else round(d[0], 2)
+
+    def steal_cores(self) -> float | None:
+        d = self._delta()
+        return None if d is None else round(d[1], 2)
+
+
+def wait_quiet(max_wait_s: float, limit_cores: float = 0.2, window_s: float = 1.0) -> float:
+    """Wait (up to max_wait_s) for a window in which other processes use < limit_cores;
+    returns the seconds waited. Does nothing when max_wait_s is 0."""
+    waited = 0.0
+    while waited < max_wait_s:
+        host = HostLoad()
+        time.sleep(window_s)
+        waited += window_s
+        other = host.other_cores()
+        if other is None or other < limit_cores:
+            break
+    return waited
 
 
 def p50_ms(latencies_ns: np.ndarray) -> float:
@@ -281,10 +305,12 @@ def figure_parity(
     blocks: int,
     block_s: float,
     warm_s: float,
+    quiet_s: float = 0.0,
 ) -> dict[str, Any]:
-    host = HostLoad()
     loaded = load_ort(path, threads)
-    sess = loaded.session  # the very same InferenceSession for every method
+    sess = loaded.session
+    waited = wait_quiet(quiet_s)
+    host = HostLoad()  # the very same InferenceSession for every method
     names = [o.name for o in sess.get_outputs()]
     pool = prepared_pool(loaded, batch)
     feed = pool[0]
@@ -327,6 +353,8 @@ def figure_parity(
         "iters_per_block": n_block,
         "elapsed_s": elapsed,
         "other_processes_cores": host.other_cores(),
+        "steal_cores": host.steal_cores(),
+        "waited_for_quiet_s": waited,
         "workbench_p50_ms": p50["workbench"],
         "bare_p50_ms": p50["bare"],
         "bare_none_p50_ms": p50["bare_none"],
@@ -346,12 +374,18 @@ def figure_parity(
 
 
 def figure_repeat(
-    path: Path, threads: int | None, batch: int, runs: int, min_time_s: float
+    path: Path,
+    threads: int | None,
+    batch: int,
+    runs: int,
+    min_time_s: float,
+    quiet_s: float = 0.0,
 ) -> dict[str, Any]:
     loaded = load_ort(path, threads)
     pool = prepared_pool(loaded, batch)
     rows = []
     for _ in range(runs):
+        waited = wait_quiet(quiet_s)
         host = HostLoad()
         rule = StopRule(min_iters=100, min_time_s=min_time_s, max_time_s=max(30.0, min_time_s))
         m = measure(loaded.run, pool, rule)
@@ -367,6 +401,8 @@ def figure_repeat(
                 "stable": s.stable,
                 "stability_note": s.stability_note,
                 "other_processes_cores": host.other_cores(),
+                "steal_cores": host.steal_cores(),
+                "waited_for_quiet_s": waited,
             }
         )
     loaded.close()
@@ -409,7 +445,8 @@ def print_summary(res: dict[str, Any]) -> None:
         us = 1e3 if p["workbench_p50_ms"] < 1 else 1
         unit = "us" if us == 1e3 else "ms"
         print(f"    {p['model']}: {p['blocks']} blocks x {p['iters_per_block']} iters/method; "
-              f"other processes used {p['other_processes_cores']} cores meanwhile")  # fmt: skip
+              f"other processes used {p['other_processes_cores']} cores, steal "
+              f"{p['steal_cores']}, meanwhile")  # fmt: skip
         print(f"      workbench measure()         p50 {p['workbench_p50_ms'] * us:.3f} {unit}")
         print(f"      bare sess.run(names, feed)  p50 {p['bare_p50_ms'] * us:.3f} {unit}  "
               f"workbench diff {p['rel_diff_p50']:+.2%} (median block diff "
@@ -424,7 +461,7 @@ def print_summary(res: dict[str, Any]) -> None:
     for i, (run, dev) in enumerate(zip(r["runs"], r["rel_dev_from_median"], strict=True), 1):
         print(f"    run {i}: p50 {run['p50_ms']:.3f} ms ({dev:+.2%}), n={run['n_iterations']},"
               f" stable={run['stable']} ({run['stability_note']}); other processes "
-              f"{run['other_processes_cores']} cores")  # fmt: skip
+              f"{run['other_processes_cores']} cores, steal {run['steal_cores']}")  # fmt: skip
     print(
         f"    median p50 {r['median_p50_ms']:.3f} ms, max deviation "
         f"{r['max_abs_rel_dev']:.2%}: {verdict(r['pass'])} (target +-{r['target']:.0%})"
@@ -447,9 +484,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--layers",
         type=int,
-        default=44,
-        help="the big model's depth; 44 gives ~10 ms on a quiet 2-core AVX-512 Xeon with "
+        default=60,
+        help="the big model's depth; 60 gives ~10 ms on a quiet 2-core AVX-512 Xeon with "
         "default threads; 0: tune it to --target-ms on this host now (unreliable when busy)",
+    )
+    ap.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="before each ONNX phase, wait up to S seconds for other processes to use "
+        "< 0.2 cores (default 0: do not wait)",
     )
     ap.add_argument("--batch", type=int, default=64, help="batch of the big model")
     ap.add_argument("--workdir", default=None, help="where to build models (default: temp dir)")
@@ -496,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
                 blocks=6 if q else 12,
                 block_s=0.15 if q else 0.3,
                 warm_s=0.3,
+                quiet_s=args.wait_quiet,
             ),
             figure_parity(
                 f"~{args.target_ms:g} ms ({res['big_model']['desc']})",
@@ -505,9 +551,12 @@ def main(argv: list[str] | None = None) -> int:
                 blocks=6 if q else 12,
                 block_s=0.3 if q else 0.8,
                 warm_s=0.5,
+                quiet_s=args.wait_quiet,
             ),
         ]
-        res["repeat"] = figure_repeat(big, args.threads, args.batch, 5, 0.5 if q else 2.0)
+        res["repeat"] = figure_repeat(
+            big, args.threads, args.batch, 5, 0.5 if q else 2.0, args.wait_quiet
+        )
 
     env["loadavg_after"] = loadavg()
     res["all_pass"] = bool(

@@ -44,11 +44,15 @@ class ExportContext:
     upstream_path: Path | None = None
 
     def example_inputs(self, batch_size: int = 2) -> dict[str, Any]:
-        return self.task.make_inputs(self.model, batch_size)
+        return self.task.make_inputs(self.model, batch_size, framework=self.source_framework)
 
     def calibration_inputs(self, n: int) -> dict[str, Any]:
         """Calibration data from the task's own generator (never the held-out parity set)."""
-        return self.task.calibration_inputs(self.model, n)
+        return self.task.calibration_inputs(self.model, n, framework=self.source_framework)
+
+    def input_specs(self) -> list[Any]:
+        """The source model's inputs (in its framework's layout)."""
+        return self.task.input_specs(self.model, self.source_framework)
 
 
 class Pass(ABC):

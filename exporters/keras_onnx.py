@@ -28,7 +28,7 @@ class KerasOnnx(Pass):
         import tensorflow as tf
         import tf2onnx
 
-        specs = ctx.task.input_specs(ctx.model)
+        specs = ctx.input_specs()
         signature = [
             tf.TensorSpec(
                 [d if isinstance(d, int) else None for d in spec.shape],

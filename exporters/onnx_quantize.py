@@ -24,6 +24,10 @@ Node counts in the manifest (`node_count_definition` says which applies):
   take at least one input from a DequantizeLinear (the pattern ORT fuses into an integer
   kernel). FP16: ops other than Cast with a float16 output. Activations such as Relu can
   be folded into QuantizeLinear by the QDQ quantizer, so they vanish rather than count.
+- INT8 only, from the graph ORT's CPU provider builds on this machine (`cpu_int8_kernels`):
+  `cpu_integer_nodes`, ops it runs as integer kernels, and `cpu_unfused_quantized_nodes`,
+  Conv/MatMul/Gemm ops it still runs in float on DequantizeLinear outputs. The file says
+  what was quantized; these say what runs quantized (they differ for S8S8 QDQ on x86).
 """
 
 from __future__ import annotations
@@ -59,10 +63,18 @@ INTEGER_OPS = frozenset(
     }
 )
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+# Float compute ops as they appear in ORT's optimized CPU graph.
+FLOAT_COMPUTE_OPS = frozenset({"Conv", "FusedConv", "MatMul", "FusedMatMul", "Gemm", "FusedGemm"})
+# CPU features that give ONNX Runtime fast INT8 dot products (workbench.env.cpu_flags names).
+INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 NO_VNNI_WARNING = "this CPU has no VNNI/AMX: INT8 matmuls may not beat FP32"
 CONV_DYNAMIC_WARNING = (
     "dynamic INT8 on a model with Conv layers is often slower than FP32 in ONNX Runtime "
     "(activations are quantized at run time); prefer static INT8 (onnx_int8_static)"
+)
+U8S8_NO_VNNI_WARNING = (
+    "quint8 activations with qint8 weights (U8S8) can saturate on CPUs without VNNI "
+    "(VPMADDUBSW); if accuracy drops, try activation_type=qint8 or per_channel=false"
 )
 FP16_CPU_WARNING = (
     "ONNX Runtime's CPU provider runs most FP16 ops by casting; expect FP16 to be slower "
@@ -105,12 +117,14 @@ class StaticConfig:
     calibration_method: str = "minmax"
     calibration_size: int = 256
     per_channel: bool = True
-    # ORT's documented first choice on x86-64 is S8S8 in QDQ format (int8 activations and
-    # weights): it balances speed and accuracy, and the CPU provider fuses the QDQ pairs
-    # into integer kernels (VNNI/AMX where present). U8U8/U8S8 (quint8 activations) is the
-    # fallback ORT suggests when S8S8 loses too much accuracy; U8S8 can saturate on
-    # AVX2/AVX-512 CPUs without VNNI (vpmaddubsw), which S8S8 in QDQ avoids.
-    activation_type: str = "qint8"
+    # quint8 activations (U8S8): ORT's docs name S8S8 in QDQ format as the general first
+    # choice, but on x86-64 the CPU provider's fast integer kernels are U8S8 (VNNI's
+    # VPDPBUSD multiplies u8 by s8). Measured with ORT 1.31.1 on an AVX-512-VNNI Xeon
+    # (2 threads, ResNet-18, batch 1): S8S8 QDQ got 9 of 20 Convs fused into QLinearConv,
+    # the rest ran in float behind DequantizeLinear, 64 ms vs 57 ms FP32 (forcing the
+    # fusion with session.qdqisint8allowed=1: 383 ms); U8S8 fused all 20, 27 ms. U8S8 can
+    # saturate on AVX2/AVX-512 CPUs without VNNI (VPMADDUBSW); the manifest warns there.
+    activation_type: str = "quint8"
     weight_type: str = "qint8"
     # Leave model outputs in float where ORT still fuses the producer into an integer
     # kernel with float output (Gemm -> QGemm, MatMul -> MatMulIntegerToFloat): a Q/DQ
@@ -264,13 +278,16 @@ def _data_reader(
 
 
 # Calibrator settings per method, passed to ORT's create_calibrator explicitly. MinMax and
-# Percentile are ORT's own defaults. Entropy is not: quantize_static builds its entropy
-# histogram with 128 bins and 128 quantized bins, which leaves a single candidate threshold
-# (the full range), so "entropy" silently equals MinMax; 2048 bins as in TensorRT's KL
-# calibration give it real thresholds to choose from.
+# Percentile use ORT's own defaults. Entropy does not: quantize_static builds its entropy
+# histogram with 128 bins and 128 quantized bins, which leaves one candidate threshold
+# (the full range) unless the histogram happens to grow while merging batches, so
+# "entropy" silently equals MinMax (it did, bit for bit, on the tabular MLP). 512 bins
+# give the KL search 129 candidate ranges; 256 quantized bins model the 256 levels of an
+# 8-bit tensor over the signed histogram. (ORT's KL search is pure Python: 2048 bins cost
+# ~1.5 s per tensor, 512 bins ~0.4 s.)
 CALIBRATOR_OPTIONS: dict[str, dict[str, Any]] = {
     "minmax": {},
-    "entropy": {"num_bins": 2048, "num_quantized_bins": 128},
+    "entropy": {"num_bins": 512, "num_quantized_bins": 256},
     "percentile": {"num_bins": 2048, "percentile": 99.999, "symmetric": True},
 }
 
@@ -290,10 +307,12 @@ def calibrate(model_path: Path, reader: Any, method: str, cache: Path) -> Path:
     save the tensor ranges to `cache` (a JSON file quantize_static loads through its
     calibration_cache_path)."""
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
     calibrator = create_calibrator(
         model_path,
-        None,
+        # The op types quantize_static itself calibrates: the ones it can quantize.
+        sorted(set(QLinearOpsRegistry) | set(QDQRegistry)),
         augmented_model_path=str(cache.with_name("augmented.onnx")),
         calibrate_method=_calibration_method(method),
         extra_options=CALIBRATOR_OPTIONS[method],
@@ -389,8 +408,48 @@ def float_graph_outputs(model: Any) -> list[str]:
     return changed
 
 
+def _is_integer_op(op_type: str) -> bool:
+    return op_type in INTEGER_OPS or op_type.startswith("QLinear")
+
+
 def _count_integer_ops(model: Any) -> int:
-    return sum(node.op_type in INTEGER_OPS for node in model.graph.node)
+    return sum(_is_integer_op(node.op_type) for node in model.graph.node)
+
+
+def cpu_runtime_graph(path: Path) -> Any:
+    """The graph ONNX Runtime's CPU provider runs for the model at `path` on this machine,
+    after all its graph optimizations (QDQ fusion included), as an onnx ModelProto."""
+    import onnx
+    import onnxruntime
+
+    with tempfile.TemporaryDirectory(prefix="wb-ort-opt-") as tmp:
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        options.log_severity_level = 3
+        onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return onnx.load(options.optimized_model_filepath)
+
+
+def cpu_int8_kernels(path: Path) -> dict[str, int | None]:
+    """How ORT's CPU provider runs an INT8 model here: `cpu_integer_nodes`, ops executed as
+    integer kernels (QLinearConv, QGemm, MatMulInteger, DynamicQuantizeMatMul...), and
+    `cpu_unfused_quantized_nodes`, Conv/MatMul/Gemm ops still computing in float on
+    DequantizeLinear outputs (quantized in the file, not in the run)."""
+    try:
+        graph = cpu_runtime_graph(path).graph
+    except Exception:  # noqa: BLE001 - the counts are informative, never fatal
+        return {"cpu_integer_nodes": None, "cpu_unfused_quantized_nodes": None}
+    dq_outputs = {
+        out for node in graph.node if node.op_type == "DequantizeLinear" for out in node.output
+    }
+    return {
+        "cpu_integer_nodes": sum(_is_integer_op(node.op_type) for node in graph.node),
+        "cpu_unfused_quantized_nodes": sum(
+            node.op_type in FLOAT_COMPUTE_OPS and any(i in dq_outputs for i in node.input)
+            for node in graph.node
+        ),
+    }
 
 
 def _count_qdq_ops(model: Any) -> int:
@@ -425,11 +484,19 @@ def _int8_support() -> dict[str, bool]:
     from workbench.env import cpu_flags
 
     flags = cpu_flags()
-    return {name: bool(flags.get(name)) for name in ("avx512_vnni", "avx_vnni", "amx_int8")}
+    return {name: bool(flags.get(name)) for name in INT8_FLAGS}
 
 
-def _int8_warnings(support: Mapping[str, bool]) -> list[str]:
-    return [] if any(support.values()) else [NO_VNNI_WARNING]
+def _int8_warnings(support: Mapping[str, bool], kernels: Mapping[str, int | None]) -> list[str]:
+    warnings = [] if any(support.values()) else [NO_VNNI_WARNING]
+    unfused = kernels.get("cpu_unfused_quantized_nodes")
+    if unfused:
+        warnings.append(
+            f"ONNX Runtime's CPU provider leaves {unfused} quantized Conv/MatMul/Gemm op(s) "
+            "in float here (DequantizeLinear not fused into an integer kernel): expect this "
+            "INT8 model to be slow; on x86 use activation_type=quint8"
+        )
+    return warnings
 
 
 def _base_extras(exporter: str, params: Mapping[str, Any], definition: str) -> dict[str, Any]:
@@ -490,7 +557,8 @@ class OnnxInt8Dynamic(_OnnxTransform):
             )
         result = onnx.load(str(out))
         support = _int8_support()
-        warnings = _int8_warnings(support)
+        kernels = cpu_int8_kernels(out)
+        warnings = _int8_warnings(support, kernels)
         if any(node.op_type == "Conv" for node in fp32.graph.node):
             warnings.insert(0, CONV_DYNAMIC_WARNING)
         extras = _base_extras(
@@ -503,6 +571,7 @@ class OnnxInt8Dynamic(_OnnxTransform):
         extras.update(
             quantized_nodes=_count_integer_ops(result),
             total_nodes=len(fp32.graph.node),
+            **kernels,
             cpu_int8_support=support,
             warnings=warnings,
         )
@@ -517,7 +586,7 @@ class OnnxInt8Static(_OnnxTransform):
         "calibration_method": "minmax",
         "calibration_size": 256,
         "per_channel": True,
-        "activation_type": "qint8",
+        "activation_type": "quint8",
         "weight_type": "qint8",
         "float_outputs": True,
     }
@@ -565,6 +634,10 @@ class OnnxInt8Static(_OnnxTransform):
         if float_outputs:
             onnx.save(result, str(out))
         support = _int8_support()
+        kernels = cpu_int8_kernels(out)
+        warnings = _int8_warnings(support, kernels)
+        if config.activation_type == "quint8" and not any(support.values()):
+            warnings.append(U8S8_NO_VNNI_WARNING)
         extras = _base_extras(
             "onnxruntime.quantization.quantize_static (QDQ, after quant_pre_process)",
             ctx.params,
@@ -580,8 +653,9 @@ class OnnxInt8Static(_OnnxTransform):
             calibrator_options=CALIBRATOR_OPTIONS[config.calibration_method],
             calibration_items=count,
             calibration_batch=batch,
+            **kernels,
             cpu_int8_support=support,
-            warnings=_int8_warnings(support),
+            warnings=warnings,
         )
         return _finish(original, out, extras)
 

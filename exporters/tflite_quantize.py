@@ -177,7 +177,7 @@ class KerasTFLiteInt8Static(_KerasTFLiteQuantized):
             raise ValueError(f"calibration_size must be a positive integer, got {size!r}")
         if not isinstance(int8_io, bool):
             raise ValueError(f"int8_io must be true or false, got {int8_io!r}")
-        specs = ctx.task.input_specs(ctx.model)
+        specs = ctx.input_specs()
         names = [spec.name for spec in specs]
         keras_inputs = list(getattr(ctx.source_model, "inputs", None) or [])
         shapes = (
@@ -206,7 +206,7 @@ class KerasTFLiteInt8Static(_KerasTFLiteQuantized):
 
             interp = litert.Interpreter(model_path=str(out))
             outputs = interp.get_output_details()
-            names = [spec.name for spec in ctx.task.input_specs(ctx.model)]
+            names = [spec.name for spec in ctx.input_specs()]
             extras["input_quantization"] = io_quantization(interp.get_input_details(), names)
             extras["output_quantization"] = io_quantization(outputs, [d["name"] for d in outputs])
             extras["parity_io"] = (

@@ -9,9 +9,9 @@ from typing import Any
 from exporters.base import ExportContext, Pass, register
 
 
-def _dynamic_axes(task: Any, model: str) -> dict[str, dict[int, str]]:
+def _dynamic_axes(ctx: ExportContext) -> dict[str, dict[int, str]]:
     axes: dict[str, dict[int, str]] = {}
-    for spec in task.input_specs(model):
+    for spec in ctx.input_specs():
         names = {i: d for i, d in enumerate(spec.shape) if isinstance(d, str)}
         if names:
             axes[spec.name] = names
@@ -36,13 +36,13 @@ class TorchOnnx(Pass):
     default_params = {"opset": 18, "dynamo": "auto"}
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
-        source_model, task, model, params = ctx.source_model, ctx.task, ctx.model, ctx.params
+        source_model, params = ctx.source_model, ctx.params
         import torch
 
-        specs = task.input_specs(model)
-        example = tuple(torch.from_numpy(v) for v in task.make_inputs(model, 2).values())
+        specs = ctx.input_specs()
+        example = tuple(torch.from_numpy(v) for v in ctx.example_inputs(2).values())
         input_names = [s.name for s in specs]
-        axes = _dynamic_axes(task, model)
+        axes = _dynamic_axes(ctx)
         attempts = {"auto": (True, False), True: (True,), False: (False,)}[params["dynamo"]]
         errors: list[str] = []
         for dynamo in attempts:

@@ -51,7 +51,7 @@ class TorchDynamicInt8(Pass):
             module = torch.jit.trace(quantized, example, check_trace=False)
             module = torch.jit.freeze(module.eval())
             torch.jit.save(module, str(out))
-        write_signature(out, ctx.task.input_specs(ctx.model))
+        write_signature(out, ctx.input_specs())
         return {
             "exporter": "torch.ao.quantization.quantize_dynamic + torch.jit.trace",
             "exporter_version": torch.__version__,

@@ -31,10 +31,10 @@ class TorchScriptPass(Pass):
     default_params = {"method": "trace"}
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
-        source_model, task, model, params = ctx.source_model, ctx.task, ctx.model, ctx.params
+        source_model, params = ctx.source_model, ctx.params
         import torch
 
-        example = tuple(torch.from_numpy(v) for v in task.make_inputs(model, 2).values())
+        example = tuple(torch.from_numpy(v) for v in ctx.example_inputs(2).values())
         if params["method"] == "script":
             module = torch.jit.script(source_model)
         elif params["method"] == "trace":
@@ -43,7 +43,7 @@ class TorchScriptPass(Pass):
             raise ValueError(f"method must be 'trace' or 'script', got {params['method']!r}")
         module = torch.jit.freeze(module.eval())
         torch.jit.save(module, str(out))
-        write_signature(out, task.input_specs(model))
+        write_signature(out, ctx.input_specs())
         return {"exporter": f"torch.jit.{params['method']}", "exporter_version": torch.__version__}
 
 
@@ -55,11 +55,11 @@ class TorchExportPass(Pass):
     filename = "model.pt2"
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
-        source_model, task, model = ctx.source_model, ctx.task, ctx.model
+        source_model = ctx.source_model
         import torch
 
-        specs = task.input_specs(model)
-        example = tuple(torch.from_numpy(v) for v in task.make_inputs(model, 2).values())
+        specs = ctx.input_specs()
+        example = tuple(torch.from_numpy(v) for v in ctx.example_inputs(2).values())
         dynamic = tuple(
             {i: torch.export.Dim.AUTO for i, d in enumerate(s.shape) if isinstance(d, str)}
             for s in specs

@@ -35,7 +35,7 @@ class TorchTFLite(Pass):
         mode, static_batch = ctx.params["dynamic_batch"], ctx.params["static_batch"]
         if mode not in ("auto", True, False):
             raise ValueError(f"dynamic_batch must be 'auto', true or false, got {mode!r}")
-        specs = ctx.task.input_specs(ctx.model)
+        specs = ctx.input_specs()
         attempts = {"auto": (True, False), True: (True,), False: (False,)}[mode]
         errors: list[str] = []
         for dynamic in attempts:

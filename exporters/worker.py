@@ -32,7 +32,6 @@ from workbench.parity import verdict
 from workbench.runtimes.base import RuntimeOptions, get_runtime
 from workbench.tasks.base import Task, get_task
 
-PARITY_BATCH = 256
 HINTS = {
     "torch": "if the converter rejects an op or a dynamic shape, try the other exporter "
     "(params: dynamo) or a fixed batch size",
@@ -76,6 +75,7 @@ def artifact_outputs(
     path: Path,
     task: Task,
     model: str,
+    framework: str,
     feed: dict[str, np.ndarray],
     input_quantization: list[dict[str, Any] | None] | None = None,
     output_quantization: list[dict[str, Any] | None] | None = None,
@@ -84,7 +84,9 @@ def artifact_outputs(
     artifact with integer inputs/outputs (TFLite int8 io) gets its float inputs quantized
     and its outputs dequantized with the manifest's scales and zero points."""
     runtime = get_runtime(runtime_for(fmt))
-    options = RuntimeOptions(parse_device("cpu"), extra={"inputs": task.input_specs(model)})
+    options = RuntimeOptions(
+        parse_device("cpu"), extra={"inputs": task.input_specs(model, framework)}
+    )
     loaded = runtime.load(path, options)
     try:
         names = [spec.name for spec in loaded.inputs]
@@ -119,10 +121,10 @@ def check_parity(
 ) -> dict[str, Any]:
     """Parity of the artifact against its source on held-out inputs, plus accuracy where
     the task has true labels."""
-    feed, labels = task.held_out(model, PARITY_BATCH)
+    feed, labels = task.held_out(model, task.parity_samples, framework)
     reference = reference_outputs(framework, source, feed)
     candidate = artifact_outputs(
-        fmt, path, task, model, feed, input_quantization, output_quantization
+        fmt, path, task, model, framework, feed, input_quantization, output_quantization
     )
     measured = task.parity(reference, candidate)
     result: dict[str, Any] = {

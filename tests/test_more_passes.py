@@ -90,7 +90,9 @@ def test_wrong_calibration_shape_is_rejected_before_calibration(workspace):
     task = get_task("tabular")
     bad = SimpleNamespace(
         input_specs=task.input_specs,
-        calibration_inputs=lambda model, n: {"input": np.zeros((n, 9), np.float32)},
+        calibration_inputs=lambda model, n, framework="torch": {
+            "input": np.zeros((n, 9), np.float32)
+        },
     )
     ctx = ExportContext(
         bad, "mlp", "keras", "int8-static", {"calibration_size": 4, "int8_io": False}, None

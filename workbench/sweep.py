@@ -81,9 +81,12 @@ class Job:
 
 
 def plan(sweep: TaskSweep) -> list[Job]:
+    """Every (model, framework, format, precision, device, threads) the sweep asks for that an
+    exporter can make."""
+    task = get_task(sweep.task)
     jobs = []
     for model in sweep.models or []:
-        for fw in sweep.frameworks or []:
+        for fw in [f for f in sweep.frameworks or [] if f in task.frameworks_for(model)]:
             for fmt in FORMATS_BY_FRAMEWORK[fw]:
                 if sweep.formats and fmt not in sweep.formats:
                     continue

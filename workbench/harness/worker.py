@@ -36,7 +36,7 @@ def run_job(job: dict[str, Any]) -> None:
         from workbench.tasks.base import get_task
 
         task = get_task(job["task"])
-        specs = task.input_specs(job["model"])
+        specs = task.input_specs(job["model"], job["source_framework"])
         if config.format in ("eager", "keras"):
             model = task.build(job["source_framework"], job["model"])
     elif job.get("inputs"):

@@ -25,6 +25,7 @@ class Task(ABC):
     models: ClassVar[tuple[str, ...]]  # model variants; the first is the default
     frameworks: ClassVar[tuple[str, ...]] = FRAMEWORKS
     version: ClassVar[str] = "1"  # bump when a model's architecture or weights change
+    parity_samples: ClassVar[int] = 256  # held-out items each artifact is checked on
 
     def check_model(self, model: str) -> str:
         if model not in self.models:
@@ -33,13 +34,19 @@ class Task(ABC):
             )
         return model
 
-    @abstractmethod
-    def input_specs(self, model: str) -> list[TensorSpec]:
-        """The model's inputs, axis 0 symbolic ("batch")."""
+    def frameworks_for(self, model: str) -> tuple[str, ...]:
+        """The source frameworks that have this model (default: all of the task's)."""
+        return self.frameworks
 
     @abstractmethod
-    def make_inputs(self, model: str, batch_size: int, seed: int = 0) -> dict[str, np.ndarray]:
-        """A realistic feed of `batch_size` items (name -> array)."""
+    def input_specs(self, model: str, framework: str = "torch") -> list[TensorSpec]:
+        """The model's inputs in `framework`'s layout, axis 0 symbolic ("batch")."""
+
+    @abstractmethod
+    def make_inputs(
+        self, model: str, batch_size: int, seed: int = 0, framework: str = "torch"
+    ) -> dict[str, np.ndarray]:
+        """A realistic feed of `batch_size` items (name -> array) in `framework`'s layout."""
 
     @abstractmethod
     def build_torch(self, model: str) -> Any:
@@ -50,22 +57,26 @@ class Task(ABC):
         """The Keras model with the task's deterministic weights."""
 
     def build(self, framework: str, model: str) -> Any:
-        if framework not in self.frameworks:
+        if framework not in self.frameworks_for(self.check_model(model)):
             raise UserError(
-                f"task {self.name!r} has no {framework!r} model: choose one of "
-                f"{', '.join(self.frameworks)}"
+                f"task {self.name!r} has no {framework!r} version of {model!r}: choose one of "
+                f"{', '.join(self.frameworks_for(model))}"
             )
         builder = self.build_torch if framework == "torch" else self.build_keras
         return builder(self.check_model(model))
 
-    def held_out(self, model: str, n: int) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    def held_out(
+        self, model: str, n: int, framework: str = "torch"
+    ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
         """Held-out inputs for parity checks, with true labels where the task has them."""
-        return self.make_inputs(model, n, seed=12345), None
+        return self.make_inputs(model, n, seed=12345, framework=framework), None
 
-    def calibration_inputs(self, model: str, n: int) -> dict[str, np.ndarray]:
+    def calibration_inputs(
+        self, model: str, n: int, framework: str = "torch"
+    ) -> dict[str, np.ndarray]:
         """Calibration data for static quantization: the task's own generator, with a seed
         distinct from the held-out parity set and the benchmark pools."""
-        return self.make_inputs(model, n, seed=777)
+        return self.make_inputs(model, n, seed=777, framework=framework)
 
     def accuracy(self, outputs: np.ndarray, labels: np.ndarray) -> float:
         """The task's quality score of `outputs` against true `labels` (classifiers: top-1)."""
@@ -98,4 +109,4 @@ def get_task(name: str) -> Task:
 
 
 def _load_builtin_tasks() -> None:
-    from workbench.tasks import tabular  # noqa: F401
+    from workbench.tasks import image_classification, tabular  # noqa: F401

@@ -41,6 +41,7 @@ class ImageClassificationTask(Task):
     name = "image_classification"
     models = ("resnet50", "mobilenet_v3_large", "mobilenet_v2")
     version = "1"
+    parity_samples = 16  # 224x224 CNNs: enough for top-1 agreement, affordable on 2 cores
 
     def frameworks_for(self, model: str) -> tuple[str, ...]:
         return tuple(fw for fw, table in (("torch", TORCH_MODELS), ("keras", KERAS_MODELS))

@@ -109,14 +109,18 @@ class TabularTask(Task):
     models = ("linear", "mlp")
     version = "1"
 
-    def input_specs(self, model: str) -> list[TensorSpec]:
+    def input_specs(self, model: str, framework: str = "torch") -> list[TensorSpec]:
         return [TensorSpec("input", "float32", ("batch", N_FEATURES))]
 
-    def make_inputs(self, model: str, batch_size: int, seed: int = 0) -> dict[str, np.ndarray]:
+    def make_inputs(
+        self, model: str, batch_size: int, seed: int = 0, framework: str = "torch"
+    ) -> dict[str, np.ndarray]:
         x, _ = make_dataset(batch_size, seed=1000 + seed)
         return {"input": x}
 
-    def held_out(self, model: str, n: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def held_out(
+        self, model: str, n: int, framework: str = "torch"
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Held-out features and true labels (never seen in training)."""
         x, y = make_dataset(n, seed=7)
         return {"input": x}, y

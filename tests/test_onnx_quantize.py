@@ -1,0 +1,227 @@
+"""ONNX Runtime dynamic INT8, static INT8 (QDQ; MinMax, Entropy, Percentile) and FP16 on the
+trained tabular "mlp", each exported in its own process with parity against the PyTorch
+source; the calibration-set check; the INT8/FP16 warnings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from exporters import onnx_quantize as oq
+from exporters.base import ArtifactRequest, ExportContext, export
+from workbench.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        home = tmp_path_factory.mktemp("ws")
+        patch.setenv("WORKBENCH_HOME", str(home))
+        yield home
+
+
+@pytest.fixture(scope="module")
+def fp32(workspace):
+    manifest = export(ArtifactRequest("tabular", "mlp", "torch", "onnx", "fp32"))
+    assert manifest["status"] == "ok", manifest.get("error")
+    return manifest
+
+
+def _export(precision: str, **params) -> dict:
+    manifest = export(ArtifactRequest("tabular", "mlp", "torch", "onnx", precision, params))
+    assert manifest["status"] == "ok", manifest.get("error")
+    assert Path(manifest["path"]).exists()
+    assert manifest["parity_metric_name"] == "argmax_agreement"
+    assert manifest["parity_metric_value"] >= 0.95
+    assert manifest["parity_max_abs_error"] is not None
+    assert 0 < manifest["quantized_nodes"] <= manifest["total_nodes"]
+    assert set(manifest["cpu_int8_support"]) == {"avx512_vnni", "avx_vnni", "amx_int8"}
+    assert manifest["exporter"].startswith("onnxruntime.")
+    assert manifest["exporter_version"]
+    assert manifest["opset"] >= 13
+    return manifest
+
+
+def test_dynamic_int8(fp32):
+    manifest = _export("int8-dynamic")
+    assert manifest["pass"] == "onnx_int8_dynamic"
+    assert manifest["parity_pass"] is True, manifest
+    assert manifest["quantized_nodes"] == 4  # the four Linear layers (MatMulInteger)
+    assert manifest["cpu_integer_nodes"] == 4  # DynamicQuantizeMatMul once ORT fuses them
+    assert manifest["size_bytes"] < 0.35 * fp32["size_bytes"]
+    assert manifest["params"] == {"per_channel": False, "weight_type": "qint8"}
+    assert not any("Conv" in w for w in manifest["warnings"])
+
+
+def test_static_int8_minmax(fp32):
+    manifest = _export("int8-static")
+    assert manifest["pass"] == "onnx_int8_static"
+    assert manifest["parity_pass"] is True, manifest
+    assert manifest["parity_metric_value"] >= 0.99
+    assert manifest["accuracy_artifact"] == pytest.approx(manifest["accuracy_source"], abs=0.02)
+    assert manifest["quantized_nodes"] == 4  # Gemms fed by DequantizeLinear
+    assert manifest["size_bytes"] < 0.35 * fp32["size_bytes"]
+    assert manifest["float_outputs"] == ["output"]
+    # ORT's CPU provider runs every quantized Gemm as an integer kernel (QGemm).
+    assert manifest["cpu_integer_nodes"] >= 4
+    assert manifest["cpu_unfused_quantized_nodes"] == 0
+    assert manifest["params"]["activation_type"] == "quint8"
+    assert manifest["calibration_items"] == 256
+    model = onnx.load(manifest["path"])
+    ops = {node.op_type for node in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    # Pre-processing renames symbolic dims; the artifact keeps the FP32 model's names.
+    fp32_dim = onnx.load(fp32["path"]).graph.input[0].type.tensor_type.shape.dim[0].dim_param
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == fp32_dim
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_static_int8_other_calibration_methods(fp32, method):
+    minmax = _export("int8-static")  # cached by the test above
+    manifest = _export("int8-static", calibration_method=method)
+    assert manifest["params"]["calibration_method"] == method
+    assert manifest["size_bytes"] < 0.35 * fp32["size_bytes"]
+    # The method really changes the calibrated ranges (ORT's default Entropy settings
+    # silently reproduce MinMax).
+    assert manifest["sha256"] != minmax["sha256"]
+    if method == "percentile":
+        assert manifest["parity_pass"] is True, manifest
+    # Entropy (KL) clips the ReLU tails on this model: the argmax agrees but the max error
+    # may exceed the INT8 tolerance; the verdict is recorded either way.
+    assert isinstance(manifest["parity_pass"], bool)
+
+
+def test_fp16_keeps_float32_io(fp32):
+    manifest = _export("fp16")
+    assert manifest["pass"] == "onnx_fp16"
+    assert manifest["parity_pass"] is True, manifest
+    assert manifest["parity_max_abs_error"] < 0.05
+    assert manifest["quantized_nodes"] == manifest["total_nodes"] == 7
+    assert 0.4 < manifest["size_bytes"] / fp32["size_bytes"] < 0.6
+    assert any("slower than FP32 on CPU" in w for w in manifest["warnings"])
+    model = onnx.load(manifest["path"])
+    assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    assert model.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT
+
+
+# --------------------------------------------------------------------------- calibration set
+
+EXPECTED = [
+    oq.OnnxInput("input_ids", np.dtype("int64"), (None, 16)),
+    oq.OnnxInput("pixels", np.dtype("float32"), (None, 3, 8, 8)),
+]
+
+
+def _feed(n: int = 4) -> dict[str, np.ndarray]:
+    return {
+        "input_ids": np.zeros((n, 16), dtype=np.int64),
+        "pixels": np.zeros((n, 3, 8, 8), dtype=np.float32),
+    }
+
+
+def test_calibration_set_that_fits_is_accepted():
+    assert oq.validate_calibration_inputs(_feed(5), EXPECTED) == 5
+
+
+def test_calibration_set_of_the_wrong_shape_is_rejected():
+    feed = {**_feed(), "pixels": np.zeros((4, 3, 9, 8), dtype=np.float32)}
+    with pytest.raises(ValueError, match=r"'pixels'.*\(4, 3, 9, 8\).*\(\?, 3, 8, 8\)"):
+        oq.validate_calibration_inputs(feed, EXPECTED)
+    feed = {**_feed(), "input_ids": np.zeros((4, 16, 1), dtype=np.int64)}
+    with pytest.raises(ValueError, match=r"'input_ids'.*\(4, 16, 1\).*\(\?, 16\)"):
+        oq.validate_calibration_inputs(feed, EXPECTED)
+
+
+def test_calibration_set_missing_an_input_is_rejected():
+    with pytest.raises(ValueError, match="no input 'pixels'.*input_ids, pixels"):
+        oq.validate_calibration_inputs({"input_ids": _feed()["input_ids"]}, EXPECTED)
+    with pytest.raises(ValueError, match="'mask' that the model does not take"):
+        oq.validate_calibration_inputs({**_feed(), "mask": np.zeros(4)}, EXPECTED)
+
+
+def test_calibration_set_of_the_wrong_dtype_is_rejected():
+    feed = {**_feed(), "input_ids": np.zeros((4, 16), dtype=np.int32)}
+    with pytest.raises(ValueError, match="'input_ids' has dtype int32.*expects int64"):
+        oq.validate_calibration_inputs(feed, EXPECTED)
+
+
+def test_calibration_inputs_must_agree_on_the_item_count():
+    feed = {**_feed(4), "pixels": np.zeros((3, 3, 8, 8), dtype=np.float32)}
+    with pytest.raises(ValueError, match="number of items"):
+        oq.validate_calibration_inputs(feed, EXPECTED)
+
+
+def _tiny_model(path: Path, conv: bool = False) -> Path:
+    """A float32 ONNX model built with onnx.helper: MatMul (or Conv) + Relu."""
+    rng = np.random.default_rng(0)
+    if conv:
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 8, 8])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4, 8, 8])
+        w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+        node = helper.make_node("Conv", ["x", "w"], ["h"], pads=[1, 1, 1, 1])
+    else:
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+        w = rng.standard_normal((8, 4)).astype(np.float32)
+        node = helper.make_node("MatMul", ["x", "w"], ["h"])
+    graph = helper.make_graph(
+        [node, helper.make_node("Relu", ["h"], ["y"])],
+        "tiny",
+        [x],
+        [y],
+        [onnx.numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_wrong_shape_is_rejected_before_calibration_starts(tmp_path, monkeypatch):
+    source = _tiny_model(tmp_path / "fp32.onnx")
+    task = SimpleNamespace(
+        calibration_inputs=lambda model, n, **kw: {"x": np.zeros((n, 9), dtype=np.float32)}
+    )
+    ctx = ExportContext(task, "m", "torch", "int8-static", {}, None, source)
+    ctx.params = oq.OnnxInt8Static().check_params({"calibration_size": 8})
+
+    def never(*args, **kwargs):
+        raise AssertionError("calibration started")
+
+    monkeypatch.setattr(oq, "calibrate", never)
+    monkeypatch.setattr(oq, "_preprocess", never)
+    with pytest.raises(ValueError, match=r"'x'.*\(8, 9\).*\(\?, 8\)"):
+        oq.OnnxInt8Static().export(ctx, tmp_path / "out.onnx")
+
+
+def test_dynamic_int8_warns_on_conv_and_without_vnni(tmp_path, monkeypatch):
+    source = _tiny_model(tmp_path / "conv.onnx", conv=True)
+    ctx = ExportContext(None, "m", "torch", "int8-dynamic", {}, None, source)
+    ctx.params = oq.OnnxInt8Dynamic().check_params({})
+    monkeypatch.setattr(oq, "_int8_support", lambda: dict.fromkeys(oq.INT8_FLAGS, False))
+    extras = oq.OnnxInt8Dynamic().export(ctx, tmp_path / "out.onnx")
+    assert extras["warnings"] == [oq.CONV_DYNAMIC_WARNING, oq.NO_VNNI_WARNING]
+    assert extras["quantized_nodes"] >= 1  # ConvInteger
+
+
+def test_int8_warnings():
+    no_vnni = dict.fromkeys(oq.INT8_FLAGS, False)
+    vnni = {**no_vnni, "avx512_vnni": True}
+    assert oq._int8_warnings(vnni, {"cpu_unfused_quantized_nodes": 0}) == []
+    assert oq._int8_warnings(no_vnni, {}) == [oq.NO_VNNI_WARNING]
+    (unfused,) = oq._int8_warnings(vnni, {"cpu_unfused_quantized_nodes": 11})
+    assert "leaves 11 quantized Conv/MatMul/Gemm" in unfused
+
+
+def test_bad_parameters_list_the_valid_ones():
+    with pytest.raises(UserError, match="minmax, entropy, percentile"):
+        oq.StaticConfig(calibration_method="kl")
+    with pytest.raises(UserError, match="qint8, quint8"):
+        oq.DynamicConfig(weight_type="int4")
+    with pytest.raises(UserError, match="positive integer"):
+        oq.StaticConfig(calibration_size=0)
