@@ -235,7 +235,7 @@ def figure_null(min_iters: int) -> dict[str, Any]:
         max_time_s=60.0,
         max_iters=max(min_iters, 1),
     )
-    m = measure(loaded.run, pool, rule)
+    m = measure(loaded.run_fn(), pool, rule)
     s = summarize(m.latencies_ns, 1, wall_time_s=m.duration_s, resamples=100)
     # The floor: two back-to-back clock reads with nothing between them.
     clock = time.perf_counter_ns
@@ -284,7 +284,7 @@ def workbench_block(loaded: LoadedModel, pool: list[Any], n: int) -> np.ndarray:
         warmup_iters=1, warmup_time_s=0.0, min_iters=n, min_time_s=0.0, max_time_s=600.0,
         max_iters=n,
     )  # fmt: skip
-    return measure(loaded.run, pool, rule).latencies_ns
+    return measure(loaded.run_fn(), pool, rule).latencies_ns
 
 
 # The methods compared. "bare" (the gated reference) passes the output names computed
@@ -388,7 +388,7 @@ def figure_repeat(
         waited = wait_quiet(quiet_s)
         host = HostLoad()
         rule = StopRule(min_iters=100, min_time_s=min_time_s, max_time_s=max(30.0, min_time_s))
-        m = measure(loaded.run, pool, rule)
+        m = measure(loaded.run_fn(), pool, rule)
         s = summarize(m.latencies_ns, batch)
         rows.append(
             {

@@ -165,7 +165,7 @@ def _measure_batch(loaded: LoadedModel, config: BenchConfig, batch_size: int) ->
     if sync:
         sync()
     first_ms = (time.perf_counter_ns() - t0) / 1e6
-    result = measure(loaded.run, prepared, config.rule, synchronize=sync)
+    result = measure(loaded.run_fn(), prepared, config.rule, synchronize=sync)
     summary = summarize(result.latencies_ns, batch_size)
     shape = resolve_shape(specs[0], batch_size, config.dims) if specs else ()
     row: Row = {

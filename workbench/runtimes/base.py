@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -52,6 +53,12 @@ class LoadedModel(ABC):
     @abstractmethod
     def run(self, prepared: Any) -> Any:
         """One inference on prepared inputs; returns the runtime's native outputs."""
+
+    def run_fn(self) -> Callable[[Any], Any]:
+        """The callable the timed loop calls with a prepared feed. Defaults to `run`;
+        runtimes override it with a direct binding (e.g. a partial of the C-level
+        `session.run`) so the loop adds no extra Python frame per call."""
+        return self.run
 
     def synchronize(self) -> None:  # noqa: B027 - optional hook
         """Wait for queued device work (CUDA); a no-op on the CPU."""

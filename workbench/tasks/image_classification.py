@@ -44,8 +44,9 @@ class ImageClassificationTask(Task):
     parity_samples = 16  # 224x224 CNNs: enough for top-1 agreement, affordable on 2 cores
 
     def frameworks_for(self, model: str) -> tuple[str, ...]:
-        return tuple(fw for fw, table in (("torch", TORCH_MODELS), ("keras", KERAS_MODELS))
-                     if model in table)
+        return tuple(
+            fw for fw, table in (("torch", TORCH_MODELS), ("keras", KERAS_MODELS)) if model in table
+        )
 
     def input_specs(self, model: str, framework: str = "torch") -> list[TensorSpec]:
         if framework == "keras":

@@ -1,0 +1,1 @@
+"""Image pre- and post-processing shared by the vision tasks (NumPy and Pillow only)."""
