@@ -93,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--max-time", type=float, help="maximum measured seconds (default 30)")
     bench.add_argument("--warmup", type=int, help="warm-up iterations (default 10)")
     bench.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="independent timed runs per configuration; >1 flags p50 drift across them",
+    )
+    bench.add_argument(
         "--tensorrt",
         action="store_true",
         help="onnxruntime on cuda: put the TensorRT provider first (CUDA provider after it)",
@@ -222,6 +228,7 @@ def _bench_file(
             dims=dims,
             rule=rule,
             runtime_extra=_runtime_extra(args),
+            repeats=args.repeats,
             labels={"model": path.name, "precision": None},
         )
         for d in devices
@@ -269,6 +276,7 @@ def _bench_task(
         devices=devices,
         rule=rule,
         runtime_extra=_runtime_extra(args),
+        repeats=args.repeats,
     )
     jobs = plan(sweep)
     if not jobs:

@@ -77,6 +77,9 @@ RESULT_FIELDS: list[str] = [
     "throughput_batches_per_s",
     "stable",
     "stability_note",
+    "repeats",
+    "repeat_p50s_ms",
+    "repeat_p50_max_dev",
     # costs besides latency
     "load_time_ms",
     "first_inference_ms",

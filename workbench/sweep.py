@@ -47,6 +47,7 @@ class TaskSweep:
     devices: list[str] = field(default_factory=lambda: ["cpu"])
     rule: StopRule = field(default_factory=StopRule)
     runtime_extra: dict[str, Any] = field(default_factory=dict)  # e.g. {"tensorrt": True}
+    repeats: int = 1
 
     def __post_init__(self) -> None:
         task = get_task(self.task)
@@ -162,6 +163,7 @@ def run_sweep(
             batch_sizes=list(sweep.batch_sizes),
             rule=sweep.rule,
             runtime_extra=dict(sweep.runtime_extra),
+            repeats=sweep.repeats,
             labels=labels,
         )
         if manifest is not None and manifest.get("status") != "ok":

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from workbench.devices import parse_device
 from workbench.errors import UnavailableError, UserError
 from workbench.harness.memory import peak_rss_bytes, reset_peak_rss
@@ -26,6 +28,7 @@ from workbench.runtimes.base import LoadedModel, RuntimeOptions, get_runtime
 from workbench.signature import TensorSpec, make_input_pool, resolve_shape
 
 Row = dict[str, Any]
+REPEAT_P50_MAX_DEV = 0.03  # repeated runs whose p50s spread wider than this are flagged
 
 
 @dataclass
@@ -43,10 +46,14 @@ class BenchConfig:
     rule: StopRule = field(default_factory=StopRule)
     runtime_extra: dict[str, Any] = field(default_factory=dict)
     pool_size: int = 8
+    # Independent timed loops per batch size; >1 also checks that p50 agrees across them.
+    repeats: int = 1
     # Labels copied into every row.
     labels: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.repeats, int) or self.repeats < 1:
+            raise UserError(f"repeats must be a positive integer, got {self.repeats!r}")
         if not self.batch_sizes:
             raise UserError("no batch sizes given: pass e.g. --batch 1,8,32")
         for b in self.batch_sizes:
@@ -165,22 +172,39 @@ def _measure_batch(loaded: LoadedModel, config: BenchConfig, batch_size: int) ->
     if sync:
         sync()
     first_ms = (time.perf_counter_ns() - t0) / 1e6
-    result = measure(loaded.run_fn(), prepared, config.rule, synchronize=sync)
-    summary = summarize(result.latencies_ns, batch_size)
+    run = loaded.run_fn()
+    results = [measure(run, prepared, config.rule, synchronize=sync) for _ in range(config.repeats)]
+    all_ns = np.concatenate([r.latencies_ns for r in results])
+    summary = summarize(all_ns, batch_size)
     shape = resolve_shape(specs[0], batch_size, config.dims) if specs else ()
     row: Row = {
         "input_shape": "x".join(str(d) for d in shape),
-        "n_warmup": result.n_warmup,
-        "duration_s": result.duration_s,
+        "n_warmup": sum(r.n_warmup for r in results),
+        "duration_s": sum(r.duration_s for r in results),
+        "repeats": config.repeats,
         "first_inference_ms": first_ms,
         "peak_rss_bytes": peak_rss_bytes(),
         "gpu_memory_bytes": loaded.gpu_memory_bytes(),
         "cuda_synchronized": sync is not None,
-        "latencies_ms": [round(x / 1e6, 6) for x in result.latencies_ns.tolist()],
+        "latencies_ms": [round(x / 1e6, 6) for x in all_ns.tolist()],
         **summary.as_fields(),
     }
-    if result.stopped_by != "min_reached":
-        note = f"stopped by {result.stopped_by} before min iterations/time were both met"
-        row["stability_note"] = f"{row['stability_note']}; {note}"
+    notes = []
+    stopped = {r.stopped_by for r in results} - {"min_reached"}
+    if stopped:
+        notes.append(f"stopped by {', '.join(sorted(stopped))} before min iterations/time were met")
+    if config.repeats > 1:
+        p50s = [float(np.percentile(r.latencies_ns, 50)) / 1e6 for r in results]
+        median = float(np.median(p50s))
+        max_dev = max(abs(p - median) for p in p50s) / median if median > 0 else 0.0
+        row["repeat_p50s_ms"] = p50s
+        row["repeat_p50_max_dev"] = max_dev
+        if max_dev > REPEAT_P50_MAX_DEV:
+            notes.append(
+                f"p50 varied by {max_dev:.1%} across {config.repeats} repeats (limit "
+                f"{REPEAT_P50_MAX_DEV:.0%}): the host is noisy or the model's speed drifts"
+            )
+    if notes:
+        row["stability_note"] = "; ".join([row["stability_note"], *notes])
         row["stable"] = False
     return row
