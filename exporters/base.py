@@ -10,6 +10,8 @@ artifact and its manifest; the parent turns a crash or timeout into a
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import inspect
 import json
@@ -19,6 +21,7 @@ import sys
 import tempfile
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -245,8 +248,42 @@ def export(
     pass_ = find_pass(request.source_framework, request.format, request.precision)
     params = pass_.check_params(request.params)
     directory = artifacts_dir() / f"{request.task}-{request.model}" / request.key(pass_, task_obj)
-    if not force and (hit := _cached(directory)):
-        return {**hit, "cache_hit": True}
+    directory.mkdir(parents=True, exist_ok=True)
+    # One exporter per artifact at a time, across threads and processes: parallel exports
+    # that share an upstream artifact wait for it instead of writing it twice.
+    with _locked(directory / ".lock"):
+        if not force and (hit := _cached(directory)):
+            return {**hit, "cache_hit": True}
+        return _export_locked(request, pass_, params, directory, timeout_s)
+
+
+def export_many(requests: list[ArtifactRequest], jobs: int | None = None) -> list[dict[str, Any]]:
+    """Export several artifacts, `jobs` converter processes at a time (default: one per
+    core, at most 2 since each converter is itself multi-threaded); order is kept."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = jobs or max(1, min(2, len(os.sched_getaffinity(0))))
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(export, requests))
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _export_locked(
+    request: ArtifactRequest,
+    pass_: Pass,
+    params: dict[str, Any],
+    directory: Path,
+    timeout_s: float,
+) -> dict[str, Any]:
     base = {
         "task": request.task,
         "model": request.model,

@@ -78,3 +78,13 @@ def test_unknown_pass_parameters_and_formats_are_rejected():
         find_pass("torch", "onnx", "fp32").check_params({"opsett": 17})
     with pytest.raises(UserError, match="no exporter"):
         find_pass("torch", "coreml", "fp32")
+
+
+def test_parallel_exports_of_one_artifact_export_it_once(workspace):
+    from exporters.base import export_many
+
+    request = ArtifactRequest("tabular", "linear", "torch", "torchscript")
+    first, second = export_many([request, request], jobs=2)
+    assert first["status"] == second["status"] == "ok"
+    assert sorted([first["cache_hit"], second["cache_hit"]]) == [False, True]
+    assert first["sha256"] == second["sha256"]

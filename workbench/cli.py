@@ -303,7 +303,7 @@ def _bench_task(
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from exporters.base import export
+    from exporters.base import export_many
     from workbench.sweep import TaskSweep, plan
 
     sweep = TaskSweep(
@@ -319,7 +319,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             requests[(job.model, job.source_framework, job.format, job.precision)] = job.request
     if not requests:
         raise UserError("nothing to export: the filters exclude every exportable format")
-    manifests = [export(r) for r in requests.values()]
+    manifests = export_many(list(requests.values()))
     if args.output == "json":
         for m in manifests:
             print(json.dumps({"size_bytes": m.get("size_bytes"), **m}, default=str))

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporters.base import ArtifactRequest, export, find_pass
+from exporters.base import ArtifactRequest, export_many, find_pass
 from workbench.errors import UserError
 from workbench.formats import DEFAULT_RUNTIME, PRECISIONS, SOURCE_FRAMEWORK_OF_NATIVE
 from workbench.harness.runner import BenchConfig
@@ -106,6 +106,10 @@ def plan(sweep: TaskSweep) -> list[Job]:
     return jobs
 
 
+def _artifact_key(job: Job) -> tuple[str, str, str, str]:
+    return (job.model, job.source_framework, job.format, job.precision)
+
+
 def _has_pass(framework: str, fmt: str, precision: str) -> bool:
     try:
         find_pass(framework, fmt, precision)
@@ -138,21 +142,19 @@ def _labels(sweep: TaskSweep, job: Job, manifest: dict[str, Any] | None) -> dict
 def run_sweep(
     sweep: TaskSweep, store: RunStore, on_progress: Callable[[str], None] | None = None
 ) -> None:
-    """Export and benchmark everything `sweep` asks for, storing rows in `store`."""
-    manifests: dict[tuple, dict[str, Any]] = {}
-    for job in plan(sweep):
+    """Export everything `sweep` asks for (in parallel; exports never overlap a timed
+    run), then benchmark each job in its own worker, storing rows in `store`."""
+    jobs = plan(sweep)
+    requests = {_artifact_key(j): j.request for j in jobs if j.request is not None}
+    manifests = dict(zip(requests, export_many(list(requests.values())), strict=True))
+    for job in jobs:
         label = (
             f"{job.model}/{job.source_framework}/{job.format}/{job.precision}/"
             f"{job.device}/t{job.threads or 'default'}"
         )
         if on_progress:
             on_progress(label)
-        manifest = None
-        if job.request is not None:
-            key = (job.model, job.source_framework, job.format, job.precision)
-            if key not in manifests:
-                manifests[key] = export(job.request)
-            manifest = manifests[key]
+        manifest = manifests[_artifact_key(job)] if job.request is not None else None
         labels = _labels(sweep, job, manifest)
         config = BenchConfig(
             runtime=DEFAULT_RUNTIME[job.format],

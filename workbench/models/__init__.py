@@ -1,0 +1,1 @@
+"""Model architectures written in this repository (no weights are downloaded)."""
