@@ -31,38 +31,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-STRIDES = (8, 16, 32)
-
-
-@dataclass(frozen=True)
-class YoloConfig:
-    """Sizes of the detector. Defaults are YOLOv8n's widths and depths."""
-
-    num_classes: int = 4
-    widths: tuple[int, ...] = (16, 32, 64, 128, 256)  # stem, P2, P3, P4, P5 channels
-    depths: tuple[int, ...] = (1, 2, 2, 1)  # C2f repeats in the P2..P5 backbone stages
-    reg_max: int = 16  # DFL bins per box side
-    image_size: int = 640
-
-    def __post_init__(self) -> None:
-        if self.image_size % STRIDES[-1]:
-            raise ValueError(f"image_size must be a multiple of 32, got {self.image_size}")
-        if len(self.widths) != 5 or len(self.depths) != 4:
-            raise ValueError("widths needs 5 entries (stem, P2..P5), depths 4 (P2..P5)")
-
-    @property
-    def head_channels(self) -> tuple[int, int]:
-        """(box branch, class branch) widths, as YOLOv8 chooses them."""
-        p3 = self.widths[2]
-        return max(16, p3 // 4, self.reg_max * 4), max(p3, min(self.num_classes, 100))
-
+from workbench.models.yolo_config import STRIDES, YoloConfig, anchor_points
 
 class Conv(nn.Module):
     """Conv2d (k, s, padding k//2) + BatchNorm + SiLU; with fused=True, Conv2d with bias + SiLU."""
@@ -159,21 +134,6 @@ class Head(nn.Module):
         boxes = [b(f).flatten(2) for b, f in zip(self.box, feats, strict=True)]
         scores = [c(f).flatten(2) for c, f in zip(self.cls, feats, strict=True)]
         return torch.cat(boxes, 2), torch.cat(scores, 2)
-
-
-def anchor_points(image_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Anchor centres in pixels [N, 2] (x, y) and their strides [N], level by level, each
-    level row-major -- the order in which the head flattens its maps."""
-    points, strides = [], []
-    for stride in STRIDES:
-        n = image_size // stride
-        ys, xs = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-        points.append((np.stack([xs, ys], -1).reshape(-1, 2) + 0.5) * stride)
-        strides.append(np.full(n * n, stride))
-    return (
-        np.concatenate(points).astype(np.float32),
-        np.concatenate(strides).astype(np.float32),
-    )
 
 
 class YoloV8(nn.Module):
@@ -396,7 +356,8 @@ def detection_loss(
         dfl = (ce_left * w_left + ce_right * (1 - w_left)).mean(-1)
         loss_dfl = (dfl * weight).sum() / total
     loss = 7.5 * loss_box + 1.5 * loss_dfl + 0.5 * loss_cls
-    return loss, {"box": float(loss_box), "dfl": float(loss_dfl), "cls": float(loss_cls)}
+    parts = {"box": loss_box.item(), "dfl": loss_dfl.item(), "cls": loss_cls.item()}
+    return loss, parts
 
 
 def _pad_targets(

@@ -168,8 +168,8 @@ class TFRuntime(Runtime):
 
     Formats: `savedmodel` (a directory; `extra["signature"]` picks the signature,
     default serving_default) and `keras` (the in-memory Keras model passed as
-    `model`, called eagerly with training=False, or through tf.function when
-    `extra["tf_function"]` is true). The format comes from `extra["format"]`, else
+    `model`, called with training=False through tf.function, or eagerly when
+    `extra["tf_function"]` is false). The format comes from `extra["format"]`, else
     from whether a model object was given.
     """
 
@@ -290,9 +290,13 @@ class TFRuntime(Runtime):
         def call(x: Any) -> Any:
             return model(x, training=False)
 
-        if options.extra.get("tf_function"):
+        # Graph mode by default, as model.predict and serving run it; eager calls cost
+        # milliseconds of Python per call and would dwarf the model itself.
+        if options.extra.get("tf_function", True):
             call = tf.function(call, reduce_retracing=True)
             provider += " (tf.function)"
+        else:
+            provider += " (eager)"
         return TFModel(call, options.device, list(inputs), outputs, provider, keyword_inputs=False)
 
     def version(self) -> str:
