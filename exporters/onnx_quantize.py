@@ -333,7 +333,9 @@ def _preprocess(source: Path, out: Path) -> None:
     ONNX shape inference."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    quant_pre_process(str(source), str(out))
+    # auto_merge: symbolic shape inference merges conflicting symbolic dims (e.g. after
+    # Resize/upsample in detector necks) instead of failing.
+    quant_pre_process(str(source), str(out), auto_merge=True)
 
 
 def _restore_io_dim_names(source: Any, out: Path) -> None:
@@ -673,11 +675,11 @@ class OnnxFp16(_OnnxTransform):
 
         config = Fp16Config(**ctx.params)
         original = onnx.load(str(self._upstream(ctx)))
-        converted = OnnxModel(
-            convert_float_to_float16(
-                onnx.load(str(self._upstream(ctx))), keep_io_types=config.keep_io_types
-            )
-        )
+        source = onnx.load(str(self._upstream(ctx)))
+        # Exporters leave float32 value_info for intermediate tensors; stale after the
+        # conversion, it makes the converted graph fail type checks. Shapes are re-inferred.
+        del source.graph.value_info[:]
+        converted = OnnxModel(convert_float_to_float16(source, keep_io_types=config.keep_io_types))
         # The converter appends the float32<->float16 Casts of keep_io_types at the end of
         # the node list; onnx.checker requires topological order.
         converted.topological_sort()

@@ -44,4 +44,19 @@ fi
 # The Jupyter kernel papermill and JupyterLab use, inside the venv.
 .venv/bin/python -m ipykernel install --sys-prefix --name workbench \
   --display-name "Python (workbench)" >/dev/null
+
+# Headless Chromium for tests/test_browser.py, which opens the generated HTML reports.
+# It is a system package (Debian's `chromium`), not a pip one, so it is installed only
+# where that is possible without asking: as root with apt-get (CI containers, fresh
+# Debian machines). Elsewhere setup says how, and the browser test skips with the reason.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's chromium (apt-get; about a minute)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: no chromium here and no root apt-get to install it: the browser test will" \
+      "be skipped (install Debian's 'chromium' package to run it)" >&2
+  fi
+fi
 echo "setup: ready (.venv -> $venv)"

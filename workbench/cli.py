@@ -134,6 +134,19 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write an HTML report of a run under reports/")
     report.add_argument("--run", help="run id (default: the latest run)")
     report.add_argument("--out", default="reports", help="output folder (default reports/)")
+
+    notebooks = sub.add_parser("notebooks", help="run the notebooks (papermill) into reports/")
+    nb_sub = notebooks.add_subparsers(dest="notebooks_command", required=True)
+    nb_run = nb_sub.add_parser("run", help="execute notebooks, convert to HTML, write the index")
+    nb_run.add_argument("--profile", choices=("ci", "full"), default="ci")
+    nb_run.add_argument("--only", nargs="+", action="extend", metavar="NAME", help="notebooks")
+    nb_run.add_argument("--notebooks", default="notebooks", help="folder (default notebooks/)")
+    nb_run.add_argument("--out", default="reports", help="output folder (default reports/)")
+    nb_run.add_argument("--cell-timeout", type=int, help="seconds per cell (default: none)")
+    nb_list = nb_sub.add_parser("list", help="list the notebooks in run order")
+    nb_list.add_argument("--notebooks", default="notebooks", help="folder (default notebooks/)")
+    nb_strip = nb_sub.add_parser("strip", help="remove outputs and execution counts in place")
+    nb_strip.add_argument("paths", nargs="*", default=["notebooks"], help="folders or files")
     return parser
 
 
@@ -350,6 +363,42 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notebooks(args: argparse.Namespace) -> int:
+    from workbench import notebooks
+
+    if args.notebooks_command == "list":
+        print("\n".join(notebooks.discover(Path(args.notebooks))))
+        return 0
+    if args.notebooks_command == "strip":
+        paths = [Path(p) for p in args.paths]
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise UserError(f"no such file or folder: {', '.join(missing)}")
+        changed = [
+            c
+            for p in paths
+            for c in (notebooks.strip_all(p) if p.is_dir() else [p] if notebooks.strip(p) else [])
+        ]
+        print(f"stripped {len(changed)} notebook(s)" + "".join(f"\n  {c}" for c in changed))
+        return 0
+    done = notebooks.run_notebooks(
+        profile=args.profile,
+        only=args.only,
+        notebooks_dir=Path(args.notebooks),
+        out_dir=Path(args.out),
+        cell_timeout=args.cell_timeout,
+        log=lambda line: print(line, flush=True),
+    )
+    failed = [r.name for r in done if r.status != "ok"]
+    total = sum(r.duration_s or 0 for r in done)
+    print(
+        f"{len(done) - len(failed)} ok, {len(failed)} failed in {total:.0f} s"
+        + (f" (failed: {', '.join(failed)})" if failed else "")
+        + f"; index: {Path(args.out) / 'index.html'}"
+    )
+    return 1 if failed else 0
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
@@ -388,7 +437,13 @@ def _print_table(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]])
         print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
 
 
-COMMANDS = {"env": cmd_env, "bench": cmd_bench, "export": cmd_export, "report": cmd_report}
+COMMANDS = {
+    "env": cmd_env,
+    "bench": cmd_bench,
+    "export": cmd_export,
+    "report": cmd_report,
+    "notebooks": cmd_notebooks,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -72,10 +72,18 @@ def build_yolo_keras(
     t4 = _c2f(cat(name="top4_in")([up(p5), p4]), "top4", w[3], 1, False)
     n3 = _c2f(cat(name="top3_in")([up(t4), p3]), "top3", w[2], 1, False)
     n4 = _c2f(
-        cat(name="bottom4_in")([_conv(n3, "bottom_down3", w[2], 3, 2), t4]), "bottom4", w[3], 1, False
+        cat(name="bottom4_in")([_conv(n3, "bottom_down3", w[2], 3, 2), t4]),
+        "bottom4",
+        w[3],
+        1,
+        False,
     )
     n5 = _c2f(
-        cat(name="bottom5_in")([_conv(n4, "bottom_down4", w[3], 3, 2), p5]), "bottom5", w[4], 1, False
+        cat(name="bottom5_in")([_conv(n4, "bottom_down4", w[3], 3, 2), p5]),
+        "bottom5",
+        w[4],
+        1,
+        False,
     )
     c_box, c_cls = cfg.head_channels
     box_maps, cls_maps = [], []
@@ -114,7 +122,9 @@ def load_torch_weights(model: keras.Model, state: Mapping[str, np.ndarray]) -> N
     for key, value in state.items():
         layer, kind = keras_layer_name(key)
         value = np.asarray(value, dtype=np.float32)
-        layers.setdefault(layer, {})[kind] = value.transpose(2, 3, 1, 0) if kind == "kernel" else value
+        layers.setdefault(layer, {})[kind] = (
+            value.transpose(2, 3, 1, 0) if kind == "kernel" else value
+        )
     convs = {layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)}
     if set(layers) != convs:
         raise ValueError(

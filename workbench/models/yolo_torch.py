@@ -39,6 +39,7 @@ from torch import nn
 
 from workbench.models.yolo_config import STRIDES, YoloConfig, anchor_points
 
+
 class Conv(nn.Module):
     """Conv2d (k, s, padding k//2) + BatchNorm + SiLU; with fused=True, Conv2d with bias + SiLU."""
 
@@ -131,17 +132,24 @@ class Head(nn.Module):
 
     def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (box logits [B, 4 * reg_max, N], class logits [B, C, N])."""
-        boxes = [b(f).flatten(2) for b, f in zip(self.box, feats, strict=True)]
-        scores = [c(f).flatten(2) for c, f in zip(self.cls, feats, strict=True)]
+        boxes = [_flat(b(f)) for b, f in zip(self.box, feats, strict=True)]
+        scores = [_flat(c(f)) for c, f in zip(self.cls, feats, strict=True)]
         return torch.cat(boxes, 2), torch.cat(scores, 2)
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] -> [B, C, H * W] with the batch left as -1, so a graph exported at a
+    fixed batch size still runs when a runtime resizes its batch (TFLite)."""
+    _, c, h, w = x.shape
+    return x.reshape(-1, c, h * w)
 
 
 class YoloV8(nn.Module):
     """YOLOv8-style detector; `forward(images [B, 3, S, S] in 0..1)` -> [B, 4 + C, N]."""
 
-    def __init__(self, cfg: YoloConfig = YoloConfig(), fused: bool = False):
+    def __init__(self, cfg: YoloConfig | None = None, fused: bool = False):
         super().__init__()
-        self.cfg = cfg
+        self.cfg = cfg = cfg or YoloConfig()
         w, d = cfg.widths, cfg.depths
         self.stem = Conv(3, w[0], 3, 2, fused)
         self.down2 = Conv(w[0], w[1], 3, 2, fused)
@@ -187,8 +195,8 @@ class YoloV8(nn.Module):
 
     def distances(self, box_logits: torch.Tensor) -> torch.Tensor:
         """DFL: [B, 4 * reg_max, N] logits -> [B, 4, N] expected l, t, r, b (in strides)."""
-        b, _, n = box_logits.shape
-        prob = box_logits.view(b, 4, self.cfg.reg_max, n).softmax(2)
+        n = box_logits.shape[-1]
+        prob = box_logits.reshape(-1, 4, self.cfg.reg_max, n).softmax(2)
         return (prob * self.proj.view(1, 1, -1, 1)).sum(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -213,9 +221,7 @@ def fused_state(model: YoloV8) -> dict[str, np.ndarray]:
             w = module.conv.weight.detach().double()
             if isinstance(module.bn, nn.BatchNorm2d):
                 bn = module.bn
-                factor = bn.weight.detach().double() / torch.sqrt(
-                    bn.running_var.double() + bn.eps
-                )
+                factor = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
                 bias = bn.bias.detach().double() - bn.running_mean.double() * factor
                 w = w * factor[:, None, None, None]
             else:
@@ -395,16 +401,24 @@ def train(
     for p in ema.parameters():
         p.requires_grad_(False)
     decay_params = [p for n, p in model.named_parameters() if n.endswith("weight") and p.ndim > 1]
-    other_params = [p for n, p in model.named_parameters() if not (n.endswith("weight") and p.ndim > 1)]
+    other_params = [
+        p for n, p in model.named_parameters() if not (n.endswith("weight") and p.ndim > 1)
+    ]
     optimizer = torch.optim.AdamW(
-        [{"params": decay_params, "weight_decay": 5e-4}, {"params": other_params, "weight_decay": 0}],
+        [
+            {"params": decay_params, "weight_decay": 5e-4},
+            {"params": other_params, "weight_decay": 0},
+        ],
         lr=lr,
         betas=(0.9, 0.999),
     )
     started = time.perf_counter()
     for step in range(steps):
-        scale = (step + 1) / warmup if step < warmup else 0.05 + 0.95 * 0.5 * (
-            1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup))
+        scale = (
+            (step + 1) / warmup
+            if step < warmup
+            else 0.05
+            + 0.95 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
         )
         for group in optimizer.param_groups:
             group["lr"] = lr * scale
@@ -429,4 +443,3 @@ def train(
                 + f"  {time.perf_counter() - started:.0f} s"
             )
     return ema.eval()
-

@@ -14,6 +14,7 @@ import pandas as pd
 from workbench import results
 from workbench.errors import UserError
 from workbench.report import plots
+from workbench.report.index import write_index
 
 TABLE_FIELDS = [
     "status",
@@ -45,6 +46,10 @@ TABLE_FIELDS = [
 def _img(png: bytes, alt: str) -> str:
     data = base64.b64encode(png).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _figure(fig: object, alt: str) -> str:
+    return _img(plots.png(fig), alt)
 
 
 def _cell(value: object) -> str:
@@ -79,8 +84,10 @@ td,th{{border:1px solid #ccc;padding:2px 6px}}img{{max-width:100%}}</style></hea
 <p>Host: {html.escape(host)}; GPU: {html.escape(gpu_text)}; fingerprint
 {html.escape(str(manifest.get("fingerprint_id")))}; rows by status:
 {html.escape(str(counts))}.</p>
-<h2>Throughput</h2>{_img(plots.throughput_vs_batch(frame, caption), "throughput vs batch")}
-<h2>Latency</h2>{_img(plots.latency_vs_batch(frame, caption), "p50 latency vs batch")}
+<h2>Throughput</h2>{_figure(plots.throughput_vs_batch(frame, caption), "throughput vs batch")}
+<h2>Latency</h2>{_figure(plots.latency_vs_batch(frame, caption), "p50 latency vs batch")}
+<h2>Latency distribution</h2>{_figure(plots.latency_cdf(frame, caption), "latency CDF")}
+<h2>Memory</h2>{_figure(plots.memory(frame, caption), "memory per configuration")}
 <h2>All rows</h2><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>
 </body></html>"""
 
@@ -103,16 +110,5 @@ def write_run_report(run_id: str | None, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"run-{chosen['run_id']}.html"
     path.write_text(render(frame, chosen))
-    _write_index(out_dir)
+    write_index(out_dir)
     return path
-
-
-def _write_index(out_dir: Path) -> None:
-    links = "".join(
-        f'<li><a href="{html.escape(p.name)}">{html.escape(p.stem)}</a></li>'
-        for p in sorted(out_dir.glob("run-*.html"), reverse=True)
-    )
-    (out_dir / "index.html").write_text(
-        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>workbench reports'
-        f"</title></head><body><h1>workbench reports</h1><ul>{links}</ul></body></html>"
-    )

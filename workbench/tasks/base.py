@@ -109,4 +109,4 @@ def get_task(name: str) -> Task:
 
 
 def _load_builtin_tasks() -> None:
-    from workbench.tasks import image_classification, tabular  # noqa: F401
+    from workbench.tasks import image_classification, object_detection, tabular  # noqa: F401

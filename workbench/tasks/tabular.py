@@ -17,7 +17,7 @@ import numpy as np
 from workbench.parity import argmax_agreement, output_errors
 from workbench.signature import TensorSpec
 from workbench.tasks.base import Task, register
-from workbench.workspace import artifacts_dir
+from workbench.workspace import weights_dir
 
 N_FEATURES = 10
 N_CLASSES = 2
@@ -41,7 +41,7 @@ def trained_weights(model: str, steps: int = 600, seed: int = 0) -> tuple[np.nda
     softmax cross-entropy. Deterministic for a given (model, steps, seed); cached on disk in
     the workspace because every exporter and worker process needs them."""
     cache = (
-        artifacts_dir() / "weights" / f"tabular-{model}-v{TabularTask.version}-{steps}-{seed}.npz"
+        weights_dir() / f"tabular-{model}-v{TabularTask.version}-{steps}-{seed}.npz"
     )
     if cache.exists():
         with np.load(cache) as data:

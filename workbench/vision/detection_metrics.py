@@ -69,8 +69,11 @@ def evaluate(
     truths: Sequence[GroundTruth],
     iou_threshold: float = 0.5,
     num_classes: int | None = None,
+    score_threshold: float = 0.0,
 ) -> dict[str, float]:
-    """mAP@iou_threshold, per-class AP, and precision/recall/F1 at the given detections."""
+    """mAP@iou_threshold and per-class AP over all the detections, and precision, recall
+    and F1 of the detections scoring at least `score_threshold` (the operating point:
+    mAP wants a low detection threshold, P/R/F1 the one used in deployment)."""
     if len(detections) != len(truths):
         raise ValueError(f"{len(detections)} detection sets for {len(truths)} images")
     tps, scores, classes = [], [], []
@@ -90,7 +93,8 @@ def evaluate(
         result[f"ap50_class{c}" if iou_threshold == 0.5 else f"ap_class{c}"] = ap
         if not np.isnan(ap):
             aps.append(ap)
-    n_tp, n_det, n_true = int(tp.sum()), len(tp), len(true_cls)
+    operating = score >= score_threshold
+    n_tp, n_det, n_true = int(tp[operating].sum()), int(operating.sum()), len(true_cls)
     result["map50" if iou_threshold == 0.5 else "map"] = float(np.mean(aps)) if aps else 0.0
     result["precision"] = n_tp / n_det if n_det else float(n_true == 0)
     result["recall"] = n_tp / n_true if n_true else 1.0

@@ -153,9 +153,7 @@ def _shape_alpha(rng: np.random.Generator, cls: int, bh: int, bw: int) -> np.nda
     return inside.reshape(bh, sub, bw, sub).mean(axis=(1, 3))
 
 
-def render_scene(
-    rng: np.random.Generator, height: int, width: int, scale: float = 1.0
-) -> Scene:
+def render_scene(rng: np.random.Generator, height: int, width: int, scale: float = 1.0) -> Scene:
     """A height x width scene whose objects are MIN_SIZE..MAX_SIZE x `scale` pixels."""
     image = _background(rng, height, width).astype(np.float32, copy=False)
     area = height * width / (scale * scale)  # in model-input pixels

@@ -1,0 +1,206 @@
+"""What the notebooks compute, on synthetic rows: presets, the Pareto front, speedups, the
+CPU/GPU crossover, the claim verdicts, and every plot (with units and a caption)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from workbench import claims, study
+from workbench.errors import UserError
+from workbench.report import plots
+from workbench.results import make_row
+
+
+def _row(**fields) -> dict:
+    base = {
+        "status": "ok",
+        "task": "tabular",
+        "model": "mlp",
+        "source_framework": "torch",
+        "format": "onnx",
+        "precision": "fp32",
+        "runtime": "onnxruntime",
+        "device": "cpu",
+        "threads": 2,
+        "batch_size": 1,
+        "latency_ms_p50": 1.0,
+        "throughput_items_per_s": 1000.0,
+        "model_size_bytes": 4_000_000,
+        "peak_rss_bytes": 200 * 2**20,
+        "latencies_ms": [0.9, 1.0, 1.1, 1.3],
+        "run_id": "r1",
+        "timestamp": "2026-01-02T03:04:05+00:00",
+    }
+    base.update(fields)
+    return make_row(**base)
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows)
+
+
+def test_sweep_for_uses_presets_and_explicit_values_win() -> None:
+    sweep = study.sweep_for("tabular", "ci")
+    assert sweep.models == ["mlp"] and sweep.formats == ["eager", "onnx"]
+    assert sweep.rule == study.STOP_RULES["ci"]
+    sweep = study.sweep_for("tabular", "ci", batch_sizes=[3], formats=["onnx"])
+    assert sweep.batch_sizes == [3] and sweep.formats == ["onnx"]
+    with pytest.raises(UserError, match="profile must be one of"):
+        study.sweep_for("tabular", "huge")
+
+
+def test_generic_presets_for_a_task_without_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A newly registered task's notebook runs before anyone tunes presets for it."""
+    monkeypatch.delitem(study.TASK_PRESETS, "image_classification")
+    chosen = study.presets("image_classification", "ci")
+    assert chosen["models"] == ["resnet50"] and chosen["frameworks"] == ["torch"]
+    assert chosen["formats"] == ["onnx"] and chosen["precisions"] == ["fp32"]
+    assert study.presets("image_classification", "full")["devices"] == ["cpu", "cuda"]
+
+
+def test_pareto_marks_non_dominated_artifacts() -> None:
+    frame = _frame(
+        [
+            _row(precision="fp32", latency_ms_p50=1.0, model_size_bytes=4e6, accuracy=0.90),
+            _row(precision="int8-static", latency_ms_p50=0.5, model_size_bytes=1e6, accuracy=0.89),
+            _row(precision="fp16", latency_ms_p50=1.2, model_size_bytes=2e6, accuracy=0.88),
+            _row(precision="int8-dynamic", latency_ms_p50=0.6, model_size_bytes=1e6, accuracy=0.80),
+        ]
+    )
+    front = study.pareto(frame).set_index("precision")["on_front"].to_dict()
+    assert front == {"fp32": True, "int8-static": True, "fp16": False, "int8-dynamic": False}
+    assert study.quality_column(frame) == "accuracy"
+
+
+def test_speedup_over_fp32_pairs_the_same_configuration() -> None:
+    frame = _frame(
+        [
+            _row(precision="fp32", latency_ms_p50=2.0, model_size_bytes=4e6),
+            _row(precision="int8-dynamic", latency_ms_p50=0.5, model_size_bytes=1e6),
+            _row(precision="int8-dynamic", latency_ms_p50=0.5, batch_size=8),  # no fp32 twin
+        ]
+    )
+    table = study.speedup_over_fp32(frame)
+    int8 = table[table["precision"] == "int8-dynamic"].iloc[0]
+    assert len(table) == 2 and int8["speedup"] == 4.0 and int8["size_ratio"] == 4.0
+
+
+def test_crossover_without_and_with_a_gpu() -> None:
+    cpu = [_row(batch_size=b, throughput_items_per_s=100.0 * b**0.5) for b in (1, 8, 64)]
+    no_gpu = cpu + [
+        _row(batch_size=1, device="cuda", status="unavailable", error="no GPU on this host (x)")
+    ]
+    table, reading = study.crossover(_frame(no_gpu))
+    assert table.empty and reading.startswith("No GPU measurement here: no GPU on this host (x)")
+    gpu = [_row(batch_size=b, device="cuda:0", throughput_items_per_s=50.0 * b) for b in (1, 8, 64)]
+    table, reading = study.crossover(_frame(cpu + gpu))
+    assert table.iloc[0]["GPU faster from batch"] == 8
+    assert "from batch 8" in reading
+
+
+def test_claim_verdict_rules() -> None:
+    assert claims._ratio_verdict(3.5, 3, 5, 0.25)[0] == claims.CONFIRMED
+    assert claims._ratio_verdict(7.5, 3, 5, 0.25)[0] == claims.REFUTED
+    assert "above" in claims._ratio_verdict(7.5, 3, 5, 0.25)[1]
+    assert claims._ratio_verdict(None, 3, 5, 0.25)[0] == claims.NOT_MEASURABLE
+    assert claims._abs_verdict(600, 500, "ms", 0.5)[0] == claims.CONFIRMED
+    assert claims._abs_verdict(2500, 500, "ms", 0.5)[0] == claims.REFUTED
+
+
+def test_judge_says_why_gpu_claims_cannot_be_measured() -> None:
+    cnn = _frame(
+        [
+            _row(model="resnet50", batch_size=1, latency_ms_p50=100, throughput_items_per_s=10),
+            _row(model="resnet50", batch_size=32, latency_ms_p50=2000, throughput_items_per_s=16),
+            _row(
+                model="resnet50",
+                batch_size=32,
+                device="cuda",
+                status="unavailable",
+                error="no GPU on this host (no NVIDIA driver)",
+            ),
+        ]
+    )
+    prec = _frame(
+        [
+            _row(model="resnet50", precision="fp16", latency_ms_p50=150, model_size_bytes=2e6),
+            _row(
+                model="resnet50",
+                precision="int8-dynamic",
+                latency_ms_p50=30,
+                model_size_bytes=1e6,
+                parity_metric_value=0.99,
+            ),
+        ]
+    )
+    keras = _frame(
+        [
+            _row(
+                source_framework="keras",
+                format="savedmodel",
+                latency_ms_p50=0.4,
+                model_size_bytes=8e5,
+            ),
+            _row(
+                source_framework="keras", format="tflite", latency_ms_p50=0.1, model_size_bytes=2e5
+            ),
+        ]
+    )
+    small = _frame(
+        [
+            _row(format="eager", runtime="torch", latency_ms_p50=0.1),
+            _row(format="onnx", latency_ms_p50=0.015, throughput_items_per_s=60000),
+            _row(format="onnx", batch_size=64, throughput_items_per_s=240000),
+        ]
+    )
+    null = _frame([_row(model="null", runtime="null", latency_ms_p50=0.0001)])
+    verdicts = claims.judge(
+        {"cnn": cnn, "cnn_precisions": prec, "keras": keras, "small": small, "null": null}, "ci"
+    )
+    by = {(r.section, r.claim): r for r in verdicts.itertuples()}
+    gpu = [r for (s, c), r in by.items() if s == "2.3" and "GPU" in c]
+    assert gpu and all(r.verdict == claims.NOT_MEASURABLE for r in gpu)
+    assert all("no GPU on this host" in r.why for r in gpu)
+    assert by[("3.2", "Keras mlp (tabular): size")].verdict == claims.CONFIRMED  # 4x
+    assert by[("9.1", "resnet50 int8-dynamic vs fp32, batch 1, CPU: latency")].verdict == (
+        claims.CONFIRMED
+    )  # 100 -> 30 ms = 3.3x
+    one_one = [r for (s, _), r in by.items() if s == "1.1"][0]
+    assert one_one.verdict == claims.CONFIRMED and "6.7x" in one_one.measured
+    assert set(verdicts["verdict"]) <= {claims.CONFIRMED, claims.REFUTED, claims.NOT_MEASURABLE}
+
+
+def test_every_plot_renders_with_units_and_caption() -> None:
+    rows = [
+        _row(
+            precision=p,
+            batch_size=b,
+            latency_ms_p50=lat * b,
+            accuracy=acc,
+            throughput_items_per_s=1000 / lat,
+            model_size_bytes=size,
+        )
+        for p, lat, acc, size in (("fp32", 1.0, 0.9, 4e6), ("int8-static", 0.4, 0.89, 1e6))
+        for b in (1, 8)
+    ]
+    frame = _frame(rows)
+    caption = "host vm: test cpu, 2 cores, GPU: none; measured 2026-01-02 03:04 UTC; run r1"
+    figures = [
+        plots.latency_cdf(frame, caption),
+        plots.throughput_vs_batch(frame, caption),
+        plots.latency_vs_batch(frame, caption),
+        plots.speedup(study.speedup_over_fp32(frame), caption),
+        plots.pareto(study.pareto(frame), caption),
+        plots.memory(frame, caption),
+        plots.by_device(frame, caption),
+    ]
+    for fig in figures:
+        assert any(caption in t.get_text().replace("\n", " ") for t in fig.texts)
+        for ax in fig.axes:
+            for text in (ax.get_xlabel(), ax.get_ylabel()):
+                assert not text or "(" in text, text  # every axis label carries its unit
+        assert plots.png(fig).startswith(b"\x89PNG")
+    empty = frame.iloc[0:0]
+    assert plots.png(plots.latency_cdf(empty, caption)).startswith(b"\x89PNG")
+    assert plots.png(plots.pareto(study.pareto(empty), caption)).startswith(b"\x89PNG")
