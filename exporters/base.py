@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from workbench import workspace
 from workbench.errors import UserError
 from workbench.workspace import artifacts_dir
 
 MANIFEST = "manifest.json"
-DEFAULT_TIMEOUT_S = 600.0
+DEFAULT_TIMEOUT_S = 1800.0  # a first export may include training the task's model
 
 
 @dataclass
@@ -306,6 +307,11 @@ def _export_locked(
             text=True,
             capture_output=True,
             timeout=timeout_s,
+            # Converters drop temporary files in the working directory (ORT's symbolic
+            # shape inference, external-data files): keep them in the artifact's folder.
+            cwd=directory,
+            # ...and pin the workspace, which defaults to a path relative to the cwd.
+            env={**os.environ, workspace.ENV_VAR: str(workspace.workspace_dir().resolve())},
         )
         reason = _child_failure(proc)
     except subprocess.TimeoutExpired:

@@ -11,7 +11,7 @@ WEIGHTS_ENV_VAR = "WORKBENCH_WEIGHTS"
 
 def workspace_dir() -> Path:
     """The workspace root: $WORKBENCH_HOME, else `.workbench/` in the current directory."""
-    root = Path(os.environ.get(ENV_VAR, ".workbench")).expanduser()
+    root = Path(os.environ.get(ENV_VAR, ".workbench")).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     return root
 

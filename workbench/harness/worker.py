@@ -13,9 +13,11 @@ import json
 import sys
 from typing import Any
 
+from workbench.devices import parse_device
 from workbench.errors import UserError
 from workbench.harness.runner import BenchConfig, run_config
 from workbench.results import RunStore
+from workbench.runtimes.base import RuntimeOptions, get_runtime
 from workbench.signature import TensorSpec
 
 
@@ -38,6 +40,10 @@ def run_job(job: dict[str, Any]) -> None:
         task = get_task(job["task"])
         specs = task.input_specs(job["model"], job["source_framework"])
         if config.format in ("eager", "keras"):
+            # Thread pools first: TensorFlow fixes them when the model is built.
+            get_runtime(config.runtime).configure_process(
+                RuntimeOptions(parse_device(config.device), config.threads, config.inter_op_threads)
+            )
             model = task.build(job["source_framework"], job["model"])
     elif job.get("inputs"):
         specs = [TensorSpec(s["name"], s["dtype"], tuple(s["shape"])) for s in job["inputs"]]

@@ -97,6 +97,10 @@ class Runtime(ABC):
         """The version of the underlying library (for result rows)."""
         return ""
 
+    def configure_process(self, options: RuntimeOptions) -> None:  # noqa: B027 - optional
+        """Apply process-wide settings (thread pools) before anything else touches the
+        framework, e.g. before a task builds its in-memory model in a worker."""
+
 
 _REGISTRY: dict[str, type[Runtime]] = {}
 

@@ -192,6 +192,9 @@ class TFRuntime(Runtime):
             return f"{device} requested but TensorFlow sees {len(gpus)} GPU(s)"
         return None
 
+    def configure_process(self, options: RuntimeOptions) -> None:
+        _set_threads(options.threads, options.inter_op_threads)
+
     def load(self, path: Path | None, options: RuntimeOptions, model: Any = None) -> LoadedModel:
         fmt = options.extra.get("format") or ("keras" if model is not None else "savedmodel")
         if fmt not in self.formats:

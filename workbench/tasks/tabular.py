@@ -40,9 +40,7 @@ def trained_weights(model: str, steps: int = 600, seed: int = 0) -> tuple[np.nda
     """Weights (W1, b1, W2, b2, ...) with W of shape (in, out), trained by minibatch Adam on
     softmax cross-entropy. Deterministic for a given (model, steps, seed); cached on disk in
     the workspace because every exporter and worker process needs them."""
-    cache = (
-        weights_dir() / f"tabular-{model}-v{TabularTask.version}-{steps}-{seed}.npz"
-    )
+    cache = weights_dir() / f"tabular-{model}-v{TabularTask.version}-{steps}-{seed}.npz"
     if cache.exists():
         with np.load(cache) as data:
             return tuple(data[f"p{i}"] for i in range(len(data.files)))
