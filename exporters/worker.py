@@ -130,6 +130,10 @@ def check_parity(
     result: dict[str, Any] = {
         "parity_max_abs_error": measured["max_abs_error"],
         "parity_max_rel_error": measured["max_rel_error"],
+        # max |reference| over the outputs, and the error relative to it: the quantity
+        # the per-precision thresholds in workbench.parity judge
+        "parity_output_scale": measured["output_scale"],
+        "parity_scaled_error": measured["max_abs_error"] / max(measured["output_scale"], 1e-12),
         "parity_metric_name": measured["metric_name"],
         "parity_metric_value": measured["metric_value"],
         "parity_samples": len(next(iter(feed.values()))),
