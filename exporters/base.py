@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 from workbench import workspace
 from workbench.errors import UserError
+from workbench.procs import child_env
 from workbench.workspace import artifacts_dir
 
 MANIFEST = "manifest.json"
@@ -311,7 +312,7 @@ def _export_locked(
             # shape inference, external-data files): keep them in the artifact's folder.
             cwd=directory,
             # ...and pin the workspace, which defaults to a path relative to the cwd.
-            env={**os.environ, workspace.ENV_VAR: str(workspace.workspace_dir().resolve())},
+            env=child_env(**{workspace.ENV_VAR: str(workspace.workspace_dir())}),
         )
         reason = _child_failure(proc)
     except subprocess.TimeoutExpired:

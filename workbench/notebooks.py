@@ -33,6 +33,7 @@ from typing import Any
 
 from workbench.errors import UserError
 from workbench.notebook_params import check_values
+from workbench.procs import pin_code_root
 from workbench.report.index import STATUS_FILE, read_status, write_index
 
 KERNEL = "workbench"
@@ -258,6 +259,7 @@ def _run_one(
         stale.unlink(missing_ok=True)
     result = NotebookResult(name=name, status="ok")
     started = time.perf_counter()
+    pin_code_root()  # the kernel imports this checkout's workbench, not another clone's
     try:
         papermill.execute_notebook(
             str(source),

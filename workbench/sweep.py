@@ -21,6 +21,7 @@ from workbench.errors import UserError
 from workbench.formats import DEFAULT_RUNTIME, PRECISIONS, SOURCE_FRAMEWORK_OF_NATIVE
 from workbench.harness.runner import BenchConfig
 from workbench.harness.timing import StopRule
+from workbench.procs import child_env
 from workbench.results import RunStore
 from workbench.tasks.base import get_task
 
@@ -192,7 +193,7 @@ def run_sweep(
 
 def _run_worker(store: RunStore, config: BenchConfig, extra: dict[str, Any]) -> None:
     job = {"run_dir": str(store.path), "config": config.to_json(), **extra}
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = child_env(TF_CPP_MIN_LOG_LEVEL="3")
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "workbench.harness.worker"],

@@ -34,6 +34,7 @@ import numpy as np
 
 from workbench.models.yolo_config import YoloConfig
 from workbench.parity import output_errors
+from workbench.procs import child_env
 from workbench.signature import TensorSpec
 from workbench.tasks.base import Task, register
 from workbench.vision.detection_metrics import GroundTruth, box_f1, evaluate
@@ -82,6 +83,7 @@ def trained_weights(steps: int = TRAIN_STEPS, seed: int = TRAIN_SEED) -> dict[st
                         str(seed),
                     ],
                     check=True,
+                    env=child_env(),
                 )
     with np.load(path) as data:
         return {key: data[key] for key in data.files}

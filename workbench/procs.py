@@ -1,0 +1,31 @@
+"""Environment for the workbench's own child processes (exporters, benchmark workers,
+training, notebook kernels).
+
+Children must run the same workbench code as their parent. The package is installed
+editable into a venv that several clones may share, so a child that relied on the
+installation could import another clone's code; putting this checkout's root first on
+PYTHONPATH pins it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import workbench
+
+CODE_ROOT = Path(workbench.__file__).resolve().parents[1]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """os.environ with this checkout first on PYTHONPATH, plus `extra` variables."""
+    env = {**os.environ, **extra}
+    paths = [str(CODE_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
+
+
+def pin_code_root() -> None:
+    """Apply `child_env` to this process's environment, for children it does not start
+    itself (papermill's kernels inherit os.environ)."""
+    os.environ["PYTHONPATH"] = child_env()["PYTHONPATH"]
