@@ -10,8 +10,6 @@ artifact and its manifest; the parent turns a crash or timeout into a
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import inspect
 import json
@@ -21,14 +19,13 @@ import sys
 import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from workbench import workspace
 from workbench.errors import UserError
-from workbench.procs import child_env
+from workbench.procs import child_env, file_lock
 from workbench.workspace import artifacts_dir
 
 MANIFEST = "manifest.json"
@@ -253,7 +250,7 @@ def export(
     directory.mkdir(parents=True, exist_ok=True)
     # One exporter per artifact at a time, across threads and processes: parallel exports
     # that share an upstream artifact wait for it instead of writing it twice.
-    with _locked(directory / ".lock"):
+    with file_lock(directory / ".lock"):
         if not force and (hit := _cached(directory)):
             return {**hit, "cache_hit": True}
         return _export_locked(request, pass_, params, directory, timeout_s)
@@ -267,16 +264,6 @@ def export_many(requests: list[ArtifactRequest], jobs: int | None = None) -> lis
     jobs = jobs or max(1, min(2, len(os.sched_getaffinity(0))))
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         return list(pool.map(export, requests))
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _export_locked(

@@ -1,4 +1,4 @@
-"""Environment for the workbench's own child processes (exporters, benchmark workers,
+"""Environment and locks for the workbench's own child processes (exporters, benchmark workers,
 training, notebook kernels).
 
 Children must run the same workbench code as their parent. The package is installed
@@ -9,7 +9,10 @@ PYTHONPATH pins it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import workbench
@@ -29,3 +32,15 @@ def pin_code_root() -> None:
     """Apply `child_env` to this process's environment, for children it does not start
     itself (papermill's kernels inherit os.environ)."""
     os.environ["PYTHONPATH"] = child_env()["PYTHONPATH"]
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing) across threads and processes,
+    e.g. so that only one process trains or exports a given thing at a time."""
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

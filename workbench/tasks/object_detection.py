@@ -21,7 +21,6 @@ outside the model (`postprocess`), so artifacts stay plain tensor graphs.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -34,7 +33,7 @@ import numpy as np
 
 from workbench.models.yolo_config import YoloConfig
 from workbench.parity import output_errors
-from workbench.procs import child_env
+from workbench.procs import child_env, file_lock
 from workbench.signature import TensorSpec
 from workbench.tasks.base import Task, register
 from workbench.vision.detection_metrics import GroundTruth, box_f1, evaluate
@@ -70,7 +69,7 @@ def trained_weights(steps: int = TRAIN_STEPS, seed: int = TRAIN_SEED) -> dict[st
     path = weights_path(steps, seed)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(path.with_suffix(".lock")):
+        with file_lock(path.with_suffix(".lock")):
             if not path.exists():
                 subprocess.run(
                     [
@@ -87,21 +86,6 @@ def trained_weights(steps: int = TRAIN_STEPS, seed: int = TRAIN_SEED) -> dict[st
                 )
     with np.load(path) as data:
         return {key: data[key] for key in data.files}
-
-
-@contextlib.contextmanager
-def _locked(lock: Path):
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, at worst two processes train
-        yield
-        return
-    with lock.open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def training_batch(step: int, batch: int = TRAIN_BATCH, size: int = TRAIN_SIZE, seed: int = 0):
