@@ -47,3 +47,17 @@ def test_single_run_has_no_repeat_fields():
 def test_repeats_must_be_positive(repeats):
     with pytest.raises(UserError, match="repeats"):
         BenchConfig("null", "null", repeats=repeats)
+
+
+def test_fixed_batch_model_fails_other_batch_sizes_instead_of_mislabelling():
+    """A model fixed at batch 1 must not produce a row labelled batch 8 that measured 1."""
+    from workbench.signature import TensorSpec
+
+    rows: list[dict] = []
+    fixed = [TensorSpec("x", "float32", (1, 10))]
+    run_config(
+        BenchConfig("null", "null", batch_sizes=[1, 8], rule=RULE), rows.append, input_specs=fixed
+    )
+    assert rows[0]["status"] == "ok" and rows[0]["input_shape"] == "1x10"
+    assert rows[1]["status"] == "failed"
+    assert "fixed batch dimension of 1" in rows[1]["error"]

@@ -77,19 +77,32 @@ def parse_dims(items: Sequence[str]) -> dict[str, int]:
     return dims
 
 
+class FixedBatchError(ValueError):
+    """The model's batch axis is fixed at another size than the one asked for: measuring
+    it would label one batch size with another's numbers, so that row fails instead."""
+
+
 def resolve_shape(spec: TensorSpec, batch_size: int, dims: Mapping[str, int]) -> tuple[int, ...]:
-    """Concrete shape for `spec`: axis 0 takes the batch size when symbolic, named dims
-    take `dims[name]`; anything still unknown is a user error naming the dimension."""
+    """Concrete shape for `spec`: axis 0 is the batch axis and takes the batch size when
+    symbolic (a fixed axis 0 must equal it); other named dims take `dims[name]`; anything
+    still unknown is a user error naming the dimension."""
     if batch_size <= 0:
         raise UserError(f"batch size must be a positive integer, got {batch_size}")
     shape: list[int] = []
     for axis, dim in enumerate(spec.shape):
-        if isinstance(dim, int) and dim >= 0:
+        fixed = isinstance(dim, int) and dim >= 0
+        if axis == 0 and fixed and dim != batch_size:
+            raise FixedBatchError(
+                f"input {spec.name!r} has a fixed batch dimension of {dim} (shape "
+                f"{list(spec.shape)}), so batch {batch_size} cannot be measured: use batch "
+                f"{dim} or re-export the model with a dynamic batch axis"
+            )
+        if fixed:
             shape.append(dim)
-        elif isinstance(dim, str) and dim in dims:
-            shape.append(dims[dim])
         elif axis == 0:
             shape.append(batch_size)
+        elif isinstance(dim, str) and dim in dims:
+            shape.append(dims[dim])
         else:
             label = dim if isinstance(dim, str) else f"axis {axis}"
             raise UserError(
