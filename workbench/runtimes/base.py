@@ -50,6 +50,24 @@ class LoadedModel(ABC):
         """Convert a numpy feed to what `run` takes (device tensors, ordered lists...)."""
         return feed
 
+    def checked_feed(self, feed: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
+        """The feed's arrays in input order, contiguous, each checked against its input's
+        name and dtype: a UserError names the missing input or the wrong dtype."""
+        arrays = []
+        for spec in self.inputs:
+            if spec.name not in feed:
+                names = ", ".join(s.name for s in self.inputs)
+                raise UserError(f"feed has no input {spec.name!r}: the model takes {names}")
+            value = np.asarray(feed[spec.name])
+            expected = np.dtype(spec.dtype)
+            if value.dtype != expected:
+                raise UserError(
+                    f"input {spec.name!r} was given dtype {value.dtype} "
+                    f"but the model expects {expected}"
+                )
+            arrays.append((spec.name, np.ascontiguousarray(value)))
+        return arrays
+
     @abstractmethod
     def run(self, prepared: Any) -> Any:
         """One inference on prepared inputs; returns the runtime's native outputs."""

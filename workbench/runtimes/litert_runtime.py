@@ -67,7 +67,6 @@ class LiteRTModel(LoadedModel):
         self.outputs = [_output_spec(d) for d in output_details]
         self._input_indices = [int(d["index"]) for d in input_details]
         self._output_indices = [int(d["index"]) for d in output_details]
-        self._dtypes = [np.dtype(d["dtype"]) for d in input_details]
         self._shapes = tuple(tuple(int(s) for s in d["shape"]) for d in input_details)
         self._set_tensor = interpreter.set_tensor
         self._invoke = interpreter.invoke
@@ -81,20 +80,10 @@ class LiteRTModel(LoadedModel):
         self._shapes = shapes
 
     def prepare(self, feed: dict[str, np.ndarray]) -> tuple[Any, list[tuple[int, np.ndarray]]]:
-        arrays = []
-        for spec, index, expected in zip(
-            self.inputs, self._input_indices, self._dtypes, strict=True
-        ):
-            if spec.name not in feed:
-                names = ", ".join(s.name for s in self.inputs)
-                raise UserError(f"feed has no input {spec.name!r}: the model takes {names}")
-            value = np.asarray(feed[spec.name])
-            if value.dtype != expected:
-                raise UserError(
-                    f"input {spec.name!r} was given dtype {value.dtype} "
-                    f"but the model expects {expected}"
-                )
-            arrays.append((index, np.ascontiguousarray(value)))
+        arrays = [
+            (index, value)
+            for index, (_, value) in zip(self._input_indices, self.checked_feed(feed), strict=True)
+        ]
         shapes = tuple(a.shape for _, a in arrays)
         if shapes != self._shapes:
             try:

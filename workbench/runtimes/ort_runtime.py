@@ -72,22 +72,9 @@ class OrtModel(LoadedModel):
         self.outputs = [_output_spec(node) for node in session.get_outputs()]
         self._run = session.run
         self._output_names = [node.name for node in session.get_outputs()]
-        self._dtypes = {spec.name: np.dtype(spec.dtype) for spec in self.inputs}
 
     def prepare(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        prepared: dict[str, np.ndarray] = {}
-        for name, expected in self._dtypes.items():
-            if name not in feed:
-                raise UserError(
-                    f"feed has no input {name!r}: the model takes {', '.join(self._dtypes)}"
-                )
-            value = np.asarray(feed[name])
-            if value.dtype != expected:
-                raise UserError(
-                    f"input {name!r} was given dtype {value.dtype} but the model expects {expected}"
-                )
-            prepared[name] = np.ascontiguousarray(value)
-        return prepared
+        return dict(self.checked_feed(feed))
 
     def run(self, prepared: dict[str, np.ndarray]) -> list[np.ndarray]:
         return self._run(self._output_names, prepared)

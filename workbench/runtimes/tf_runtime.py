@@ -106,7 +106,6 @@ class TFModel(LoadedModel):
         self._keyword_inputs = keyword_inputs
         self._device_name = _tf_device(device)
         self._tf_device_scope = tf.device
-        self._dtypes = [(spec.name, np.dtype(spec.dtype)) for spec in inputs]
         self._sync = getattr(tf.test.experimental, "sync_devices", None)
 
     def prepare(self, feed: dict[str, np.ndarray]) -> Any:
@@ -114,16 +113,7 @@ class TFModel(LoadedModel):
 
         tensors: dict[str, Any] = {}
         with tf.device(self._device_name):
-            for name, expected in self._dtypes:
-                if name not in feed:
-                    names = ", ".join(n for n, _ in self._dtypes)
-                    raise UserError(f"feed has no input {name!r}: the model takes {names}")
-                value = np.asarray(feed[name])
-                if value.dtype != expected:
-                    raise UserError(
-                        f"input {name!r} was given dtype {value.dtype} "
-                        f"but the model expects {expected}"
-                    )
+            for name, value in self.checked_feed(feed):
                 # identity places the tensor on the device (constants start on the host)
                 tensors[name] = tf.identity(tf.convert_to_tensor(value))
         if self._keyword_inputs:

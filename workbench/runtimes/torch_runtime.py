@@ -202,22 +202,13 @@ class TorchModel(LoadedModel):
         self.provider = provider
         self._torch_device = torch.device(_torch_device(device))
         self._inference_mode = torch.inference_mode
-        self._dtypes = [(spec.name, np.dtype(spec.dtype)) for spec in inputs]
 
     def prepare(self, feed: dict[str, np.ndarray]) -> tuple[Any, ...]:
         import torch
 
-        tensors = []
-        for name, expected in self._dtypes:
-            if name not in feed:
-                names = ", ".join(n for n, _ in self._dtypes)
-                raise UserError(f"feed has no input {name!r}: the model takes {names}")
-            value = np.asarray(feed[name])
-            if value.dtype != expected:
-                raise UserError(
-                    f"input {name!r} was given dtype {value.dtype} but the model expects {expected}"
-                )
-            tensors.append(torch.from_numpy(np.ascontiguousarray(value)).to(self._torch_device))
+        tensors = [
+            torch.from_numpy(value).to(self._torch_device) for _, value in self.checked_feed(feed)
+        ]
         if self.device.is_gpu:
             torch.cuda.synchronize(self._torch_device)  # copies done before timing starts
         return tuple(tensors)
