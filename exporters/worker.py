@@ -70,6 +70,27 @@ def dequantize(value: np.ndarray, q: dict[str, Any] | None) -> np.ndarray:
     return ((np.asarray(value, dtype=np.float32) - q["zero_point"]) * q["scale"]).astype(np.float32)
 
 
+def _run_in_batches(loaded: Any, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Outputs for the whole feed. An artifact with a fixed batch axis (e.g. a TFLite
+    file exported at batch 1) runs it chunk by chunk, the last chunk padded by repeating
+    its final item, and the padding is cut from the outputs."""
+    total = len(next(iter(feed.values())))
+    fixed = loaded.inputs[0].shape[0] if loaded.inputs and loaded.inputs[0].shape else None
+    if not isinstance(fixed, int) or fixed in (total, 0):
+        return loaded.to_numpy(loaded.run(loaded.prepare(feed)))
+    chunks: list[list[np.ndarray]] = []
+    for start in range(0, total, fixed):
+        part = {k: v[start : start + fixed] for k, v in feed.items()}
+        short = fixed - len(next(iter(part.values())))
+        if short:
+            part = {
+                k: np.concatenate([v, np.repeat(v[-1:], short, axis=0)]) for k, v in part.items()
+            }
+        outputs = loaded.to_numpy(loaded.run(loaded.prepare(part)))
+        chunks.append([o[: fixed - short] for o in outputs])
+    return [np.concatenate(parts, axis=0) for parts in zip(*chunks, strict=True)]
+
+
 def artifact_outputs(
     fmt: str,
     path: Path,
@@ -100,7 +121,7 @@ def artifact_outputs(
             value = native[spec.name]
             if value.dtype.kind == "f" and spec.dtype in ("float16", "float32", "float64"):
                 native[spec.name] = value.astype(spec.dtype, copy=False)
-        outputs = loaded.to_numpy(loaded.run(loaded.prepare(native)))
+        outputs = _run_in_batches(loaded, native)
         if output_quantization:
             outputs = [dequantize(o, q) for o, q in zip(outputs, output_quantization, strict=True)]
         return outputs
@@ -121,7 +142,7 @@ def check_parity(
 ) -> dict[str, Any]:
     """Parity of the artifact against its source on held-out inputs, plus accuracy where
     the task has true labels."""
-    feed, labels = task.held_out(model, task.parity_samples, framework)
+    feed, labels = task.held_out(model, task.parity_count(model), framework)
     reference = reference_outputs(framework, source, feed)
     candidate = artifact_outputs(
         fmt, path, task, model, framework, feed, input_quantization, output_quantization

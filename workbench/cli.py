@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmark a model file or a registered task")
     bench.add_argument("model_file", nargs="?", help=".onnx, .tflite, .pt, .pt2 or SavedModel dir")
     bench.add_argument("--task", help="benchmark a registered task across its artifacts")
-    bench.add_argument("--model", help="task model variant(s), comma-separated")
+    bench.add_argument(
+        "--model", help="task model variant(s), comma-separated (default: the task's own)"
+    )
     bench.add_argument("--frameworks", help="source frameworks: torch,keras")
     bench.add_argument("--formats", help="formats, e.g. onnx,torchscript,tflite")
     bench.add_argument(
@@ -111,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--quick",
         action="store_true",
-        help="quick sweep: batches 1,8,64,256 and short measurements",
+        help="quick sweep: short measurements; batches 1,8,64,256 (a task may set its own)",
     )
     bench.add_argument(
         "--format",
@@ -199,7 +201,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     threads: list[int | None] = (
         _int_list(args.threads, "--threads") if args.threads else [len(os.sched_getaffinity(0))]
     )
+    defaults = _task_defaults(args)
     default_batches = QUICK["batch"] if args.quick else ([1] if args.model_file else FULL_BATCHES)
+    default_batches = defaults.get("batch_sizes", default_batches)
     batches = _int_list(args.batch, "--batch") if args.batch else default_batches
     rule = _stop_rule(args)
     rows = (
@@ -209,6 +213,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
     _print_rows(rows, args.output)
     return 0
+
+
+def _task_defaults(args: argparse.Namespace) -> dict[str, Any]:
+    """The task's own defaults for this mode (--quick or not), e.g. one model and batch
+    sizes that suit it; empty for a model file."""
+    if not args.task:
+        return {}
+    from workbench.tasks.base import get_task
+
+    return dict(get_task(args.task).bench_defaults.get("quick" if args.quick else "full", {}))
 
 
 def _bench_file(
@@ -280,7 +294,7 @@ def _bench_task(
 
     sweep = TaskSweep(
         task=args.task,
-        models=_csv(args.model),
+        models=_csv(args.model) or _task_defaults(args).get("models"),
         frameworks=_csv(args.frameworks),
         formats=_csv(args.formats),
         precisions=_csv(args.precisions) or list(PRECISIONS),

@@ -89,8 +89,13 @@ RESULT_FIELDS: list[str] = [
     "cuda_synchronized",
     # pre/post-processing and end-to-end
     "pre_ms_p50",
+    "e2e_model_ms_p50",
     "post_ms_p50",
     "e2e_ms_p50",
+    "e2e_ms_p99",
+    "e2e_items_per_s",
+    "e2e_n_iterations",
+    "e2e_error",
     # parity with the source model
     "parity_max_abs_error",
     "parity_max_rel_error",

@@ -49,6 +49,7 @@ class TaskSweep:
     rule: StopRule = field(default_factory=StopRule)
     runtime_extra: dict[str, Any] = field(default_factory=dict)  # e.g. {"tensorrt": True}
     repeats: int = 1
+    end_to_end: bool = True  # also time pre + model + post where the task has a pipeline
 
     def __post_init__(self) -> None:
         task = get_task(self.task)
@@ -168,6 +169,7 @@ def run_sweep(
             runtime_extra=dict(sweep.runtime_extra),
             repeats=sweep.repeats,
             labels=labels,
+            end_to_end=sweep.end_to_end,
         )
         if manifest is not None and manifest.get("status") != "ok":
             for b in sweep.batch_sizes:

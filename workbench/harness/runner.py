@@ -26,6 +26,7 @@ from workbench.harness.stats import summarize
 from workbench.harness.timing import StopRule, measure
 from workbench.runtimes.base import LoadedModel, RuntimeOptions, get_runtime
 from workbench.signature import TensorSpec, make_input_pool, resolve_shape
+from workbench.tasks.base import Pipeline
 
 Row = dict[str, Any]
 REPEAT_P50_MAX_DEV = 0.03  # repeated runs whose p50s spread wider than this are flagged
@@ -50,6 +51,8 @@ class BenchConfig:
     repeats: int = 1
     # Labels copied into every row.
     labels: dict[str, Any] = field(default_factory=dict)
+    # Also time pre + model + post when the caller passes a task pipeline.
+    end_to_end: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.repeats, int) or self.repeats < 1:
@@ -101,9 +104,11 @@ def run_config(
     emit: Callable[[Row], None],
     model: Any = None,
     input_specs: list[TensorSpec] | None = None,
+    pipeline: Pipeline | None = None,
 ) -> None:
     """Measure `config`, calling `emit(row)` once per batch size. `model` is the in-memory
-    framework model for eager formats; `input_specs` overrides the runtime's signature."""
+    framework model for eager formats; `input_specs` overrides the runtime's signature;
+    `pipeline` (with `config.end_to_end`) adds end-to-end timing to each row."""
     runtime = get_runtime(config.runtime)
     device = parse_device(config.device)
     if config.format not in runtime.formats:
@@ -147,6 +152,8 @@ def run_config(
             try:
                 row.update(_measure_batch(loaded, config, batch_size))
                 row["status"] = "ok"
+                if pipeline is not None and config.end_to_end:
+                    row.update(_end_to_end_fields(loaded, config, batch_size, pipeline))
             except UserError:
                 raise
             except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on
@@ -208,3 +215,53 @@ def _measure_batch(loaded: LoadedModel, config: BenchConfig, batch_size: int) ->
         row["stability_note"] = "; ".join([row["stability_note"], *notes])
         row["stable"] = False
     return row
+
+
+def _end_to_end_fields(
+    loaded: LoadedModel, config: BenchConfig, batch_size: int, pipeline: Pipeline
+) -> Row:
+    """Stage timings of pre + model + post, or `e2e_error` saying why they are missing
+    (the model-only figures of the row stand either way)."""
+    try:
+        return _measure_end_to_end(loaded, config, batch_size, pipeline)
+    except Exception as exc:  # noqa: BLE001 - recorded in the row, the sweep goes on
+        return {"e2e_error": _first_line(exc)}
+
+
+def _measure_end_to_end(
+    loaded: LoadedModel, config: BenchConfig, batch_size: int, pipeline: Pipeline
+) -> Row:
+    """Time raw inputs -> preprocess -> model -> postprocess per call, each stage between
+    its own clock readings, over a pool of raw batches made before timing. The model
+    stage includes the runtime's input conversion (`prepare`: e.g. the host-to-device
+    copy on CUDA), which the model-only loop does before timing."""
+    raw_pool = [pipeline.raw_inputs(batch_size, seed) for seed in range(config.pool_size)]
+    sync = loaded.synchronize if parse_device(config.device).is_gpu else None
+    clock = time.perf_counter_ns
+    stages: list[tuple[int, int, int]] = []
+    record = stages.append
+
+    def end_to_end(raw: list[Any]) -> None:
+        t0 = clock()
+        feed, meta = pipeline.preprocess(raw)
+        t1 = clock()
+        outputs = loaded.run(loaded.prepare(feed))
+        if sync:
+            sync()
+        t2 = clock()
+        pipeline.postprocess(loaded.to_numpy(outputs), meta)
+        record((t1 - t0, t2 - t1, clock() - t2))
+
+    result = measure(end_to_end, raw_pool, config.rule)
+    timed = np.asarray(stages[result.n_warmup :], dtype=np.float64) / 1e6
+    total = result.latencies_ns / 1e6
+    p50 = float(np.percentile(total, 50))
+    return {
+        "pre_ms_p50": float(np.percentile(timed[:, 0], 50)),
+        "e2e_model_ms_p50": float(np.percentile(timed[:, 1], 50)),
+        "post_ms_p50": float(np.percentile(timed[:, 2], 50)),
+        "e2e_ms_p50": p50,
+        "e2e_ms_p99": float(np.percentile(total, 99)) if len(total) >= 100 else None,
+        "e2e_items_per_s": batch_size / (p50 / 1e3) if p50 > 0 else None,
+        "e2e_n_iterations": len(total),
+    }

@@ -34,11 +34,14 @@ def run_job(job: dict[str, Any]) -> None:
 
     model = None
     specs = None
+    pipeline = None
     if job.get("task"):
         from workbench.tasks.base import get_task
 
         task = get_task(job["task"])
         specs = task.input_specs(job["model"], job["source_framework"])
+        if config.end_to_end:
+            pipeline = task.pipeline(job["model"], job["source_framework"])
         if config.format in ("eager", "keras"):
             # Thread pools first: TensorFlow fixes them when the model is built.
             get_runtime(config.runtime).configure_process(
@@ -48,7 +51,7 @@ def run_job(job: dict[str, Any]) -> None:
     elif job.get("inputs"):
         specs = [TensorSpec(s["name"], s["dtype"], tuple(s["shape"])) for s in job["inputs"]]
     try:
-        run_config(config, emit, model=model, input_specs=specs)
+        run_config(config, emit, model=model, input_specs=specs, pipeline=pipeline)
     except UserError as exc:
         for batch_size in [b for b in config.batch_sizes if b not in done]:
             emit(

@@ -8,6 +8,8 @@ process and a benchmark worker in another see identical weights.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,6 +20,18 @@ from workbench.signature import TensorSpec
 FRAMEWORKS = ("torch", "keras")
 
 
+@dataclass(frozen=True)
+class Pipeline:
+    """What surrounds the model in production, for end-to-end timing: raw inputs (e.g.
+    encoded image files) -> `preprocess` -> model feed -> model -> `postprocess` ->
+    results. `preprocess` also returns what `postprocess` needs (e.g. letterbox
+    geometry)."""
+
+    raw_inputs: Callable[[int, int], list[Any]]  # (batch size, seed) -> raw items
+    preprocess: Callable[[Sequence[Any]], tuple[dict[str, np.ndarray], Any]]
+    postprocess: Callable[[list[np.ndarray], Any], Any]
+
+
 class Task(ABC):
     """A registered task. Framework imports happen inside the build methods only."""
 
@@ -26,6 +40,9 @@ class Task(ABC):
     frameworks: ClassVar[tuple[str, ...]] = FRAMEWORKS
     version: ClassVar[str] = "1"  # bump when a model's architecture or weights change
     parity_samples: ClassVar[int] = 256  # held-out items each artifact is checked on
+    # What `workbench bench --task NAME` measures when the user does not say: per mode
+    # ("quick" with --quick, else "full"), optional "models" and "batch_sizes".
+    bench_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def check_model(self, model: str) -> str:
         if model not in self.models:
@@ -64,6 +81,15 @@ class Task(ABC):
             )
         builder = self.build_torch if framework == "torch" else self.build_keras
         return builder(self.check_model(model))
+
+    def parity_count(self, model: str) -> int:
+        """How many held-out items each artifact of `model` is checked on."""
+        return self.parity_samples
+
+    def pipeline(self, model: str, framework: str = "torch") -> Pipeline | None:
+        """Pre- and post-processing around `model` in `framework`'s layout, or None when
+        the model consumes its inputs as they come (nothing to time end to end)."""
+        return None
 
     def held_out(
         self, model: str, n: int, framework: str = "torch"

@@ -26,6 +26,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,11 @@ from workbench.models.yolo_config import YoloConfig
 from workbench.parity import output_errors
 from workbench.procs import child_env, file_lock
 from workbench.signature import TensorSpec
-from workbench.tasks.base import Task, register
+from workbench.tasks.base import Pipeline, Task, register
 from workbench.vision.detection_metrics import GroundTruth, box_f1, evaluate
+from workbench.vision.image_io import encode_image
 from workbench.vision.letterbox import Letterbox, letterbox_batch, preprocess, to_model_input
-from workbench.vision.scenes import CLASSES, make_scenes
+from workbench.vision.scenes import CLASSES, make_scenes, scene
 from workbench.vision.yolo_decode import CONF_THRESHOLD, IOU_THRESHOLD, Detections, decode_v8
 from workbench.workspace import weights_dir
 
@@ -154,6 +156,10 @@ class ObjectDetectionTask(Task):
     # artifact cache key covers this module's source only.
     version = "2"
     parity_samples = 16  # scenes: enough boxes (~50) for box F1, cheap at 640 px on 2 cores
+    bench_defaults = {
+        "quick": {"models": ["yolov8n_320"], "batch_sizes": [1, 8, 32]},
+        "full": {"models": ["yolov8n_640"], "batch_sizes": [1, 2, 4, 8, 16, 32, 64]},
+    }
     classes = CLASSES
 
     def image_size(self, model: str) -> int:
@@ -172,8 +178,19 @@ class ObjectDetectionTask(Task):
         return make_scenes(n, self.image_size(model), seed=seed, stream=stream)
 
     def raw_images(self, model: str, n: int, seed: int = 0) -> list[np.ndarray]:
-        """Original (un-preprocessed) images, for end-to-end timing: pre + model + post."""
+        """Original (un-preprocessed) images of generated scenes."""
         return [s.image for s in self.scenes(model, n, seed)]
+
+    def pipeline(self, model: str, framework: str = "torch") -> Pipeline:
+        """Encoded JPEG scenes (as a client sends them) -> decode + letterbox -> model ->
+        decode + threshold + class-aware NMS + boxes back in original pixels."""
+        return Pipeline(
+            raw_inputs=lambda n, seed: [
+                _encoded_scene(self.image_size(model), seed, i % RAW_DISTINCT) for i in range(n)
+            ],
+            preprocess=lambda raw: self.preprocess(model, raw, framework),
+            postprocess=lambda outputs, boxes: self.postprocess(model, outputs[0], boxes),
+        )
 
     def preprocess(
         self, model: str, images: Sequence[Any], framework: str = "torch"
@@ -260,6 +277,15 @@ class ObjectDetectionTask(Task):
             "reference_boxes": sum(len(d) for d in ref_det),
             "candidate_boxes": sum(len(d) for d in cand_det),
         }
+
+
+RAW_DISTINCT = 8  # distinct encoded scenes per raw batch (generating scenes is slow)
+
+
+@cache
+def _encoded_scene(size: int, seed: int, index: int) -> bytes:
+    """One generated end-to-end scene as JPEG bytes, made once per process."""
+    return encode_image(scene(size, seed, index, "bench").image, "JPEG", quality=90)
 
 
 def input_size_of(output: np.ndarray) -> int:

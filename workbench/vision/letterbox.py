@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from workbench.errors import UserError
+from workbench.vision.image_io import as_rgb, load_image  # noqa: F401 - re-exported
 
 PAD_VALUE = 114
 DEFAULT_SIZE = 640
-MAX_PIXELS = 200_000_000  # refuse larger decoded images with a clear error
 
 
 @dataclass(frozen=True)
@@ -53,59 +53,6 @@ class Letterbox:
         out[:, [0, 2]] = out[:, [0, 2]] * self.scale + self.pad_x
         out[:, [1, 3]] = out[:, [1, 3]] * self.scale + self.pad_y
         return out
-
-
-def load_image(path: str | Path) -> np.ndarray:
-    """Decode an image file to HxWx3 uint8 RGB; a UserError naming the file otherwise."""
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            if img.width * img.height > MAX_PIXELS:
-                raise UserError(
-                    f"{path}: image is {img.width}x{img.height}, more than {MAX_PIXELS:,} pixels"
-                )
-            img.load()
-            return as_rgb(img, name=str(path))
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise UserError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
-
-
-def as_rgb(image: Any, name: str = "image") -> np.ndarray:
-    """Any image (file path, PIL image, or array HxW / HxWx1 / HxWx3 / HxWx4 of uint8,
-    uint16, bool or float in [0, 1]) -> HxWx3 uint8 RGB. Grey is replicated to three
-    channels; an alpha channel is dropped (the colour channels are kept)."""
-    if isinstance(image, (str, Path)):
-        return load_image(image)
-    if isinstance(image, Image.Image):
-        if image.mode not in ("RGB", "L"):
-            image = image.convert("RGB")
-        image = np.asarray(image)
-    arr = np.asarray(image)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-        raise UserError(
-            f"{name}: expected an HxW, HxWx1, HxWx3 or HxWx4 image, got shape {arr.shape}"
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise UserError(f"{name}: empty image (shape {arr.shape})")
-    if arr.dtype == np.uint8:
-        pass
-    elif arr.dtype == bool:
-        arr = arr.astype(np.uint8) * 255
-    elif arr.dtype == np.uint16:
-        arr = (arr // 257).astype(np.uint8)
-    elif arr.dtype.kind == "f":
-        if not np.isfinite(arr).all():
-            raise UserError(f"{name}: float image holds NaN or infinity")
-        arr = np.rint(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
-    else:
-        raise UserError(f"{name}: unsupported pixel type {arr.dtype} (use uint8 or float 0..1)")
-    if arr.ndim == 2:
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(arr[:, :, :3])
 
 
 def letterbox_geometry(height: int, width: int, size: int, scaleup: bool = True) -> Letterbox:
@@ -178,7 +125,7 @@ def preprocess(
     images: Any | Sequence[Any], size: int = DEFAULT_SIZE, layout: str = "nchw"
 ) -> tuple[np.ndarray, list[Letterbox]]:
     """Single image or a list of images -> (float32 model input batch, geometries)."""
-    single = isinstance(images, (str, Path, Image.Image)) or (
+    single = isinstance(images, (str, Path, bytes, Image.Image)) or (
         isinstance(images, np.ndarray) and images.ndim in (2, 3)
     )
     batch, boxes = letterbox_batch([images] if single else list(images), size)
