@@ -61,3 +61,66 @@ def test_fixed_batch_model_fails_other_batch_sizes_instead_of_mislabelling():
     assert rows[0]["status"] == "ok" and rows[0]["input_shape"] == "1x10"
     assert rows[1]["status"] == "failed"
     assert "fixed batch dimension of 1" in rows[1]["error"]
+
+
+def _busy(ms: float) -> None:
+    import time
+
+    end = time.perf_counter() + ms / 1e3
+    while time.perf_counter() < end:
+        pass
+
+
+def _pipeline(pre_ms: float, post_ms: float, fail: bool = False):
+    import numpy as np
+
+    from workbench.tasks.base import Pipeline
+
+    def preprocess(raw):
+        _busy(pre_ms)
+        if fail:
+            raise ValueError("decoder exploded")
+        return {"x": np.zeros((len(raw), 1), np.float32)}, len(raw)
+
+    seen: list[int] = []
+
+    def postprocess(outputs, meta):
+        _busy(post_ms)
+        seen.append(meta)
+
+    return Pipeline(lambda n, seed: [b"raw"] * n, preprocess, postprocess), seen
+
+
+def test_end_to_end_times_each_stage_separately():
+    pipeline, seen = _pipeline(pre_ms=3.0, post_ms=1.0)
+    rule = StopRule(warmup_iters=1, warmup_time_s=0.0, min_iters=20, min_time_s=0.0)
+    rows: list[dict] = []
+    run_config(
+        BenchConfig("null", "null", batch_sizes=[2], rule=rule), rows.append, pipeline=pipeline
+    )
+    row = rows[0]
+    assert row["status"] == "ok" and "e2e_error" not in row
+    assert 3.0 <= row["pre_ms_p50"] < 3.0 + 2.0
+    assert 1.0 <= row["post_ms_p50"] < 1.0 + 2.0
+    assert row["e2e_model_ms_p50"] < 0.5  # the null model does nothing
+    assert row["e2e_ms_p50"] >= row["pre_ms_p50"] + row["post_ms_p50"]
+    assert row["e2e_n_iterations"] == 20
+    assert row["e2e_items_per_s"] == pytest.approx(2 / (row["e2e_ms_p50"] / 1e3))
+    assert set(seen) == {2}  # postprocess got what preprocess returned for it
+
+
+def test_failing_pipeline_keeps_the_model_only_figures():
+    pipeline, _ = _pipeline(pre_ms=0.0, post_ms=0.0, fail=True)
+    rows: list[dict] = []
+    run_config(BenchConfig("null", "null", rule=RULE), rows.append, pipeline=pipeline)
+    assert rows[0]["status"] == "ok" and rows[0]["latency_ms_p50"] is not None
+    assert rows[0]["e2e_error"] == "ValueError: decoder exploded"
+    assert "e2e_ms_p50" not in rows[0]
+
+
+def test_end_to_end_off_skips_the_pipeline():
+    pipeline, seen = _pipeline(pre_ms=0.0, post_ms=0.0)
+    rows: list[dict] = []
+    config = BenchConfig("null", "null", rule=RULE, end_to_end=False)
+    run_config(config, rows.append, pipeline=pipeline)
+    assert "e2e_ms_p50" not in rows[0] and not seen
