@@ -8,7 +8,12 @@ import pytest
 from PIL import Image
 
 from workbench.errors import UserError
-from workbench.vision.classify_preprocess import ClassifyPreprocess, softmax, top_k
+from workbench.vision.classify_preprocess import (
+    ClassifyPreprocess,
+    imagenet_classes,
+    softmax,
+    top_k,
+)
 from workbench.vision.image_io import as_rgb, decode_image, encode_image, load_image
 from workbench.vision.photos import PHOTOS, photo, photo_bytes, photo_path, photo_stream
 
@@ -121,3 +126,9 @@ def test_bundled_photos_are_readable_and_distinct():
     assert len(set(photo_stream(len(PHOTOS), seed=3))) == len(PHOTOS)
     with pytest.raises(UserError, match="unknown photo"):
         photo_path("lena")
+
+
+def test_imagenet_class_names_match_torchvision():
+    from torchvision.models import ResNet50_Weights
+
+    assert imagenet_classes() == ResNet50_Weights.IMAGENET1K_V1.meta["categories"]

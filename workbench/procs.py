@@ -12,8 +12,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import workbench
 
@@ -44,3 +47,30 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def cached_npz(path: Path, producer: str, *args: str) -> dict[str, Any]:
+    """The arrays of the .npz at `path`, made first if missing by `producer`
+    ("package.module:function", called as function(path, *args)) in a child process --
+    weights come from PyTorch, which must not load into a Keras process -- under a file
+    lock, so that concurrent callers make it once; then read from the cache."""
+    import numpy as np
+
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        module, function = producer.split(":")
+        with file_lock(path.with_suffix(".lock")):
+            if not path.exists():
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-c",
+                        f"import sys; from {module} import {function}; {function}(*sys.argv[1:])",
+                        str(path),
+                        *args,
+                    ],
+                    check=True,
+                    env=child_env(),
+                )
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}

@@ -308,14 +308,42 @@ def export_matrix(frame: pd.DataFrame) -> pd.DataFrame:
     for key, group in frame.groupby(keys, sort=True, dropna=False):
         statuses = sorted(set(group["status"].dropna()))
         parity = group["parity_pass"].dropna()
-        rows.append(
-            {
-                **dict(zip(keys, key, strict=True)),
-                "status": "/".join(statuses),
-                "parity_pass": "-" if parity.empty else bool(parity.all()),
-            }
-        )
+        row = {
+            **dict(zip(keys, key, strict=True)),
+            "status": "/".join(statuses),
+            "parity_pass": "-" if parity.empty else bool(parity.all()),
+        }
+        if "accuracy" in frame and frame["accuracy"].notna().any():
+            accuracy = group["accuracy"].dropna()
+            row["accuracy"] = "-" if accuracy.empty else round(float(accuracy.iloc[0]), 4)
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+E2E_COLUMNS = {
+    "pre_ms_p50": "pre (ms)",
+    "e2e_model_ms_p50": "model (ms)",
+    "post_ms_p50": "post (ms)",
+    "e2e_ms_p50": "end-to-end (ms)",
+}
+
+
+def end_to_end(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration and batch: p50 of each stage of pre + model + post, the end-to-end
+    p50 and items/s, next to the model-only p50 (where the task has a pipeline)."""
+    columns = ["model", "source_framework", "format", "precision", "runtime", "threads"]
+    if frame.empty or "e2e_ms_p50" not in frame or frame["e2e_ms_p50"].isna().all():
+        return pd.DataFrame(columns=[*columns, "batch", *E2E_COLUMNS.values()])
+    ok = ok_rows(frame)
+    ok = ok[ok["e2e_ms_p50"].notna()].sort_values([*columns, "batch_size"])
+    out = ok[columns].rename(columns={"source_framework": "src"})
+    out["batch"] = ok["batch_size"]
+    out["model-only p50 (ms)"] = ok["latency_ms_p50"]
+    for field, name in E2E_COLUMNS.items():
+        out[name] = ok[field]
+    out["pre+post share"] = (ok["pre_ms_p50"] + ok["post_ms_p50"]) / ok["e2e_ms_p50"]
+    out["end-to-end (items/s)"] = ok["e2e_items_per_s"]
+    return out.reset_index(drop=True)
 
 
 def ok_rows(frame: pd.DataFrame) -> pd.DataFrame:

