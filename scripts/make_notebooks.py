@@ -148,6 +148,41 @@ until the model saturates the cores.
 # ------------------------------------------------------------------ task notebooks
 
 
+TASK_EXTRAS: dict[str, list[nbformat.NotebookNode]] = {
+    "image_classification": [
+        md("""
+## Real photos through the exported artifacts
+EfficientNet-Lite0 carries real ImageNet weights, so its artifacts can be read: each ONNX
+and TFLite artifact classifies photos bundled with scikit-image, through the task's own
+pipeline (decode, resize 256, centre crop 224, normalize; softmax, top-k). A quantized
+artifact should name the same classes as FP32. (Empty when the sweep has no
+EfficientNet-Lite0 ONNX/TFLite artifact.)
+"""),
+        code("""from workbench import demos
+
+display(demos.photo_predictions(frame, ["chelsea", "coffee", "rocket", "motorcycle"]))"""),
+        md("""
+## Accuracy on real labels
+The digits CNN (trained here on scikit-learn's bundled digits) is checked on its 360
+held-out images with their true labels: the export matrix's `accuracy` column is each
+artifact's top-1 accuracy there, FP32 to INT8.
+"""),
+    ],
+    "object_detection": [
+        md("""
+## Detections of the exported artifacts on held-out scenes
+Each ONNX and TFLite artifact runs end to end (letterbox, model, threshold, class-aware
+NMS, boxes mapped back to the original image) on scenes it never saw: red boxes are its
+detections, dashed green boxes the ground truth.
+"""),
+        code("""from workbench import demos
+from workbench.vision.scenes import CLASSES
+
+plots.detections(demos.detection_examples(frame), list(CLASSES), caption)"""),
+    ],
+}
+
+
 def task_notebook(task: str):
     from workbench.tasks.base import get_task
 
@@ -197,6 +232,17 @@ print(study.export_matrix(frame).to_string(index=False))"""),
             code("""speedups = study.speedup_over_fp32(frame)
 display(speedups[speedups["precision"] != "fp32"])
 plots.speedup(speedups, caption)"""),
+            md("""
+## End to end: pre-processing, model, post-processing
+Where the task has pre- and post-processing (decoding images, resizing, normalizing;
+softmax and top-k, or box decoding and NMS), each call is also timed end to end from the
+raw input, stage by stage. The model stage there includes the runtime's input conversion,
+which the model-only figures leave out.
+"""),
+            code("""e2e = study.end_to_end(frame)
+display(e2e)
+plots.end_to_end_stages(e2e, caption)"""),
+            *TASK_EXTRAS.get(task, []),
             md("## Memory"),
             code("plots.memory(frame, caption)"),
             code("""headline = study.headline_numbers(frame)

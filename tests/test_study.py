@@ -204,3 +204,31 @@ def test_every_plot_renders_with_units_and_caption() -> None:
     empty = frame.iloc[0:0]
     assert plots.png(plots.latency_cdf(empty, caption)).startswith(b"\x89PNG")
     assert plots.png(plots.pareto(study.pareto(empty), caption)).startswith(b"\x89PNG")
+
+
+def test_end_to_end_table_keeps_only_rows_with_a_pipeline_and_plots_stages() -> None:
+    stages = {"pre_ms_p50": 2.0, "e2e_model_ms_p50": 5.0, "post_ms_p50": 1.0}
+    rows = [
+        _row(batch_size=1, e2e_ms_p50=8.5, e2e_items_per_s=117.6, **stages),
+        _row(batch_size=4, e2e_ms_p50=30.0, e2e_items_per_s=133.3, **stages),
+        _row(precision="int8-static"),  # model-only: no pipeline timing
+        _row(status="failed", e2e_ms_p50=1.0),
+    ]
+    table = study.end_to_end(_frame(rows))
+    assert list(table["batch"]) == [1, 4]
+    assert table.loc[0, "pre+post share"] == pytest.approx(3.0 / 8.5)
+    assert table.loc[0, "model-only p50 (ms)"] == 1.0
+    caption = "host: test"
+    fig = plots.end_to_end_stages(table, caption)
+    (ax,) = [a for a in fig.axes if a.get_title()]
+    assert "batch 1" in ax.get_xlabel()
+    assert len(ax.patches) == 3  # one configuration at batch 1, three stages
+    assert study.end_to_end(_frame([_row()])).empty
+    assert plots.end_to_end_stages(study.end_to_end(_frame([_row()])), caption) is not None
+
+
+def test_export_matrix_shows_accuracy_where_labels_exist() -> None:
+    rows = [_row(accuracy=0.9972, parity_pass=True), _row(precision="int8-static", accuracy=0.9944)]
+    matrix = study.export_matrix(_frame(rows))
+    assert list(matrix["accuracy"]) == [0.9972, 0.9944]
+    assert "accuracy" not in study.export_matrix(_frame([_row()]))

@@ -62,17 +62,33 @@ TASK_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "full": {"batch_sizes": FULL_BATCHES, "devices": ["cpu", "cuda"]},
     },
     "image_classification": {
-        # ci: ResNet-50 ONNX only (these exports are reused by seed_claims); eager torch
-        # and the Keras models would cost minutes on 2 cores.
+        # ci: ONNX from PyTorch only (the ResNet-50 exports are reused by seed_claims);
+        # eager torch and the Keras models would cost minutes on 2 cores. EfficientNet-Lite0
+        # (real weights) and the digits CNN (real labels) make the INT8 rows meaningful.
         "ci": {
-            "models": ["resnet50"],
+            "models": ["resnet50", "efficientnet_lite0", "digits_cnn"],
             "frameworks": ["torch"],
             "formats": ["onnx"],
-            "precisions": ["fp32", "fp16", "int8-dynamic"],
+            "precisions": ["fp32", "fp16", "int8-dynamic", "int8-static"],
             "batch_sizes": [1, 4],
             "devices": ["cpu"],
         },
-        "full": {"batch_sizes": [1, 8, 32, 64], "devices": ["cpu", "cuda"]},
+        "full": {"batch_sizes": [1, 2, 4, 8, 16, 32, 64], "devices": ["cpu", "cuda"]},
+    },
+    "object_detection": {
+        "ci": {
+            "models": ["yolov8n_320"],
+            "frameworks": ["torch"],
+            "formats": ["onnx"],
+            "precisions": ["fp32", "int8-static"],
+            "batch_sizes": [1, 4],
+            "devices": ["cpu"],
+        },
+        "full": {
+            "models": ["yolov8n_640"],
+            "batch_sizes": [1, 2, 4, 8, 16, 32, 64],
+            "devices": ["cpu", "cuda"],
+        },
     },
 }
 GENERIC_PRESETS: dict[str, dict[str, Any]] = {

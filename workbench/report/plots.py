@@ -295,3 +295,46 @@ def end_to_end_stages(table: pd.DataFrame, caption: str, batch_size: int | None 
     ax.grid(True, axis="x", alpha=0.3)
     ax.tick_params(axis="y", labelsize=7)
     return _finish(fig, caption)
+
+
+def detections(examples: list[Any], classes: list[str], caption: str, columns: int = 2) -> Figure:
+    """Held-out scenes with ground truth (green, dashed) and an artifact's detections (red,
+    class and score), one panel per (artifact, scene), from `demos.detection_examples`."""
+    from matplotlib.patches import Rectangle
+
+    n = max(1, len(examples))
+    rows = -(-n // columns)
+    fig = Figure(figsize=(4.2 * columns, 4.0 * rows + 0.4))
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes[len(examples) :]:
+        ax.axis("off")
+    if not examples:
+        _empty(axes[0], "no ONNX/TFLite detector artifact with an ok row")
+    for ax, example in zip(axes, examples, strict=False):
+        ax.imshow(example.image)
+        for x0, y0, x1, y1 in example.truth.boxes:
+            ax.add_patch(
+                Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="#1a9850", lw=1.2, ls="--")
+            )
+        for (x0, y0, x1, y1), score, cls in zip(
+            example.detections.boxes,
+            example.detections.scores,
+            example.detections.classes,
+            strict=True,
+        ):
+            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="#d73027", lw=1.2))
+            ax.text(
+                x0,
+                y0,
+                f"{classes[cls]} {score:.2f}",
+                color="white",
+                fontsize=6,
+                va="bottom",
+                bbox={"fc": "#d73027", "ec": "none", "pad": 0.5},
+            )
+        ax.set_title(
+            f"{example.artifact}: {len(example.detections)} found, {len(example.truth.boxes)} true",
+            fontsize=8,
+        )
+        ax.axis("off")
+    return _finish(fig, caption)
