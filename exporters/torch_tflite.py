@@ -6,6 +6,8 @@ layers here (an AssertionError on a tensor of size -2**63), so with
 `dynamic_batch="auto"` the pass falls back to a fixed batch of `static_batch`; the
 LiteRT interpreter resizes such a file's inputs at load, which works for models
 without batch-dependent reshapes (the parity check at batch 256 proves it each time).
+A dynamic file is kept only if LiteRT (XNNPACK) runs it at batch 1 and 3: for the
+detector, litert-torch emits a dynamic signature that XNNPACK then fails to reshape.
 The manifest records which one produced the file and why. When every attempt fails
 the pass raises with litert-torch's own messages.
 """
@@ -58,6 +60,11 @@ class TorchTFLite(Pass):
                 )
                 continue
             edge.export(str(out))
+            problem = _litert_problem(out, ctx) if dynamic else None
+            if problem:  # converted, but the interpreter cannot run other batch sizes
+                errors.append(f"dynamic: converted, but {problem}")
+                out.unlink()
+                continue
             return {
                 "exporter": "litert_torch.convert",
                 "exporter_version": litert_torch.__version__,
@@ -66,3 +73,22 @@ class TorchTFLite(Pass):
                 "fallback_reason": "; ".join(errors) or None,
             }
         raise RuntimeError("litert_torch.convert failed: " + " | ".join(errors))
+
+
+def _litert_problem(path: Path, ctx: ExportContext) -> str | None:
+    """Why LiteRT (with XNNPACK, as benchmarks run it) cannot run a dynamic-batch file at
+    batch 1 and 3, or None. litert-torch can emit a file whose batch axis is dynamic in the
+    signature yet that XNNPACK fails to reshape at load or invoke."""
+    from workbench.devices import parse_device
+    from workbench.runtimes.base import RuntimeOptions, get_runtime
+
+    try:
+        loaded = get_runtime("litert").load(path, RuntimeOptions(parse_device("cpu")))
+        try:
+            for batch in (1, 3):
+                loaded.run(loaded.prepare(ctx.example_inputs(batch)))
+        finally:
+            loaded.close()
+    except Exception as exc:  # noqa: BLE001 - the reason goes into the manifest
+        return f"LiteRT cannot run it at batch 1 and 3: {' '.join(str(exc).split())[:200]}"
+    return None
