@@ -160,6 +160,10 @@ def check_parity(
         "parity_samples": len(next(iter(feed.values()))),
         "parity_pass": verdict(precision, measured, measured["metric_value"]),
     }
+    standard = {"max_abs_error", "max_rel_error", "output_scale", "metric_name", "metric_value"}
+    for key, value in measured.items():  # the task's extra figures, e.g. top-5 overlap
+        if key not in standard:
+            result[f"parity_{key}"] = value
     if labels is not None:
         result["accuracy_source"] = task.accuracy(reference[0], labels)
         result["accuracy_artifact"] = task.accuracy(candidate[0], labels)
