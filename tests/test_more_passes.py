@@ -71,6 +71,10 @@ def test_mlp_export_matches_its_source(
         # litert-torch 0.10 rejects the dynamic batch; the static fallback is recorded.
         assert manifest["dynamic_batch"] is False
         assert "AssertionError" in manifest["fallback_reason"]
+    if precision == "int8-static":
+        # the weight-free tail after the last Dense stays float; the manifest says which
+        assert manifest["float_tail"] is True
+        assert isinstance(manifest["float_nodes"], list)
     if params.get("int8_io"):
         (quant,) = manifest["input_quantization"]
         assert quant["dtype"] == "int8" and quant["scale"] > 0

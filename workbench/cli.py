@@ -33,8 +33,13 @@ TABLE_COLUMNS = [
     ("latency_ms_mean", "mean ms"),
     ("throughput_items_per_s", "items/s"),
     ("n_iterations", "n"),
+    ("pre_ms_p50", "pre ms"),
+    ("e2e_model_ms_p50", "e2e model ms"),
+    ("post_ms_p50", "post ms"),
+    ("e2e_ms_p50", "e2e ms"),
     ("stable", "stable"),
     ("parity_pass", "parity"),
+    ("accuracy", "accuracy"),
     ("error", "error"),
 ]
 QUICK = {"batch": [1, 8, 64, 256], "min_iters": 30, "min_time": 0.2, "warmup_time": 0.05}
@@ -109,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--graph-optimization",
         choices=("disable", "basic", "extended", "all"),
         help="onnxruntime graph optimization level (default all)",
+    )
+    bench.add_argument(
+        "--no-end-to-end",
+        dest="end_to_end",
+        action="store_false",
+        help="tasks with pre/post-processing: time the model only (skip the end-to-end loop)",
     )
     bench.add_argument(
         "--quick",
@@ -304,6 +315,7 @@ def _bench_task(
         rule=rule,
         runtime_extra=_runtime_extra(args),
         repeats=args.repeats,
+        end_to_end=args.end_to_end,
     )
     jobs = plan(sweep)
     if not jobs:
