@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from workbench.errors import UserError
-from workbench.vision.image_io import as_rgb
+from workbench.vision.image_io import as_rgb, map_images
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -78,7 +78,8 @@ class ClassifyPreprocess:
         return rgb[top : top + self.crop, left : left + self.crop]
 
     def batch(self, images: Sequence[Any]) -> np.ndarray:
-        """Many images of any sizes -> one float32 batch in the model's layout."""
+        """Many images of any sizes -> one float32 batch in the model's layout (images in
+        parallel, one thread per core, each writing its own slice)."""
         if len(images) == 0:
             raise UserError("no images given: pass at least one image")
         c = self.crop
@@ -87,11 +88,14 @@ class ClassifyPreprocess:
         scale, offset = self._scale, self._offset
         if self.layout == "nchw":
             scale, offset = scale[:, None, None], offset[:, None, None]
-        for i, image in enumerate(images):
-            crop = self.resized_crop(image, name=_name_of(image, i))
+
+        def one(i: int) -> None:
+            crop = self.resized_crop(images[i], name=_name_of(images[i], i))
             pixels = crop.transpose(2, 0, 1) if self.layout == "nchw" else crop
             np.multiply(pixels, scale, out=out[i], casting="unsafe")
             out[i] -= offset
+
+        map_images(one, len(images))
         return out
 
     def __call__(self, images: Any | Sequence[Any]) -> np.ndarray:

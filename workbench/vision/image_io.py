@@ -9,8 +9,12 @@ input, never an exception deep inside NumPy or Pillow.
 from __future__ import annotations
 
 import io
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -18,6 +22,21 @@ from PIL import Image, UnidentifiedImageError
 from workbench.errors import UserError
 
 MAX_PIXELS = 200_000_000  # refuse larger decoded images with a clear error
+T = TypeVar("T")
+
+
+@cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(len(os.sched_getaffinity(0)), thread_name_prefix="workbench-images")
+
+
+def map_images(function: Callable[[int], T], count: int) -> list[T]:
+    """`function(i)` for i in range(count), on one thread per core when there is more than
+    one image: Pillow's decoders and resamplers and NumPy's arithmetic release the GIL,
+    so a batch's images really are processed in parallel. Exceptions propagate."""
+    if count <= 1 or len(os.sched_getaffinity(0)) == 1:
+        return [function(i) for i in range(count)]
+    return list(_pool().map(function, range(count)))
 
 
 def load_image(path: str | Path) -> np.ndarray:

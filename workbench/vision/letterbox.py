@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from workbench.errors import UserError
-from workbench.vision.image_io import as_rgb, load_image  # noqa: F401 - re-exported
+from workbench.vision.image_io import as_rgb, load_image, map_images  # noqa: F401
 
 PAD_VALUE = 114
 DEFAULT_SIZE = 640
@@ -100,10 +100,10 @@ def letterbox_batch(
 ) -> tuple[np.ndarray, list[Letterbox]]:
     """Many images (any sizes) -> (N x size x size x 3 uint8, one geometry per image)."""
     out = np.full((len(images), size, size, 3), pad_value, dtype=np.uint8)
-    boxes = [
-        letterbox_into(out[i], image, size, scaleup, name=f"image {i}")
-        for i, image in enumerate(images)
-    ]
+    boxes = map_images(
+        lambda i: letterbox_into(out[i], images[i], size, scaleup, name=f"image {i}"),
+        len(images),
+    )
     return out, boxes
 
 
