@@ -159,6 +159,23 @@ def test_nms_matches_torchvision(seed, iou):
     assert np.array_equal(nms(boxes, scores, iou), ops.nms(tb, ts, iou).numpy())
 
 
+def test_nms_on_8400_clustered_candidates_with_a_cap_matches_torchvision():
+    torch = pytest.importorskip("torch")
+    ops = pytest.importorskip("torchvision.ops")
+    rng = np.random.default_rng(7)
+    centres = rng.random((30, 2)) * 600
+    xy = centres[rng.integers(0, 30, 8400)] + rng.normal(0, 6, (8400, 2))
+    wh = rng.random((8400, 2)) * 40 + 8
+    boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
+    scores = rng.random(8400).astype(np.float32)
+    classes = rng.integers(0, 4, 8400)
+    t = [torch.from_numpy(a) for a in (boxes, scores, classes)]
+    expected = ops.batched_nms(*t, 0.45).numpy()
+    assert len(expected) > 300  # the cap below really cuts
+    np.testing.assert_array_equal(batched_nms(boxes, scores, classes, 0.45), expected)
+    np.testing.assert_array_equal(batched_nms(boxes, scores, classes, 0.45, 300), expected[:300])
+
+
 def test_nms_edge_cases():
     assert batched_nms(np.zeros((0, 4)), np.zeros(0), np.zeros(0), 0.5).size == 0
     boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [1, 1, 11, 11]], np.float32)

@@ -1,11 +1,10 @@
 """Non-maximum suppression in NumPy, with the same semantics as torchvision.ops.
 
 The guide's NMS compares every pair of detections in nested Python loops and
-ignores the class. Here IoU is computed for one kept box against all remaining
-candidates at once (the Python loop runs once per *kept* box, not per pair),
-and class-aware NMS only lets a kept box suppress candidates of its own class
-(exactly, on the original coordinates; the coordinate-offset trick loses float
-precision on large offsets).
+ignores the class. Here IoU is computed a chunk of candidates at a time in one
+vectorized step, and class-aware NMS only lets a kept box suppress candidates of
+its own class (exactly, on the original coordinates; the coordinate-offset trick
+loses float precision on large offsets).
 """
 
 from __future__ import annotations
@@ -39,6 +38,9 @@ def nms(
     return batched_nms(boxes, scores, None, iou_threshold, max_keep)
 
 
+CHUNK = 128  # candidates resolved per vectorized step
+
+
 def batched_nms(
     boxes: np.ndarray,
     scores: np.ndarray,
@@ -49,33 +51,66 @@ def batched_nms(
     """Class-aware NMS: a box only suppresses boxes of its own class (classes None: all
     one class). Returns kept indices by decreasing score, as torchvision.ops.batched_nms.
 
-    One Python iteration per kept box; each computes the IoU of that box with every
-    remaining candidate in one vectorized step and drops the overlapping ones of its class.
+    The score-sorted candidates are walked in chunks: a chunk is first tested against
+    every box kept so far in one (kept x chunk) matrix, then resolved greedily inside
+    itself with one (chunk x chunk) matrix -- a Python step only for rows that suppress
+    something -- and the walk stops once `max_keep` boxes are kept, so the low-scoring
+    tail is never compared. Worst case, 8,400 candidates kept down to 300: about 4 ms
+    against 19 ms for one Python step per kept box (benchmarks/nms_speed.py).
     """
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float32).reshape(-1)
     if len(boxes) != len(scores):
         raise ValueError(f"{len(boxes)} boxes but {len(scores)} scores")
     order = np.argsort(-scores, kind="stable")
-    b = boxes[order].astype(np.float64)
-    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
-    areas = (x2 - x1) * (y2 - y1)
-    cls = None if classes is None else np.asarray(classes).reshape(-1)[order]
-    remaining = np.arange(len(order))
-    keep: list[int] = []
-    limit = len(order) if max_keep is None else max_keep
-    while remaining.size and len(keep) < limit:
-        i, rest = remaining[0], remaining[1:]
-        keep.append(i)
-        if not rest.size:
+    ordered = boxes[order].astype(np.float64)
+    n = len(order)
+    cls = np.zeros(n, np.int64) if classes is None else np.asarray(classes).reshape(-1)[order]
+    limit = n if max_keep is None else min(max_keep, n)
+    kept_boxes, kept_cls, k = np.empty((limit, 4)), np.empty(limit, np.int64), 0
+    keep: list[np.ndarray] = []
+    for start in range(0, n, CHUNK):
+        if k >= limit:
             break
-        w = (np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest])).clip(0)
-        h = (np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest])).clip(0)
-        inter = w * h
-        union = areas[i] + areas[rest] - inter
-        # IoU > t  <=>  inter > t * union, without dividing (union <= 0 means IoU 0)
-        drop = (inter > iou_threshold * union) & (union > 0)
-        if cls is not None:
-            drop &= cls[rest] == cls[i]
-        remaining = rest[~drop]
-    return order[np.asarray(keep, dtype=np.int64)]
+        chunk, chunk_cls = ordered[start : start + CHUNK], cls[start : start + CHUNK]
+        if k:
+            hit = _suppresses(kept_boxes[:k], chunk, iou_threshold)
+            hit &= kept_cls[:k, None] == chunk_cls[None, :]
+            alive = np.flatnonzero(~hit.any(axis=0))
+        else:
+            alive = np.arange(len(chunk))
+        alive = _greedy_within(chunk[alive], chunk_cls[alive], alive, iou_threshold)
+        take = alive[: limit - k]
+        kept_boxes[k : k + take.size], kept_cls[k : k + take.size] = chunk[take], chunk_cls[take]
+        k += take.size
+        keep.append(start + take)
+    return order[np.concatenate(keep)] if keep else np.zeros(0, np.int64)
+
+
+def _greedy_within(
+    boxes: np.ndarray, classes: np.ndarray, index: np.ndarray, iou_threshold: float
+) -> np.ndarray:
+    """The entries of `index` that survive greedy NMS among themselves (sorted by score):
+    row j of the upper-triangular matrix says which later boxes j would suppress; only a
+    still-live j suppresses, and j's own fate is settled by the rows before it."""
+    if index.size < 2:
+        return index
+    same = classes[:, None] == classes[None, :]
+    suppresses = np.triu(_suppresses(boxes, boxes, iou_threshold) & same, 1)
+    live = np.ones(index.size, bool)
+    for j in np.flatnonzero(suppresses.any(axis=1)).tolist():
+        if live[j]:
+            live &= ~suppresses[j]
+    return index[live]
+
+
+def _suppresses(a: np.ndarray, b: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """(K, 4) x (C, 4) xyxy -> (K, C) bool: IoU > threshold, tested as
+    inter > t * union without dividing (union <= 0 means IoU 0)."""
+    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = w.clip(0) * h.clip(0)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return (inter > iou_threshold * union) & (union > 0)
