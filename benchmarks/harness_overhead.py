@@ -100,6 +100,18 @@ class HostLoad:
         return None if d is None else round(d[1], 2)
 
 
+def add_wait_quiet_argument(parser: argparse.ArgumentParser, before: str) -> None:
+    """The `--wait-quiet S` option every benchmark script takes."""
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help=f"before {before}, wait up to S seconds for other processes to use < 0.2 cores "
+        "(default 0: do not wait)",
+    )
+
+
 def wait_quiet(max_wait_s: float, limit_cores: float = 0.2, window_s: float = 1.0) -> float:
     """Wait (up to max_wait_s) for a window in which other processes use < limit_cores;
     returns the seconds waited. Does nothing when max_wait_s is 0."""
@@ -488,14 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the big model's depth; 60 gives ~10 ms on a quiet 2-core AVX-512 Xeon with "
         "default threads; 0: tune it to --target-ms on this host now (unreliable when busy)",
     )
-    ap.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="before each ONNX phase, wait up to S seconds for other processes to use "
-        "< 0.2 cores (default 0: do not wait)",
-    )
+    add_wait_quiet_argument(ap, "each ONNX phase")
     ap.add_argument("--batch", type=int, default=64, help="batch of the big model")
     ap.add_argument("--workdir", default=None, help="where to build models (default: temp dir)")
     args = ap.parse_args(argv)

@@ -32,7 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(1, str(REPO))
 
-from harness_overhead import HostLoad, cpu_model, loadavg, wait_quiet  # noqa: E402
+from harness_overhead import (  # noqa: E402
+    HostLoad,
+    add_wait_quiet_argument,
+    cpu_model,
+    loadavg,
+    wait_quiet,
+)
 
 DEFAULT_SIZES = (1024, 2048, 3072, 4096)
 QUICK_SIZES = (1024, 2048)
@@ -288,14 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-time", type=float, default=1.0, help="timed seconds per size, at least")
     ap.add_argument("--warmup", type=int, default=2, help="untimed calls per size")
     ap.add_argument("--quick", action="store_true", help="sizes 1024,2048, 3 reps: a smoke test")
-    ap.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="before each size, wait up to S seconds for other processes to use < 0.2 cores "
-        "(default 0: do not wait)",
-    )
+    add_wait_quiet_argument(ap, "each size")
     ap.add_argument("--json", default=".workbench/benchmarks/matmul_peak.json", help="JSON out")
     args = ap.parse_args(argv)
 

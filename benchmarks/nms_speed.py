@@ -38,7 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(1, str(REPO))
 
-from harness_overhead import HostLoad, cpu_model, loadavg, wait_quiet  # noqa: E402
+from harness_overhead import (  # noqa: E402
+    HostLoad,
+    add_wait_quiet_argument,
+    cpu_model,
+    loadavg,
+    wait_quiet,
+)
 
 from workbench.models.yolo_config import anchor_points  # noqa: E402
 from workbench.procs import child_env  # noqa: E402
@@ -284,14 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-torch", action="store_true", help="skip (c) and the real heads")
     ap.add_argument("--no-real-head", action="store_true", help="skip the detector's heads")
-    ap.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="before each case, wait up to S seconds for other processes to use < 0.2 "
-        "cores (default 0: do not wait)",
-    )
+    add_wait_quiet_argument(ap, "each case")
     ap.add_argument("--json", default=".workbench/benchmarks/nms_speed.json", help="JSON output")
     args = ap.parse_args(argv)
     started = time.perf_counter()

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(1, str(REPO))
 
-from harness_overhead import HostLoad, loadavg, wait_quiet  # noqa: E402
+from harness_overhead import HostLoad, add_wait_quiet_argument, loadavg, wait_quiet  # noqa: E402
 from matmul_peak import environment, measure_peaks  # noqa: E402
 
 from workbench.flops import count_flops  # noqa: E402
@@ -188,14 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         "--peak-sizes", default="1024,2048,3072", help="MatMul sizes n of the peak measurement"
     )
     ap.add_argument("--peak-engines", default="onnxruntime,numpy", help="onnxruntime,numpy")
-    ap.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="before each peak size and each batch, wait up to S seconds for other "
-        "processes to use < 0.2 cores (default 0: do not wait)",
-    )
+    add_wait_quiet_argument(ap, "each peak size and each batch")
     ap.add_argument(
         "--json", default=".workbench/benchmarks/resnet50_efficiency.json", help="JSON output"
     )

@@ -12,10 +12,16 @@ from workbench.runtimes import ort_runtime, tf_runtime, torch_runtime
 from workbench.runtimes.base import get_runtime, runtime_names
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("cpu", Device("cpu")), ("CUDA", Device("cuda", 0)), ("cuda:1", Device("cuda", 1)),
-    ("gpu", Device("cuda", 0)), ("gpu:2", Device("cuda", 2)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("cpu", Device("cpu")),
+        ("CUDA", Device("cuda", 0)),
+        ("cuda:1", Device("cuda", 1)),
+        ("gpu", Device("cuda", 0)),
+        ("gpu:2", Device("cuda", 2)),
+    ],
+)
 def test_parse_device(text, expected):
     assert parse_device(text) == expected
 
@@ -29,8 +35,10 @@ def test_parse_device_rejects_unknown_names(text):
 @pytest.fixture
 def fake_gpus(monkeypatch):
     """Pretend the driver reports these GPUs (tests the selection logic, not a runtime)."""
+
     def set_gpus(*names: str) -> None:
         monkeypatch.setattr(devices, "nvidia_gpus", lambda: tuple(names))
+
     return set_gpus
 
 

@@ -8,15 +8,10 @@ on 2 cores).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 
+from tests.childproc import run_child
 from workbench.models.digits_cnn import (
     NUM_CLASSES,
     TEST_SIZE,
@@ -135,15 +130,7 @@ def test_keras_model_gives_the_torch_logits(weights, tmp_path):
                           "output_names": list(model.output_names),
                           "params": int(model.count_params())}}))
         """
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    info = run_child(code)
     assert info["inputs"] == [[None, 8, 8, 1]] and info["input_name"] == "input"
     assert info["output_names"] == ["logits"]
     assert info["params"] == sum(v.size for v in weights_only(weights).values())

@@ -6,15 +6,10 @@ Keras runs in a child process: TensorFlow and PyTorch never share a process.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 
+from tests.childproc import run_child
 from workbench.models.efficientnet_lite import (
     LITE0_MEAN,
     LITE0_STD,
@@ -28,18 +23,7 @@ from workbench.vision.photos import photo, photo_names
 CATS = {281, 282, 285}  # tabby, tiger cat, Egyptian cat
 
 
-def _child(code: str, timeout: float = 300) -> dict:
-    """Run `code` in a fresh interpreter (so Keras/TF stays out of this process); it
-    prints one JSON object last."""
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+_child = run_child
 
 
 def _inputs(names: list[str], mean=LITE0_MEAN, std=LITE0_STD) -> np.ndarray:

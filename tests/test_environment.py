@@ -81,8 +81,12 @@ def test_workbench_kernel_is_registered_in_the_venv():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "jupyter", "kernelspec", "list", "--json"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "jupyter", "kernelspec", "list", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     specs = json.loads(out)["kernelspecs"]
     assert "workbench" in specs
     argv0 = specs["workbench"]["spec"]["argv"][0]

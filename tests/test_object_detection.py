@@ -6,15 +6,10 @@ Keras runs in child processes: TensorFlow and PyTorch never share a process.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 
+from tests.childproc import run_child
 from workbench.models.yolo_config import YoloConfig, anchor_points, keras_layer_name
 from workbench.tasks.base import get_task, task_names
 from workbench.tasks.object_detection import (
@@ -28,18 +23,7 @@ from workbench.tasks.object_detection import (
 MIN_MAP50 = 0.7
 
 
-def _child(code: str, timeout: float = 300) -> dict:
-    """Run `code` in a fresh interpreter (so Keras/TF stays out of this process); it
-    prints one JSON object last."""
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+_child = run_child
 
 
 def test_task_is_registered_with_both_frameworks():

@@ -24,6 +24,10 @@ def test_child_env_puts_this_checkout_first(monkeypatch):
 def test_a_child_imports_workbench_from_here(tmp_path):
     out = subprocess.run(
         [sys.executable, "-c", "import workbench; print(workbench.__file__)"],
-        env=child_env(), cwd=tmp_path, capture_output=True, text=True, check=True,
+        env=child_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert Path(out).resolve().parent.parent == CODE_ROOT
