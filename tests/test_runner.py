@@ -124,3 +124,19 @@ def test_end_to_end_off_skips_the_pipeline():
     config = BenchConfig("null", "null", rule=RULE, end_to_end=False)
     run_config(config, rows.append, pipeline=pipeline)
     assert "e2e_ms_p50" not in rows[0] and not seen
+
+
+def test_pipeline_feed_follows_the_artifact_s_own_input_names():
+    import numpy as np
+
+    from workbench.harness.runner import by_input_name
+    from workbench.runtimes.null_runtime import NullModel
+    from workbench.signature import TensorSpec
+
+    x = np.zeros((1, 2), np.float32)
+    renamed = NullModel([TensorSpec("serving_default_input:0", "float32", ("batch", 2))], None)
+    assert list(by_input_name(renamed, {"input": x})) == ["serving_default_input:0"]
+    same = NullModel([TensorSpec("input", "float32", ("batch", 2))], None)
+    assert list(by_input_name(same, {"input": x})) == ["input"]
+    two = NullModel([TensorSpec("a", "float32", (1,)), TensorSpec("b", "float32", (1,))], None)
+    assert by_input_name(two, {"input": x}) == {"input": x}  # counts differ: left as it is

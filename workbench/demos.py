@@ -21,6 +21,7 @@ import pandas as pd
 
 from workbench.devices import parse_device
 from workbench.formats import runtime_for
+from workbench.harness.runner import by_input_name
 from workbench.runtimes.base import RuntimeOptions, get_runtime
 from workbench.tasks.base import Task, get_task
 from workbench.vision.classify_preprocess import imagenet_classes
@@ -86,7 +87,7 @@ def _items(feed: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
 
 
 def _run(loaded: Any, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-    return loaded.to_numpy(loaded.run(loaded.prepare(feed)))
+    return loaded.to_numpy(loaded.run(loaded.prepare(by_input_name(loaded, feed))))
 
 
 def photo_predictions(

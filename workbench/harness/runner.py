@@ -245,7 +245,7 @@ def _measure_end_to_end(
         t0 = clock()
         feed, meta = pipeline.preprocess(raw)
         t1 = clock()
-        outputs = loaded.run(loaded.prepare(feed))
+        outputs = loaded.run(loaded.prepare(by_input_name(loaded, feed)))
         if sync:
             sync()
         t2 = clock()
@@ -265,3 +265,13 @@ def _measure_end_to_end(
         "e2e_items_per_s": batch_size / (p50 / 1e3) if p50 > 0 else None,
         "e2e_n_iterations": len(total),
     }
+
+
+def by_input_name(loaded: LoadedModel, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A task's feed keyed by the artifact's own input names. Converters rename inputs
+    (a Keras model's "input" becomes "serving_default_input:0" in TFLite); when the names
+    differ but the counts match, inputs are matched by position, as the parity check does."""
+    names = [spec.name for spec in loaded.inputs]
+    if set(names) <= set(feed) or len(names) != len(feed):
+        return feed
+    return dict(zip(names, feed.values(), strict=True))
