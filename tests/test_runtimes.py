@@ -251,6 +251,15 @@ def test_ort_bad_optimization_level(onnx_path):
         get_runtime("onnxruntime").load(onnx_path, cpu_options(graph_optimization_level="max"))
 
 
+@pytest.mark.parametrize("spinning", [True, False])
+def test_ort_spinning_option(onnx_path, spinning):
+    loaded = get_runtime("onnxruntime").load(onnx_path, cpu_options(allow_spinning=spinning))
+    x = np.ones((2, 4), np.float32)
+    np.testing.assert_allclose(run_feed(loaded, {"x": x})[0], x @ W + B, rtol=1e-5)
+    with pytest.raises(UserError, match="allow_spinning must be true or false"):
+        get_runtime("onnxruntime").load(onnx_path, cpu_options(allow_spinning="no"))
+
+
 def test_ort_wrong_dtype_names_input(onnx_path):
     loaded = get_runtime("onnxruntime").load(onnx_path, cpu_options())
     with pytest.raises(UserError, match=r"'x'.*float64.*float32"):

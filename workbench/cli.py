@@ -116,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="onnxruntime graph optimization level (default all)",
     )
     bench.add_argument(
+        "--no-spinning",
+        action="store_true",
+        help="onnxruntime: idle intra-op threads sleep instead of spinning (frees the cores "
+        "for pre/post-processing between calls; may cost model latency)",
+    )
+    bench.add_argument(
         "--no-end-to-end",
         dest="end_to_end",
         action="store_false",
@@ -189,6 +195,8 @@ def _runtime_extra(args: argparse.Namespace) -> dict[str, Any]:
         extra["tensorrt"] = True
     if args.graph_optimization:
         extra["graph_optimization_level"] = args.graph_optimization
+    if args.no_spinning:
+        extra["allow_spinning"] = False
     return extra
 
 

@@ -55,6 +55,7 @@ RESULT_FIELDS: list[str] = [
     "image_size",
     "threads",
     "inter_op_threads",
+    "runtime_options",
     # how long
     "n_warmup",
     "n_iterations",

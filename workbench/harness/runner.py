@@ -81,6 +81,7 @@ def _base_row(config: BenchConfig, batch_size: int) -> Row:
         "batch_size": batch_size,
         "scenario": "single_stream" if batch_size == 1 else "offline",
         "artifact_path": config.path,
+        "runtime_options": dict(config.runtime_extra) or None,
     }
     if config.path and os.path.exists(config.path):
         row["model_size_bytes"] = _size_on_disk(Path(config.path))

@@ -150,6 +150,13 @@ class OrtRuntime(Runtime):
             so.intra_op_num_threads = options.threads
         if options.inter_op_threads is not None:
             so.inter_op_num_threads = options.inter_op_threads
+        spinning = options.extra.get("allow_spinning")
+        if spinning is not None:
+            if not isinstance(spinning, bool):
+                raise UserError(f"allow_spinning must be true or false, got {spinning!r}")
+            # Idle intra-op threads spin by default, which keeps latency low but takes
+            # cores from pre-/post-processing running between calls.
+            so.add_session_config_entry("session.intra_op.allow_spinning", str(int(spinning)))
 
         path = Path(path)
         if not path.is_file():
