@@ -100,6 +100,14 @@ class HostLoad:
         return None if d is None else round(d[1], 2)
 
 
+def write_result(res: dict, path: str) -> None:
+    """Write a benchmark's result dict as JSON to `path` (recorded in it as "out")."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    res["out"] = str(out)
+    out.write_text(json.dumps(res, indent=2) + "\n")
+
+
 def add_wait_quiet_argument(parser: argparse.ArgumentParser, before: str) -> None:
     """The `--wait-quiet S` option every benchmark script takes."""
     parser.add_argument(
@@ -568,10 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         res["null"]["pass"] and all(p["pass"] for p in res["parity"]) and res["repeat"]["pass"]
     )
     res["elapsed_s"] = time.perf_counter() - started
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    res["out"] = str(out)
-    out.write_text(json.dumps(res, indent=2) + "\n")
+    write_result(res, args.out)
     print_summary(res)
     return 0 if res["all_pass"] else 1
 

@@ -38,6 +38,7 @@ from harness_overhead import (  # noqa: E402
     cpu_model,
     loadavg,
     wait_quiet,
+    write_result,
 )
 
 DEFAULT_SIZES = (1024, 2048, 3072, 4096)
@@ -323,15 +324,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     env["loadavg_after"] = loadavg()
     res["elapsed_s"] = time.perf_counter() - started
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    res["out"] = str(out)
-    out.write_text(json.dumps(res, indent=2) + "\n")
+    write_result(res, args.json)
     print(f"CPU: {env['cpu']} ({env['cpu_count']} logical CPUs); numpy {env['numpy']} "
           f"(BLAS threads set by {res['numpy_threads_set_by']}), onnxruntime {env['ort']}")  # fmt: skip
     print(f"load average before/after: {env['loadavg_before']} / {env['loadavg_after']}\n")
     print_table(res)
-    print(f"\n(took {res['elapsed_s']:.0f} s; JSON: {out})")
+    print(f"\n(took {res['elapsed_s']:.0f} s; JSON: {res['out']})")
     return 0
 
 

@@ -44,6 +44,7 @@ from harness_overhead import (  # noqa: E402
     cpu_model,
     loadavg,
     wait_quiet,
+    write_result,
 )
 
 from workbench.models.yolo_config import anchor_points  # noqa: E402
@@ -374,10 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     res["cases"] = cases
     res["environment"]["loadavg_after"] = loadavg()
     res["elapsed_s"] = time.perf_counter() - started
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    res["out"] = str(out)
-    out.write_text(json.dumps(res, indent=2) + "\n")
+    write_result(res, args.json)
     print_report(res)
     return 0
 
