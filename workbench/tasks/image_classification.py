@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from workbench.errors import UserError
+from workbench.models.efficientnet_lite import LITE0_MEAN, LITE0_STD  # numpy only
 from workbench.parity import output_errors
 from workbench.signature import TensorSpec
 from workbench.tasks.base import Pipeline, Task, register
@@ -60,18 +61,12 @@ class ImageNetModel:
         )
 
 
-def _lite0_normalization() -> tuple[tuple[float, ...], tuple[float, ...]]:
-    from workbench.models.efficientnet_lite import LITE0_MEAN, LITE0_STD
-
-    return tuple(LITE0_MEAN), tuple(LITE0_STD)
-
-
 IMAGENET_MODELS = {
     "resnet50": ImageNetModel("resnet50", "ResNet50"),
     "mobilenet_v3_large": ImageNetModel(torch_name="mobilenet_v3_large"),
     "mobilenet_v2": ImageNetModel(keras_name="MobileNetV2"),
     "efficientnet_lite0": ImageNetModel(
-        "efficientnet_lite0", "efficientnet_lite0", True, *_lite0_normalization()
+        "efficientnet_lite0", "efficientnet_lite0", True, LITE0_MEAN, LITE0_STD
     ),
 }
 DIGITS = "digits_cnn"
