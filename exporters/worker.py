@@ -29,7 +29,7 @@ from exporters.base import (
 from workbench.devices import parse_device
 from workbench.formats import runtime_for
 from workbench.parity import verdict
-from workbench.runtimes.base import RuntimeOptions, get_runtime
+from workbench.runtimes.base import RuntimeOptions, get_runtime, run_in_batches
 from workbench.tasks.base import Task, get_task
 
 HINTS = {
@@ -70,27 +70,6 @@ def dequantize(value: np.ndarray, q: dict[str, Any] | None) -> np.ndarray:
     return ((np.asarray(value, dtype=np.float32) - q["zero_point"]) * q["scale"]).astype(np.float32)
 
 
-def _run_in_batches(loaded: Any, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Outputs for the whole feed. An artifact with a fixed batch axis (e.g. a TFLite
-    file exported at batch 1) runs it chunk by chunk, the last chunk padded by repeating
-    its final item, and the padding is cut from the outputs."""
-    total = len(next(iter(feed.values())))
-    fixed = loaded.inputs[0].shape[0] if loaded.inputs and loaded.inputs[0].shape else None
-    if not isinstance(fixed, int) or fixed in (total, 0):
-        return loaded.to_numpy(loaded.run(loaded.prepare(feed)))
-    chunks: list[list[np.ndarray]] = []
-    for start in range(0, total, fixed):
-        part = {k: v[start : start + fixed] for k, v in feed.items()}
-        short = fixed - len(next(iter(part.values())))
-        if short:
-            part = {
-                k: np.concatenate([v, np.repeat(v[-1:], short, axis=0)]) for k, v in part.items()
-            }
-        outputs = loaded.to_numpy(loaded.run(loaded.prepare(part)))
-        chunks.append([o[: fixed - short] for o in outputs])
-    return [np.concatenate(parts, axis=0) for parts in zip(*chunks, strict=True)]
-
-
 def artifact_outputs(
     fmt: str,
     path: Path,
@@ -121,7 +100,7 @@ def artifact_outputs(
             value = native[spec.name]
             if value.dtype.kind == "f" and spec.dtype in ("float16", "float32", "float64"):
                 native[spec.name] = value.astype(spec.dtype, copy=False)
-        outputs = _run_in_batches(loaded, native)
+        outputs = run_in_batches(loaded, native)
         if output_quantization:
             outputs = [dequantize(o, q) for o, q in zip(outputs, output_quantization, strict=True)]
         return outputs

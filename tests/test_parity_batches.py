@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from exporters.worker import _run_in_batches
-from workbench.runtimes.base import LoadedModel
+from workbench.runtimes.base import LoadedModel, run_in_batches
 from workbench.signature import TensorSpec
 
 
@@ -27,7 +26,7 @@ class FixedBatchDoubler(LoadedModel):
 def test_fixed_batch_artifact_runs_in_padded_chunks():
     x = np.arange(21, dtype=np.float32).reshape(7, 3)
     model = FixedBatchDoubler(batch=2)
-    (out,) = _run_in_batches(model, {"x": x})
+    (out,) = run_in_batches(model, {"x": x})
     np.testing.assert_array_equal(out, x * 2)
     assert model.batches == [2, 2, 2, 2]  # 7 items: the last chunk padded with item 7
 
@@ -35,5 +34,5 @@ def test_fixed_batch_artifact_runs_in_padded_chunks():
 def test_matching_batch_runs_once():
     x = np.ones((4, 3), np.float32)
     model = FixedBatchDoubler(batch=4)
-    (out,) = _run_in_batches(model, {"x": x})
+    (out,) = run_in_batches(model, {"x": x})
     assert model.batches == [4] and out.shape == (4, 3)

@@ -11,18 +11,15 @@ PyTorch or TensorFlow into the notebook's kernel.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from workbench.devices import parse_device
 from workbench.formats import runtime_for
-from workbench.harness.runner import by_input_name
-from workbench.runtimes.base import RuntimeOptions, get_runtime
+from workbench.runtimes.base import RuntimeOptions, get_runtime, run_in_batches
 from workbench.tasks.base import Task, get_task
 from workbench.vision.classify_preprocess import imagenet_classes
 from workbench.vision.detection_metrics import GroundTruth
@@ -71,23 +68,9 @@ def _outputs(task: Task, artifact: Artifact, feed: dict[str, np.ndarray]) -> lis
     options = RuntimeOptions(parse_device("cpu"), threads=None, extra={"inputs": specs})
     loaded = runtime.load(Path(artifact.path), options)
     try:
-        return [
-            np.concatenate(parts)
-            for parts in zip(*(_run(loaded, one) for one in _items(feed)), strict=True)
-        ]
+        return run_in_batches(loaded, feed)
     finally:
         loaded.close()
-
-
-def _items(feed: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
-    """Item by item: some artifacts (a TFLite file exported at batch 1) take one at a time."""
-    count = len(next(iter(feed.values())))
-    for i in range(count):
-        yield {name: value[i : i + 1] for name, value in feed.items()}
-
-
-def _run(loaded: Any, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-    return loaded.to_numpy(loaded.run(loaded.prepare(by_input_name(loaded, feed))))
 
 
 def photo_predictions(

@@ -24,7 +24,7 @@ from workbench.errors import UnavailableError, UserError
 from workbench.harness.memory import peak_rss_bytes, reset_peak_rss
 from workbench.harness.stats import summarize
 from workbench.harness.timing import StopRule, measure
-from workbench.runtimes.base import LoadedModel, RuntimeOptions, get_runtime
+from workbench.runtimes.base import LoadedModel, RuntimeOptions, by_input_name, get_runtime
 from workbench.signature import TensorSpec, make_input_pool, resolve_shape
 from workbench.tasks.base import Pipeline
 
@@ -266,13 +266,3 @@ def _measure_end_to_end(
         "e2e_items_per_s": batch_size / (p50 / 1e3) if p50 > 0 else None,
         "e2e_n_iterations": len(total),
     }
-
-
-def by_input_name(loaded: LoadedModel, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A task's feed keyed by the artifact's own input names. Converters rename inputs
-    (a Keras model's "input" becomes "serving_default_input:0" in TFLite); when the names
-    differ but the counts match, inputs are matched by position, as the parity check does."""
-    names = [spec.name for spec in loaded.inputs]
-    if set(names) <= set(feed) or len(names) != len(feed):
-        return feed
-    return dict(zip(names, feed.values(), strict=True))

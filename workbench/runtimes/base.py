@@ -97,6 +97,37 @@ class LoadedModel(ABC):
         """Release the model's resources."""
 
 
+def by_input_name(loaded: LoadedModel, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A task's feed keyed by the artifact's own input names. Converters rename inputs
+    (a Keras model's "input" becomes "serving_default_input:0" in TFLite); when the names
+    differ but the counts match, inputs are matched by position, as the parity check does."""
+    names = [spec.name for spec in loaded.inputs]
+    if set(names) <= set(feed) or len(names) != len(feed):
+        return feed
+    return dict(zip(names, feed.values(), strict=True))
+
+
+def run_in_batches(loaded: LoadedModel, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Outputs for the whole feed. An artifact with a fixed batch axis (e.g. a TFLite
+    file exported at batch 1) runs it chunk by chunk, the last chunk padded by repeating
+    its final item, and the padding is cut from the outputs."""
+    total = len(next(iter(feed.values())))
+    fixed = loaded.inputs[0].shape[0] if loaded.inputs and loaded.inputs[0].shape else None
+    if not isinstance(fixed, int) or fixed in (total, 0):
+        return loaded.to_numpy(loaded.run(loaded.prepare(by_input_name(loaded, feed))))
+    chunks: list[list[np.ndarray]] = []
+    for start in range(0, total, fixed):
+        part = {k: v[start : start + fixed] for k, v in feed.items()}
+        short = fixed - len(next(iter(part.values())))
+        if short:
+            part = {
+                k: np.concatenate([v, np.repeat(v[-1:], short, axis=0)]) for k, v in part.items()
+            }
+        outputs = loaded.to_numpy(loaded.run(loaded.prepare(by_input_name(loaded, part))))
+        chunks.append([o[: fixed - short] for o in outputs])
+    return [np.concatenate(parts, axis=0) for parts in zip(*chunks, strict=True)]
+
+
 class Runtime(ABC):
     """One inference engine. Subclasses register themselves with `@register`."""
 

@@ -52,9 +52,12 @@ def photo_bytes(name: str) -> bytes:
     return _photo_bytes(name)
 
 
+@cache
 def photo(name: str) -> np.ndarray:
-    """The photo decoded to HxWx3 uint8 RGB."""
-    return load_image(photo_path(name))
+    """The photo decoded to HxWx3 uint8 RGB, once per process (read-only: it is shared)."""
+    rgb = load_image(photo_path(name))
+    rgb.flags.writeable = False
+    return rgb
 
 
 def photo_names(colour_only: bool = False) -> list[str]:
