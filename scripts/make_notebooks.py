@@ -30,7 +30,7 @@ PROFILE_LINE = (
     'profile: str = "ci"  # "ci": tiny sizes, a minute or two on 2 cores; "full": the real study'
 )
 SETUP = """%matplotlib inline
-from workbench import notebook_params
+from workbench.study import notebook_params
 
 notebook_params.begin(globals())  # names defined before the parameters cell"""
 CHECK = """# Fails fast, naming the parameter and its type, on an unknown name or a wrong type.
@@ -158,7 +158,7 @@ pipeline (decode, resize 256, centre crop 224, normalize; softmax, top-k). A qua
 artifact should name the same classes as FP32. (Empty when the sweep has no
 EfficientNet-Lite0 ONNX/TFLite artifact.)
 """),
-        code("""from workbench import demos
+        code("""from workbench.study import demos
 
 display(demos.photo_predictions(frame, ["chelsea", "coffee", "rocket", "motorcycle"]))"""),
         md("""
@@ -175,7 +175,7 @@ Each ONNX and TFLite artifact runs end to end (letterbox, model, threshold, clas
 NMS, boxes mapped back to the original image) on scenes it never saw: red boxes are its
 detections, dashed green boxes the ground truth.
 """),
-        code("""from workbench import demos
+        code("""from workbench.study import demos
 from workbench.vision.scenes import CLASSES
 
 plots.detections(demos.detection_examples(frame), list(CLASSES), caption)"""),
@@ -407,7 +407,7 @@ ratio_tolerance: float = 0.25  # a ratio claim ("4x", "3-5x") holds within +/- t
 absolute_tolerance: float = 0.5  # an absolute figure ("~500 ms") holds within +/- this fraction
 """,
         [
-            code("""from workbench import claims
+            code("""from workbench.study import claims
 
 settings = claims.SETTINGS[P.profile]
 for section, text in claims.CLAIMS.items():

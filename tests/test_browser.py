@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from workbench import notebooks
+from workbench.study import notebooks
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "reports"

@@ -12,7 +12,7 @@ import nbformat
 import papermill
 import pytest
 
-from workbench import notebook_params, notebooks
+from workbench.study import notebook_params, notebooks
 from workbench.cli import main
 from workbench.errors import UserError
 from workbench.tasks.base import task_names
@@ -116,7 +116,7 @@ def test_check_in_a_namespace() -> None:
 def test_check_in_ipython_flags_only_injected_names() -> None:
     """With IPython's input history, leftovers of an earlier interactive run (`frame`)
     are not parameters; a name from papermill's injected cell is."""
-    ns: dict = {"In": ["", "from workbench import notebook_params"], "frame": object()}
+    ns: dict = {"In": ["", "from workbench.study import notebook_params"], "frame": object()}
     notebook_params.begin(ns)
     ns["In"].append("profile: str = 'ci'")
     exec(ns["In"][-1], ns)
@@ -190,7 +190,7 @@ def _tiny(path: Path, body: str) -> None:
     params.metadata["tags"] = ["parameters"]
     nb.cells = [
         nbformat.v4.new_code_cell(
-            "from workbench import notebook_params\nnotebook_params.begin(globals())"
+            "from workbench.study import notebook_params\nnotebook_params.begin(globals())"
         ),
         params,
         nbformat.v4.new_code_cell("P = notebook_params.check(globals())"),

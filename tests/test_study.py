@@ -6,7 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from workbench import claims, study
+from workbench import study
+from workbench.study import claims
 from workbench.errors import UserError
 from workbench.report import plots
 from workbench.results import make_row

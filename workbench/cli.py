@@ -398,7 +398,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_notebooks(args: argparse.Namespace) -> int:
-    from workbench import notebooks
+    from workbench.study import notebooks
 
     if args.notebooks_command == "list":
         print("\n".join(notebooks.discover(Path(args.notebooks))))

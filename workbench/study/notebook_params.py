@@ -18,7 +18,7 @@ for an unknown name). The notebook therefore brackets the parameters cell:
 other name assigned by papermill's injected cell (found in IPython's input history;
 outside IPython: every public name new since `begin`) as an unknown parameter, and
 checks each value against its declared type, raising `ParameterError` that names
-the parameter and the expected type. The runner (`workbench.notebooks`) applies
+the parameter and the expected type. The runner (`workbench.study.notebooks`) applies
 the same checks to the names and type strings `papermill.inspect_notebook`
 reports, so `workbench notebooks run` refuses bad input before starting a kernel.
 
@@ -242,7 +242,7 @@ def check(namespace: dict[str, Any], spec: Mapping[str, Any] | None = None) -> P
         )
     if _BEGIN_KEY not in namespace:
         raise ParameterError(
-            "call workbench.notebook_params.begin(globals()) in a cell before the parameters cell"
+            "call workbench.study.notebook_params.begin(globals()) in a cell before the parameters cell"
         )
     new = {n for n in _injected_names(namespace) if n in namespace}
     missing = sorted(n for n in spec if n not in namespace)

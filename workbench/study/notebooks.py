@@ -10,7 +10,7 @@ to the partially executed copy, and the others still run.
 Parameters are checked before any kernel starts: every name must be declared in
 the notebook's `parameters` cell (as `papermill.inspect_notebook` reads it) and
 every value must match the declared type; inside the kernel
-`workbench.notebook_params.check` repeats the check for direct papermill use.
+`workbench.study.notebook_params.check` repeats the check for direct papermill use.
 
 Order: `00_*` first, then the others by name, `summary` last (it gathers the
 headline numbers the others wrote).
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import UserError
-from workbench.notebook_params import check_values
+from workbench.study.notebook_params import check_values
 from workbench.procs import pin_code_root
 from workbench.report.index import STATUS_FILE, read_status, write_index
 
@@ -160,7 +160,7 @@ def _now() -> str:
 
 def _host() -> str:
     from workbench.env import fingerprint
-    from workbench.study import host_text
+    from workbench.study.headlines import host_text
 
     return host_text(fingerprint())
 

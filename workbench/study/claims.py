@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench import study
+from workbench.study import sweeps
 from workbench.harness.timing import StopRule
 from workbench.sweep import TaskSweep
 
@@ -98,7 +98,7 @@ SETTINGS: dict[str, ClaimSettings] = {
 
 def sweeps(profile: str, devices: list[str] | None = None) -> dict[str, TaskSweep]:
     """The sweeps behind the verdicts, by role."""
-    s = SETTINGS[study.check_profile(profile)]
+    s = SETTINGS[sweeps.check_profile(profile)]
     devices = devices or ["cpu", "cuda"]
     return {
         # 2.3 and 9.2 on the CNN: FP32 at batch 1 and the claim's batch, CPU and GPU.
@@ -168,7 +168,7 @@ def harness_overhead(profile: str) -> pd.DataFrame:
 def measure(profile: str, devices: list[str] | None = None) -> dict[str, pd.DataFrame]:
     """Run every sweep; rows by role (plus "null" for the harness overhead)."""
     frames = {
-        role: study.measure(sweep, note=f"seed_claims/{role}")
+        role: sweeps.measure(sweep, note=f"seed_claims/{role}")
         for role, sweep in sweeps(profile, devices).items()
     }
     frames["null"] = harness_overhead(profile)

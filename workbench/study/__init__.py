@@ -1,0 +1,69 @@
+"""The notebook layer: what the notebooks call, so they stay thin and their logic is tested.
+
+- `sweeps`: a sweep from a profile's presets and the notebook's parameters, run into
+  the result store;
+- `tables`: tidy tables derived from result rows (export matrix, speedups, Pareto
+  front, CPU/GPU crossover, headline numbers);
+- `headlines`: captions (host and date) and the headline numbers each notebook records;
+- `claims`: the source guide's claims as data, and their verdicts;
+- `demos`: real-photo predictions and detections drawn from exported artifacts;
+- `notebook_params`: typed notebook parameters, checked before any work starts;
+- `notebooks`: the papermill runner, HTML conversion and output stripping.
+
+A notebook imports this package as `from workbench import study` and calls the
+functions re-exported below.
+"""
+
+from workbench.study.headlines import (
+    caption,
+    headlines_table,
+    host_text,
+    read_headlines,
+    record_headline,
+    reports_dir,
+)
+from workbench.study.sweeps import (
+    cpu_gpu_sweep,
+    describe,
+    measure,
+    quantization_sweep,
+    stop_rule,
+    sweep_for,
+)
+from workbench.study.tables import (
+    crossover,
+    end_to_end,
+    export_matrix,
+    headline_numbers,
+    label,
+    ok_rows,
+    pareto,
+    quality_column,
+    speedup_over_fp32,
+    table,
+)
+
+__all__ = [
+    "caption",
+    "cpu_gpu_sweep",
+    "crossover",
+    "describe",
+    "end_to_end",
+    "export_matrix",
+    "headline_numbers",
+    "headlines_table",
+    "host_text",
+    "label",
+    "measure",
+    "ok_rows",
+    "pareto",
+    "quality_column",
+    "quantization_sweep",
+    "read_headlines",
+    "record_headline",
+    "reports_dir",
+    "speedup_over_fp32",
+    "stop_rule",
+    "sweep_for",
+    "table",
+]
