@@ -1,19 +1,19 @@
 """A self-contained HTML report of one run: environment, plots inline, the result table.
 
-Every string that comes from data (model names, errors, paths) is escaped.
+The markup is `templates/run.html.j2`; every string that comes from data (model names,
+errors, paths) is escaped by the template's autoescape.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 from pathlib import Path
 
 import pandas as pd
 
 from workbench import results
 from workbench.errors import UserError
-from workbench.report import plots
+from workbench.report import plots, templates
 from workbench.report.index import write_index
 
 TABLE_FIELDS = [
@@ -43,21 +43,18 @@ TABLE_FIELDS = [
 ]
 
 
-def _img(png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+def _figure(title: str, fig: object, alt: str) -> dict[str, str]:
+    """A plot section: the template inlines the PNG as a base64 data URI."""
+    return {"title": title, "alt": alt, "png_base64": base64.b64encode(plots.png(fig)).decode()}
 
 
-def _figure(fig: object, alt: str) -> str:
-    return _img(plots.png(fig), alt)
-
-
-def _cell(value: object) -> str:
+def _cell(value: object) -> str | None:
+    """A table cell's text; None for a missing value (the template prints a dash)."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "&ndash;"
+        return None
     if isinstance(value, float):
         return f"{value:.4g}"
-    return html.escape(str(value))
+    return str(value)
 
 
 def render(frame: pd.DataFrame, manifest: dict) -> str:
@@ -69,27 +66,24 @@ def render(frame: pd.DataFrame, manifest: dict) -> str:
         g.get("name", "?") if isinstance(g, dict) else str(g) for g in gpu.get("gpus", [])
     ) or gpu.get("gpu_reason", "none")
     caption = f"host: {host}; run {manifest.get('run_id')} ({manifest.get('created', '')[:19]} UTC)"
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{_cell(r.get(f))}</td>" for f in TABLE_FIELDS) + "</tr>"
-        for r in frame.to_dict(orient="records")
-    )
-    head = "".join(f"<th>{html.escape(f)}</th>" for f in TABLE_FIELDS)
     counts = frame["status"].value_counts().to_dict() if not frame.empty else {}
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>workbench run {html.escape(str(manifest.get("run_id")))}</title>
-<style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse;font-size:12px}}
-td,th{{border:1px solid #ccc;padding:2px 6px}}img{{max-width:100%}}</style></head><body>
-<h1>workbench run {html.escape(str(manifest.get("run_id")))}</h1>
-<p>Host: {html.escape(host)}; GPU: {html.escape(gpu_text)}; fingerprint
-{html.escape(str(manifest.get("fingerprint_id")))}; rows by status:
-{html.escape(str(counts))}.</p>
-<h2>Throughput</h2>{_figure(plots.throughput_vs_batch(frame, caption), "throughput vs batch")}
-<h2>Latency</h2>{_figure(plots.latency_vs_batch(frame, caption), "p50 latency vs batch")}
-<h2>Latency distribution</h2>{_figure(plots.latency_cdf(frame, caption), "latency CDF")}
-<h2>Memory</h2>{_figure(plots.memory(frame, caption), "memory per configuration")}
-<h2>All rows</h2><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>
-</body></html>"""
+    figures = [
+        _figure("Throughput", plots.throughput_vs_batch(frame, caption), "throughput vs batch"),
+        _figure("Latency", plots.latency_vs_batch(frame, caption), "p50 latency vs batch"),
+        _figure("Latency distribution", plots.latency_cdf(frame, caption), "latency CDF"),
+        _figure("Memory", plots.memory(frame, caption), "memory per configuration"),
+    ]
+    return templates.render(
+        "run.html.j2",
+        run_id=str(manifest.get("run_id")),
+        host=host,
+        gpu=gpu_text,
+        fingerprint_id=str(manifest.get("fingerprint_id")),
+        counts=str(counts),
+        figures=figures,
+        fields=TABLE_FIELDS,
+        rows=[[_cell(r.get(f)) for f in TABLE_FIELDS] for r in frame.to_dict(orient="records")],
+    )
 
 
 def write_run_report(run_id: str | None, out_dir: Path) -> Path:

@@ -2,33 +2,21 @@
 then every run report. Rebuilt whenever either kind of report is written.
 
 The notebook runner leaves `notebooks.json` (one record per notebook of the last
-run) in the reports folder; run reports are the `run-*.html` files. Every string
-from data (names, errors, headline values) is escaped.
+run) in the reports folder; run reports are the `run-*.html` files. The markup is
+`templates/index.html.j2`; every string from data (names, errors, headline values)
+is escaped by the template's autoescape.
 """
 
 from __future__ import annotations
 
-import html
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from workbench.report import templates
+
 STATUS_FILE = "notebooks.json"
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:1.5em;max-width:80em;color:#222}
-table{border-collapse:collapse;font-size:13px;margin:.5em 0 1.5em}
-td,th{border:1px solid #ccc;padding:3px 8px;vertical-align:top;text-align:left}
-th{background:#f3f3f3}.ok{color:#1a7f37;font-weight:bold}
-.failed{color:#c62828;font-weight:bold}.skipped{color:#777}
-pre{white-space:pre-wrap;margin:0;font-size:12px;max-width:50em}
-td.time{white-space:nowrap}
-ul.headline{margin:0;padding-left:1.1em}.muted{color:#666}
-"""
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
 
 
 def read_status(out_dir: Path) -> dict[str, Any] | None:
@@ -38,80 +26,53 @@ def read_status(out_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def _link(href: str | None, text: str) -> str:
-    return f'<a href="{_e(href)}">{_e(text)}</a>' if href else ""
+def _notebook(r: dict[str, Any]) -> dict[str, Any]:
+    """One notebook record with every field the template reads (missing ones None)."""
+    state = r.get("status", "?")
+    duration = r.get("duration_s")
+    links = [
+        (r.get("html"), "report" if state == "ok" else "partial report"),
+        (r.get("executed"), "executed .ipynb"),
+    ]
+    return {
+        "name": r.get("name"),
+        "status": state,
+        "time": None if duration is None else f"{duration:.0f} s",
+        "profile": r.get("profile"),
+        "finished": r.get("finished"),
+        "headline": r.get("headline") or {},
+        "links": [(href, text) for href, text in links if href],
+        "error": r.get("error"),
+        "html": r.get("html"),
+        "executed": r.get("executed"),
+    }
 
 
-def _headline(values: dict[str, Any]) -> str:
-    if not values:
-        return '<span class="muted">&ndash;</span>'
-    items = "".join(f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in values.items())
-    return f'<ul class="headline">{items}</ul>'
-
-
-def _notebook_section(status: dict[str, Any]) -> str:
+def _status(status: dict[str, Any]) -> dict[str, Any]:
     records = status.get("notebooks", [])
-    rows = []
-    for r in records:
-        state = r.get("status", "?")
-        links = " &middot; ".join(
-            filter(
-                None,
-                [
-                    _link(r.get("html"), "report" if state == "ok" else "partial report"),
-                    _link(r.get("executed"), "executed .ipynb"),
-                ],
-            )
-        )
-        error = f"<pre>{_e(r.get('error'))}</pre>" if r.get("error") else ""
-        duration = r.get("duration_s")
-        rows.append(
-            f'<tr id="nb-{_e(r.get("name"))}"><td>{_e(r.get("name"))}</td>'
-            f'<td class="{_e(state)}">{_e(state)}</td>'
-            f'<td class="time">{"" if duration is None else f"{duration:.0f} s"}</td>'
-            f'<td class="time">{_e(r.get("profile"))}<br>{_e(r.get("finished"))}</td>'
-            f"<td>{_headline(r.get('headline') or {})}</td><td>{links}</td><td>{error}</td></tr>"
-        )
-    failed = [r for r in records if r.get("status") == "failed"]
-    failed_html = ""
-    if failed:
-        items = "".join(
-            f"<li><b>{_e(r.get('name'))}</b>: <pre>{_e(r.get('error'))}</pre> "
-            f"{_link(r.get('executed'), 'partially executed notebook')}"
-            f"{' &middot; ' + _link(r.get('html'), 'as HTML') if r.get('html') else ''}</li>"
-            for r in failed
-        )
-        failed_html = f'<h2 class="failed">Failed notebooks ({len(failed)})</h2><ul>{items}</ul>'
     total = sum(r.get("duration_s") or 0 for r in records)
-    counts = {s: sum(r.get("status") == s for r in records) for s in ("ok", "failed", "skipped")}
-    return (
-        f"<h2>Notebooks</h2><p>Last run: profile <b>{_e(status.get('profile'))}</b>, "
-        f"{_e(status.get('started'))} UTC on {_e(status.get('host'))}. Listed: "
-        f"{counts['ok']} ok, {counts['failed']} failed, {total:.0f} s of notebook time.</p>"
-        f"{failed_html}"
-        "<table><thead><tr><th>notebook</th><th>status</th><th>time</th><th>profile, UTC</th>"
-        "<th>headline numbers</th><th>links</th><th>error</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
-    )
+    notebooks = [_notebook(r) for r in records]
+    return {
+        "profile": status.get("profile"),
+        "started": status.get("started"),
+        "host": status.get("host"),
+        "counts": {
+            s: sum(r.get("status") == s for r in records) for s in ("ok", "failed", "skipped")
+        },
+        "total_s": f"{total:.0f} s",
+        "notebooks": notebooks,
+        "failed": [n for n in notebooks if n["status"] == "failed"],
+    }
 
 
 def render_index(out_dir: Path) -> str:
     status = read_status(out_dir)
     runs = sorted(out_dir.glob("run-*.html"), reverse=True)
-    run_items = "".join(f"<li>{_link(p.name, p.stem)}</li>" for p in runs)
-    notebooks = (
-        _notebook_section(status)
-        if status
-        else '<p class="muted">No notebook run yet: <code>workbench notebooks run</code>.</p>'
-    )
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>workbench reports</title><style>{STYLE}</style></head><body>"
-        f'<h1>workbench reports</h1><p class="muted">Index written {now} UTC.</p>'
-        f"{notebooks}<h2>Run reports</h2>"
-        + (f"<ul>{run_items}</ul>" if run_items else '<p class="muted">none</p>')
-        + "</body></html>"
+    return templates.render(
+        "index.html.j2",
+        now=datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+        status=_status(status) if status else None,
+        runs=[{"href": p.name, "text": p.stem} for p in runs],
     )
 
 
