@@ -3,7 +3,8 @@ PY := .venv/bin/python
 SETUP_STAMP := .venv/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test bench lab lint format lock clean notebooks-ci notebooks-full strip
+.PHONY: help setup test bench lab lint format lock clean notebooks-ci notebooks-full strip \
+  notebooks-sync
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -38,6 +39,21 @@ notebooks-full: setup ## Run every notebook with the full profile (the real stud
 
 strip: setup ## Remove outputs and execution counts from notebooks/ (nbstripout equivalent)
 	$(PY) -m workbench.cli notebooks strip notebooks
+
+# Each notebook is a pair (notebooks/jupytext.toml): <name>.py, the source a person edits,
+# and <name>.ipynb, what papermill runs. `jupytext --sync` takes the newer file of each
+# pair as the source and rewrites the other (the .ipynb keeps its outputs and cell ids);
+# an .ipynb without its .py gets one.
+NB_PY := $(wildcard notebooks/*.py)
+NB_UNPAIRED := $(filter-out $(NB_PY:.py=.ipynb),$(wildcard notebooks/*.ipynb))
+
+define NOTEBOOKS_SYNC
+	$(PY) -m jupytext --sync $(NB_PY) $(NB_UNPAIRED)
+	$(PY) -m workbench.cli notebooks strip notebooks
+endef
+
+notebooks-sync: setup ## After editing notebooks/*.py outside JupyterLab: update each paired .ipynb, then strip
+	$(NOTEBOOKS_SYNC)
 
 bench: setup ## Set up if needed, then run the quick CPU sweep of the tabular task and write reports/
 	$(PY) -m workbench.cli bench --task tabular --quick

@@ -4,29 +4,63 @@ going when one notebook fails and lists it in reports/index.html."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import jupytext
 import nbformat
 import papermill
 import pytest
 
-from workbench.study import notebook_params, notebooks
 from workbench.cli import main
 from workbench.errors import UserError
-from workbench.tasks.base import task_names
+from workbench.registry import TASKS, get_task
+from workbench.study import notebook_params, notebooks
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 REQUIRED = ["00_quickstart", "quantization_study", "cpu_vs_gpu", "seed_claims", "summary"]
 ALL = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
+PAIRS = sorted(set(ALL) | {p.stem for p in NOTEBOOKS.glob("*.py")})
+SYNC = "make notebooks-sync"  # jupytext --sync (the newer file of each pair wins), then strip
 
 
 def _param_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(cells) == 1, "exactly one cell tagged `parameters`"
     return cells[0]
+
+
+def _cells(path: Path) -> list[tuple[str, str, list[str]]]:
+    """What a pair must agree on, read with jupytext: each cell's type, source and tags."""
+    notebook = jupytext.read(path)
+    return [(c.cell_type, c.source, list(c.metadata.get("tags", []))) for c in notebook.cells]
+
+
+def _pair_problems(folder: Path, name: str) -> list[str]:
+    """How `<name>.py` and `<name>.ipynb` in `folder` disagree (empty: in step)."""
+    py, ipynb = folder / f"{name}.py", folder / f"{name}.ipynb"
+    missing = [p.name for p in (py, ipynb) if not p.is_file()]
+    if missing:
+        return [f"{name}: no {' and no '.join(missing)} beside the other half of the pair"]
+    a, b = _cells(py), _cells(ipynb)
+    problems = []
+    if a != b:
+        same = [x == y for x, y in zip(a, b, strict=False)]
+        i = same.index(False) if False in same else len(same)
+        first = f"{a[i][0]} cell {i}: {a[i][1][:60]!r}" if i < len(a) else f"cell {i}"
+        problems.append(
+            f"{name}.py and {name}.ipynb differ ({len(a)} and {len(b)} cells; first at {first})"
+        )
+    kernels = [jupytext.read(p).metadata.get("kernelspec") for p in (py, ipynb)]
+    if kernels[0] != kernels[1]:
+        problems.append(f"{name}: kernelspec {kernels[0]} in .py, {kernels[1]} in .ipynb")
+    return problems
 
 
 # ---------------------------------------------------------------- static checks
@@ -38,11 +72,14 @@ def test_committed_notebook_has_no_outputs(name: str) -> None:
     assert not problems, f"{name}.ipynb: {'; '.join(problems)} (run `make strip`)"
 
 
-@pytest.mark.parametrize("task", task_names())
+@pytest.mark.parametrize("task", TASKS.names())
 def test_every_task_has_a_notebook(task: str) -> None:
+    hint = "`workbench notebooks new TASK` (notebooks.new_task_notebook) writes the pair"
     assert (NOTEBOOKS / f"{task}.ipynb").is_file(), (
-        f"task {task!r} has no notebooks/{task}.ipynb: `python scripts/make_notebooks.py {task}` "
-        "writes one from the task template"
+        f"task {task!r} has no notebooks/{task}.ipynb: {hint} from the task template"
+    )
+    assert (NOTEBOOKS / f"{task}.py").is_file(), (
+        f"task {task!r} has no notebooks/{task}.py: {hint}, `{SYNC}` pairs an existing .ipynb"
     )
 
 
@@ -82,6 +119,117 @@ def test_strip_removes_outputs_and_is_idempotent(tmp_path: Path) -> None:
     assert notebooks.output_problems(path) == []
     assert notebooks.strip(path) is False
     assert nbformat.read(path, as_version=4).cells[2].metadata["tags"] == ["parameters"]
+
+
+# ---------------------------------------------------------------- the .py / .ipynb pairs
+
+
+@pytest.mark.parametrize("name", PAIRS)
+def test_notebook_and_its_script_agree(name: str) -> None:
+    """notebooks/<name>.py (what a person edits) and <name>.ipynb (what papermill runs)
+    hold the same cells: types, sources and tags."""
+    problems = _pair_problems(NOTEBOOKS, name)
+    assert not problems, f"{'; '.join(problems)}: run `{SYNC}`"
+
+
+def test_the_pairing_is_declared_for_the_folder() -> None:
+    """One notebooks/jupytext.toml pairs every notebook there (JupyterLab and the CLI)."""
+    found = jupytext.config.find_jupytext_configuration_file(str(NOTEBOOKS))
+    assert Path(found) == NOTEBOOKS / "jupytext.toml"
+    config = jupytext.config.load_jupytext_configuration_file(found)
+    for name in PAIRS:
+        assert config.default_formats(str(NOTEBOOKS / f"{name}.ipynb")) == "ipynb,py:percent"
+
+
+def _copy_pair(name: str, folder: Path) -> tuple[Path, Path]:
+    """`name`'s pair and the folder's jupytext.toml in `folder`, the .py the newer file."""
+    for file in ("jupytext.toml", f"{name}.ipynb", f"{name}.py"):
+        shutil.copy(NOTEBOOKS / file, folder / file)
+    return folder / f"{name}.py", folder / f"{name}.ipynb"
+
+
+def test_a_drifted_pair_fails_and_notebooks_sync_repairs_it(tmp_path: Path) -> None:
+    py, ipynb = _copy_pair("summary", tmp_path)
+    ids = [c.id for c in nbformat.read(ipynb, as_version=4).cells]
+    text = py.read_text()
+    edited = text.replace("# ## Reading\n", "# ## How to read it\n").replace(
+        "# %%\nimport json\n", '# %% tags=["raises-exception"]\nimport json\n'
+    )
+    assert edited.count("\n") == text.count("\n") and edited != text
+    py.write_text(edited)  # an edit in an editor, the .ipynb not synced
+    problems = _pair_problems(tmp_path, "summary")
+    assert problems and "summary.py and summary.ipynb differ" in problems[0]
+    # what `make notebooks-sync` runs
+    subprocess.run([sys.executable, "-m", "jupytext", "--sync", str(py)], check=True)
+    notebooks.strip_all(tmp_path)
+    assert _pair_problems(tmp_path, "summary") == []
+    synced = nbformat.read(ipynb, as_version=4)
+    assert "## How to read it" in synced.cells[-1].source
+    assert synced.cells[4].metadata["tags"] == ["raises-exception"]
+    assert [c.id for c in synced.cells] == ids  # unchanged cells keep their ids
+    assert notebooks.output_problems(ipynb) == []
+
+
+def test_a_jupyterlab_edit_is_kept_in_the_script(tmp_path: Path) -> None:
+    """JupyterLab saves through jupytext's contents manager (its server extension wraps
+    the default async one), which writes both files of the pair."""
+    from jupytext import AsyncTextFileContentsManager
+
+    py, ipynb = _copy_pair("summary", tmp_path)
+    manager = AsyncTextFileContentsManager(root_dir=str(tmp_path))
+    model = asyncio.run(manager.get("summary.ipynb"))
+    notebook = model["content"]
+    _param_cell(notebook).source += "\nextra: int = 3  # added in JupyterLab"
+    notebook.cells[0].source += "\n\nEdited in JupyterLab."
+    asyncio.run(manager.save({"type": "notebook", "content": notebook}, "summary.ipynb"))
+
+    text = py.read_text()
+    assert "extra: int = 3  # added in JupyterLab" in text
+    assert "# Edited in JupyterLab." in text
+    assert '# %% tags=["parameters"]' in text  # papermill's tag survives the round trip
+    assert _pair_problems(tmp_path, "summary") == []
+    assert "extra" in papermill.inspect_notebook(str(ipynb))
+    assert "extra" in _param_cell(jupytext.read(py)).source  # reopened from the .py
+    # reopening the pair in JupyterLab shows the edit
+    again = asyncio.run(manager.get("summary.ipynb"))["content"]
+    assert "Edited in JupyterLab." in again.cells[0].source
+
+
+def test_new_task_notebook_writes_the_pair_from_the_template(tmp_path: Path) -> None:
+    py = notebooks.new_task_notebook("tabular", tmp_path)
+    assert py == tmp_path / "tabular.py" and (tmp_path / "tabular.ipynb").is_file()
+    assert _cells(py) == _cells(NOTEBOOKS / "tabular.py"), (
+        "the task template (workbench/study/templates/task_notebook.py) no longer matches "
+        "notebooks/tabular.py: carry a change of the task notebooks' common structure to both"
+    )
+    assert _pair_problems(tmp_path, "tabular") == []
+    assert notebooks.output_problems(tmp_path / "tabular.ipynb") == []
+    written = nbformat.read(tmp_path / "tabular.ipynb", as_version=4)
+    assert written.metadata["kernelspec"]["name"] == notebooks.KERNEL
+    assert [c.id for c in written.cells][:2] == ["tabular-00", "tabular-01"]
+    assert "profile" in papermill.inspect_notebook(str(tmp_path / "tabular.ipynb"))
+
+    # another task: its name, description and models fill the template
+    notebooks.new_task_notebook("object_detection", tmp_path)
+    made = (tmp_path / "object_detection.py").read_text()
+    assert "# # Task `object_detection`:" in made and 'TASK = "object_detection"' in made
+    assert "{{" not in made and "tabular" not in made
+    task = get_task("object_detection")
+    assert all(f"`{m}`" in made for m in task.models)
+    assert _pair_problems(tmp_path, "object_detection") == []
+
+    # nothing is overwritten; an unknown task is refused before anything is written
+    py.write_text(py.read_text() + "\n# %%\nprint('mine')\n")
+    kept = py.read_text()
+    with pytest.raises(UserError, match=r"task 'tabular' has a notebook already"):
+        notebooks.new_task_notebook("tabular", tmp_path)
+    assert py.read_text() == kept
+    (tmp_path / "object_detection.py").unlink()  # half a pair is refused too
+    with pytest.raises(UserError, match=r"object_detection.ipynb"):
+        notebooks.new_task_notebook("object_detection", tmp_path)
+    with pytest.raises(UserError, match=r"unknown task 'nope'"):
+        notebooks.new_task_notebook("nope", tmp_path / "new")
+    assert not (tmp_path / "new").exists()
 
 
 # ---------------------------------------------------------------- parameter checks

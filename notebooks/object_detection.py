@@ -1,0 +1,141 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python (workbench)
+#     language: python
+#     name: workbench
+# ---
+
+# %% [markdown]
+# # Task `object_detection`: formats x precisions x runtimes x batch sizes
+#
+# Detect circles, squares, triangles and crosses in generated scenes. Models: `yolov8n_320`, `yolov8n_640`. The notebook exports each model to
+# every requested format and precision, checks each artifact against its source model, and
+# measures latency and throughput per batch size, device and thread count.
+
+# %%
+# %matplotlib inline
+from workbench.study import notebook_params
+
+notebook_params.begin(globals())  # names defined before the parameters cell
+
+# %% tags=["parameters"]
+profile: str = "ci"  # "ci": tiny sizes, a minute or two on 2 cores; "full": the real study
+models: list[str] = []  # model variants of the task; empty: the profile's choice
+frameworks: list[str] = []  # source frameworks "torch", "keras"; empty: the profile's choice
+formats: list[str] = []  # onnx, torchscript, pt2, tflite, savedmodel, eager, keras; empty: the profile's
+precisions: list[str] = []  # fp32, fp16, int8-dynamic, int8-static; empty: the profile's
+batch_sizes: list[int] = []  # items per call; empty: the profile's
+devices: list[str] = []  # "cpu", "cuda", "cuda:1"; empty: ci cpu, full cpu + cuda
+threads: list[int] = []  # intra-op thread counts; empty: every core available
+
+# %%
+# Fails fast, naming the parameter and its type, on an unknown name or a wrong type.
+P = notebook_params.check(globals())
+
+import pandas as pd
+from IPython.display import display
+
+from workbench import study
+from workbench.report import plots
+
+pd.set_option("display.max_columns", 40)
+pd.set_option("display.width", 200)
+pd.set_option("display.max_colwidth", 80)
+P
+
+# %%
+TASK = "object_detection"
+sweep = study.sweep_for(
+    TASK, P.profile, models=P.models, frameworks=P.frameworks, formats=P.formats,
+    precisions=P.precisions, batch_sizes=P.batch_sizes, devices=P.devices, threads=P.threads,
+)
+print(study.describe(sweep))
+frame = study.measure(sweep)
+caption = study.caption(frame)
+print(caption)
+
+# %% [markdown]
+# ## Export matrix
+# What was measured, its status and the parity verdict (the artifact against its source model on held-out inputs).
+
+# %%
+# NBVAL_CHECK_OUTPUT - statuses and parity verdicts are deterministic on a host
+print(study.export_matrix(frame).to_string(index=False))
+
+# %% [markdown]
+# ## All rows
+
+# %%
+study.table(frame)
+
+# %% [markdown]
+# ## Latency distribution per configuration
+
+# %%
+plots.latency_cdf(frame, caption)
+
+# %% [markdown]
+# ## Throughput against batch size
+
+# %%
+plots.throughput_vs_batch(frame, caption)
+
+# %% [markdown]
+# ## Speedup over FP32
+
+# %%
+speedups = study.speedup_over_fp32(frame)
+display(speedups[speedups["precision"] != "fp32"])
+plots.speedup(speedups, caption)
+
+# %% [markdown]
+# ## End to end: pre-processing, model, post-processing
+# Where the task has pre- and post-processing (decoding images, resizing, normalizing;
+# softmax and top-k, or box decoding and NMS), each call is also timed end to end from the
+# raw input, stage by stage. The model stage there includes the runtime's input conversion,
+# which the model-only figures leave out.
+
+# %%
+e2e = study.end_to_end(frame)
+display(e2e)
+plots.end_to_end_stages(e2e, caption)
+
+# %% [markdown]
+# ## Detections of the exported artifacts on held-out scenes
+# Each ONNX and TFLite artifact runs end to end (letterbox, model, threshold, class-aware
+# NMS, boxes mapped back to the original image) on scenes it never saw: red boxes are its
+# detections, dashed green boxes the ground truth.
+
+# %%
+from workbench.study import demos
+from workbench.vision.scenes import CLASSES
+
+plots.detections(demos.detection_examples(frame), list(CLASSES), caption)
+
+# %% [markdown]
+# ## Memory
+
+# %%
+plots.memory(frame, caption)
+
+# %%
+headline = study.headline_numbers(frame)
+study.record_headline(TASK, headline, P.profile)
+for key, value in headline.items():
+    print(f"{key}: {value}")
+
+# %% [markdown]
+# ## Reading
+# The export matrix says what could be produced and whether it still agrees with its source
+# model; a configuration is only worth its speed when parity passes. The CDF shows each
+# configuration's spread of call latencies (a step far to the right is a slow tail). The
+# throughput plot shows where batching stops paying; the speedup plot compares each precision
+# with FP32 of the same format, runtime and batch (above 1: faster). The memory plot puts the
+# measuring process's peak RSS next to the file size.
