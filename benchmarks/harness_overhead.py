@@ -2,11 +2,11 @@
 
 1. The `null` runtime's per-call cost through `workbench.harness.timing.measure`
    (target: <= 2 us), plus the loop's wall time per iteration, bookkeeping included.
-2. For ONE ONNX Runtime session, the workbench's p50 (`measure()` over the prepared
+2. For ONE ONNX Runtime session, the workbench's p50 (`time_calls()` over the prepared
    pool) against a bare `sess.run(None, feed)` loop timed with `perf_counter_ns` in
    the same process, on a tiny model and on a ~10 ms model; the two methods run in
    interleaved A-B / B-A blocks so drift cancels (target: p50s within 3%).
-3. Five repeated `measure()` runs of the ~10 ms configuration (target: every p50 within
+3. Five repeated `time_calls()` runs of the ~10 ms configuration (target: every p50 within
    +-3% of their median), with each run's `stable` flag and note from `summarize()`.
 
 Run:  .venv/bin/python benchmarks/harness_overhead.py [--quick] [--threads N] [--out PATH]
@@ -34,8 +34,9 @@ if str(REPO) not in sys.path:  # run from a checkout without installing
 
 from workbench.devices import parse_device  # noqa: E402
 from workbench.harness.stats import summarize  # noqa: E402
-from workbench.harness.timing import StopRule, measure  # noqa: E402
-from workbench.runtimes.base import LoadedModel, RuntimeOptions, get_runtime  # noqa: E402
+from workbench.harness.timing import StopRule, time_calls  # noqa: E402
+from workbench.registry import get_runtime  # noqa: E402
+from workbench.runtimes.base import LoadedModel, RuntimeOptions  # noqa: E402
 from workbench.signature import make_input_pool  # noqa: E402
 
 NULL_TARGET_US = 2.0
@@ -255,7 +256,7 @@ def figure_null(min_iters: int) -> dict[str, Any]:
         max_time_s=60.0,
         max_iters=max(min_iters, 1),
     )
-    m = measure(loaded.run_fn(), pool, rule)
+    m = time_calls(loaded.run_fn(), pool, rule)
     s = summarize(m.latencies_ns, 1, wall_time_s=m.duration_s, resamples=100)
     # The floor: two back-to-back clock reads with nothing between them.
     clock = time.perf_counter_ns
@@ -289,7 +290,7 @@ def bare_block(
 ) -> np.ndarray:
     """The reference: a plain loop around `sess.run(names, feed)`, nothing else."""
     perf_counter_ns = time.perf_counter_ns
-    sess.run(names, feed)  # one untimed call, as measure() gets one warm-up call
+    sess.run(names, feed)  # one untimed call, as time_calls() gets one warm-up call
     lat = []
     for _i in range(n):
         t0 = perf_counter_ns()
@@ -304,7 +305,7 @@ def workbench_block(loaded: LoadedModel, pool: list[Any], n: int) -> np.ndarray:
         warmup_iters=1, warmup_time_s=0.0, min_iters=n, min_time_s=0.0, max_time_s=600.0,
         max_iters=n,
     )  # fmt: skip
-    return measure(loaded.run_fn(), pool, rule).latencies_ns
+    return time_calls(loaded.run_fn(), pool, rule).latencies_ns
 
 
 # The methods compared. "bare" (the gated reference) passes the output names computed
@@ -408,7 +409,7 @@ def figure_repeat(
         waited = wait_quiet(quiet_s)
         host = HostLoad()
         rule = StopRule(min_iters=100, min_time_s=min_time_s, max_time_s=max(30.0, min_time_s))
-        m = measure(loaded.run_fn(), pool, rule)
+        m = time_calls(loaded.run_fn(), pool, rule)
         s = summarize(m.latencies_ns, batch)
         rows.append(
             {
@@ -453,7 +454,7 @@ def print_summary(res: dict[str, Any]) -> None:
     print(f"ORT intra-op threads: {thr}; load average before/after: {env['loadavg_before']}"
           f" / {env['loadavg_after']}")  # fmt: skip
     n = res["null"]
-    print("\n[1] null runtime through measure()")
+    print("\n[1] null runtime through time_calls()")
     print(f"    iterations {n['n_iterations']}: p50 {n['p50_us']:.3f} us, mean {n['mean_us']:.3f}"
           f" us (p99 {n['p99_us']:.3f}, max {n['max_us']:.1f})")  # fmt: skip
     print(f"    loop wall time per iteration (incl. bookkeeping): "
@@ -467,7 +468,7 @@ def print_summary(res: dict[str, Any]) -> None:
         print(f"    {p['model']}: {p['blocks']} blocks x {p['iters_per_block']} iters/method; "
               f"other processes used {p['other_processes_cores']} cores, steal "
               f"{p['steal_cores']}, meanwhile")  # fmt: skip
-        print(f"      workbench measure()         p50 {p['workbench_p50_ms'] * us:.3f} {unit}")
+        print(f"      workbench time_calls()         p50 {p['workbench_p50_ms'] * us:.3f} {unit}")
         print(f"      bare sess.run(names, feed)  p50 {p['bare_p50_ms'] * us:.3f} {unit}  "
               f"workbench diff {p['rel_diff_p50']:+.2%} (median block diff "
               f"{p['median_block_rel_diff_p50']:+.2%}): {verdict(p['pass'])} "

@@ -1,9 +1,9 @@
 """Where the workbench's few-percent gap to a bare `sess.run` loop on a ~5 us model comes
-from: the extra Python frame of `OrtModel.run`, and how `measure()` stores each latency.
+from: the extra Python frame of `OrtModel.run`, and how `time_calls()` stores each latency.
 
 Times one tiny ONNX Runtime session (Linear 10->2, batch 1) in interleaved blocks with:
-- `measure()` as shipped (latencies stored into a numpy int64 array, element by element),
-- a copy of `measure()` that appends to a Python list and converts once at the end,
+- `time_calls()` as shipped (latencies stored into a numpy int64 array, element by element),
+- a copy of `time_calls()` that appends to a Python list and converts once at the end,
 - each of those calling `functools.partial(sess.run, names)` instead of `OrtModel.run`,
 - a bare loop calling `OrtModel.run` (the frame, no harness), and the bare `sess.run` loop.
 Everything else in the timed region is identical; the numpy store happens *outside* it,
@@ -107,10 +107,10 @@ def main() -> int:
         return np.array(lat)
 
     variants = {
-        "measure() as shipped, OrtModel.run": lambda n: wb(measure, loaded.run, n),
-        "measure() list store, OrtModel.run": lambda n: wb(measure_list, loaded.run, n),
-        "measure() as shipped, partial(sess.run)": lambda n: wb(measure, part, n),
-        "measure() list store, partial(sess.run)": lambda n: wb(measure_list, part, n),
+        "time_calls() as shipped, OrtModel.run": lambda n: wb(measure, loaded.run, n),
+        "time_calls() list store, OrtModel.run": lambda n: wb(measure_list, loaded.run, n),
+        "time_calls() as shipped, partial(sess.run)": lambda n: wb(measure, part, n),
+        "time_calls() list store, partial(sess.run)": lambda n: wb(measure_list, part, n),
         "bare loop, OrtModel.run": bare_wrapped,
         "bare loop, sess.run(names, feed)": lambda n: ho.bare_block(sess, pool[0], n, names),
     }

@@ -219,7 +219,7 @@ for key, label in (("a", "(c) torchvision batched_nms, all 8,400 (a), uncapped")
 
 heads = None
 if want_real == "1":
-    from workbench.tasks.base import get_task
+    from workbench.registry import get_task
     from workbench.tasks.object_detection import weights_path
     if weights_path().exists():  # never train here: only use weights already cached
         try:

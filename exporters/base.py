@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -24,8 +23,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from workbench import workspace
+from workbench.atomic import write_json_atomic
 from workbench.errors import UserError
+from workbench.options import NoOptions, Options
 from workbench.procs import child_env, file_lock
+from workbench.registry import PASSES
 from workbench.workspace import artifacts_dir
 
 MANIFEST = "manifest.json"
@@ -41,7 +43,7 @@ class ExportContext:
     model: str
     source_framework: str
     precision: str
-    params: dict[str, Any]
+    params: Any  # the pass's typed parameters (an instance of its `Params`)
     source_model: Any
     upstream_path: Path | None = None
 
@@ -65,7 +67,8 @@ class Pass(ABC):
     format: ClassVar[str]  # target format name
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     filename: ClassVar[str]  # file (or directory) name inside the artifact directory
-    default_params: ClassVar[dict[str, Any]] = {}
+    # The pass's parameters, typed and with their defaults (an `Options` dataclass).
+    Params: ClassVar[type[Options]] = NoOptions
     # (format, precision) of the artifact this pass transforms, e.g. ("onnx", "fp32") for
     # ONNX Runtime quantization; None when it converts the source model itself.
     upstream: ClassVar[tuple[str, str] | None] = None
@@ -74,47 +77,16 @@ class Pass(ABC):
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
         """Write the artifact to `out`; return manifest extras (exporter, version, opset...)."""
 
-    def check_params(self, params: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(params) - set(self.default_params)
-        if unknown:
-            raise UserError(
-                f"pass {self.name!r} has no parameter(s) {', '.join(sorted(unknown))}: "
-                f"it takes {', '.join(sorted(self.default_params)) or 'none'}"
-            )
-        return {**self.default_params, **params}
-
-
-_REGISTRY: dict[str, type[Pass]] = {}
-
-
-def register(cls: type[Pass]) -> type[Pass]:
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-PLUGINS_ENV = "WORKBENCH_EXTRA_PASSES"
+    def check_params(self, params: dict[str, Any] | None) -> Options:
+        """The typed parameters: `params` over the defaults; a UserError naming an unknown
+        or ill-typed one and listing what the pass takes."""
+        return self.Params.parse(params, owner=f"pass {self.name!r}", noun="parameter")
 
 
 def all_passes() -> dict[str, type[Pass]]:
-    """Every registered pass: the built-in ones plus modules named (comma-separated) in
-    $WORKBENCH_EXTRA_PASSES, a hook for user passes (and for tests of crashing converters)."""
-    import importlib
-
-    from exporters import (  # noqa: F401
-        keras_onnx,
-        keras_savedmodel,
-        keras_tflite,
-        onnx_quantize,
-        tflite_quantize,
-        torch_onnx,
-        torch_quantize,
-        torch_script,
-        torch_tflite,
-    )
-
-    for module in filter(None, os.environ.get(PLUGINS_ENV, "").split(",")):
-        importlib.import_module(module.strip())
-    return dict(_REGISTRY)
+    """Every registered pass (`workbench.registry.PASSES`), imported: the built-in ones,
+    entry points, and modules named in $WORKBENCH_EXTRA_PASSES."""
+    return PASSES.all()
 
 
 def find_pass(source_framework: str, fmt: str, precision: str) -> Pass:
@@ -182,7 +154,7 @@ class ArtifactRequest:
                 "format": self.format,
                 "precision": self.precision,
                 "pass": pass_.name,
-                "params": pass_.check_params(self.params),
+                "params": pass_.check_params(self.params).to_dict(),
                 "code": hashlib.sha256(code.encode()).hexdigest(),
                 "upstream": upstream_key,
             },
@@ -209,13 +181,7 @@ def size_of(path: Path) -> int:
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     """Atomically replace `directory/manifest.json`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".manifest-")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(manifest, fh, indent=2, sort_keys=True, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, directory / MANIFEST)
+    write_json_atomic(directory / MANIFEST, manifest, sort_keys=True)
 
 
 def read_manifest(directory: Path) -> dict[str, Any] | None:
@@ -240,12 +206,12 @@ def export(
 ) -> dict[str, Any]:
     """Export `request` (or reuse the cached artifact) and return its manifest. Never
     raises for a converter failure: the manifest's status says `failed` and why."""
-    from workbench.tasks.base import get_task
+    from workbench.registry import get_task
 
     task_obj = get_task(request.task)
     task_obj.check_model(request.model)
     pass_ = find_pass(request.source_framework, request.format, request.precision)
-    params = pass_.check_params(request.params)
+    params = pass_.check_params(request.params).to_dict()
     directory = artifacts_dir() / f"{request.task}-{request.model}" / request.key(pass_, task_obj)
     directory.mkdir(parents=True, exist_ok=True)
     # One exporter per artifact at a time, across threads and processes: parallel exports

@@ -9,20 +9,26 @@ which imports onnx only, never torch).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exporters.base import ExportContext, Pass, register
+from exporters.base import ExportContext, Pass
 from exporters.torch_onnx import check_onnx
+from workbench.options import Options
 
 
-@register
+@dataclass(frozen=True)
+class KerasOnnxParams(Options):
+    opset: int = 17
+
+
 class KerasOnnx(Pass):
     name = "keras_onnx"
     source_frameworks = ("keras",)
     format = "onnx"
     filename = "model.onnx"
-    default_params = {"opset": 17}
+    Params = KerasOnnxParams
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
         import tensorflow as tf
@@ -38,7 +44,7 @@ class KerasOnnx(Pass):
             for spec in specs
         ]
         proto, _ = tf2onnx.convert.from_keras(
-            ctx.source_model, input_signature=signature, opset=int(ctx.params["opset"])
+            ctx.source_model, input_signature=signature, opset=ctx.params.opset
         )
         got = [i.name for i in proto.graph.input]
         wanted = [spec.name for spec in specs]

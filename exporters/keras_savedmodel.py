@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from exporters.base import ExportContext, Pass, register
+from exporters.base import ExportContext, Pass
 
 
-@register
 class KerasSavedModel(Pass):
     name = "keras_savedmodel"
     source_frameworks = ("keras",)

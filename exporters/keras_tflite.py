@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from exporters.base import ExportContext, Pass, register
+from exporters.base import ExportContext, Pass
 
 
-@register
 class KerasTFLite(Pass):
     name = "keras_tflite"
     source_frameworks = ("keras",)

@@ -40,8 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from exporters.base import ExportContext, Pass, register
+from exporters.base import ExportContext, Pass
 from workbench.errors import UserError
+from workbench.options import Options
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 QUANT_TYPES = ("qint8", "quint8")
@@ -97,23 +98,21 @@ def _choice(pass_name: str, key: str, value: Any, valid: Sequence[Any]) -> None:
         )
 
 
-def _flag(pass_name: str, key: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise UserError(f"pass {pass_name!r}: {key} must be true or false, got {value!r}")
-
-
 @dataclass(frozen=True)
-class DynamicConfig:
+class DynamicConfig(Options):
+    """Parameters of `onnx_int8_dynamic` (ORT quantize_dynamic)."""
+
     per_channel: bool = False
     weight_type: str = "qint8"
 
     def __post_init__(self) -> None:
-        _flag("onnx_int8_dynamic", "per_channel", self.per_channel)
         _choice("onnx_int8_dynamic", "weight_type", self.weight_type, QUANT_TYPES)
 
 
 @dataclass(frozen=True)
-class StaticConfig:
+class StaticConfig(Options):
+    """Parameters of `onnx_int8_static` (ORT quantize_static, QDQ)."""
+
     calibration_method: str = "minmax"
     calibration_size: int = 256
     per_channel: bool = True
@@ -143,18 +142,16 @@ class StaticConfig:
                 f"pass {name!r}: calibration_size must be a positive integer, "
                 f"got {self.calibration_size!r}"
             )
-        _flag(name, "per_channel", self.per_channel)
         _choice(name, "activation_type", self.activation_type, QUANT_TYPES)
         _choice(name, "weight_type", self.weight_type, QUANT_TYPES)
-        _flag(name, "float_outputs", self.float_outputs)
 
 
 @dataclass(frozen=True)
-class Fp16Config:
-    keep_io_types: bool = True
+class Fp16Config(Options):
+    """Parameters of `onnx_fp16`: keep_io_types leaves the graph's inputs and outputs in
+    float32 (Casts at the edges), so callers feed the same arrays as FP32."""
 
-    def __post_init__(self) -> None:
-        _flag("onnx_fp16", "keep_io_types", self.keep_io_types)
+    keep_io_types: bool = True
 
 
 # --------------------------------------------------------------------------- helpers
@@ -501,13 +498,13 @@ def _int8_warnings(support: Mapping[str, bool], kernels: Mapping[str, int | None
     return warnings
 
 
-def _base_extras(exporter: str, params: Mapping[str, Any], definition: str) -> dict[str, Any]:
+def _base_extras(exporter: str, params: Options, definition: str) -> dict[str, Any]:
     import onnxruntime
 
     return {
         "exporter": exporter,
         "exporter_version": onnxruntime.__version__,
-        "params": dict(params),
+        "params": params.to_dict(),
         "node_count_definition": definition,
     }
 
@@ -535,17 +532,16 @@ class _OnnxTransform(Pass):
         return Path(ctx.upstream_path)
 
 
-@register
 class OnnxInt8Dynamic(_OnnxTransform):
     name = "onnx_int8_dynamic"
     precisions = ("int8-dynamic",)
-    default_params = {"per_channel": False, "weight_type": "qint8"}
+    Params = DynamicConfig
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
         import onnx
         from onnxruntime.quantization import quantize_dynamic
 
-        config = DynamicConfig(**ctx.params)
+        config = ctx.params
         source = self._upstream(ctx)
         with tempfile.TemporaryDirectory(prefix="wb-quant-") as tmp:
             pre = Path(tmp) / "preprocessed.onnx"
@@ -580,24 +576,16 @@ class OnnxInt8Dynamic(_OnnxTransform):
         return _finish(onnx.load(str(source)), out, extras)
 
 
-@register
 class OnnxInt8Static(_OnnxTransform):
     name = "onnx_int8_static"
     precisions = ("int8-static",)
-    default_params = {
-        "calibration_method": "minmax",
-        "calibration_size": 256,
-        "per_channel": True,
-        "activation_type": "quint8",
-        "weight_type": "qint8",
-        "float_outputs": True,
-    }
+    Params = StaticConfig
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
         import onnx
         from onnxruntime.quantization import QuantFormat, quantize_static
 
-        config = StaticConfig(**ctx.params)
+        config = ctx.params
         source = self._upstream(ctx)
         original = onnx.load(str(source))
         expected = onnx_inputs(original)
@@ -662,18 +650,17 @@ class OnnxInt8Static(_OnnxTransform):
         return _finish(original, out, extras)
 
 
-@register
 class OnnxFp16(_OnnxTransform):
     name = "onnx_fp16"
     precisions = ("fp16",)
-    default_params = {"keep_io_types": True}
+    Params = Fp16Config
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
         import onnx
         from onnxruntime.transformers.float16 import convert_float_to_float16
         from onnxruntime.transformers.onnx_model import OnnxModel
 
-        config = Fp16Config(**ctx.params)
+        config = ctx.params
         original = onnx.load(str(self._upstream(ctx)))
         source = onnx.load(str(self._upstream(ctx)))
         # Exporters leave float32 value_info for intermediate tensors; stale after the

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from exporters.base import ExportContext, Pass, register
+from exporters.base import ExportContext, Pass
+from workbench.errors import UserError
+from workbench.options import Options
 
 
 def check_calibration_shapes(
@@ -199,7 +202,6 @@ class _KerasTFLiteQuantized(Pass):
         }
 
 
-@register
 class KerasTFLiteFP16(_KerasTFLiteQuantized):
     name = "keras_tflite_fp16"
     precisions = ("fp16",)
@@ -209,7 +211,6 @@ class KerasTFLiteFP16(_KerasTFLiteQuantized):
         return {"quantization": "float16 weights (Optimize.DEFAULT, supported_types=[float16])"}
 
 
-@register
 class KerasTFLiteInt8Dynamic(_KerasTFLiteQuantized):
     name = "keras_tflite_int8_dynamic"
     precisions = ("int8-dynamic",)
@@ -218,7 +219,22 @@ class KerasTFLiteInt8Dynamic(_KerasTFLiteQuantized):
         return {"quantization": "dynamic range: int8 weights (Optimize.DEFAULT)"}
 
 
-@register
+@dataclass(frozen=True)
+class TFLiteInt8StaticParams(Options):
+    """Parameters of `keras_tflite_int8_static` (full-integer quantization)."""
+
+    calibration_size: int = 500
+    int8_io: bool = False  # int8 model inputs and outputs (the manifest gives their scales)
+    float_tail: bool = True  # keep the weight-free ops after the last weighted layer float
+
+    def __post_init__(self) -> None:
+        if self.calibration_size < 1:
+            raise UserError(
+                "pass 'keras_tflite_int8_static': calibration_size must be a positive "
+                f"integer, got {self.calibration_size!r}"
+            )
+
+
 class KerasTFLiteInt8Static(_KerasTFLiteQuantized):
     name = "keras_tflite_int8_static"
     precisions = ("int8-static",)
@@ -227,17 +243,10 @@ class KerasTFLiteInt8Static(_KerasTFLiteQuantized):
     # float_tail: the weight-free ops after the last weighted layer stay float (see
     # tail_nodes). yolov8n_320: box F1 vs float 0.516 -> 0.986, mAP@0.5 0.519 -> 0.908
     # (float 0.904), +19 KB; all of the loss was in that tail.
-    default_params = {"calibration_size": 500, "int8_io": False, "float_tail": True}
+    Params = TFLiteInt8StaticParams
 
     def configure(self, converter: Any, tf: Any, ctx: ExportContext) -> dict[str, Any]:
-        size, int8_io = ctx.params["calibration_size"], ctx.params["int8_io"]
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise ValueError(f"calibration_size must be a positive integer, got {size!r}")
-        if not isinstance(int8_io, bool):
-            raise ValueError(f"int8_io must be true or false, got {int8_io!r}")
-        float_tail = ctx.params.get("float_tail", True)
-        if not isinstance(float_tail, bool):
-            raise ValueError(f"float_tail must be true or false, got {float_tail!r}")
+        size, int8_io = ctx.params.calibration_size, ctx.params.int8_io
         specs = ctx.input_specs()
         names = [spec.name for spec in specs]
         keras_inputs = list(getattr(ctx.source_model, "inputs", None) or [])
@@ -261,7 +270,7 @@ class KerasTFLiteInt8Static(_KerasTFLiteQuantized):
         }
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
-        if ctx.params.get("float_tail", True):
+        if ctx.params.float_tail:
             extras = self._export_float_tail(ctx, out)
         else:
             extras = {**super().export(ctx, out), "float_tail": False}

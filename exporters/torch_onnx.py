@@ -3,10 +3,12 @@ exporter as the fallback; the manifest records which one wrote the file."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from exporters.base import ExportContext, Pass, register
+from exporters.base import ExportContext, Pass
+from workbench.options import Options
 
 
 def _dynamic_axes(ctx: ExportContext) -> dict[str, dict[int, str]]:
@@ -27,13 +29,20 @@ def check_onnx(path: Path) -> int:
     return next(op.version for op in proto.opset_import if op.domain in ("", "ai.onnx"))
 
 
-@register
+@dataclass(frozen=True)
+class TorchOnnxParams(Options):
+    opset: int = 18
+    # True: the dynamo exporter (torch.export); False: TorchScript tracing; "auto": dynamo,
+    # then tracing if dynamo fails
+    dynamo: bool | Literal["auto"] = "auto"
+
+
 class TorchOnnx(Pass):
     name = "torch_onnx"
     source_frameworks = ("torch",)
     format = "onnx"
     filename = "model.onnx"
-    default_params = {"opset": 18, "dynamo": "auto"}
+    Params = TorchOnnxParams
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
         source_model, params = ctx.source_model, ctx.params
@@ -43,14 +52,14 @@ class TorchOnnx(Pass):
         example = tuple(torch.from_numpy(v) for v in ctx.example_inputs(2).values())
         input_names = [s.name for s in specs]
         axes = _dynamic_axes(ctx)
-        attempts = {"auto": (True, False), True: (True,), False: (False,)}[params["dynamo"]]
+        attempts = {"auto": (True, False), True: (True,), False: (False,)}[params.dynamo]
         errors: list[str] = []
         for dynamo in attempts:
             try:
                 kwargs: dict[str, Any] = {
                     "input_names": input_names,
                     "output_names": ["output"],
-                    "opset_version": params["opset"],
+                    "opset_version": params.opset,
                     "dynamo": dynamo,
                 }
                 if dynamo:

@@ -12,11 +12,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from exporters.base import ExportContext, Pass, register
+from exporters.base import ExportContext, Pass
 from exporters.torch_script import write_signature
 
 
-@register
 class TorchDynamicInt8(Pass):
     name = "torch_quantize_dynamic"
     source_frameworks = ("torch",)

@@ -7,10 +7,12 @@ shapes, since neither file format carries a usable input signature."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from exporters.base import ExportContext, Pass, register
+from exporters.base import ExportContext, Pass
+from workbench.options import Options
 
 
 def write_signature(out: Path, specs: list[Any]) -> None:
@@ -22,32 +24,35 @@ def write_signature(out: Path, specs: list[Any]) -> None:
     )
 
 
-@register
+@dataclass(frozen=True)
+class TorchScriptParams(Options):
+    method: Literal["trace", "script"] = "trace"  # torch.jit.trace or torch.jit.script
+
+
 class TorchScriptPass(Pass):
     name = "torch_script"
     source_frameworks = ("torch",)
     format = "torchscript"
     filename = "model.pt"
-    default_params = {"method": "trace"}
+    Params = TorchScriptParams
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
         source_model, params = ctx.source_model, ctx.params
         import torch
 
         example = tuple(torch.from_numpy(v) for v in ctx.example_inputs(2).values())
-        if params["method"] == "script":
+        if params.method == "script":
             module = torch.jit.script(source_model)
-        elif params["method"] == "trace":
+        elif params.method == "trace":
             module = torch.jit.trace(source_model, example, check_trace=True)
         else:
-            raise ValueError(f"method must be 'trace' or 'script', got {params['method']!r}")
+            raise ValueError(f"method must be 'trace' or 'script', got {params.method!r}")
         module = torch.jit.freeze(module.eval())
         torch.jit.save(module, str(out))
         write_signature(out, ctx.input_specs())
-        return {"exporter": f"torch.jit.{params['method']}", "exporter_version": torch.__version__}
+        return {"exporter": f"torch.jit.{params.method}", "exporter_version": torch.__version__}
 
 
-@register
 class TorchExportPass(Pass):
     name = "torch_export"
     source_frameworks = ("torch",)

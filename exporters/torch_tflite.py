@@ -14,19 +14,36 @@ the pass raises with litert-torch's own messages.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from exporters.base import ExportContext, Pass, register
+from exporters.base import ExportContext, Pass
+from workbench.errors import UserError
+from workbench.options import Options
 
 
-@register
+@dataclass(frozen=True)
+class TorchTFLiteParams(Options):
+    # True: a dynamic batch axis; False: a file fixed at `static_batch`; "auto": dynamic,
+    # else static
+    dynamic_batch: bool | Literal["auto"] = "auto"
+    static_batch: int = 1
+
+    def __post_init__(self) -> None:
+        if self.static_batch < 1:
+            raise UserError(
+                f"pass 'torch_tflite': static_batch must be a positive integer, got "
+                f"{self.static_batch!r}"
+            )
+
+
 class TorchTFLite(Pass):
     name = "torch_tflite"
     source_frameworks = ("torch",)
     format = "tflite"
     filename = "model.tflite"
-    default_params = {"dynamic_batch": "auto", "static_batch": 1}
+    Params = TorchTFLiteParams
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
         # The worker has already imported torch to build the source model, so torch (and
@@ -34,9 +51,7 @@ class TorchTFLite(Pass):
         import litert_torch
         import torch
 
-        mode, static_batch = ctx.params["dynamic_batch"], ctx.params["static_batch"]
-        if mode not in ("auto", True, False):
-            raise ValueError(f"dynamic_batch must be 'auto', true or false, got {mode!r}")
+        mode, static_batch = ctx.params.dynamic_batch, ctx.params.static_batch
         specs = ctx.input_specs()
         attempts = {"auto": (True, False), True: (True,), False: (False,)}[mode]
         errors: list[str] = []
@@ -80,7 +95,8 @@ def _litert_problem(path: Path, ctx: ExportContext) -> str | None:
     batch 1 and 3, or None. litert-torch can emit a file whose batch axis is dynamic in the
     signature yet that XNNPACK fails to reshape at load or invoke."""
     from workbench.devices import parse_device
-    from workbench.runtimes.base import RuntimeOptions, get_runtime
+    from workbench.registry import get_runtime
+    from workbench.runtimes.base import RuntimeOptions
 
     try:
         loaded = get_runtime("litert").load(path, RuntimeOptions(parse_device("cpu")))

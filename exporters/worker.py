@@ -29,8 +29,9 @@ from exporters.base import (
 from workbench.devices import parse_device
 from workbench.formats import runtime_for
 from workbench.parity import verdict
-from workbench.runtimes.base import RuntimeOptions, get_runtime, run_in_batches
-from workbench.tasks.base import Task, get_task
+from workbench.registry import get_runtime, get_task
+from workbench.runtimes.base import RuntimeOptions, run_in_batches
+from workbench.tasks.base import Task
 
 HINTS = {
     "torch": "if the converter rejects an op or a dynamic shape, try the other exporter "
@@ -85,7 +86,7 @@ def artifact_outputs(
     and its outputs dequantized with the manifest's scales and zero points."""
     runtime = get_runtime(runtime_for(fmt))
     options = RuntimeOptions(
-        parse_device("cpu"), extra={"inputs": task.input_specs(model, framework)}
+        parse_device("cpu"), format=fmt, inputs=task.input_specs(model, framework)
     )
     loaded = runtime.load(path, options)
     try:
@@ -197,7 +198,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         job["model"],
         job["source_framework"],
         job["precision"],
-        job["params"],
+        pass_.check_params(job["params"]),
         source,
         upstream_path,
     )

@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from exporters.base import ExportContext, Pass, register
+from exporters.base import ExportContext, Pass
+from workbench.registry import PASSES
 
 
-@register
+@PASSES.register
 class CrashingPass(Pass):
     name = "crashing"
     source_frameworks = ("torch",)

@@ -2,7 +2,7 @@
 as a native runtime bug would. Loaded into benchmark workers through the plugin hook
 $WORKBENCH_EXTRA_RUNTIMES=tests.crashing_runtime.
 
-`runtime_extra["crash_at_batch"]` = N: load works and batch N aborts on its first call;
+The setting `crash_at_batch` = N: load works and batch N aborts on its first call;
 without it, `load` aborts.
 """
 
@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 import resource
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from workbench.devices import Device
-from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions, register
+from workbench.options import Options
+from workbench.registry import RUNTIMES
+from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions
 from workbench.signature import TensorSpec
 
 
@@ -36,16 +39,22 @@ class CrashingModel(LoadedModel):
             _abort()
 
 
-@register
+@dataclass(frozen=True)
+class CrashSettings(Options):
+    crash_at_batch: int | None = None
+
+
+@RUNTIMES.register
 class CrashingRuntime(Runtime):
     name = "crash"
     formats = ("onnx",)
+    Settings = CrashSettings
 
     def unavailable_reason(self, device: Device) -> str | None:
         return None
 
     def load(self, path: Path | None, options: RuntimeOptions, model: Any = None) -> LoadedModel:
-        crash_at = options.extra.get("crash_at_batch")
+        crash_at = self.settings(options).crash_at_batch
         if crash_at is None:
             _abort()
         return CrashingModel(int(crash_at))

@@ -204,7 +204,7 @@ def _json_rows(proc: subprocess.CompletedProcess[str]) -> list[dict]:
 def test_bench_json_rows_and_store(tmp_path, models):
     home = tmp_path / "ws"
     proc = run_cli(
-        ["bench", str(models["dense"]), "--batch", "1,4", *FAST, "--format", "json"], tmp_path
+        ["bench", str(models["dense"]), "--batch", "1,4", *FAST, "--output", "json"], tmp_path
     )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -251,7 +251,7 @@ def test_bench_table_is_the_default(tmp_path, models):
 def test_bench_symbolic_dim_set(tmp_path, models):
     proc = run_cli(
         ["bench", str(models["symbolic"]), "--dim", "seq=16", "--batch", "2", *FAST]
-        + ["--format", "json"],
+        + ["--output", "json"],
         tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
@@ -265,7 +265,7 @@ def test_bench_cuda_without_gpu_is_unavailable(tmp_path, models):
         pytest.skip("this host has a GPU")
     proc = run_cli(
         ["bench", str(models["dense"]), "--device", "cuda", "--batch", "1,8", *FAST]
-        + ["--format", "json"],
+        + ["--output", "json"],
         tmp_path,
     )
     assert proc.returncode == 0, proc.stderr

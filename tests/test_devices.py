@@ -8,8 +8,8 @@ import pytest
 from workbench import devices
 from workbench.devices import Device, host_gpu_reason, parse_device
 from workbench.errors import UserError
+from workbench.registry import RUNTIMES, get_runtime
 from workbench.runtimes import ort_runtime, tf_runtime, torch_runtime
-from workbench.runtimes.base import get_runtime, runtime_names
 
 
 @pytest.mark.parametrize(
@@ -67,7 +67,7 @@ def test_framework_device_names():
     assert tf_runtime._tf_device(Device("cpu")) == "/CPU:0"
 
 
-@pytest.mark.parametrize("name", runtime_names())
+@pytest.mark.parametrize("name", RUNTIMES.names())
 def test_every_runtime_says_why_cuda_is_unavailable_here(name):
     if devices.nvidia_gpus():
         pytest.skip("this host has a GPU")

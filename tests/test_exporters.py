@@ -21,12 +21,6 @@ PATHS = [
 ]
 
 
-@pytest.fixture
-def workspace(tmp_path, monkeypatch):
-    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "ws"))
-    return tmp_path / "ws"
-
-
 @pytest.mark.parametrize(("framework", "fmt"), PATHS)
 def test_tabular_export_matches_its_source(workspace, framework, fmt):
     manifest = export(ArtifactRequest("tabular", "mlp", framework, fmt))

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import pytest
 
-from workbench.cli import _task_defaults
 from workbench.errors import UserError
-from workbench.tasks.base import get_task
+from workbench.registry import get_task
 from workbench.vision.classify_preprocess import TopK
 from workbench.vision.yolo_decode import Detections
 
@@ -83,16 +80,12 @@ def test_detection_pipeline_handles_an_empty_result():
     assert [len(d) for d in found] == [0, 0] and isinstance(found[0], Detections)
 
 
-def _args(task: str | None, quick: bool) -> argparse.Namespace:
-    return argparse.Namespace(task=task, quick=quick)
-
-
 def test_cli_takes_each_task_s_own_bench_defaults():
-    assert _task_defaults(_args("image_classification", True)) == {
-        "models": ["efficientnet_lite0"],
-        "batch_sizes": [1, 8, 64],
-    }
-    assert _task_defaults(_args("object_detection", False))["models"] == ["yolov8n_640"]
-    assert max(_task_defaults(_args("object_detection", False))["batch_sizes"]) == 64
-    assert _task_defaults(_args("tabular", True)) == {}
-    assert _task_defaults(_args(None, True)) == {}
+    """The task's preset table answers for the CLI (`--quick` is the quick profile, no
+    flag the full one) as for the notebooks; tabular keeps the CLI's generic batches."""
+    quick = get_task("image_classification").preset("quick")
+    assert (list(quick.models), list(quick.batch_sizes)) == (["efficientnet_lite0"], [1, 8, 64])
+    assert list(get_task("object_detection").preset("full").models) == ["yolov8n_640"]
+    assert max(get_task("object_detection").preset("full").batch_sizes) == 64
+    tabular = get_task("tabular").preset("quick")
+    assert tabular.models is None and list(tabular.batch_sizes) == [1, 8, 64, 256]

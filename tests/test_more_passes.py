@@ -12,7 +12,7 @@ import pytest
 
 from exporters.base import ArtifactRequest, ExportContext, export
 from exporters.tflite_quantize import KerasTFLiteInt8Static, check_calibration_shapes
-from workbench.tasks.base import get_task
+from workbench.registry import get_task
 from workbench.tasks.tabular import HIDDEN, N_CLASSES, N_FEATURES
 
 SIZES = (N_FEATURES, *HIDDEN["mlp"], N_CLASSES)
@@ -30,21 +30,13 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        home = tmp_path_factory.mktemp("ws")
-        patch.setenv("WORKBENCH_HOME", str(home))
-        yield home
-
-
 @pytest.mark.parametrize(
     ("framework", "fmt", "precision", "params", "max_size_ratio"),
     CASES,
     ids=[f"{c[0]}-{c[1]}-{c[2]}{'-int8io' if c[3] else ''}" for c in CASES],
 )
 def test_mlp_export_matches_its_source(
-    workspace, framework, fmt, precision, params, max_size_ratio
+    module_workspace, framework, fmt, precision, params, max_size_ratio
 ):
     manifest = export(ArtifactRequest("tabular", "mlp", framework, fmt, precision, params))
     assert manifest["status"] == "ok", manifest.get("error")
@@ -90,7 +82,7 @@ def test_calibration_shape_check_names_the_input_and_both_shapes():
         check_calibration_shapes({"x": np.zeros((8, 10))}, [("input", (None, 10))])
 
 
-def test_wrong_calibration_shape_is_rejected_before_calibration(workspace):
+def test_wrong_calibration_shape_is_rejected_before_calibration(module_workspace):
     task = get_task("tabular")
     bad = SimpleNamespace(
         input_specs=task.input_specs,

@@ -11,7 +11,7 @@ import pytest
 
 from tests.childproc import run_child
 from workbench.models.yolo_config import YoloConfig, anchor_points, keras_layer_name
-from workbench.tasks.base import get_task, task_names
+from workbench.registry import TASKS, get_task
 from workbench.tasks.object_detection import (
     MODELS,
     input_size_of,
@@ -27,7 +27,7 @@ _child = run_child
 
 
 def test_task_is_registered_with_both_frameworks():
-    assert "object_detection" in task_names()
+    assert "object_detection" in TASKS.names()
     task = get_task("object_detection")
     assert task.models[0] == "yolov8n_320" and task.parity_samples <= 16
     for model in task.models:
@@ -166,12 +166,11 @@ def test_trained_detector_finds_the_objects(detector_weights):
 
 
 @pytest.mark.slow
-def test_onnx_export_of_the_detector_passes_parity(detector_weights, tmp_path, monkeypatch):
+def test_onnx_export_of_the_detector_passes_parity(detector_weights, workspace):
     from exporters.base import ArtifactRequest, export
 
     # Weights live in the machine-wide cache (workspace.weights_dir), so a temporary
     # workspace reuses them.
-    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "ws"))
     manifest = export(ArtifactRequest("object_detection", "yolov8n_320", "torch", "onnx"))
     assert manifest["status"] == "ok", manifest.get("error")
     assert manifest["parity_metric_name"] == "box_f1"

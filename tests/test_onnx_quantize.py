@@ -18,15 +18,7 @@ from workbench.errors import UserError
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        home = tmp_path_factory.mktemp("ws")
-        patch.setenv("WORKBENCH_HOME", str(home))
-        yield home
-
-
-@pytest.fixture(scope="module")
-def fp32(workspace):
+def fp32(module_workspace):
     manifest = export(ArtifactRequest("tabular", "mlp", "torch", "onnx", "fp32"))
     assert manifest["status"] == "ok", manifest.get("error")
     return manifest

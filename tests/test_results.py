@@ -252,9 +252,8 @@ def test_export_rejects_other_suffix(frame, tmp_path):
         export(frame, tmp_path / "rows.xlsx")
 
 
-def test_default_root_is_workspace(tmp_path, monkeypatch):
-    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+def test_default_root_is_workspace(workspace):
     store = RunStore.create({})
-    assert store.path.parent == tmp_path / "runs"
+    assert store.path.parent == workspace / "runs"
     store.append(_row(0))
     assert len(results.load()) == 1

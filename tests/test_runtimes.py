@@ -20,7 +20,8 @@ import pytest
 from workbench import devices
 from workbench.devices import parse_device
 from workbench.errors import UnavailableError, UserError
-from workbench.runtimes.base import RuntimeOptions, get_runtime, runtime_names
+from workbench.registry import RUNTIMES, get_runtime
+from workbench.runtimes.base import RuntimeOptions
 from workbench.signature import TensorSpec, make_input_pool
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,8 +31,10 @@ W = RNG.standard_normal((4, 3)).astype(np.float32)
 B = RNG.standard_normal(3).astype(np.float32)
 
 
-def cpu_options(**extra) -> RuntimeOptions:
-    return RuntimeOptions(device=CPU, threads=1, extra=extra)
+def cpu_options(runtime: str | None = None, inputs=None, format=None, **settings) -> RuntimeOptions:
+    """CPU, one thread; `settings` are checked as `runtime`'s own."""
+    parsed = get_runtime(runtime).parse_settings(settings) if runtime else None
+    return RuntimeOptions(device=CPU, threads=1, format=format, inputs=inputs, settings=parsed)
 
 
 def run_feed(loaded, feed):
@@ -123,7 +126,8 @@ TF_SCRIPT = textwrap.dedent(
 
     from workbench.devices import parse_device
     from workbench.errors import UserError
-    from workbench.runtimes.base import RuntimeOptions, get_runtime
+    from workbench.registry import get_runtime
+    from workbench.runtimes.base import RuntimeOptions
     from workbench.signature import make_input_pool
     rt = get_runtime("tensorflow")
     cpu = parse_device("cpu")
@@ -137,7 +141,7 @@ TF_SCRIPT = textwrap.dedent(
     pool = make_input_pool(sm.inputs, batch_size=2, pool_size=2)
     report["pool_shape"] = list(sm.to_numpy(sm.run(sm.prepare(pool[0])))[0].shape)
     for flag in (False, True):
-        km = rt.load(None, RuntimeOptions(cpu, threads=1, extra={"tf_function": flag}), model=model)
+        km = rt.load(None, RuntimeOptions(cpu, threads=1, settings=rt.parse_settings({"tf_function": flag})), model=model)
         report[f"keras_inputs_{flag}"] = [[s.name, s.dtype, list(s.shape)] for s in km.inputs]
         got = km.to_numpy(km.run(km.prepare({"x": x})))
         report[f"keras_err_{flag}"] = float(np.abs(got[0] - y).max())
@@ -185,7 +189,7 @@ def tf_report(tf_dir) -> dict:
 
 def test_importing_base_imports_no_framework():
     code = (
-        "import sys, workbench.runtimes.base as b; b.runtime_names(); "
+        "import sys, workbench.runtimes.base, workbench.registry as r; r.RUNTIMES.names(); "
         "print([m for m in ('torch', 'tensorflow', 'onnxruntime', 'keras', 'ai_edge_litert') "
         "if m in sys.modules])"
     )
@@ -195,7 +199,7 @@ def test_importing_base_imports_no_framework():
     assert done.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("name", runtime_names())
+@pytest.mark.parametrize("name", RUNTIMES.names())
 def test_cuda_unavailable_without_gpu(name):
     if devices.nvidia_gpus():
         pytest.skip("this host has a GPU")
@@ -207,7 +211,7 @@ def test_cuda_unavailable_without_gpu(name):
         runtime.load(None, RuntimeOptions(device=parse_device("cuda:1")))
 
 
-@pytest.mark.parametrize("name", runtime_names())
+@pytest.mark.parametrize("name", RUNTIMES.names())
 def test_runtime_declares_formats_and_version(name):
     runtime = get_runtime(name)
     assert runtime.name == name and runtime.formats
@@ -241,23 +245,23 @@ def test_ort_cpu_matches_numpy(onnx_path):
 
 @pytest.mark.parametrize("level", ["disable", "basic", "extended", "all"])
 def test_ort_graph_optimization_levels(onnx_path, level):
-    loaded = get_runtime("onnxruntime").load(onnx_path, cpu_options(graph_optimization_level=level))
+    loaded = get_runtime("onnxruntime").load(onnx_path, cpu_options("onnxruntime", graph_optimization_level=level))
     x = np.ones((2, 4), np.float32)
     np.testing.assert_allclose(run_feed(loaded, {"x": x})[0], x @ W + B, rtol=1e-5)
 
 
 def test_ort_bad_optimization_level(onnx_path):
     with pytest.raises(UserError, match="disable, basic, extended, all"):
-        get_runtime("onnxruntime").load(onnx_path, cpu_options(graph_optimization_level="max"))
+        get_runtime("onnxruntime").load(onnx_path, cpu_options("onnxruntime", graph_optimization_level="max"))
 
 
 @pytest.mark.parametrize("spinning", [True, False])
 def test_ort_spinning_option(onnx_path, spinning):
-    loaded = get_runtime("onnxruntime").load(onnx_path, cpu_options(allow_spinning=spinning))
+    loaded = get_runtime("onnxruntime").load(onnx_path, cpu_options("onnxruntime", allow_spinning=spinning))
     x = np.ones((2, 4), np.float32)
     np.testing.assert_allclose(run_feed(loaded, {"x": x})[0], x @ W + B, rtol=1e-5)
     with pytest.raises(UserError, match="allow_spinning must be true or false"):
-        get_runtime("onnxruntime").load(onnx_path, cpu_options(allow_spinning="no"))
+        get_runtime("onnxruntime").load(onnx_path, cpu_options("onnxruntime", allow_spinning="no"))
 
 
 def test_ort_wrong_dtype_names_input(onnx_path):
@@ -425,7 +429,7 @@ def test_litert_matches_keras(tf_dir):
 
 def test_litert_without_xnnpack(tf_dir):
     ref = np.load(tf_dir / "reference.npz")
-    loaded = get_runtime("litert").load(tf_dir / "tiny.tflite", cpu_options(xnnpack=False))
+    loaded = get_runtime("litert").load(tf_dir / "tiny.tflite", cpu_options("litert", xnnpack=False))
     assert loaded.provider == "builtin"
     (y,) = run_feed(loaded, {loaded.inputs[0].name: ref["x"]})
     np.testing.assert_allclose(y, ref["y"], rtol=1e-5, atol=1e-5)

@@ -7,10 +7,12 @@ import pandas as pd
 import pytest
 
 from workbench import study
-from workbench.study import claims
 from workbench.errors import UserError
+from workbench.profiles import get_profile
+from workbench.registry import get_task
 from workbench.report import plots
 from workbench.results import make_row
+from workbench.study import claims
 
 
 def _row(**fields) -> dict:
@@ -44,7 +46,7 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
 def test_sweep_for_uses_presets_and_explicit_values_win() -> None:
     sweep = study.sweep_for("tabular", "ci")
     assert sweep.models == ["mlp"] and sweep.formats == ["eager", "onnx"]
-    assert sweep.rule == study.STOP_RULES["ci"]
+    assert sweep.rule == get_profile("ci").rule
     sweep = study.sweep_for("tabular", "ci", batch_sizes=[3], formats=["onnx"])
     assert sweep.batch_sizes == [3] and sweep.formats == ["onnx"]
     with pytest.raises(UserError, match="profile must be one of"):
@@ -53,11 +55,12 @@ def test_sweep_for_uses_presets_and_explicit_values_win() -> None:
 
 def test_generic_presets_for_a_task_without_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
     """A newly registered task's notebook runs before anyone tunes presets for it."""
-    monkeypatch.delitem(study.TASK_PRESETS, "image_classification")
-    chosen = study.presets("image_classification", "ci")
-    assert chosen["models"] == ["resnet50"] and chosen["frameworks"] == ["torch"]
-    assert chosen["formats"] == ["onnx"] and chosen["precisions"] == ["fp32"]
-    assert study.presets("image_classification", "full")["devices"] == ["cpu", "cuda"]
+    task = get_task("image_classification")
+    monkeypatch.setattr(type(task), "presets", {})
+    chosen = task.preset("ci")
+    assert chosen.models == ("resnet50",) and chosen.frameworks == ("torch",)
+    assert chosen.formats == ("onnx",) and chosen.precisions == ("fp32",)
+    assert task.preset("full").devices == ("cpu", "cuda")
 
 
 def test_pareto_marks_non_dominated_artifacts() -> None:

@@ -14,19 +14,18 @@ from workbench import results
 from workbench.errors import UserError
 from workbench.harness.runner import BenchConfig, run_config
 from workbench.harness.timing import StopRule
+from workbench.registry import RUNTIMES, get_runtime
 from workbench.results import RunStore
-from workbench.runtimes.base import EXTRA_RUNTIMES_ENV, get_runtime
 from workbench.sweep import TaskSweep, _run_worker, plan, run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
+EXTRA_RUNTIMES_ENV = RUNTIMES.plugin_env or ""
 TINY = StopRule(warmup_iters=2, warmup_time_s=0.0, min_iters=20, min_time_s=0.02, max_time_s=5)
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    path = tmp_path / "ws"
-    monkeypatch.setenv("WORKBENCH_HOME", str(path))
-    return path
+def home(workspace: Path) -> Path:
+    return workspace
 
 
 def _save(graph, path: Path) -> Path:
@@ -124,7 +123,7 @@ def test_worker_killed_by_a_signal_costs_only_its_rows(home, crash_plugin, pairs
             format="onnx",
             batch_sizes=[1, 4, 8],
             rule=TINY,
-            runtime_extra={"crash_at_batch": 4},
+            runtime_settings={"crash_at_batch": 4},
             labels=labels,
         ),
         {},

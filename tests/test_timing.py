@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from workbench.errors import UserError
-from workbench.harness.timing import StopRule, measure
+from workbench.harness.timing import StopRule, time_calls
 
 MS = 1_000_000  # nanoseconds
 
@@ -64,7 +64,7 @@ def rule(**kwargs) -> StopRule:
 
 
 def run_measure(clock: FakeClock, stop: StopRule, pool=(0,), sync: bool = False):
-    return measure(
+    return time_calls(
         clock.run,
         list(pool),
         stop,
@@ -196,7 +196,7 @@ def test_ticking_clock():
     stopping rule still counts elapsed time from the clock."""
     clock = TickingClock(step_ns=MS)
     calls = []
-    result = measure(calls.append, [0], rule(min_iters=3, min_time_s=0.05), clock=clock)
+    result = time_calls(calls.append, [0], rule(min_iters=3, min_time_s=0.05), clock=clock)
     assert set(result.latencies_ns.tolist()) == {MS}
     # Each call reads the clock twice (2 ms of fake time), so 0.05 s takes 25 calls.
     assert len(result.latencies_ns) == 25

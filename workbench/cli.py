@@ -16,34 +16,24 @@ from typing import Any, NoReturn
 
 from workbench.errors import UserError
 from workbench.formats import PRECISIONS
+from workbench.profiles import PROFILE_NAMES, get_profile
 
 JSON_FIELDS_EXCLUDED = ("latencies_ms",)
-TABLE_COLUMNS = [
-    ("status", "status"),
-    ("model", "model"),
-    ("source_framework", "src"),
-    ("format", "format"),
-    ("precision", "prec"),
-    ("runtime", "runtime"),
-    ("device", "device"),
-    ("threads", "thr"),
-    ("batch_size", "batch"),
-    ("latency_ms_p50", "p50 ms"),
-    ("latency_ms_p99", "p99 ms"),
-    ("latency_ms_mean", "mean ms"),
-    ("throughput_items_per_s", "items/s"),
-    ("n_iterations", "n"),
-    ("pre_ms_p50", "pre ms"),
-    ("e2e_model_ms_p50", "e2e model ms"),
-    ("post_ms_p50", "post ms"),
-    ("e2e_ms_p50", "e2e ms"),
-    ("stable", "stable"),
-    ("parity_pass", "parity"),
-    ("accuracy", "accuracy"),
-    ("error", "error"),
-]
-QUICK = {"batch": [1, 8, 64, 256], "min_iters": 30, "min_time": 0.2, "warmup_time": 0.05}
-FULL_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+OUTPUTS = ("table", "json", "csv")
+EXPORT_COLUMNS = (
+    "model",
+    "source_framework",
+    "format",
+    "precision",
+    "status",
+    "size_bytes",
+    "export_time_s",
+    "parity_max_abs_error",
+    "parity_metric_value",
+    "parity_pass",
+    "cache_hit",
+    "error",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("model_file", nargs="?", help=".onnx, .tflite, .pt, .pt2 or SavedModel dir")
     bench.add_argument("--task", help="benchmark a registered task across its artifacts")
     bench.add_argument(
+        "--rerun", metavar="RUN_ID", help="repeat a stored run from its manifest, as a new run"
+    )
+    bench.add_argument(
         "--model", help="task model variant(s), comma-separated (default: the task's own)"
     )
     bench.add_argument("--frameworks", help="source frameworks: torch,keras")
@@ -83,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--precisions", help="fp32,fp16,int8-dynamic,int8-static (default: all that apply)"
     )
     bench.add_argument("--runtime", help="runtime for a model file (default: from the file)")
-    bench.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N; comma-separated")
+    bench.add_argument("--device", help="cpu, cuda or cuda:N; comma-separated (default cpu)")
     bench.add_argument(
         "--threads", help="intra-op thread counts, e.g. 1,2 (default: all cores available)"
     )
@@ -122,23 +115,32 @@ def build_parser() -> argparse.ArgumentParser:
         "for pre/post-processing between calls; may cost model latency)",
     )
     bench.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="RUNTIME.NAME=VALUE",
+        help="a runtime's own setting, e.g. onnxruntime.allow_spinning=false (repeatable; "
+        "`workbench list runtimes` shows each runtime's settings)",
+    )
+    bench.add_argument(
         "--no-end-to-end",
         dest="end_to_end",
         action="store_false",
         help="tasks with pre/post-processing: time the model only (skip the end-to-end loop)",
     )
     bench.add_argument(
-        "--quick",
-        action="store_true",
-        help="quick sweep: short measurements; batches 1,8,64,256 (a task may set its own)",
+        "--profile",
+        choices=PROFILE_NAMES,
+        help="what to measure when not told: ci (tiny), quick, full (default); a task's "
+        "own presets per profile",
     )
     bench.add_argument(
-        "--format",
-        dest="output",
-        choices=("table", "json"),
-        default="table",
-        help="table (default) or json lines on stdout",
+        "--quick",
+        action="store_true",
+        help="the quick profile: short measurements; batches 1,8,64,256 (a task may set its "
+        "own)",
     )
+    _add_output(bench)
 
     export = sub.add_parser("export", help="export a task's models and print the matrix")
     export.add_argument("--task", required=True)
@@ -148,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--precisions", help="fp32,fp16,int8-dynamic,int8-static (default: all that apply)"
     )
-    export.add_argument("--format", dest="output", choices=("table", "json"), default="table")
+    _add_output(export)
 
     report = sub.add_parser("report", help="write an HTML report of a run under reports/")
     report.add_argument("--run", help="run id (default: the latest run)")
@@ -157,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks = sub.add_parser("notebooks", help="run the notebooks (papermill) into reports/")
     nb_sub = notebooks.add_subparsers(dest="notebooks_command", required=True)
     nb_run = nb_sub.add_parser("run", help="execute notebooks, convert to HTML, write the index")
-    nb_run.add_argument("--profile", choices=("ci", "full"), default="ci")
+    nb_run.add_argument("--profile", choices=PROFILE_NAMES, default="ci")
     nb_run.add_argument("--only", nargs="+", action="extend", metavar="NAME", help="notebooks")
     nb_run.add_argument("--notebooks", default="notebooks", help="folder (default notebooks/)")
     nb_run.add_argument("--out", default="reports", help="output folder (default reports/)")
@@ -166,38 +168,78 @@ def build_parser() -> argparse.ArgumentParser:
     nb_list.add_argument("--notebooks", default="notebooks", help="folder (default notebooks/)")
     nb_strip = nb_sub.add_parser("strip", help="remove outputs and execution counts in place")
     nb_strip.add_argument("paths", nargs="*", default=["notebooks"], help="folders or files")
+    nb_new = nb_sub.add_parser("new", help="write the notebook of a newly registered task")
+    nb_new.add_argument("task", help="a registered task without a notebook")
+    nb_new.add_argument("--notebooks", default="notebooks", help="folder (default notebooks/)")
+
+    listing = sub.add_parser("list", help="list the registered tasks, runtimes and passes")
+    listing.add_argument(
+        "what", nargs="?", choices=("tasks", "runtimes", "passes"), help="one registry only"
+    )
     return parser
 
 
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--output",
+        choices=OUTPUTS,
+        default="table",
+        help="table (default), json (one JSON line per row) or csv on stdout",
+    )
+
+
+def _profile(args: argparse.Namespace) -> str:
+    if args.quick and args.profile not in (None, "quick"):
+        raise UserError(f"--quick is --profile quick: it cannot go with --profile {args.profile}")
+    return "quick" if args.quick else (args.profile or "full")
+
+
 def _stop_rule(args: argparse.Namespace) -> Any:
-    from workbench.harness.timing import StopRule
+    """The profile's timing rule, with the fields given on the command line."""
+    from dataclasses import replace
 
-    base = StopRule()
-    values = {
-        "min_iters": args.min_iters
-        if args.min_iters is not None
-        else (QUICK["min_iters"] if args.quick else base.min_iters),
-        "min_time_s": args.min_time
-        if args.min_time is not None
-        else (QUICK["min_time"] if args.quick else base.min_time_s),
-        "warmup_iters": args.warmup if args.warmup is not None else base.warmup_iters,
-        "warmup_time_s": QUICK["warmup_time"] if args.quick else base.warmup_time_s,
+    given = {
+        "min_iters": args.min_iters,
+        "min_time_s": args.min_time,
+        "max_time_s": args.max_time,
+        "warmup_iters": args.warmup,
     }
-    if args.max_time is not None:
-        values["max_time_s"] = args.max_time
-    return StopRule(**values)
+    return replace(
+        get_profile(_profile(args)).rule, **{k: v for k, v in given.items() if v is not None}
+    )
 
 
-def _runtime_extra(args: argparse.Namespace) -> dict[str, Any]:
-    """Runtime options from the command line (each runtime reads the keys it knows)."""
-    extra: dict[str, Any] = {}
+def _runtime_settings(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Runtime settings from the command line, by runtime (each runtime checks its own)."""
+    settings: dict[str, dict[str, Any]] = {}
+    ort = settings.setdefault("onnxruntime", {})
     if args.tensorrt:
-        extra["tensorrt"] = True
+        ort["tensorrt"] = True
     if args.graph_optimization:
-        extra["graph_optimization_level"] = args.graph_optimization
+        ort["graph_optimization_level"] = args.graph_optimization
     if args.no_spinning:
-        extra["allow_spinning"] = False
-    return extra
+        ort["allow_spinning"] = False
+    for item in args.setting:
+        runtime, name, value = _parse_setting(item)
+        settings.setdefault(runtime, {})[name] = value
+    return {runtime: values for runtime, values in settings.items() if values}
+
+
+def _parse_setting(item: str) -> tuple[str, str, Any]:
+    """`RUNTIME.NAME=VALUE`; the value read as JSON where it parses (true, 3, null, "x"),
+    else as text."""
+    key, sep, text = item.partition("=")
+    runtime, dot, name = key.partition(".")
+    if not sep or not dot or not runtime or not name:
+        raise UserError(
+            f"--setting must look like RUNTIME.NAME=VALUE (e.g. onnxruntime.allow_spinning="
+            f"false), got {item!r}"
+        )
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = text
+    return runtime.strip(), name.strip(), value
 
 
 def cmd_env(_: argparse.Namespace) -> int:
@@ -210,59 +252,50 @@ def cmd_env(_: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if bool(args.model_file) == bool(args.task):
+    if args.rerun:
+        if args.model_file or args.task:
+            raise UserError("--rerun repeats a stored run as it was: give no MODEL_FILE or --task")
+        rows = _rerun(args.rerun)
+    elif bool(args.model_file) == bool(args.task):
         raise UserError("give either a MODEL_FILE or --task NAME (see `workbench bench --help`)")
-    from workbench.devices import parse_device
-
-    devices = [str(parse_device(d)) for d in _csv(args.device) or ["cpu"]]
-    # Default: every core this process may use, set explicitly for every runtime, so that
-    # runtimes with a 1-thread default (LiteRT) are not compared unfairly with the others.
-    threads: list[int | None] = (
-        _int_list(args.threads, "--threads") if args.threads else [len(os.sched_getaffinity(0))]
-    )
-    defaults = _task_defaults(args)
-    default_batches = QUICK["batch"] if args.quick else ([1] if args.model_file else FULL_BATCHES)
-    default_batches = defaults.get("batch_sizes", default_batches)
-    batches = _int_list(args.batch, "--batch") if args.batch else default_batches
-    rule = _stop_rule(args)
-    rows = (
-        _bench_file(args, devices, threads, batches, rule)
-        if args.model_file
-        else _bench_task(args, devices, threads, batches, rule)
-    )
+    else:
+        rows = _bench_file(args) if args.model_file else _bench_task(args)
     _print_rows(rows, args.output)
     return 0
 
 
-def _task_defaults(args: argparse.Namespace) -> dict[str, Any]:
-    """The task's own defaults for this mode (--quick or not), e.g. one model and batch
-    sizes that suit it; empty for a model file."""
-    if not args.task:
-        return {}
-    from workbench.tasks.base import get_task
+def _devices(args: argparse.Namespace) -> list[str]:
+    from workbench.devices import parse_device
 
-    return dict(get_task(args.task).bench_defaults.get("quick" if args.quick else "full", {}))
+    return [str(parse_device(d)) for d in _csv(args.device) or ["cpu"]]
 
 
-def _bench_file(
-    args: argparse.Namespace,
-    devices: list[str],
-    threads: list[int | None],
-    batches: list[int],
-    rule: Any,
-) -> list[dict[str, Any]]:
-    from tqdm import tqdm
+def _threads(args: argparse.Namespace) -> list[int | None]:
+    # Default: every core this process may use, set explicitly for every runtime, so that
+    # runtimes with a 1-thread default (LiteRT) are not compared unfairly with the others.
+    if args.threads:
+        return list(_int_list(args.threads, "--threads"))
+    return [len(os.sched_getaffinity(0))]
 
+
+def _bench_file(args: argparse.Namespace) -> list[dict[str, Any]]:
     from workbench.formats import detect_format, runtime_for
-    from workbench.harness.runner import BenchConfig, run_config
-    from workbench.results import RunStore
-    from workbench.runtimes.base import get_runtime
+    from workbench.harness.runner import BenchConfig
+    from workbench.registry import get_runtime
     from workbench.signature import parse_dims
 
     path = Path(args.model_file)
     fmt = detect_format(path)
     runtime = get_runtime(args.runtime or runtime_for(fmt))
-    dims = parse_dims(args.dim)
+    settings = _runtime_settings(args)
+    others = sorted(set(settings) - {runtime.name})
+    if others:
+        raise UserError(
+            f"settings for {', '.join(others)} given, but {path.name} runs on {runtime.name}: "
+            f"drop them or pick that runtime with --runtime"
+        )
+    profile = get_profile(_profile(args))
+    batches = _int_list(args.batch, "--batch") if args.batch else list(profile.file_batch_sizes)
     configs = [
         BenchConfig(
             runtime=runtime.name,
@@ -271,23 +304,26 @@ def _bench_file(
             device=d,
             threads=t,
             batch_sizes=batches,
-            dims=dims,
-            rule=rule,
-            runtime_extra=_runtime_extra(args),
+            dims=parse_dims(args.dim),
+            rule=_stop_rule(args),
+            runtime_settings=settings.get(runtime.name, {}),
             repeats=args.repeats,
             labels={"model": path.name, "precision": None},
         )
-        for d in devices
-        for t in threads
+        for d in _devices(args)
+        for t in _threads(args)
     ]
-    store = RunStore.create(
-        {
-            "command": "bench",
-            "model_file": str(path),
-            "runtime": runtime.name,
-            "configs": [c.to_json() for c in configs],
-        }
-    )
+    return _run_configs(configs, {"command": "bench", "model_file": str(path)})
+
+
+def _run_configs(configs: list[Any], manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Benchmark model-file configs in this process into one new stored run."""
+    from tqdm import tqdm
+
+    from workbench.harness.runner import run_config
+    from workbench.results import RunStore
+
+    store = RunStore.create({**manifest, "configs": [c.to_json() for c in configs]})
     rows: list[dict[str, Any]] = []
     status = "failed"
     try:
@@ -299,54 +335,70 @@ def _bench_file(
     return rows
 
 
-def _bench_task(
-    args: argparse.Namespace,
-    devices: list[str],
-    threads: list[int | None],
-    batches: list[int],
-    rule: Any,
-) -> list[dict[str, Any]]:
-    from tqdm import tqdm
+def _bench_task(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from workbench.sweep import from_profile
 
-    from workbench.results import RunStore, load
-    from workbench.sweep import TaskSweep, plan, run_sweep
-
-    sweep = TaskSweep(
-        task=args.task,
-        models=_csv(args.model) or _task_defaults(args).get("models"),
-        frameworks=_csv(args.frameworks),
-        formats=_csv(args.formats),
-        precisions=_csv(args.precisions) or list(PRECISIONS),
-        batch_sizes=batches,
-        threads=threads,
-        devices=devices,
-        rule=rule,
-        runtime_extra=_runtime_extra(args),
+    sweep = from_profile(
+        args.task,
+        _profile(args),
+        models=_csv(args.model) or (),
+        frameworks=_csv(args.frameworks) or (),
+        formats=_csv(args.formats) or (),
+        precisions=_csv(args.precisions) or (),
+        batch_sizes=_int_list(args.batch, "--batch") if args.batch else (),
+        threads=_threads(args),
+        devices=_devices(args),
+        rule=_stop_rule(args),
+        runtime_settings=_runtime_settings(args),
         repeats=args.repeats,
         end_to_end=args.end_to_end,
     )
-    jobs = plan(sweep)
-    if not jobs:
-        raise UserError("nothing to benchmark: the filters exclude every format and precision")
-    store = RunStore.create({"command": "bench", "task": args.task, "sweep": repr(sweep)})
-    bar = tqdm(
-        total=len(jobs), desc=f"bench {args.task}", unit="job", disable=None, file=sys.stderr
-    )
-    status = "failed"
+    return _run_sweep(sweep, "bench")
+
+
+def _run_sweep(sweep: Any, command: str) -> list[dict[str, Any]]:
+    """Run a task sweep into a new stored run with a progress bar; its rows."""
+    from tqdm import tqdm
+
+    from workbench.results import load
+    from workbench.sweep import run_stored
+
+    bar = tqdm(desc=f"bench {sweep.task}", unit="job", disable=None, file=sys.stderr)
+
+    def progress(done: int, total: int, label: str) -> None:
+        bar.total = total
+        bar.set_postfix_str(label)
+        bar.update(1)
+
     try:
-
-        def progress(label: str) -> None:
-            bar.set_postfix_str(label)
-            bar.update(1)
-
-        run_sweep(sweep, store, progress)
-        status = "ok"
+        store = run_stored(sweep, command=command, on_progress=progress)
     finally:
         bar.close()
-        store.finish(status)
     frame = load(run_ids=[store.run_id])
     print(f"run {store.run_id}: {len(frame)} rows in {store.path}", file=sys.stderr)
     return frame.to_dict(orient="records")
+
+
+def _rerun(run_id: str) -> list[dict[str, Any]]:
+    """Repeat a stored run from its manifest: a task sweep, or model-file configs."""
+    from workbench.harness.runner import BenchConfig
+    from workbench.results import load_manifests
+    from workbench.sweep import TaskSweep
+
+    manifest = next((m for m in load_manifests() if m.get("run_id") == run_id), None)
+    if manifest is None:
+        raise UserError(f"no run {run_id!r} in this workspace: `ls .workbench/runs` lists them")
+    config = manifest.get("config", {})
+    command = f"bench --rerun {run_id}"
+    if isinstance(config.get("sweep"), dict):
+        return _run_sweep(TaskSweep.from_json(config["sweep"]), command)
+    if isinstance(config.get("configs"), list):
+        configs = [BenchConfig(**c) for c in config["configs"]]
+        return _run_configs(configs, {"command": command, "model_file": config.get("model_file")})
+    raise UserError(
+        f"run {run_id} stores no sweep or configs to repeat (it was made by "
+        f"{config.get('command', 'another command')!r}, or by an older workbench)"
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -371,21 +423,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         for m in manifests:
             print(json.dumps({"size_bytes": m.get("size_bytes"), **m}, default=str))
     else:
-        cols = [
-            "model",
-            "source_framework",
-            "format",
-            "precision",
-            "status",
-            "size_bytes",
-            "export_time_s",
-            "parity_max_abs_error",
-            "parity_metric_value",
-            "parity_pass",
-            "cache_hit",
-            "error",
-        ]
-        _print_table([{c: m.get(c) for c in cols} for m in manifests], [(c, c) for c in cols])
+        from workbench.columns import Column
+
+        kinds = {"size_bytes": "mb", "export_time_s": "ms", "parity_metric_value": "ratio"}
+        columns = tuple(
+            Column(c, "size MB" if c == "size_bytes" else c, kinds.get(c, "text"))
+            for c in EXPORT_COLUMNS
+        )
+        _emit([{c: m.get(c) for c in EXPORT_COLUMNS} for m in manifests], columns, args.output)
     return 0 if all(m.get("status") == "ok" for m in manifests) else 1
 
 
@@ -402,6 +447,17 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
 
     if args.notebooks_command == "list":
         print("\n".join(notebooks.discover(Path(args.notebooks))))
+        return 0
+    if args.notebooks_command == "new":
+        from workbench.registry import TASKS
+
+        if args.task not in TASKS.names():
+            raise UserError(
+                f"unknown task {args.task!r}: register it first (workbench/registry.py or an "
+                f"entry point); registered: {', '.join(TASKS.names())}"
+            )
+        path = notebooks.new_task_notebook(args.task, Path(args.notebooks))
+        print(f"notebook written: {path} (and its paired .py)")
         return 0
     if args.notebooks_command == "strip":
         paths = [Path(p) for p in args.paths]
@@ -433,6 +489,24 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_list(args: argparse.Namespace) -> int:
+    """The registries, read from their tables and entry points; a runtime's or pass's
+    options are shown only for one registry (that imports its modules, not frameworks)."""
+    from workbench.registry import registries
+
+    chosen = {k: v for k, v in registries().items() if args.what in (None, k)}
+    for noun, registry in chosen.items():
+        print(f"{noun}:")
+        for name in registry.names():
+            detail = ""
+            if args.what in ("runtimes", "passes"):
+                cls = registry.get(name)
+                options = cls.Settings if noun == "runtimes" else cls.Params
+                detail = f"  [{options.describe()}]"
+            print(f"  {name}{detail}")
+    return 0
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
@@ -440,35 +514,49 @@ def _clean(value: Any) -> Any:
 
 
 def _print_rows(rows: list[dict[str, Any]], output: str) -> None:
+    from workbench.columns import SUMMARY_COLUMNS
+
+    _emit(rows, SUMMARY_COLUMNS, output)
+
+
+def _emit(rows: list[dict[str, Any]], columns: Sequence[Any], output: str) -> None:
+    """Rows on stdout: JSON lines (every field but the raw latencies), CSV (the same), or a
+    table of the given summary columns that hold a value."""
     if output == "json":
         for row in rows:
-            print(
-                json.dumps(
-                    {k: _clean(v) for k, v in row.items() if k not in JSON_FIELDS_EXCLUDED},
-                    default=str,
-                )
-            )
+            clean = {k: _clean(v) for k, v in row.items() if k not in JSON_FIELDS_EXCLUDED}
+            print(json.dumps(clean, default=str))
         return
-    _print_table(rows, TABLE_COLUMNS)
+    if output == "csv":
+        import csv
+
+        fields = [k for k in (rows[0] if rows else {}) if k not in JSON_FIELDS_EXCLUDED]
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _clean(row.get(k)) for k in fields})
+        return
+    _print_table(rows, columns)
 
 
-def _fmt(value: Any) -> str:
-    value = _clean(value)
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.0f}"
-    text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _print_table(rows: list[dict[str, Any]], columns: Sequence[Any]) -> None:
+    """A rich table: one line per row, numbers right-aligned in their column's format. On a
+    terminal it fits the width; piped, lines are never wrapped."""
+    from rich.console import Console
+    from rich.table import Table
 
+    from workbench.columns import format_value, used_columns
 
-def _print_table(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> None:
-    used = [(k, h) for k, h in columns if any(_clean(r.get(k)) is not None for r in rows)]
-    cells = [[_fmt(r.get(k)) for k, _ in used] for r in rows]
-    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, (_, h) in enumerate(used)]
-    print("  ".join(h.ljust(w) for (_, h), w in zip(used, widths, strict=True)))
-    for c in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
+    used = used_columns(rows, tuple(columns))
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in used:
+        numeric = column.kind not in ("text", "bool")
+        table.add_column(column.header, justify="right" if numeric else "left", no_wrap=True)
+    for row in rows:
+        table.add_row(*(format_value(row.get(c.field), c.kind) for c in used))
+    terminal = sys.stdout.isatty()
+    console = Console(width=None if terminal else 1000, soft_wrap=not terminal)
+    console.print(table)
 
 
 COMMANDS = {
@@ -477,6 +565,7 @@ COMMANDS = {
     "export": cmd_export,
     "report": cmd_report,
     "notebooks": cmd_notebooks,
+    "list": cmd_list,
 }
 
 

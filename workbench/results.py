@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import secrets
-import tempfile
 import threading
 import uuid
 import warnings
@@ -29,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from workbench import env, workspace
+from workbench.atomic import append_line, dumps, fsync_dir, write_json_atomic
 from workbench.errors import UserError
 
 RESULT_FIELDS: list[str] = [
@@ -140,64 +139,6 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
 
 
-def _json_default(value: Any) -> Any:
-    """Make numpy scalars/arrays, paths and similar JSON-serializable."""
-    if hasattr(value, "tolist"):  # numpy arrays and scalars
-        return value.tolist()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    return str(value)
-
-
-def _dumps(obj: Any, **kwargs: Any) -> str:
-    return json.dumps(obj, default=_json_default, **kwargs)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a new or renamed directory entry durable (best effort off POSIX)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to `path` so readers see either the old or the new file, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(_dumps(obj, indent=2, sort_keys=False))
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _append_line(path: Path, data: bytes) -> None:
-    """Append one complete line with O_APPEND and fsync it."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        view = memoryview(data)
-        while view:  # a regular-file write is whole in practice; loop in case it is not
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class RunStore:
     """One run's directory: the manifest plus the durable rows file."""
 
@@ -235,7 +176,7 @@ class RunStore:
         }
         (path / ROWS).touch()
         write_json_atomic(path / MANIFEST, manifest)
-        _fsync_dir(root)
+        fsync_dir(root)
         return cls(path, manifest)
 
     @classmethod
@@ -254,9 +195,9 @@ class RunStore:
         full["row_id"] = full["row_id"] or uuid.uuid4().hex
         full["timestamp"] = full["timestamp"] or _utcnow().isoformat()
         full["fingerprint_id"] = full["fingerprint_id"] or self.manifest["fingerprint_id"]
-        data = (_dumps(full, separators=(",", ":")) + "\n").encode("utf-8")
+        data = (dumps(full, separators=(",", ":")) + "\n").encode("utf-8")
         with self._lock:
-            _append_line(self.rows_path, data)
+            append_line(self.rows_path, data)
             self.manifest["row_count"] += 1
         return full
 
@@ -345,7 +286,7 @@ def _latencies_to_json(value: Any) -> str | None:
     """latencies_ms cell -> JSON text for CSV (None stays empty)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    return _dumps([float(x) for x in value])
+    return dumps([float(x) for x in value])
 
 
 def export(df: pd.DataFrame, path: Path | str) -> Path:

@@ -1,6 +1,11 @@
 """Task sweeps: export what is missing, then benchmark every artifact x runtime x device x
 thread count over the batch sizes, one worker process per combination.
 
+A sweep is built in one place (`from_profile`: the task's preset for a profile, with
+the caller's explicit values on top) and run into a stored run in one place
+(`run_stored`), for the CLI and the notebooks alike. The run's manifest keeps the
+sweep as data (`TaskSweep.to_json`), so `workbench bench --rerun RUN_ID` repeats it.
+
 Rows are stored by the workers as each configuration finishes; if a worker
 dies, the configurations it did not finish become `failed` rows here, and the
 sweep goes on.
@@ -12,18 +17,19 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from exporters.base import ArtifactRequest, export_many, find_pass
 from workbench.errors import UserError
 from workbench.formats import DEFAULT_RUNTIME, PRECISIONS, SOURCE_FRAMEWORK_OF_NATIVE
-from workbench.harness.runner import BenchConfig
+from workbench.harness.runner import BenchConfig, outcome_rows
 from workbench.harness.timing import StopRule
 from workbench.procs import child_env
+from workbench.profiles import get_profile
+from workbench.registry import get_runtime, get_task
 from workbench.results import RunStore
-from workbench.tasks.base import get_task
 
 # Formats each source framework can yield (native first). A (format, precision) pair is
 # planned only where an exporter pass makes it (`exporters.base.find_pass`).
@@ -47,11 +53,17 @@ class TaskSweep:
     threads: list[int | None] = field(default_factory=lambda: [len(os.sched_getaffinity(0))])
     devices: list[str] = field(default_factory=lambda: ["cpu"])
     rule: StopRule = field(default_factory=StopRule)
-    runtime_extra: dict[str, Any] = field(default_factory=dict)  # e.g. {"tensorrt": True}
+    # Each runtime's own settings, by runtime name, e.g. {"onnxruntime": {"tensorrt": True}}
+    runtime_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     repeats: int = 1
     end_to_end: bool = True  # also time pre + model + post where the task has a pipeline
+    profile: str | None = None  # the profile whose preset filled the unset fields
 
     def __post_init__(self) -> None:
+        if isinstance(self.rule, dict):
+            self.rule = StopRule(**self.rule)
+        for runtime, settings in self.runtime_settings.items():
+            get_runtime(runtime).parse_settings(settings)  # unknown or ill-typed: fail now
         task = get_task(self.task)
         self.models = [task.check_model(m) for m in (self.models or task.models)]
         self.frameworks = self.frameworks or list(task.frameworks)
@@ -68,6 +80,66 @@ class TaskSweep:
         for p in self.precisions:
             if p not in PRECISIONS:
                 raise UserError(f"unknown precision {p!r}: choose from {', '.join(PRECISIONS)}")
+
+    def to_json(self) -> dict[str, Any]:
+        """The sweep as plain data (what a run's manifest stores)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["rule"] = asdict(self.rule)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskSweep:
+        """The sweep `to_json` wrote (e.g. read back from a run's manifest)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UserError(
+                f"the stored sweep has unknown field(s) {', '.join(unknown)}: it was written by "
+                "another version of the workbench"
+            )
+        return cls(**{**data, "rule": StopRule(**data.get("rule", {}))})
+
+
+def from_profile(
+    task: str,
+    profile: str,
+    *,
+    models: Iterable[str] = (),
+    frameworks: Iterable[str] = (),
+    formats: Iterable[str] = (),
+    precisions: Iterable[str] = (),
+    batch_sizes: Iterable[int] = (),
+    devices: Iterable[str] = (),
+    threads: Iterable[int | None] = (),
+    rule: StopRule | None = None,
+    **options: Any,
+) -> TaskSweep:
+    """A TaskSweep for `task` under `profile`: each empty argument takes the task's preset
+    for that profile (see `Task.presets`), the timing rule the profile's own; `options`
+    are the other TaskSweep fields (runtime_settings, repeats, end_to_end)."""
+    preset = get_task(task).preset(profile)
+
+    def pick(given: Iterable[Any], default: Iterable[Any] | None) -> list[Any] | None:
+        given = list(given)
+        return given or (list(default) if default is not None else None)
+
+    settings: dict[str, Any] = {
+        "models": pick(models, preset.models),
+        "frameworks": pick(frameworks, preset.frameworks),
+        "formats": pick(formats, preset.formats),
+        "precisions": pick(precisions, preset.precisions) or list(PRECISIONS),
+        "batch_sizes": pick(batch_sizes, preset.batch_sizes),
+        "devices": pick(devices, preset.devices),
+    }
+    if list(threads):
+        settings["threads"] = list(threads)
+    return TaskSweep(
+        task=task,
+        rule=rule or get_profile(profile).rule,
+        profile=profile,
+        **settings,
+        **options,
+    )
 
 
 @dataclass
@@ -166,25 +238,15 @@ def run_sweep(
             threads=job.threads,
             batch_sizes=list(sweep.batch_sizes),
             rule=sweep.rule,
-            runtime_extra=dict(sweep.runtime_extra),
+            runtime_settings=dict(sweep.runtime_settings.get(DEFAULT_RUNTIME[job.format], {})),
             repeats=sweep.repeats,
             labels=labels,
             end_to_end=sweep.end_to_end,
         )
         if manifest is not None and manifest.get("status") != "ok":
-            for b in sweep.batch_sizes:
-                store.append(
-                    {
-                        **labels,
-                        "runtime": config.runtime,
-                        "format": job.format,
-                        "device": job.device,
-                        "threads": job.threads,
-                        "batch_size": b,
-                        "status": manifest.get("status", "failed"),
-                        "error": f"export failed: {manifest.get('error')}",
-                    }
-                )
+            error = f"export failed: {manifest.get('error')}"
+            for row in outcome_rows(config, manifest.get("status", "failed"), error):
+                store.append(row)
             continue
         _run_worker(
             store,
@@ -214,22 +276,39 @@ def _run_worker(store: RunStore, config: BenchConfig, extra: dict[str, Any]) -> 
     done = {int(line.split()[1]) for line in stdout.splitlines() if line.startswith("ROW ")}
     if code == 0 and done >= set(config.batch_sizes):
         return
-    for b in config.batch_sizes:
-        if b not in done:
-            store.append(
-                {
-                    **config.labels,
-                    "runtime": config.runtime,
-                    "format": config.format,
-                    "device": config.device,
-                    "threads": config.threads,
-                    "batch_size": b,
-                    "artifact_path": config.path,
-                    "status": "failed",
-                    "error": reason,
-                }
-            )
+    missing = [b for b in config.batch_sizes if b not in done]
+    for row in outcome_rows(config, "failed", reason, missing):
+        store.append(row)
 
 
 def _describe(code: int) -> str:
     return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+
+
+def run_stored(
+    sweep: TaskSweep,
+    command: str = "bench",
+    on_progress: Callable[[int, int, str], None] | None = None,
+) -> RunStore:
+    """Run `sweep` into a new stored run (its manifest keeps the sweep as data) and return
+    the finished store. `on_progress(done, total, label)` is called before each job. The
+    run is marked failed if anything escapes (e.g. Ctrl-C); finished rows are kept."""
+    jobs = plan(sweep)
+    if not jobs:
+        raise UserError("nothing to measure: the filters exclude every format and precision")
+    store = RunStore.create({"command": command, "task": sweep.task, "sweep": sweep.to_json()})
+    done = 0
+
+    def progress(label: str) -> None:
+        nonlocal done
+        done += 1
+        if on_progress:
+            on_progress(done, len(jobs), label)
+
+    status = "failed"
+    try:
+        run_sweep(sweep, store, progress)
+        status = "ok"
+    finally:
+        store.finish(status)
+    return store

@@ -23,8 +23,10 @@ from workbench.devices import parse_device
 from workbench.errors import UnavailableError, UserError
 from workbench.harness.memory import peak_rss_bytes, reset_peak_rss
 from workbench.harness.stats import summarize
-from workbench.harness.timing import StopRule, measure
-from workbench.runtimes.base import LoadedModel, RuntimeOptions, by_input_name, get_runtime
+from workbench.harness.timing import StopRule, time_calls
+from workbench.options import Options
+from workbench.registry import get_runtime
+from workbench.runtimes.base import LoadedModel, RuntimeOptions, by_input_name
 from workbench.signature import TensorSpec, make_input_pool, resolve_shape
 from workbench.tasks.base import Pipeline
 
@@ -45,7 +47,9 @@ class BenchConfig:
     batch_sizes: list[int] = field(default_factory=lambda: [1])
     dims: dict[str, int] = field(default_factory=dict)
     rule: StopRule = field(default_factory=StopRule)
-    runtime_extra: dict[str, Any] = field(default_factory=dict)
+    # The runtime's own settings by name (see the runtime's `Settings`), e.g.
+    # {"allow_spinning": False} for onnxruntime; checked when the config is made.
+    runtime_settings: dict[str, Any] = field(default_factory=dict)
     pool_size: int = 8
     # Independent timed loops per batch size; >1 also checks that p50 agrees across them.
     repeats: int = 1
@@ -64,6 +68,11 @@ class BenchConfig:
                 raise UserError(f"batch size must be a positive integer, got {b!r}")
         if isinstance(self.rule, dict):
             self.rule = StopRule(**self.rule)
+        self.settings()  # an unknown or ill-typed setting fails here, before any work
+
+    def settings(self) -> Options:
+        """The runtime's typed settings for this config."""
+        return get_runtime(self.runtime).parse_settings(self.runtime_settings)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -81,7 +90,7 @@ def _base_row(config: BenchConfig, batch_size: int) -> Row:
         "batch_size": batch_size,
         "scenario": "single_stream" if batch_size == 1 else "offline",
         "artifact_path": config.path,
-        "runtime_options": dict(config.runtime_extra) or None,
+        "runtime_options": dict(config.runtime_settings) or None,
     }
     if config.path and os.path.exists(config.path):
         row["model_size_bytes"] = _size_on_disk(Path(config.path))
@@ -93,6 +102,14 @@ def _size_on_disk(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     return path.stat().st_size
+
+
+def outcome_rows(config: BenchConfig, status: str, error: str, batch_sizes: list[int] | None = None) -> list[Row]:
+    """The rows of a configuration that produced no measurement: one per batch size (all
+    of the config's unless given), with its labels, status (`failed`/`unavailable`) and
+    the reason. Every such row in the workbench is made here."""
+    sizes = config.batch_sizes if batch_sizes is None else batch_sizes
+    return [{**_base_row(config, b), "status": status, "error": error} for b in sizes]
 
 
 def _first_line(exc: BaseException) -> str:
@@ -119,17 +136,21 @@ def run_config(
         )
 
     def emit_all(status: str, error: str) -> None:
-        for b in config.batch_sizes:
-            emit({**_base_row(config, b), "status": status, "error": error})
+        for row in outcome_rows(config, status, error):
+            emit(row)
 
     reason = runtime.unavailable_reason(device)
     if reason:
         emit_all("unavailable", reason)
         return
-    extra = dict(config.runtime_extra)
-    if input_specs is not None:
-        extra["inputs"] = input_specs
-    options = RuntimeOptions(device, config.threads, config.inter_op_threads, extra)
+    options = RuntimeOptions(
+        device,
+        config.threads,
+        config.inter_op_threads,
+        format=config.format,
+        inputs=input_specs,
+        settings=config.settings(),
+    )
     t0 = time.perf_counter_ns()
     try:
         loaded = runtime.load(Path(config.path) if config.path else None, options, model=model)
@@ -181,7 +202,7 @@ def _measure_batch(loaded: LoadedModel, config: BenchConfig, batch_size: int) ->
         sync()
     first_ms = (time.perf_counter_ns() - t0) / 1e6
     run = loaded.run_fn()
-    results = [measure(run, prepared, config.rule, synchronize=sync) for _ in range(config.repeats)]
+    results = [time_calls(run, prepared, config.rule, synchronize=sync) for _ in range(config.repeats)]
     all_ns = np.concatenate([r.latencies_ns for r in results])
     summary = summarize(all_ns, batch_size)
     shape = resolve_shape(specs[0], batch_size, config.dims) if specs else ()
@@ -253,7 +274,7 @@ def _measure_end_to_end(
         pipeline.postprocess(loaded.to_numpy(outputs), meta)
         record((t1 - t0, t2 - t1, clock() - t2))
 
-    result = measure(end_to_end, raw_pool, config.rule)
+    result = time_calls(end_to_end, raw_pool, config.rule)
     timed = np.asarray(stages[result.n_warmup :], dtype=np.float64) / 1e6
     total = result.latencies_ns / 1e6
     p50 = float(np.percentile(total, 50))

@@ -66,7 +66,7 @@ class Measurement:
     stopped_by: str  # "min_reached", "max_time", "max_iters"
 
 
-def measure(
+def time_calls(
     run: Callable[[Any], Any],
     pool: Sequence[Any],
     rule: StopRule,

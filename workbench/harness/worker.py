@@ -15,9 +15,10 @@ from typing import Any
 
 from workbench.devices import parse_device
 from workbench.errors import UserError
-from workbench.harness.runner import BenchConfig, run_config
+from workbench.harness.runner import BenchConfig, outcome_rows, run_config
+from workbench.registry import get_runtime
 from workbench.results import RunStore
-from workbench.runtimes.base import RuntimeOptions, get_runtime
+from workbench.runtimes.base import RuntimeOptions
 from workbench.signature import TensorSpec
 
 
@@ -36,7 +37,7 @@ def run_job(job: dict[str, Any]) -> None:
     specs = None
     pipeline = None
     if job.get("task"):
-        from workbench.tasks.base import get_task
+        from workbench.registry import get_task
 
         task = get_task(job["task"])
         specs = task.input_specs(job["model"], job["source_framework"])
@@ -45,7 +46,12 @@ def run_job(job: dict[str, Any]) -> None:
         if config.format in ("eager", "keras"):
             # Thread pools first: TensorFlow fixes them when the model is built.
             get_runtime(config.runtime).configure_process(
-                RuntimeOptions(parse_device(config.device), config.threads, config.inter_op_threads)
+                RuntimeOptions(
+                    parse_device(config.device),
+                    config.threads,
+                    config.inter_op_threads,
+                    format=config.format,
+                )
             )
             model = task.build(job["source_framework"], job["model"])
     elif job.get("inputs"):
@@ -53,19 +59,9 @@ def run_job(job: dict[str, Any]) -> None:
     try:
         run_config(config, emit, model=model, input_specs=specs, pipeline=pipeline)
     except UserError as exc:
-        for batch_size in [b for b in config.batch_sizes if b not in done]:
-            emit(
-                {
-                    **config.labels,
-                    "runtime": config.runtime,
-                    "format": config.format,
-                    "device": config.device,
-                    "threads": config.threads,
-                    "batch_size": batch_size,
-                    "status": "failed",
-                    "error": str(exc),
-                }
-            )
+        missing = [b for b in config.batch_sizes if b not in done]
+        for row in outcome_rows(config, "failed", str(exc), missing):
+            emit(row)
 
 
 def main() -> int:

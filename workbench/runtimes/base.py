@@ -7,11 +7,9 @@ requested one, `unavailable_reason` says why and the harness records an
 
 from __future__ import annotations
 
-import importlib
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,17 +17,26 @@ import numpy as np
 
 from workbench.devices import Device
 from workbench.errors import UserError
+from workbench.options import NoOptions, Options
 from workbench.signature import TensorSpec
 
 
 @dataclass
 class RuntimeOptions:
-    """How to load a model. `threads` is the intra-op thread count (None: runtime default)."""
+    """How to load a model, for any runtime.
+
+    `threads` is the intra-op thread count (None: the runtime's default). `format` is
+    the artifact's format, given by the caller (never guessed again from a suffix when
+    known). `inputs` overrides the artifact's own input signature (TorchScript files
+    carry none). `settings` is the runtime's own typed settings (`Runtime.Settings`);
+    None means its defaults."""
 
     device: Device
     threads: int | None = None
     inter_op_threads: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    format: str | None = None
+    inputs: list[TensorSpec] | None = None
+    settings: Options | None = None
 
     def __post_init__(self) -> None:
         for name in ("threads", "inter_op_threads"):
@@ -129,10 +136,28 @@ def run_in_batches(loaded: LoadedModel, feed: dict[str, np.ndarray]) -> list[np.
 
 
 class Runtime(ABC):
-    """One inference engine. Subclasses register themselves with `@register`."""
+    """One inference engine, registered by name in `workbench.registry.RUNTIMES`."""
 
     name: ClassVar[str]
     formats: ClassVar[tuple[str, ...]]  # artifact formats this runtime loads
+    # The runtime's own settings, typed and with their defaults (an `Options` dataclass).
+    Settings: ClassVar[type[Options]] = NoOptions
+
+    def parse_settings(self, values: dict[str, Any] | None) -> Options:
+        """Typed settings from a loose mapping (CLI, JSON job); a UserError names an
+        unknown or ill-typed setting and lists the valid ones."""
+        return self.Settings.parse(values, owner=f"runtime {self.name!r}", noun="setting")
+
+    def settings(self, options: RuntimeOptions) -> Any:
+        """`options.settings` checked to be this runtime's kind, or the defaults."""
+        if options.settings is None:
+            return self.Settings()
+        if not isinstance(options.settings, self.Settings):
+            raise UserError(
+                f"runtime {self.name!r} got settings of type {type(options.settings).__name__}; "
+                f"it takes {self.Settings.describe()}"
+            )
+        return options.settings
 
     @abstractmethod
     def unavailable_reason(self, device: Device) -> str | None:
@@ -149,58 +174,3 @@ class Runtime(ABC):
     def configure_process(self, options: RuntimeOptions) -> None:  # noqa: B027 - optional
         """Apply process-wide settings (thread pools) before anything else touches the
         framework, e.g. before a task builds its in-memory model in a worker."""
-
-
-_REGISTRY: dict[str, type[Runtime]] = {}
-
-
-def register(cls: type[Runtime]) -> type[Runtime]:
-    """Class decorator adding a runtime to the registry under `cls.name`."""
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def runtime_names() -> list[str]:
-    _load_builtin_runtimes()
-    return sorted(_REGISTRY)
-
-
-def get_runtime(name: str) -> Runtime:
-    """The runtime registered as `name`; a UserError listing the valid names otherwise."""
-    _load_builtin_runtimes()
-    if name not in _REGISTRY:
-        raise UserError(f"unknown runtime {name!r}: choose one of {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]()
-
-
-EXTRA_RUNTIMES_ENV = "WORKBENCH_EXTRA_RUNTIMES"
-
-
-def _load_builtin_runtimes() -> None:
-    # Importing the modules registers them; frameworks are imported lazily inside them.
-    from workbench.runtimes import (  # noqa: F401
-        litert_runtime,
-        null_runtime,
-        ort_runtime,
-        tf_runtime,
-        torch_runtime,
-    )
-
-    _load_plugin_runtimes()
-
-
-def _load_plugin_runtimes() -> None:
-    """Plugin hook for user runtimes: $WORKBENCH_EXTRA_RUNTIMES names importable modules
-    (comma-separated) whose `@register` classes join the registry. Benchmark worker
-    processes inherit the variable, so plugin runtimes work in task sweeps too."""
-    for name in os.environ.get(EXTRA_RUNTIMES_ENV, "").split(","):
-        name = name.strip()
-        if not name:
-            continue
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            raise UserError(
-                f"cannot import runtime plugin module {name!r} named in ${EXTRA_RUNTIMES_ENV}: "
-                f"{exc}; fix the module name or PYTHONPATH"
-            ) from exc

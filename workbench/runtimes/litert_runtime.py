@@ -13,6 +13,7 @@ was actually applied (a DELEGATE node in the execution plan), not what was asked
 from __future__ import annotations
 
 import importlib.metadata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ import numpy as np
 
 from workbench.devices import Device, host_gpu_reason
 from workbench.errors import UnavailableError, UserError
-from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions, register
+from workbench.options import Options
+from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions
 from workbench.signature import Dim, TensorSpec, normalize_dtype
 
 GPU_REASON = "the LiteRT interpreter runs on the CPU only (GPU delegates are for mobile)"
@@ -108,15 +110,19 @@ class LiteRTModel(LoadedModel):
         self._set_tensor = self._invoke = self._get_tensor = None  # type: ignore[assignment]
 
 
-@register
-class LiteRTRuntime(Runtime):
-    """The TFLite interpreter on the CPU, with or without the XNNPACK delegate.
+@dataclass(frozen=True)
+class LiteRTSettings(Options):
+    """Settings of the litert runtime."""
 
-    Options: `extra["xnnpack"]` (default True) turns the default delegate on or off.
-    """
+    xnnpack: bool = True  # the default XNNPACK delegate on or off
+
+
+class LiteRTRuntime(Runtime):
+    """The TFLite interpreter on the CPU, with or without the XNNPACK delegate."""
 
     name = "litert"
     formats = ("tflite",)
+    Settings = LiteRTSettings
 
     def unavailable_reason(self, device: Device) -> str | None:
         host = host_gpu_reason(device)
@@ -136,7 +142,7 @@ class LiteRTRuntime(Runtime):
         if not path.is_file():
             raise UserError(f"cannot load {path} as TFLite: no such file")
         module, source = _load_interpreter_module()
-        xnnpack = bool(options.extra.get("xnnpack", True))
+        xnnpack = self.settings(options).xnnpack
         kwargs: dict[str, Any] = {"model_path": str(path)}
         if options.threads is not None:
             kwargs["num_threads"] = options.threads

@@ -12,7 +12,7 @@ from typing import Any
 
 from workbench.devices import Device, host_gpu_reason
 from workbench.errors import UnavailableError, UserError
-from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions, register
+from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions
 from workbench.signature import TensorSpec
 
 DEFAULT_INPUTS = [TensorSpec("x", "float32", ("batch", 1))]
@@ -34,7 +34,6 @@ class NullModel(LoadedModel):
         return []
 
 
-@register
 class NullRuntime(Runtime):
     """Does nothing, on any device the host has, so the harness overhead can be measured."""
 
@@ -49,7 +48,7 @@ class NullRuntime(Runtime):
         reason = self.unavailable_reason(options.device)
         if reason:
             raise UnavailableError(reason)
-        inputs = options.extra.get("inputs") or DEFAULT_INPUTS
+        inputs = options.inputs or DEFAULT_INPUTS
         if not all(isinstance(spec, TensorSpec) for spec in inputs):
             raise UserError("the null runtime's 'inputs' option must be a list of TensorSpec")
         return NullModel(list(inputs), options.device)

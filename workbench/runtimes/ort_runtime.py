@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from workbench.devices import Device, host_gpu_reason
 from workbench.errors import UnavailableError, UserError
-from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions, register
+from workbench.options import Options
+from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions
 from workbench.signature import Dim, TensorSpec, normalize_dtype
 
 GRAPH_OPTIMIZATION_LEVELS = {
@@ -29,13 +31,24 @@ GRAPH_OPTIMIZATION_LEVELS = {
 }
 
 
-def _providers(device: Device, extra: dict[str, Any]) -> list[Any]:
+@dataclass(frozen=True)
+class OrtSettings(Options):
+    """Settings of the onnxruntime runtime."""
+
+    graph_optimization_level: Literal["disable", "basic", "extended", "all"] = "all"
+    # None: ORT's default (idle intra-op threads spin). False frees the cores for pre- and
+    # post-processing between calls, at some cost in model latency.
+    allow_spinning: bool | None = None
+    tensorrt: bool = False  # on cuda: the TensorRT provider first, CUDA after it
+
+
+def _providers(device: Device, tensorrt: bool) -> list[Any]:
     """The provider list for `device`, most preferred first (never a CPU fallback on cuda)."""
     if not device.is_gpu:
         return ["CPUExecutionProvider"]
     gpu_options = {"device_id": device.index}
     providers: list[Any] = []
-    if extra.get("tensorrt"):
+    if tensorrt:
         providers.append(("TensorrtExecutionProvider", dict(gpu_options)))
     providers.append(("CUDAExecutionProvider", dict(gpu_options)))
     return providers
@@ -96,12 +109,12 @@ def _output_spec(node: Any) -> TensorSpec:
         return TensorSpec(node.name, node.type, _shape(node.shape))
 
 
-@register
 class OrtRuntime(Runtime):
     """ONNX Runtime with CPUExecutionProvider, CUDAExecutionProvider or TensorRT."""
 
     name = "onnxruntime"
     formats = ("onnx",)
+    Settings = OrtSettings
 
     def unavailable_reason(self, device: Device) -> str | None:
         host = host_gpu_reason(device)
@@ -112,7 +125,7 @@ class OrtRuntime(Runtime):
         import onnxruntime
 
         available = onnxruntime.get_available_providers()
-        for provider in _providers(device, {"tensorrt": True}):
+        for provider in _providers(device, tensorrt=True):
             name = _provider_name(provider)
             if name == "TensorrtExecutionProvider":
                 continue  # only required when asked for; checked at load
@@ -126,15 +139,10 @@ class OrtRuntime(Runtime):
             raise UnavailableError(reason)
         if path is None:
             raise UserError("the onnxruntime runtime needs a .onnx file path")
-        level = options.extra.get("graph_optimization_level", "all")
-        if level not in GRAPH_OPTIMIZATION_LEVELS:
-            raise UserError(
-                f"graph_optimization_level {level!r} is not valid: "
-                f"choose one of {', '.join(GRAPH_OPTIMIZATION_LEVELS)}"
-            )
+        settings: OrtSettings = self.settings(options)
         import onnxruntime
 
-        providers = _providers(options.device, options.extra)
+        providers = _providers(options.device, settings.tensorrt)
         available = onnxruntime.get_available_providers()
         missing = [_provider_name(p) for p in providers if _provider_name(p) not in available]
         if missing:
@@ -144,16 +152,15 @@ class OrtRuntime(Runtime):
 
         so = onnxruntime.SessionOptions()
         so.graph_optimization_level = getattr(
-            onnxruntime.GraphOptimizationLevel, GRAPH_OPTIMIZATION_LEVELS[level]
+            onnxruntime.GraphOptimizationLevel,
+            GRAPH_OPTIMIZATION_LEVELS[settings.graph_optimization_level],
         )
         if options.threads is not None:
             so.intra_op_num_threads = options.threads
         if options.inter_op_threads is not None:
             so.inter_op_num_threads = options.inter_op_threads
-        spinning = options.extra.get("allow_spinning")
+        spinning = settings.allow_spinning
         if spinning is not None:
-            if not isinstance(spinning, bool):
-                raise UserError(f"allow_spinning must be true or false, got {spinning!r}")
             # Idle intra-op threads spin by default, which keeps latency low but takes
             # cores from pre-/post-processing running between calls.
             so.add_session_config_entry("session.intra_op.allow_spinning", str(int(spinning)))

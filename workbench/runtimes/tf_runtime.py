@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ import numpy as np
 
 from workbench.devices import Device, host_gpu_reason
 from workbench.errors import UnavailableError, UserError
-from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions, register
+from workbench.options import Options
+from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions
 from workbench.signature import Dim, TensorSpec, normalize_dtype
 
 
@@ -152,19 +154,27 @@ class TFModel(LoadedModel):
         self._call = self._keepalive = None
 
 
-@register
+@dataclass(frozen=True)
+class TFSettings(Options):
+    """Settings of the tensorflow runtime."""
+
+    # The SavedModel signature to call; None: serving_default, else the first one.
+    signature: str | None = None
+    # Keras models: call through tf.function (graph mode, as serving does); False: eager.
+    tf_function: bool = True
+
+
 class TFRuntime(Runtime):
     """TensorFlow on the CPU or a GPU.
 
-    Formats: `savedmodel` (a directory; `extra["signature"]` picks the signature,
-    default serving_default) and `keras` (the in-memory Keras model passed as
-    `model`, called with training=False through tf.function, or eagerly when
-    `extra["tf_function"]` is false). The format comes from `extra["format"]`, else
-    from whether a model object was given.
+    Formats: `savedmodel` (a directory) and `keras` (the in-memory Keras model passed
+    as `model`, called with training=False). The format comes from `options.format`,
+    else from whether a model object was given.
     """
 
     name = "tensorflow"
     formats = ("savedmodel", "keras")
+    Settings = TFSettings
 
     def unavailable_reason(self, device: Device) -> str | None:
         host = host_gpu_reason(device)
@@ -186,7 +196,7 @@ class TFRuntime(Runtime):
         _set_threads(options.threads, options.inter_op_threads)
 
     def load(self, path: Path | None, options: RuntimeOptions, model: Any = None) -> LoadedModel:
-        fmt = options.extra.get("format") or ("keras" if model is not None else "savedmodel")
+        fmt = options.format or ("keras" if model is not None else "savedmodel")
         if fmt not in self.formats:
             raise UserError(
                 f"the tensorflow runtime cannot load format {fmt!r}: "
@@ -222,9 +232,10 @@ class TFRuntime(Runtime):
         signatures = dict(loaded.signatures)
         if not signatures:
             raise UserError(f"SavedModel {path} has no signatures to call")
-        key = options.extra.get("signature", "serving_default")
+        chosen = self.settings(options).signature
+        key = chosen or "serving_default"
         if key not in signatures:
-            if "signature" in options.extra:
+            if chosen is not None:
                 raise UserError(
                     f"SavedModel {path} has no signature {key!r}: "
                     f"choose one of {', '.join(signatures)}"
@@ -258,7 +269,7 @@ class TFRuntime(Runtime):
                 f"the tensorflow runtime needs the Keras TensorFlow backend, "
                 f"not {keras.backend.backend()!r} (set KERAS_BACKEND=tensorflow)"
             )
-        inputs = options.extra.get("inputs")
+        inputs = options.inputs
         if inputs is None:
             try:
                 keras_inputs = list(model.inputs)
@@ -285,7 +296,7 @@ class TFRuntime(Runtime):
 
         # Graph mode by default, as model.predict and serving run it; eager calls cost
         # milliseconds of Python per call and would dwarf the model itself.
-        if options.extra.get("tf_function", True):
+        if self.settings(options).tf_function:
             call = tf.function(call, reduce_retracing=True)
             provider += " (tf.function)"
         else:

@@ -23,7 +23,7 @@ import numpy as np
 
 from workbench.devices import Device, host_gpu_reason
 from workbench.errors import UnavailableError, UserError
-from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions, register
+from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions
 from workbench.signature import Dim, TensorSpec, normalize_dtype
 
 SIDECAR_SUFFIX = ".signature.json"
@@ -165,8 +165,9 @@ def _set_threads(threads: int | None, inter_op_threads: int | None) -> None:
             ) from exc
 
 
-def _detect_format(path: Path | None, model: Any, extra: dict[str, Any]) -> str:
-    fmt = extra.get("format")
+def _detect_format(path: Path | None, model: Any, fmt: str | None) -> str:
+    """The caller's format; without one (a direct call), a given model is eager, a `.pt2`
+    file is pt2, any other file TorchScript."""
     if fmt is None:
         if model is not None:
             fmt = "eager"
@@ -261,12 +262,11 @@ class TorchModel(LoadedModel):
             torch.cuda.empty_cache()
 
 
-@register
 class TorchRuntime(Runtime):
     """PyTorch on the CPU or a CUDA GPU, for eager modules, TorchScript and pt2 files.
 
-    The format comes from `options.extra["format"]` when set, else: a given `model`
-    is eager, a `.pt2` file is pt2, any other file TorchScript.
+    The format comes from `options.format` when set, else: a given `model` is eager,
+    a `.pt2` file is pt2, any other file TorchScript.
     """
 
     name = "torch"
@@ -288,7 +288,7 @@ class TorchRuntime(Runtime):
         return None
 
     def load(self, path: Path | None, options: RuntimeOptions, model: Any = None) -> LoadedModel:
-        fmt = _detect_format(path, model, options.extra)
+        fmt = _detect_format(path, model, options.format)
         reason = self.unavailable_reason(options.device)
         if reason:
             raise UnavailableError(reason)
@@ -300,7 +300,7 @@ class TorchRuntime(Runtime):
         if device.is_gpu:
             torch.cuda.reset_peak_memory_stats(target)
 
-        inputs: list[TensorSpec] | None = options.extra.get("inputs")
+        inputs: list[TensorSpec] | None = options.inputs
         outputs: list[TensorSpec] = []
         if inputs is None and path is not None:
             sidecar = read_signature_sidecar(path)

@@ -25,8 +25,8 @@ from workbench.study.headlines import (
 from workbench.study.sweeps import (
     cpu_gpu_sweep,
     describe,
-    measure,
     quantization_sweep,
+    run,
     stop_rule,
     sweep_for,
 )
@@ -54,7 +54,6 @@ __all__ = [
     "headlines_table",
     "host_text",
     "label",
-    "measure",
     "ok_rows",
     "pareto",
     "quality_column",
@@ -62,6 +61,7 @@ __all__ = [
     "read_headlines",
     "record_headline",
     "reports_dir",
+    "run",
     "speedup_over_fp32",
     "stop_rule",
     "sweep_for",

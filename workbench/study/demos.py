@@ -19,8 +19,9 @@ import pandas as pd
 
 from workbench.devices import parse_device
 from workbench.formats import runtime_for
-from workbench.runtimes.base import RuntimeOptions, get_runtime, run_in_batches
-from workbench.tasks.base import Task, get_task
+from workbench.registry import get_runtime, get_task
+from workbench.runtimes.base import RuntimeOptions, run_in_batches
+from workbench.tasks.base import Task
 from workbench.vision.classify_preprocess import imagenet_classes
 from workbench.vision.detection_metrics import GroundTruth
 from workbench.vision.photos import photo_bytes
@@ -65,7 +66,7 @@ def _outputs(task: Task, artifact: Artifact, feed: dict[str, np.ndarray]) -> lis
     """The artifact's outputs for `feed` on the CPU, through the workbench's runtime."""
     specs = task.input_specs(artifact.model, artifact.source_framework)
     runtime = get_runtime(runtime_for(artifact.format))
-    options = RuntimeOptions(parse_device("cpu"), threads=None, extra={"inputs": specs})
+    options = RuntimeOptions(parse_device("cpu"), format=artifact.format, inputs=specs)
     loaded = runtime.load(Path(artifact.path), options)
     try:
         return run_in_batches(loaded, feed)

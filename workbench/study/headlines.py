@@ -7,6 +7,7 @@ page and the summary notebook.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from workbench import results
+from workbench.atomic import write_json_atomic
 
 REPORTS_ENV = "WORKBENCH_REPORTS"
 HEADLINES = "headlines"
@@ -82,9 +84,7 @@ def record_headline(notebook: str, values: dict[str, Any], profile: str) -> Path
         "host": host_text(fingerprint()),
         "values": {str(k): _plain(v) for k, v in values.items()},
     }
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=str))
-    os.replace(tmp, path)
+    write_json_atomic(path, payload, indent=1)
     return path
 
 

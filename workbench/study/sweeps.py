@@ -14,96 +14,21 @@ from typing import Any
 import pandas as pd
 
 from workbench import results
-from workbench.errors import UserError
 from workbench.formats import PRECISIONS
 from workbench.harness.timing import StopRule
-from workbench.study.notebook_params import PROFILES
-from workbench.sweep import FORMATS_BY_FRAMEWORK, TaskSweep, plan, run_sweep
-from workbench.tasks.base import get_task
-
-FULL_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
-
-# How long each configuration is measured. ci: short, bounded by max_time so a slow
-# artifact (e.g. an int8-dynamic CNN on a small CPU) cannot eat the CI budget.
-STOP_RULES: dict[str, StopRule] = {
-    "ci": StopRule(warmup_iters=2, warmup_time_s=0.1, min_iters=20, min_time_s=0.3, max_time_s=2.0),
-    "full": StopRule(),
-}
-
-# Sweep presets per task and profile. A task without an entry gets GENERIC_PRESETS
-# (its first model and framework, ONNX FP32 in ci; everything in full), so a newly
-# registered task's notebook works before anyone tunes its presets.
-TASK_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "tabular": {
-        "ci": {
-            "models": ["mlp"],
-            "frameworks": ["torch"],
-            "formats": ["eager", "onnx"],
-            "precisions": ["fp32", "int8-dynamic"],
-            "batch_sizes": [1, 8, 64],
-            "devices": ["cpu"],
-        },
-        "full": {"batch_sizes": FULL_BATCHES, "devices": ["cpu", "cuda"]},
-    },
-    "image_classification": {
-        # ci: ONNX from PyTorch only (the ResNet-50 exports are reused by seed_claims);
-        # eager torch and the Keras models would cost minutes on 2 cores. EfficientNet-Lite0
-        # (real weights) and the digits CNN (real labels) make the INT8 rows meaningful.
-        "ci": {
-            "models": ["resnet50", "efficientnet_lite0", "digits_cnn"],
-            "frameworks": ["torch"],
-            "formats": ["onnx"],
-            "precisions": ["fp32", "fp16", "int8-dynamic", "int8-static"],
-            "batch_sizes": [1, 4],
-            "devices": ["cpu"],
-        },
-        "full": {"batch_sizes": [1, 2, 4, 8, 16, 32, 64], "devices": ["cpu", "cuda"]},
-    },
-    "object_detection": {
-        "ci": {
-            "models": ["yolov8n_320"],
-            "frameworks": ["torch"],
-            "formats": ["onnx"],
-            "precisions": ["fp32", "int8-static"],
-            "batch_sizes": [1, 4],
-            "devices": ["cpu"],
-        },
-        "full": {
-            "models": ["yolov8n_640"],
-            "batch_sizes": [1, 2, 4, 8, 16, 32, 64],
-            "devices": ["cpu", "cuda"],
-        },
-    },
-}
-GENERIC_PRESETS: dict[str, dict[str, Any]] = {
-    "ci": {"formats": ["onnx"], "precisions": ["fp32"], "batch_sizes": [1, 4], "devices": ["cpu"]},
-    "full": {"batch_sizes": [1, 8, 32], "devices": ["cpu", "cuda"]},
-}
+from workbench.profiles import get_profile
+from workbench.registry import get_task
+from workbench.sweep import FORMATS_BY_FRAMEWORK, TaskSweep, from_profile, plan, run_stored
 
 
 def check_profile(profile: str) -> str:
-    if profile not in PROFILES:
-        raise UserError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
-    return profile
+    """`profile` if it names one (workbench.profiles), else a UserError listing them."""
+    return get_profile(profile).name
 
 
 def stop_rule(profile: str, **overrides: Any) -> StopRule:
     """The profile's measurement rule, with fields overridden (e.g. min_iters=3)."""
-    return replace(STOP_RULES[check_profile(profile)], **overrides)
-
-
-def presets(task: str, profile: str) -> dict[str, Any]:
-    """The sweep settings `profile` uses for `task` when the notebook leaves them empty."""
-    check_profile(profile)
-    task_obj = get_task(task)
-    if task in TASK_PRESETS:
-        return dict(TASK_PRESETS[task][profile])
-    chosen = dict(GENERIC_PRESETS[profile])
-    if profile == "ci":
-        model = task_obj.models[0]
-        chosen["models"] = [model]
-        chosen["frameworks"] = [task_obj.frameworks_for(model)[0]]
-    return chosen
+    return replace(get_profile(profile).rule, **overrides)
 
 
 def sweep_for(
@@ -119,21 +44,19 @@ def sweep_for(
     threads: Iterable[int] = (),
     rule: StopRule | None = None,
 ) -> TaskSweep:
-    """A TaskSweep: each empty argument takes the profile's preset (or the sweep default)."""
-    chosen = presets(task, profile)
-    given = {
-        "models": list(models),
-        "frameworks": list(frameworks),
-        "formats": list(formats),
-        "precisions": list(precisions),
-        "batch_sizes": list(batch_sizes),
-        "devices": list(devices),
-        "threads": list(threads),
-    }
-    settings = {k: v for k, v in chosen.items()}
-    settings.update({k: v for k, v in given.items() if v})
-    settings.setdefault("precisions", list(PRECISIONS))
-    return TaskSweep(task=task, rule=rule or stop_rule(profile), **settings)
+    """A TaskSweep: each empty argument takes the task's preset for the profile."""
+    return from_profile(
+        task,
+        profile,
+        models=models,
+        frameworks=frameworks,
+        formats=formats,
+        precisions=precisions,
+        batch_sizes=batch_sizes,
+        devices=devices,
+        threads=threads,
+        rule=rule,
+    )
 
 
 def describe(sweep: TaskSweep) -> str:
@@ -146,26 +69,14 @@ def describe(sweep: TaskSweep) -> str:
     )
 
 
-def measure(sweep: TaskSweep, note: str = "notebook", quiet: bool = False) -> pd.DataFrame:
-    """Export what is missing and benchmark `sweep` into a new run; return its rows."""
-    jobs = plan(sweep)
-    if not jobs:
-        raise UserError("nothing to measure: the parameters exclude every format and precision")
-    store = results.RunStore.create({"command": note, "task": sweep.task, "sweep": repr(sweep)})
-    done = 0
+def run(sweep: TaskSweep, note: str = "notebook", quiet: bool = False) -> pd.DataFrame:
+    """Export what is missing and benchmark `sweep` into a new stored run; its rows."""
 
-    def progress(label: str) -> None:
-        nonlocal done
-        done += 1
+    def progress(done: int, total: int, label: str) -> None:
         if not quiet:
-            print(f"[{done}/{len(jobs)}] {label}", flush=True)
+            print(f"[{done}/{total}] {label}", flush=True)
 
-    status = "failed"
-    try:
-        run_sweep(sweep, store, progress)
-        status = "ok"
-    finally:
-        store.finish(status)
+    store = run_stored(sweep, command=note, on_progress=progress)
     return results.load(run_ids=[store.run_id])
 
 
@@ -186,6 +97,7 @@ QUANTIZATION_PRESETS: dict[str, dict[str, Any]] = {
         "batch_sizes": [1, 64],
     },
 }
+QUANTIZATION_PRESETS["quick"] = QUANTIZATION_PRESETS["ci"]
 CPU_GPU_PRESETS: dict[str, dict[str, Any]] = {
     "ci": {
         "task": "tabular",
@@ -202,6 +114,7 @@ CPU_GPU_PRESETS: dict[str, dict[str, Any]] = {
         "batch_sizes": [1, 2, 4, 8, 16, 32, 64],
     },
 }
+CPU_GPU_PRESETS["quick"] = CPU_GPU_PRESETS["ci"]
 
 
 def quantization_sweep(
@@ -223,6 +136,7 @@ def quantization_sweep(
         batch_sizes=list(batch_sizes) or p["batch_sizes"],
         devices=["cpu"],
         rule=stop_rule(profile),
+        profile=profile,
     )
 
 
@@ -253,6 +167,7 @@ def cpu_gpu_sweep(
         batch_sizes=list(batch_sizes) or p["batch_sizes"],
         devices=list(devices) or ["cpu", "cuda"],
         rule=stop_rule(profile),
+        profile=profile,
     )
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from workbench.columns import SUMMARY_COLUMNS, summary_table, used_columns
+
 KEY_COLUMNS = ["model", "source_framework", "format", "precision", "runtime", "device"]
 
 
@@ -21,33 +23,11 @@ def label(row: pd.Series | dict[str, Any]) -> str:
     )
 
 
-def _mb(value: Any) -> float | None:
-    return None if value is None or pd.isna(value) else float(value) / 1e6
-
-
 def table(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows a reader wants to see, with units in the column names."""
-    out = pd.DataFrame(
-        {
-            "status": frame["status"],
-            "model": frame["model"],
-            "src": frame["source_framework"],
-            "format": frame["format"],
-            "precision": frame["precision"],
-            "runtime": frame["runtime"],
-            "device": frame["device"],
-            "batch": frame["batch_size"],
-            "p50 (ms)": frame["latency_ms_p50"],
-            "p99 (ms)": frame["latency_ms_p99"],
-            "throughput (items/s)": frame["throughput_items_per_s"],
-            "size (MB)": frame["model_size_bytes"].map(_mb),
-            "peak RSS (MB)": frame["peak_rss_bytes"].map(_mb),
-            "parity": frame["parity_pass"],
-            "stable": frame["stable"],
-            "error": frame["error"],
-        }
-    )
-    return out.reset_index(drop=True)
+    """The rows a reader wants to see: the summary columns (workbench.columns), with units
+    in the headers, leaving out columns no row fills."""
+    used = tuple(used_columns(frame.to_dict(orient="records"), SUMMARY_COLUMNS))
+    return summary_table(frame, used).reset_index(drop=True)
 
 
 def export_matrix(frame: pd.DataFrame) -> pd.DataFrame:

@@ -18,6 +18,21 @@ from workbench.errors import UserError
 from workbench.signature import TensorSpec
 
 FRAMEWORKS = ("torch", "keras")
+FULL_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """What a task measures under one profile when the user does not say. None means
+    every applicable value (every model, framework, format or precision)."""
+
+    models: tuple[str, ...] | None = None
+    frameworks: tuple[str, ...] | None = None
+    formats: tuple[str, ...] | None = None
+    precisions: tuple[str, ...] | None = None
+    batch_sizes: tuple[int, ...] = (1, 8, 64)
+    # The notebooks measure on these; the CLI on its --device (default cpu).
+    devices: tuple[str, ...] = ("cpu",)
 
 
 @dataclass(frozen=True)
@@ -40,9 +55,33 @@ class Task(ABC):
     frameworks: ClassVar[tuple[str, ...]] = FRAMEWORKS
     version: ClassVar[str] = "1"  # bump when a model's architecture or weights change
     parity_samples: ClassVar[int] = 256  # held-out items each artifact is checked on
-    # What `workbench bench --task NAME` measures when the user does not say: per mode
-    # ("quick" with --quick, else "full"), optional "models" and "batch_sizes".
-    bench_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    # What each profile (workbench.profiles: ci, quick, full) measures when the user does
+    # not say, for the CLI (`--profile`, `--quick`) and the notebooks (`profile`) alike.
+    # A profile missing here gets `generic_preset`.
+    presets: ClassVar[dict[str, Preset]] = {}
+
+    def preset(self, profile: str) -> Preset:
+        """The task's preset for `profile` (a UserError for an unknown profile)."""
+        from workbench.profiles import get_profile
+
+        get_profile(profile)
+        return self.presets.get(profile) or self.generic_preset(profile)
+
+    def generic_preset(self, profile: str) -> Preset:
+        """For a task without its own preset: in ci its first model and framework as FP32
+        ONNX at batches 1 and 4; quick and full measure everything."""
+        if profile == "ci":
+            model = self.models[0]
+            return Preset(
+                models=(model,),
+                frameworks=(self.frameworks_for(model)[0],),
+                formats=("onnx",),
+                precisions=("fp32",),
+                batch_sizes=(1, 4),
+            )
+        if profile == "quick":
+            return Preset(batch_sizes=(1, 8, 64, 256))
+        return Preset(batch_sizes=FULL_BATCHES, devices=("cpu", "cuda"))
 
     def check_model(self, model: str) -> str:
         if model not in self.models:
@@ -111,28 +150,3 @@ class Task(ABC):
     @abstractmethod
     def parity(self, reference: list[np.ndarray], candidate: list[np.ndarray]) -> dict[str, float]:
         """Compare an artifact's outputs with its source model's: errors and the task metric."""
-
-
-_REGISTRY: dict[str, type[Task]] = {}
-
-
-def register(cls: type[Task]) -> type[Task]:
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def task_names() -> list[str]:
-    _load_builtin_tasks()
-    return sorted(_REGISTRY)
-
-
-def get_task(name: str) -> Task:
-    """The task registered as `name`; a UserError listing the valid names otherwise."""
-    _load_builtin_tasks()
-    if name not in _REGISTRY:
-        raise UserError(f"unknown task {name!r}: choose one of {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]()
-
-
-def _load_builtin_tasks() -> None:
-    from workbench.tasks import image_classification, object_detection, tabular  # noqa: F401

@@ -30,7 +30,7 @@ from workbench.errors import UserError
 from workbench.models.efficientnet_lite import LITE0_MEAN, LITE0_STD  # numpy only
 from workbench.parity import output_errors
 from workbench.signature import TensorSpec
-from workbench.tasks.base import Pipeline, Task, register
+from workbench.tasks.base import Pipeline, Preset, Task
 from workbench.vision.classify_preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -110,7 +110,6 @@ def photo_crops(n: int, seed: int, size: int = 320) -> list[np.ndarray]:
     return views
 
 
-@register
 class ImageClassificationTask(Task):
     """ImageNet classifiers on 224x224 RGB photos, and a digits CNN on 8x8 grey images."""
 
@@ -118,9 +117,25 @@ class ImageClassificationTask(Task):
     models = ("resnet50", "mobilenet_v3_large", "mobilenet_v2", "efficientnet_lite0", DIGITS)
     version = "2"
     parity_samples = 32  # 224x224 photo crops: affordable on 2 cores even for slow INT8 kernels
-    bench_defaults = {  # the real-weight model; every model with --model
-        "quick": {"models": ["efficientnet_lite0"], "batch_sizes": [1, 8, 64]},
-        "full": {"models": ["efficientnet_lite0"], "batch_sizes": [1, 2, 4, 8, 16, 32, 64]},
+    presets = {
+        # ci: ONNX from PyTorch only (the ResNet-50 exports are reused by seed_claims);
+        # eager torch and the Keras models would cost minutes on 2 cores. EfficientNet-Lite0
+        # (real weights) and the digits CNN (real labels) make the INT8 rows meaningful.
+        "ci": Preset(
+            models=("resnet50", "efficientnet_lite0", "digits_cnn"),
+            frameworks=("torch",),
+            formats=("onnx",),
+            precisions=("fp32", "fp16", "int8-dynamic", "int8-static"),
+            batch_sizes=(1, 4),
+        ),
+        # quick and full: the real-weight model in every format and precision; every
+        # model with --model (or the notebook's `models`)
+        "quick": Preset(models=("efficientnet_lite0",), batch_sizes=(1, 8, 64)),
+        "full": Preset(
+            models=("efficientnet_lite0",),
+            batch_sizes=(1, 2, 4, 8, 16, 32, 64),
+            devices=("cpu", "cuda"),
+        ),
     }
 
     def frameworks_for(self, model: str) -> tuple[str, ...]:

@@ -35,7 +35,7 @@ from workbench.models.yolo_config import YoloConfig
 from workbench.parity import output_errors
 from workbench.procs import cached_npz
 from workbench.signature import TensorSpec
-from workbench.tasks.base import Pipeline, Task, register
+from workbench.tasks.base import Pipeline, Preset, Task
 from workbench.vision.detection_metrics import GroundTruth, box_f1, evaluate
 from workbench.vision.image_io import encode_image
 from workbench.vision.letterbox import Letterbox, letterbox_batch, preprocess, to_model_input
@@ -126,7 +126,6 @@ class DetectionLabels:
     letterboxes: list[Letterbox]
 
 
-@register
 class ObjectDetectionTask(Task):
     """Detect circles, squares, triangles and crosses in generated scenes."""
 
@@ -136,9 +135,20 @@ class ObjectDetectionTask(Task):
     # artifact cache key covers this module's source only.
     version = "2"
     parity_samples = 16  # scenes: enough boxes (~50) for box F1, cheap at 640 px on 2 cores
-    bench_defaults = {
-        "quick": {"models": ["yolov8n_320"], "batch_sizes": [1, 8, 32]},
-        "full": {"models": ["yolov8n_640"], "batch_sizes": [1, 2, 4, 8, 16, 32, 64]},
+    presets = {
+        "ci": Preset(
+            models=("yolov8n_320",),
+            frameworks=("torch",),
+            formats=("onnx",),
+            precisions=("fp32", "int8-static"),
+            batch_sizes=(1, 4),
+        ),
+        "quick": Preset(models=("yolov8n_320",), batch_sizes=(1, 8, 32)),
+        "full": Preset(
+            models=("yolov8n_640",),
+            batch_sizes=(1, 2, 4, 8, 16, 32, 64),
+            devices=("cpu", "cuda"),
+        ),
     }
     classes = CLASSES
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from workbench.parity import argmax_agreement, output_errors
 from workbench.signature import TensorSpec
-from workbench.tasks.base import Task, register
+from workbench.tasks.base import FULL_BATCHES, Preset, Task
 from workbench.workspace import weights_dir
 
 N_FEATURES = 10
@@ -99,12 +99,22 @@ def numpy_forward(model: str, x: np.ndarray) -> np.ndarray:
     return h
 
 
-@register
 class TabularTask(Task):
     """Binary classification of 10 numeric features."""
 
     name = "tabular"
     models = ("linear", "mlp")
+    presets = {
+        "ci": Preset(
+            models=("mlp",),
+            frameworks=("torch",),
+            formats=("eager", "onnx"),
+            precisions=("fp32", "int8-dynamic"),
+            batch_sizes=(1, 8, 64),
+        ),
+        "quick": Preset(batch_sizes=(1, 8, 64, 256)),
+        "full": Preset(batch_sizes=FULL_BATCHES, devices=("cpu", "cuda")),
+    }
     version = "1"
 
     def input_specs(self, model: str, framework: str = "torch") -> list[TensorSpec]:

@@ -1,0 +1,96 @@
+"""Typed options: declared once as dataclasses, checked with one-line errors that list the
+valid options; the CLI's runtime settings reach the right runtime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pytest
+
+from exporters.base import find_pass
+from workbench.cli import _parse_setting
+from workbench.errors import UserError
+from workbench.harness.runner import BenchConfig
+from workbench.options import Options
+from workbench.registry import get_runtime
+from workbench.sweep import TaskSweep
+
+
+@dataclass(frozen=True)
+class Sample(Options):
+    level: Literal["low", "high"] = "low"
+    count: int = 3
+    scale: float = 1.0
+    flag: bool = False
+    label: str | None = None
+
+
+def test_defaults_come_from_the_dataclass() -> None:
+    assert Sample.parse({}) == Sample()
+    assert Sample.parse(None).to_dict() == {
+        "level": "low",
+        "count": 3,
+        "scale": 1.0,
+        "flag": False,
+        "label": None,
+    }
+    assert Sample.parse({"count": 5}).changed() == {"count": 5}
+
+
+def test_an_int_is_accepted_as_a_float_but_not_the_other_way() -> None:
+    assert Sample.parse({"scale": 2}).scale == 2.0
+    with pytest.raises(UserError, match="count must be an integer, got 2.5"):
+        Sample.parse({"count": 2.5})
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"levle": "low"}, "thing has no option 'levle': it takes level"),
+        ({"a": 1, "b": 2}, "thing has no options 'a', 'b'"),
+        ({"level": "medium"}, "level must be one of low, high, got 'medium'"),
+        ({"flag": 1}, "flag must be true or false, got 1"),
+        ({"count": True}, "count must be an integer, got True"),
+        ({"label": 3}, "label must be a string or null"),
+    ],
+)
+def test_unknown_or_ill_typed_options_fail_in_one_line(values: dict, message: str) -> None:
+    with pytest.raises(UserError, match=message) as info:
+        Sample.parse(values, owner="thing")
+    assert "\n" not in str(info.value)
+    assert "count (an integer; default 3)" in str(info.value)  # the valid ones are listed
+
+
+def test_pass_parameters_are_typed_and_listed() -> None:
+    onnx = find_pass("torch", "onnx", "fp32")
+    assert onnx.check_params({}).to_dict() == {"opset": 18, "dynamo": "auto"}
+    assert onnx.check_params({"dynamo": False}).dynamo is False
+    with pytest.raises(UserError, match="pass 'torch_onnx': parameter opset must be an integer"):
+        onnx.check_params({"opset": "18"})
+    with pytest.raises(UserError, match="dynamo must be true or false or one of auto"):
+        onnx.check_params({"dynamo": "yes"})
+
+
+def test_runtime_settings_are_checked_when_a_config_is_made() -> None:
+    assert get_runtime("onnxruntime").parse_settings({"tensorrt": True}).tensorrt is True
+    with pytest.raises(UserError, match="runtime 'onnxruntime' has no setting 'xnnpack'"):
+        BenchConfig(runtime="onnxruntime", format="onnx", runtime_settings={"xnnpack": False})
+    with pytest.raises(UserError, match="runtime 'litert' has no setting 'tensorrt'"):
+        TaskSweep(task="tabular", runtime_settings={"litert": {"tensorrt": True}})
+
+
+def test_cli_settings_are_read_as_json_values() -> None:
+    assert _parse_setting("onnxruntime.allow_spinning=false") == (
+        "onnxruntime",
+        "allow_spinning",
+        False,
+    )
+    assert _parse_setting("tensorflow.signature=serving_default") == (
+        "tensorflow",
+        "signature",
+        "serving_default",
+    )
+    assert _parse_setting("x.n=3") == ("x", "n", 3)
+    with pytest.raises(UserError, match="RUNTIME.NAME=VALUE"):
+        _parse_setting("allow_spinning=false")

@@ -1,0 +1,191 @@
+"""One registry mechanism for every pluggable noun: tasks, runtimes, passes, scenarios, servers.
+
+Each registry maps a name to a `"module:Class"` string and imports the module only
+when that name is asked for, so listing what exists imports no framework. Three
+sources fill a registry, in this order (a later one may not reuse a taken name):
+
+1. the built-in table below: adding an implementation is one new module plus one
+   line here;
+2. entry points of installed distributions, in the group named by the registry
+   (`workbench.tasks`, `workbench.runtimes`, `workbench.passes`, ...): a third-party
+   package adds a task with
+   `[project.entry-points."workbench.tasks"] my_task = "my_pkg.task:MyTask"`;
+3. for runtimes and passes, the modules named (comma-separated) in an environment
+   variable, whose classes join with `@REGISTRY.register`: a quick hook for a local
+   file (benchmark and export worker processes inherit the variable).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from importlib import metadata
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from workbench.errors import UserError
+
+if TYPE_CHECKING:
+    from exporters.base import Pass
+    from workbench.runtimes.base import Runtime
+    from workbench.tasks.base import Task
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Name -> implementation class, resolved lazily from `"module:Class"` targets."""
+
+    def __init__(
+        self,
+        kind: str,
+        group: str,
+        builtins: Mapping[str, str],
+        plugin_env: str | None = None,
+    ) -> None:
+        self.kind = kind  # "task", "runtime", ... for messages
+        self.group = group  # the entry-point group third-party packages use
+        self.plugin_env = plugin_env
+        self._targets: dict[str, str] = dict(builtins)
+        self._classes: dict[str, type[T]] = {}
+        self._discovered = False
+
+    # ------------------------------------------------------------------ filling
+
+    def register(self, cls: type[T]) -> type[T]:
+        """Class decorator for plugin modules: adds `cls` under `cls.name`."""
+        name = cls.name  # type: ignore[attr-defined]
+        self._classes[name] = cls
+        self._targets.setdefault(name, f"{cls.__module__}:{cls.__qualname__}")
+        return cls
+
+    def _discover(self) -> None:
+        """Entry points once per process; $plugin_env modules on every lookup, since the
+        variable may change (importing a module twice is free)."""
+        for module in os.environ.get(self.plugin_env or "", "").split(","):
+            if module.strip():
+                _import(module.strip(), f"${self.plugin_env}", self.kind)
+        if self._discovered:
+            return
+        self._discovered = True
+        for entry in metadata.entry_points(group=self.group):
+            if entry.name in self._targets:
+                raise UserError(
+                    f"{self.kind} {entry.name!r} from the entry point {entry.value!r} "
+                    f"({self.group}) clashes with the one at {self._targets[entry.name]!r}: "
+                    "rename it in the plugin's entry points"
+                )
+            self._targets[entry.name] = entry.value
+
+    # ------------------------------------------------------------------ lookup
+
+    def names(self) -> list[str]:
+        """Every registered name, sorted, without importing any implementation."""
+        self._discover()
+        return sorted(self._targets)
+
+    def get(self, name: str) -> type[T]:
+        """The class registered as `name`; a UserError listing the valid names otherwise."""
+        self._discover()
+        if name in self._classes:
+            return self._classes[name]
+        if name not in self._targets:
+            raise UserError(f"unknown {self.kind} {name!r}: choose one of {', '.join(self.names())}")
+        module_name, _, attr = self._targets[name].partition(":")
+        module = _import(module_name, f"{self.kind} {name!r}", self.kind)
+        try:
+            cls = getattr(module, attr)
+        except AttributeError:
+            raise UserError(
+                f"{self.kind} {name!r} points at {self._targets[name]!r}, but {module_name} "
+                f"has no {attr!r}: fix the registry entry"
+            ) from None
+        if getattr(cls, "name", name) != name:
+            raise UserError(
+                f"{self.kind} {name!r} points at {self._targets[name]!r}, whose name is "
+                f"{cls.name!r}: make the two agree"
+            )
+        self._classes[name] = cls
+        return cls
+
+    def create(self, name: str) -> T:
+        """A new instance of the class registered as `name`."""
+        return self.get(name)()
+
+    def all(self) -> dict[str, type[T]]:
+        """Every class, imported (for lookups by attribute, e.g. a pass by format)."""
+        return {name: self.get(name) for name in self.names()}
+
+
+def _import(module: str, what: str, kind: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise UserError(
+            f"cannot import module {module!r} named by {what}: {exc}; "
+            f"fix the {kind}'s module name or PYTHONPATH"
+        ) from exc
+
+
+# ---------------------------------------------------------------------- the registries
+
+TASKS: Registry[Task] = Registry(
+    "task",
+    "workbench.tasks",
+    {
+        "tabular": "workbench.tasks.tabular:TabularTask",
+        "image_classification": "workbench.tasks.image_classification:ImageClassificationTask",
+        "object_detection": "workbench.tasks.object_detection:ObjectDetectionTask",
+    },
+)
+
+RUNTIMES: Registry[Runtime] = Registry(
+    "runtime",
+    "workbench.runtimes",
+    {
+        "onnxruntime": "workbench.runtimes.ort_runtime:OrtRuntime",
+        "torch": "workbench.runtimes.torch_runtime:TorchRuntime",
+        "litert": "workbench.runtimes.litert_runtime:LiteRTRuntime",
+        "tensorflow": "workbench.runtimes.tf_runtime:TFRuntime",
+        "null": "workbench.runtimes.null_runtime:NullRuntime",
+    },
+    plugin_env="WORKBENCH_EXTRA_RUNTIMES",
+)
+
+PASSES: Registry[Pass] = Registry(
+    "pass",
+    "workbench.passes",
+    {
+        "torch_onnx": "exporters.torch_onnx:TorchOnnx",
+        "torch_script": "exporters.torch_script:TorchScriptPass",
+        "torch_export": "exporters.torch_script:TorchExportPass",
+        "torch_tflite": "exporters.torch_tflite:TorchTFLite",
+        "torch_quantize_dynamic": "exporters.torch_quantize:TorchDynamicInt8",
+        "keras_onnx": "exporters.keras_onnx:KerasOnnx",
+        "keras_savedmodel": "exporters.keras_savedmodel:KerasSavedModel",
+        "keras_tflite": "exporters.keras_tflite:KerasTFLite",
+        "keras_tflite_fp16": "exporters.tflite_quantize:KerasTFLiteFP16",
+        "keras_tflite_int8_dynamic": "exporters.tflite_quantize:KerasTFLiteInt8Dynamic",
+        "keras_tflite_int8_static": "exporters.tflite_quantize:KerasTFLiteInt8Static",
+        "onnx_fp16": "exporters.onnx_quantize:OnnxFp16",
+        "onnx_int8_dynamic": "exporters.onnx_quantize:OnnxInt8Dynamic",
+        "onnx_int8_static": "exporters.onnx_quantize:OnnxInt8Static",
+    },
+    plugin_env="WORKBENCH_EXTRA_PASSES",
+)
+
+
+def get_task(name: str) -> Task:
+    """A new instance of the task registered as `name`."""
+    return TASKS.create(name)
+
+
+def get_runtime(name: str) -> Runtime:
+    """A new instance of the runtime registered as `name`."""
+    return RUNTIMES.create(name)
+
+
+def registries() -> dict[str, Registry[Any]]:
+    """Every registry by its plural noun (for `workbench list` and the docs)."""
+    return {"tasks": TASKS, "runtimes": RUNTIMES, "passes": PASSES}
+
