@@ -15,7 +15,7 @@ import pytest
 from workbench.cli import main
 from workbench.errors import UserError
 from workbench.report import index, templates
-from workbench.report.html import write_run_report
+from workbench.report.html import TABLE_COLUMNS, write_run_report
 from workbench.results import RunStore, make_row
 
 NASTY = "<script>alert(\"x&y\")</script> & 'q'"
@@ -198,10 +198,11 @@ def test_run_report_of_a_small_real_run(tmp_path: Path, monkeypatch: pytest.Monk
     assert all(base64.b64decode(data).startswith(b"\x89PNG\r\n\x1a\n") for _, data in images)
     assert "http://" not in page and "https://" not in page and "<link" not in page
     # the table: one header per field, one row per result, data escaped, gaps as a dash
-    assert page.count("<th>") == 23 and page.count("<tr><td>") == 3
+    assert page.count("<th>") == len(TABLE_COLUMNS) and page.count("<tr><td>") == 3
     assert f"<td>{NASTY_ESCAPED}</td>" in page
     assert f"<td>load failed: {NASTY_ESCAPED}</td>" in page
-    assert "<td>1.6</td><td>2.4</td><td>2</td><td>5000</td>" in page  # floats as .4g
+    # p50, p99, mean ms and items/s in the summary columns' formats
+    assert "<td>1.6</td><td>2.4</td><td>2</td><td>5,000</td>" in page
     assert "<td>&ndash;</td>" in page
     # the index is rebuilt and links the run report
     assert f'<a href="{path.name}">{path.stem}</a>' in (out / "index.html").read_text()

@@ -12,35 +12,21 @@ from pathlib import Path
 import pandas as pd
 
 from workbench import results
+from workbench.columns import SUMMARY_COLUMNS, Column, format_value, is_missing
 from workbench.errors import UserError
 from workbench.report import plots, templates
 from workbench.report.index import write_index
 
-TABLE_FIELDS = [
-    "status",
-    "task",
-    "model",
-    "source_framework",
-    "format",
-    "precision",
-    "runtime",
-    "provider",
-    "device",
-    "threads",
-    "batch_size",
-    "latency_ms_p50",
-    "latency_ms_p99",
-    "latency_ms_mean",
-    "throughput_items_per_s",
-    "n_iterations",
-    "stable",
-    "model_size_bytes",
-    "peak_rss_bytes",
-    "parity_max_abs_error",
-    "parity_pass",
-    "accuracy",
-    "error",
-]
+# The run report shows every configuration's summary, plus what ran it (provider) and
+# the parity error, in the summary columns' own formats.
+TABLE_COLUMNS: tuple[Column, ...] = (
+    *SUMMARY_COLUMNS[:6],
+    Column("task", "task", "text"),
+    Column("provider", "provider", "text"),
+    *SUMMARY_COLUMNS[6:-1],
+    Column("parity_max_abs_error", "parity max abs err", "ratio"),
+    SUMMARY_COLUMNS[-1],
+)
 
 
 def _figure(title: str, fig: object, alt: str) -> dict[str, str]:
@@ -48,13 +34,12 @@ def _figure(title: str, fig: object, alt: str) -> dict[str, str]:
     return {"title": title, "alt": alt, "png_base64": base64.b64encode(plots.png(fig)).decode()}
 
 
-def _cell(value: object) -> str | None:
-    """A table cell's text; None for a missing value (the template prints a dash)."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+def _cell(value: object, kind: str) -> str | None:
+    """A table cell's text in its column's format, text never cut (the page has room);
+    None for a missing value (the template prints a dash)."""
+    if is_missing(value):
         return None
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+    return str(value) if kind == "text" else format_value(value, kind)
 
 
 def render(frame: pd.DataFrame, manifest: dict) -> str:
@@ -81,8 +66,11 @@ def render(frame: pd.DataFrame, manifest: dict) -> str:
         fingerprint_id=str(manifest.get("fingerprint_id")),
         counts=str(counts),
         figures=figures,
-        fields=TABLE_FIELDS,
-        rows=[[_cell(r.get(f)) for f in TABLE_FIELDS] for r in frame.to_dict(orient="records")],
+        fields=[c.header for c in TABLE_COLUMNS],
+        rows=[
+            [_cell(r.get(c.field), c.kind) for c in TABLE_COLUMNS]
+            for r in frame.to_dict(orient="records")
+        ],
     )
 
 
