@@ -63,11 +63,12 @@ lab: setup ## Start JupyterLab with the workbench kernel
 	$(NB_ENV) $(PY) -m jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 lint: setup ## ruff lint and format check
-	$(PY) -m ruff check workbench exporters tests benchmarks
-	$(PY) -m ruff format --check workbench exporters tests benchmarks
+	$(PY) -m ruff check workbench exporters tests benchmarks notebooks
+	$(PY) -m ruff format --check workbench exporters tests benchmarks notebooks
 
-format: setup ## ruff format in place
-	$(PY) -m ruff format workbench exporters tests benchmarks
+format: setup ## ruff format in place (then the notebooks' .ipynb follow their .py)
+	$(PY) -m ruff format workbench exporters tests benchmarks notebooks
+	$(NOTEBOOKS_SYNC)
 
 lock: ## Re-resolve requirements/base.txt into requirements/lock.txt (needs the registries)
 	rm -rf /tmp/workbench-lock && python3 -m venv /tmp/workbench-lock

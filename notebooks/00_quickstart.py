@@ -38,7 +38,6 @@ batch_sizes: list[int] = []  # items per call; empty: ci 1, 8, 64; full 1..256
 P = notebook_params.check(globals())
 
 import pandas as pd
-from IPython.display import display
 
 from workbench import study
 from workbench.report import plots
@@ -63,11 +62,16 @@ print(format_fingerprint(fingerprint()))
 
 # %%
 sweep = study.sweep_for(
-    P.task, P.profile, models=[P.model], frameworks=[P.framework], formats=[P.format],
-    precisions=["fp32"], batch_sizes=P.batch_sizes,
+    P.task,
+    P.profile,
+    models=[P.model],
+    frameworks=[P.framework],
+    formats=[P.format],
+    precisions=["fp32"],
+    batch_sizes=P.batch_sizes,
 )
 print(study.describe(sweep))
-frame = study.measure(sweep)
+frame = study.run(sweep)
 caption = study.caption(frame)
 study.table(frame)
 
@@ -79,13 +83,26 @@ study.table(frame)
 from workbench import results
 
 df = results.load(run_ids=frame["run_id"].unique())
-df[["format", "precision", "runtime", "batch_size", "latency_ms_p50", "latency_ms_p99",
-    "throughput_items_per_s", "n_iterations", "stable"]]
+df[
+    [
+        "format",
+        "precision",
+        "runtime",
+        "batch_size",
+        "latency_ms_p50",
+        "latency_ms_p99",
+        "throughput_items_per_s",
+        "n_iterations",
+        "stable",
+    ]
+]
 
 # %%
 # NBVAL_CHECK_OUTPUT - the shape of the result rows (deterministic)
-print(f"{df.shape[1]} fields per row; statuses {sorted(df['status'].unique())}; "
-      f"batch sizes {sorted(int(b) for b in df['batch_size'])}")
+print(
+    f"{df.shape[1]} fields per row; statuses {sorted(df['status'].unique())}; "
+    f"batch sizes {sorted(int(b) for b in df['batch_size'])}"
+)
 
 # %%
 plots.latency_cdf(frame, caption)

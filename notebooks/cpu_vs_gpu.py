@@ -51,11 +51,16 @@ P
 
 # %%
 sweep = study.cpu_gpu_sweep(
-    P.profile, task=P.task, model=P.model, fmt=P.format, precision=P.precision,
-    batch_sizes=P.batch_sizes, devices=P.devices,
+    P.profile,
+    task=P.task,
+    model=P.model,
+    fmt=P.format,
+    precision=P.precision,
+    batch_sizes=P.batch_sizes,
+    devices=P.devices,
 )
 print(study.describe(sweep))
-frame = study.measure(sweep)
+frame = study.run(sweep)
 caption = study.caption(frame)
 print(caption)
 

@@ -29,7 +29,7 @@ notebook_params.begin(globals())  # names defined before the parameters cell
 profile: str = "ci"  # "ci": tiny sizes, a minute or two on 2 cores; "full": the real study
 models: list[str] = []  # model variants of the task; empty: the profile's choice
 frameworks: list[str] = []  # source frameworks "torch", "keras"; empty: the profile's choice
-formats: list[str] = []  # onnx, torchscript, pt2, tflite, savedmodel, eager, keras; empty: the profile's
+formats: list[str] = []  # onnx torchscript pt2 tflite savedmodel eager keras; empty: the profile's
 precisions: list[str] = []  # fp32, fp16, int8-dynamic, int8-static; empty: the profile's
 batch_sizes: list[int] = []  # items per call; empty: the profile's
 devices: list[str] = []  # "cpu", "cuda", "cuda:1"; empty: ci cpu, full cpu + cuda
@@ -53,11 +53,18 @@ P
 # %%
 TASK = "image_classification"
 sweep = study.sweep_for(
-    TASK, P.profile, models=P.models, frameworks=P.frameworks, formats=P.formats,
-    precisions=P.precisions, batch_sizes=P.batch_sizes, devices=P.devices, threads=P.threads,
+    TASK,
+    P.profile,
+    models=P.models,
+    frameworks=P.frameworks,
+    formats=P.formats,
+    precisions=P.precisions,
+    batch_sizes=P.batch_sizes,
+    devices=P.devices,
+    threads=P.threads,
 )
 print(study.describe(sweep))
-frame = study.measure(sweep)
+frame = study.run(sweep)
 caption = study.caption(frame)
 print(caption)
 

@@ -50,11 +50,15 @@ P
 
 # %%
 sweep = study.quantization_sweep(
-    P.profile, task=P.task, model=P.model, frameworks=P.frameworks, formats=P.formats,
+    P.profile,
+    task=P.task,
+    model=P.model,
+    frameworks=P.frameworks,
+    formats=P.formats,
     batch_sizes=P.batch_sizes,
 )
 print(study.describe(sweep))
-frame = study.measure(sweep)
+frame = study.run(sweep)
 caption = study.caption(frame)
 print(caption)
 
@@ -75,9 +79,20 @@ plots.pareto(front, caption)
 
 # %%
 speedups = study.speedup_over_fp32(frame)
-display(speedups[speedups["precision"] != "fp32"][
-    ["model", "source_framework", "format", "precision", "batch_size", "latency_ms_p50",
-     "speedup", "size_ratio"]])
+display(
+    speedups[speedups["precision"] != "fp32"][
+        [
+            "model",
+            "source_framework",
+            "format",
+            "precision",
+            "batch_size",
+            "latency_ms_p50",
+            "speedup",
+            "size_ratio",
+        ]
+    ]
+)
 plots.speedup(speedups, caption)
 
 # %%
@@ -86,18 +101,18 @@ plots.latency_cdf(frame, caption)
 # %%
 on_front = front[front["on_front"]]
 quant = speedups[speedups["precision"] != "fp32"]
-headline = {
-    "on the Pareto front": ", ".join(
-        f"{r.source_framework}/{r.format}/{r.precision}" for r in on_front.itertuples()) or "-",
-}
+names = [f"{r.source_framework}/{r.format}/{r.precision}" for r in on_front.itertuples()]
+headline = {"on the Pareto front": ", ".join(names) or "-"}
 if not quant.empty:
     fastest = quant.loc[quant["speedup"].idxmax()]
     smallest = quant.loc[quant["size_ratio"].idxmax()]
     headline["best speedup over fp32"] = (
         f"{fastest['speedup']:.2f}x: {fastest['format']}/{fastest['precision']} "
-        f"at batch {int(fastest['batch_size'])}")
+        f"at batch {int(fastest['batch_size'])}"
+    )
     headline["best size reduction"] = (
-        f"{smallest['size_ratio']:.2f}x: {smallest['format']}/{smallest['precision']}")
+        f"{smallest['size_ratio']:.2f}x: {smallest['format']}/{smallest['precision']}"
+    )
 study.record_headline("quantization_study", headline, P.profile)
 for key, value in headline.items():
     print(f"{key}: {value}")

@@ -37,7 +37,6 @@ absolute_tolerance: float = 0.5  # an absolute figure ("~500 ms") holds within +
 P = notebook_params.check(globals())
 
 import pandas as pd
-from IPython.display import display
 
 from workbench import study
 from workbench.report import plots
@@ -65,8 +64,10 @@ print(caption)
 # %%
 verdicts = claims.judge(frames, P.profile, P.ratio_tolerance, P.absolute_tolerance)
 for row in verdicts.itertuples():
-    print(f"[{row.verdict.upper()}] {row.section} {row.claim}: claimed {row.claimed}; "
-          f"measured {row.measured}; {row.why}")
+    print(
+        f"[{row.verdict.upper()}] {row.section} {row.claim}: claimed {row.claimed}; "
+        f"measured {row.measured}; {row.why}"
+    )
 
 # %%
 # NBVAL_CHECK_OUTPUT - which claims this host cannot measure, and why (deterministic)
@@ -84,16 +85,20 @@ all_rows = pd.concat([frames[k] for k in ("cnn", "cnn_precisions", "keras", "sma
 study.table(all_rows)
 
 # %%
-plots.by_device(pd.concat([frames['cnn'], frames['small']]), caption)
+plots.by_device(pd.concat([frames["cnn"], frames["small"]]), caption)
 
 # %%
-plots.speedup(study.speedup_over_fp32(pd.concat([frames['cnn'], frames['cnn_precisions']])), caption)
+plots.speedup(
+    study.speedup_over_fp32(pd.concat([frames["cnn"], frames["cnn_precisions"]])), caption
+)
 
 # %%
 n = claims.counts(verdicts)
 headline = {
-    "verdicts": f"{n['confirmed']} confirmed, {n['refuted']} refuted, "
-                f"{n['not measurable here']} not measurable here",
+    "verdicts": (
+        f"{n['confirmed']} confirmed, {n['refuted']} refuted, "
+        f"{n['not measurable here']} not measurable here"
+    ),
     **{
         f"{r.section} {r.claim}": f"{r.verdict}: {r.measured if r.measured != '-' else r.why}"
         for r in verdicts.itertuples()

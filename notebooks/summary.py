@@ -33,10 +33,8 @@ include: list[str] = []  # notebooks to show; empty: every one that recorded hea
 P = notebook_params.check(globals())
 
 import pandas as pd
-from IPython.display import display
 
 from workbench import study
-from workbench.report import plots
 
 pd.set_option("display.max_columns", 40)
 pd.set_option("display.width", 200)
@@ -52,8 +50,10 @@ if P.include:
 status_path = study.reports_dir() / "notebooks.json"
 status = json.loads(status_path.read_text()) if status_path.exists() else {"notebooks": []}
 runs = pd.DataFrame(status["notebooks"], columns=["name", "status", "duration_s", "error"])
-print(f"last notebook run: profile {status.get('profile')}, {status.get('started')} UTC, "
-      f"{status.get('host')}")
+print(
+    f"last notebook run: profile {status.get('profile')}, {status.get('started')} UTC, "
+    f"{status.get('host')}"
+)
 runs
 
 # %%
