@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -171,6 +172,27 @@ BAD_INPUT = [
     ("unknown-option", ["bench", "{dense}", "--speed", "11"], ["unrecognized"]),
     ("unknown-format", ["bench", "--task", "tabular", "--formats", "gguf"], ["unknown format"]),
     ("unknown-model", ["bench", "--task", "tabular", "--model", "huge"], ["no model", "huge"]),
+    ("quick-and-profile", ["bench", "{dense}", "--quick", "--profile", "full"], ["--quick"]),
+    ("unknown-profile", ["bench", "{dense}", "--profile", "huge"], ["invalid choice"]),
+    ("setting-malformed", ["bench", "{dense}", "--setting", "spin"], ["RUNTIME.NAME=VALUE"]),
+    (
+        "setting-unknown",
+        ["bench", "{dense}", "--setting", "onnxruntime.speed=11"],
+        ["no setting 'speed'", "allow_spinning"],
+    ),
+    (
+        "setting-ill-typed",
+        ["bench", "{dense}", "--setting", "onnxruntime.allow_spinning=maybe"],
+        ["allow_spinning must be true or false"],
+    ),
+    (
+        "setting-other-runtime",
+        ["bench", "{dense}", "--setting", "litert.xnnpack=false"],
+        ["litert", "runs on onnxruntime"],
+    ),
+    ("rerun-unknown", ["bench", "--rerun", "nope"], ["no run 'nope'"]),
+    ("rerun-and-file", ["bench", "{dense}", "--rerun", "x"], ["--rerun"]),
+    ("old-format-flag", ["bench", "{dense}", "--format", "json"], ["unrecognized"]),
 ]
 
 
@@ -294,3 +316,47 @@ def test_env(tmp_path):
     assert "cpu flags" in proc.stdout
     if _cpu_has_avx2():
         assert "avx2" in proc.stdout
+
+
+def test_bench_csv_output_and_readable_numbers(tmp_path, models):
+    import csv
+    import io
+
+    proc = run_cli(
+        ["bench", str(models["dense"]), "--batch", "1,4", *FAST, "--output", "csv"], tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    assert [r["batch_size"] for r in rows] == ["1", "4"]
+    assert all(r["status"] == "ok" for r in rows) and "latencies_ms" not in rows[0]
+    # The table writes counts as integers (20,000, never 2e+04) and one line per row.
+    proc = run_cli(
+        ["bench", str(models["dense"]), "--min-iters", "20000", "--min-time", "0"], tmp_path
+    )
+    header, *body = proc.stdout.splitlines()
+    assert len(body) == 1 and "e+0" not in body[0]
+    counts = [int(t.replace(",", "")) for t in re.findall(r"\b\d{1,3}(?:,\d{3})+\b", body[0])]
+    assert " n " in f" {header} " and any(c >= 20_000 for c in counts)
+
+
+def test_rerun_repeats_a_model_file_run(tmp_path, models):
+    first = _json_rows(
+        run_cli(
+            ["bench", str(models["dense"]), "--batch", "1,4", *FAST, "--output", "json"], tmp_path
+        )
+    )
+    run_id = first[0]["run_id"]
+    again = run_cli(["bench", "--rerun", run_id, "--output", "json"], tmp_path)
+    assert again.returncode == 0, again.stderr
+    rows = _json_rows(again)
+    assert rows[0]["run_id"] != run_id
+    assert [(r["batch_size"], r["status"], r["n_iterations"] >= 20) for r in rows] == [
+        (1, "ok", True),
+        (4, "ok", True),
+    ]
+    manifest = next(
+        m
+        for m in results.load_manifests(tmp_path / "ws" / "runs")
+        if m["run_id"] == rows[0]["run_id"]
+    )
+    assert manifest["config"]["command"] == f"bench --rerun {run_id}"

@@ -245,19 +245,25 @@ def test_ort_cpu_matches_numpy(onnx_path):
 
 @pytest.mark.parametrize("level", ["disable", "basic", "extended", "all"])
 def test_ort_graph_optimization_levels(onnx_path, level):
-    loaded = get_runtime("onnxruntime").load(onnx_path, cpu_options("onnxruntime", graph_optimization_level=level))
+    loaded = get_runtime("onnxruntime").load(
+        onnx_path, cpu_options("onnxruntime", graph_optimization_level=level)
+    )
     x = np.ones((2, 4), np.float32)
     np.testing.assert_allclose(run_feed(loaded, {"x": x})[0], x @ W + B, rtol=1e-5)
 
 
 def test_ort_bad_optimization_level(onnx_path):
     with pytest.raises(UserError, match="disable, basic, extended, all"):
-        get_runtime("onnxruntime").load(onnx_path, cpu_options("onnxruntime", graph_optimization_level="max"))
+        get_runtime("onnxruntime").load(
+            onnx_path, cpu_options("onnxruntime", graph_optimization_level="max")
+        )
 
 
 @pytest.mark.parametrize("spinning", [True, False])
 def test_ort_spinning_option(onnx_path, spinning):
-    loaded = get_runtime("onnxruntime").load(onnx_path, cpu_options("onnxruntime", allow_spinning=spinning))
+    loaded = get_runtime("onnxruntime").load(
+        onnx_path, cpu_options("onnxruntime", allow_spinning=spinning)
+    )
     x = np.ones((2, 4), np.float32)
     np.testing.assert_allclose(run_feed(loaded, {"x": x})[0], x @ W + B, rtol=1e-5)
     with pytest.raises(UserError, match="allow_spinning must be true or false"):
@@ -429,7 +435,9 @@ def test_litert_matches_keras(tf_dir):
 
 def test_litert_without_xnnpack(tf_dir):
     ref = np.load(tf_dir / "reference.npz")
-    loaded = get_runtime("litert").load(tf_dir / "tiny.tflite", cpu_options("litert", xnnpack=False))
+    loaded = get_runtime("litert").load(
+        tf_dir / "tiny.tflite", cpu_options("litert", xnnpack=False)
+    )
     assert loaded.provider == "builtin"
     (y,) = run_feed(loaded, {loaded.inputs[0].name: ref["x"]})
     np.testing.assert_allclose(y, ref["y"], rtol=1e-5, atol=1e-5)

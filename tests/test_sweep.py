@@ -4,6 +4,7 @@ task runs end to end (export, parity, benchmark) into a temporary workspace."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -206,3 +207,31 @@ def test_tabular_sweep_end_to_end(home, framework, fmt, runtime):
         assert row["threads"] == 1
     # The artifact was exported into the temporary workspace, not the repo's.
     assert any((home / "artifacts").glob("tabular-linear/*/manifest.json"))
+
+
+def test_a_stored_sweep_is_data_and_reruns_from_its_manifest(home):
+    """run_stored keeps the sweep itself in the manifest; `bench --rerun` rebuilds it."""
+    from workbench.cli import main
+    from workbench.sweep import from_profile, run_stored
+
+    sweep = from_profile(
+        "tabular",
+        "ci",
+        models=["linear"],
+        formats=["onnx"],
+        precisions=["fp32"],
+        batch_sizes=[2],
+        threads=[1],
+        rule=TINY,
+        runtime_settings={"onnxruntime": {"allow_spinning": False}},
+    )
+    assert sweep.frameworks == ["torch"] and sweep.profile == "ci"  # the rest from the preset
+    store = run_stored(sweep, command="test")
+    stored = store.manifest["config"]["sweep"]
+    assert TaskSweep.from_json(json.loads(json.dumps(stored))) == sweep
+    assert main(["bench", "--rerun", store.run_id, "--output", "json"]) == 0
+    runs = results.load_manifests()
+    assert [m["config"]["command"] for m in runs] == ["test", f"bench --rerun {store.run_id}"]
+    frame = results.load()
+    assert list(frame["status"]) == ["ok", "ok"]
+    assert [r["allow_spinning"] for r in frame["runtime_options"]] == [False, False]

@@ -6,6 +6,7 @@ Bad input exits with code 2 and one line saying what is wrong and what to do.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -56,8 +57,11 @@ def _csv(text: str | None) -> list[str] | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="workbench", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    # No abbreviations: `--format` must not silently mean `--formats`.
+    parser = _Parser(prog="workbench", description=__doc__, allow_abbrev=False)
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=functools.partial(_Parser, allow_abbrev=False)
+    )
 
     sub.add_parser("env", help="print the environment fingerprint")
 
@@ -137,8 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--quick",
         action="store_true",
-        help="the quick profile: short measurements; batches 1,8,64,256 (a task may set its "
-        "own)",
+        help="the quick profile: short measurements; batches 1,8,64,256 (a task may set its own)",
     )
     _add_output(bench)
 
@@ -157,7 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default="reports", help="output folder (default reports/)")
 
     notebooks = sub.add_parser("notebooks", help="run the notebooks (papermill) into reports/")
-    nb_sub = notebooks.add_subparsers(dest="notebooks_command", required=True)
+    nb_sub = notebooks.add_subparsers(
+        dest="notebooks_command",
+        required=True,
+        parser_class=functools.partial(_Parser, allow_abbrev=False),
+    )
     nb_run = nb_sub.add_parser("run", help="execute notebooks, convert to HTML, write the index")
     nb_run.add_argument("--profile", choices=PROFILE_NAMES, default="ci")
     nb_run.add_argument("--only", nargs="+", action="extend", metavar="NAME", help="notebooks")

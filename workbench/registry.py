@@ -90,7 +90,9 @@ class Registry(Generic[T]):
         if name in self._classes:
             return self._classes[name]
         if name not in self._targets:
-            raise UserError(f"unknown {self.kind} {name!r}: choose one of {', '.join(self.names())}")
+            raise UserError(
+                f"unknown {self.kind} {name!r}: choose one of {', '.join(self.names())}"
+            )
         module_name, _, attr = self._targets[name].partition(":")
         module = _import(module_name, f"{self.kind} {name!r}", self.kind)
         try:
@@ -188,4 +190,3 @@ def get_runtime(name: str) -> Runtime:
 def registries() -> dict[str, Registry[Any]]:
     """Every registry by its plural noun (for `workbench list` and the docs)."""
     return {"tasks": TASKS, "runtimes": RUNTIMES, "passes": PASSES}
-

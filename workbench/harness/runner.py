@@ -104,7 +104,9 @@ def _size_on_disk(path: Path) -> int:
     return path.stat().st_size
 
 
-def outcome_rows(config: BenchConfig, status: str, error: str, batch_sizes: list[int] | None = None) -> list[Row]:
+def outcome_rows(
+    config: BenchConfig, status: str, error: str, batch_sizes: list[int] | None = None
+) -> list[Row]:
     """The rows of a configuration that produced no measurement: one per batch size (all
     of the config's unless given), with its labels, status (`failed`/`unavailable`) and
     the reason. Every such row in the workbench is made here."""
@@ -202,7 +204,9 @@ def _measure_batch(loaded: LoadedModel, config: BenchConfig, batch_size: int) ->
         sync()
     first_ms = (time.perf_counter_ns() - t0) / 1e6
     run = loaded.run_fn()
-    results = [time_calls(run, prepared, config.rule, synchronize=sync) for _ in range(config.repeats)]
+    results = [
+        time_calls(run, prepared, config.rule, synchronize=sync) for _ in range(config.repeats)
+    ]
     all_ns = np.concatenate([r.latencies_ns for r in results])
     summary = summarize(all_ns, batch_size)
     shape = resolve_shape(specs[0], batch_size, config.dims) if specs else ()

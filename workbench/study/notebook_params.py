@@ -36,8 +36,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from workbench.errors import UserError
+from workbench.profiles import PROFILE_NAMES
 
-PROFILES = ("ci", "full")
+PROFILES = PROFILE_NAMES  # workbench.profiles: ci, quick, full
 # Values some parameters must take, whatever the notebook.
 CHOICES: dict[str, tuple[str, ...]] = {"profile": PROFILES}
 # Names IPython puts in the user namespace by itself.

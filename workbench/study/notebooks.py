@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from workbench.atomic import write_json_atomic
 from workbench.errors import UserError
 from workbench.procs import pin_code_root
 from workbench.report.index import STATUS_FILE, read_status, write_index
@@ -301,10 +302,7 @@ def _run_one(
 
 
 def _write_status(out_dir: Path, status: dict[str, Any]) -> None:
-    path = out_dir / STATUS_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(status, indent=1, default=str))
-    os.replace(tmp, path)
+    write_json_atomic(out_dir / STATUS_FILE, status, indent=1)
 
 
 # ------------------------------------------------------------------ hygiene

@@ -169,5 +169,3 @@ def cpu_gpu_sweep(
         rule=stop_rule(profile),
         profile=profile,
     )
-
-

@@ -197,5 +197,3 @@ def headline_numbers(frame: pd.DataFrame) -> dict[str, str]:
         f"{label(best)}"
     )
     return out
-
-
