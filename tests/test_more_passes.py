@@ -90,9 +90,8 @@ def test_wrong_calibration_shape_is_rejected_before_calibration(module_workspace
             "input": np.zeros((n, 9), np.float32)
         },
     )
-    ctx = ExportContext(
-        bad, "mlp", "keras", "int8-static", {"calibration_size": 4, "int8_io": False}, None
-    )
+    params = KerasTFLiteInt8Static().check_params({"calibration_size": 4, "int8_io": False})
+    ctx = ExportContext(bad, "mlp", "keras", "int8-static", params, None)
     converter = SimpleNamespace()
     # tf=None: the check must fail before anything touches TensorFlow or the converter.
     with pytest.raises(ValueError, match="representative dataset input 'input'"):

@@ -242,7 +242,7 @@ def test_check_values_names_parameter_and_type() -> None:
         notebook_params.check_values({"batch_sizes": 8}, spec)
     with pytest.raises(UserError, match=r"unknown notebook parameter 'batch'.*batch_sizes"):
         notebook_params.check_values({"batch": [1]}, spec)
-    with pytest.raises(UserError, match=r"'profile'.*one of 'ci', 'full'"):
+    with pytest.raises(UserError, match=r"'profile'.*one of 'ci', 'quick', 'full'"):
         notebook_params.check_values({"profile": "fast"}, spec)
     with pytest.raises(UserError, match=r"must be list\[int\]"):
         notebook_params.check_values({"batch_sizes": [1, True]}, spec)

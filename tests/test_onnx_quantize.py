@@ -217,3 +217,14 @@ def test_bad_parameters_list_the_valid_ones():
         oq.DynamicConfig(weight_type="int4")
     with pytest.raises(UserError, match="positive integer"):
         oq.StaticConfig(calibration_size=0)
+
+
+def test_reduce_range_follows_the_exporting_cpu(monkeypatch):
+    """7-bit weights exactly where x86 integer kernels would saturate (no VNNI, no AMX)."""
+    monkeypatch.setattr(oq, "_int8_support", lambda: dict.fromkeys(oq.INT8_FLAGS, False))
+    assert oq.StaticConfig().reduce_range is True
+    assert oq.StaticConfig.parse({"reduce_range": False}).reduce_range is False
+    monkeypatch.setattr(
+        oq, "_int8_support", lambda: {**dict.fromkeys(oq.INT8_FLAGS, False), oq.INT8_FLAGS[0]: True}
+    )
+    assert oq.OnnxInt8Static().check_params({}).to_dict()["reduce_range"] is False

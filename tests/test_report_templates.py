@@ -156,8 +156,7 @@ def _row(batch: int, **fields: object) -> dict:
     )
 
 
-def test_run_report_of_a_small_real_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "ws"))
+def test_run_report_of_a_small_real_run(tmp_path: Path, workspace: Path) -> None:
     store = RunStore.create({"task": "tabular"})
     store.append(_row(1))
     store.append(_row(8, model=NASTY))
