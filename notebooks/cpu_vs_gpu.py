@@ -26,7 +26,7 @@ from workbench.study import notebook_params
 notebook_params.begin(globals())  # names defined before the parameters cell
 
 # %% tags=["parameters"]
-profile: str = "ci"  # "ci": tiny sizes, a minute or two on 2 cores; "full": the real study
+profile: str = "ci"  # "ci": tiny, a minute or two on 2 cores; "quick": short; "full": the study
 task: str = ""  # empty: ci tabular, full image_classification
 model: str = ""  # empty: ci mlp, full resnet50
 format: str = ""  # empty: onnx

@@ -26,7 +26,7 @@ from workbench.study import notebook_params
 notebook_params.begin(globals())  # names defined before the parameters cell
 
 # %% tags=["parameters"]
-profile: str = "ci"  # "ci": tiny sizes, a minute or two on 2 cores; "full": the real study
+profile: str = "ci"  # "ci": tiny, a minute or two on 2 cores; "quick": short; "full": the study
 models: list[str] = []  # model variants of the task; empty: the profile's choice
 frameworks: list[str] = []  # source frameworks "torch", "keras"; empty: the profile's choice
 formats: list[str] = []  # onnx torchscript pt2 tflite savedmodel eager keras; empty: the profile's

@@ -27,7 +27,7 @@ from workbench.study import notebook_params
 notebook_params.begin(globals())  # names defined before the parameters cell
 
 # %% tags=["parameters"]
-profile: str = "ci"  # "ci": tiny sizes, a minute or two on 2 cores; "full": the real study
+profile: str = "ci"  # "ci": tiny, a minute or two on 2 cores; "quick": short; "full": the study
 devices: list[str] = []  # devices for the GPU claims; empty: cpu and cuda
 ratio_tolerance: float = 0.25  # a ratio claim ("4x", "3-5x") holds within +/- this fraction
 absolute_tolerance: float = 0.5  # an absolute figure ("~500 ms") holds within +/- this fraction
@@ -57,7 +57,7 @@ for note in settings.notes:
     print("note:", note)
 
 # %%
-frames = claims.measure(P.profile, devices=P.devices or None)
+frames = claims.run_sweeps(P.profile, devices=P.devices or None)
 caption = study.caption(pd.concat([f for k, f in frames.items() if k != "null"]))
 print(caption)
 

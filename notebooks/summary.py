@@ -25,7 +25,7 @@ from workbench.study import notebook_params
 notebook_params.begin(globals())  # names defined before the parameters cell
 
 # %% tags=["parameters"]
-profile: str = "ci"  # "ci": tiny sizes, a minute or two on 2 cores; "full": the real study
+profile: str = "ci"  # "ci": tiny, a minute or two on 2 cores; "quick": short; "full": the study
 include: list[str] = []  # notebooks to show; empty: every one that recorded headlines
 
 # %%

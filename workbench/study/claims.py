@@ -1,6 +1,6 @@
 """The source guide's claims (DESIGN.md), re-measured on this host.
 
-`measure(profile)` runs the workbench's own sweeps (ResNet-50 from the
+`run_sweeps(profile)` runs the workbench's own sweeps (ResNet-50 from the
 image_classification task, the tabular MLP, a Keras model as SavedModel and
 TFLite, the `null` runtime for the harness's own cost); `judge(frames)` turns
 the rows into one verdict per claim part: `confirmed`, `refuted` or
@@ -174,10 +174,10 @@ def harness_overhead(profile: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def measure(profile: str, devices: list[str] | None = None) -> dict[str, pd.DataFrame]:
+def run_sweeps(profile: str, devices: list[str] | None = None) -> dict[str, pd.DataFrame]:
     """Run every sweep; rows by role (plus "null" for the harness overhead)."""
     frames = {
-        role: study_sweeps.measure(sweep, note=f"seed_claims/{role}")
+        role: study_sweeps.run(sweep, note=f"seed_claims/{role}")
         for role, sweep in sweeps(profile, devices).items()
     }
     frames["null"] = harness_overhead(profile)
