@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from exporters.base import ArtifactRequest, export_many, find_pass
@@ -112,12 +112,16 @@ def from_profile(
     devices: Iterable[str] = (),
     threads: Iterable[int | None] = (),
     rule: StopRule | None = None,
+    unset_means_all: bool = False,
     **options: Any,
 ) -> TaskSweep:
     """A TaskSweep for `task` under `profile`: each empty argument takes the task's preset
-    for that profile (see `Task.presets`), the timing rule the profile's own; `options`
+    for that profile (see `Task.presets`; with `unset_means_all`, an empty framework or
+    format list means all of them instead), the timing rule the profile's own; `options`
     are the other TaskSweep fields (runtime_settings, repeats, end_to_end)."""
     preset = get_task(task).preset(profile)
+    if unset_means_all:
+        preset = replace(preset, frameworks=None, formats=None)
 
     def pick(given: Iterable[Any], default: Iterable[Any] | None) -> list[Any] | None:
         given = list(given)

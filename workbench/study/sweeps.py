@@ -127,16 +127,17 @@ def quantization_sweep(
 ) -> TaskSweep:
     """Every precision of one model (empty arguments: the profile's preset)."""
     p = QUANTIZATION_PRESETS[check_profile(profile)]
-    return TaskSweep(
-        task=task or p["task"],
+    return from_profile(
+        task or p["task"],
+        profile,
         models=[model or p["model"]],
-        frameworks=list(frameworks) or p["frameworks"] or None,
-        formats=list(formats) or p["formats"] or None,
+        frameworks=list(frameworks) or p["frameworks"],
+        formats=list(formats) or p["formats"],
         precisions=list(PRECISIONS),
         batch_sizes=list(batch_sizes) or p["batch_sizes"],
         devices=["cpu"],
-        rule=stop_rule(profile),
-        profile=profile,
+        # every framework and format the model has, unless the preset names some
+        unset_means_all=True,
     )
 
 
@@ -158,14 +159,13 @@ def cpu_gpu_sweep(
     frameworks = [
         fw for fw in get_task(task).frameworks_for(model) if fmt in FORMATS_BY_FRAMEWORK[fw]
     ][:1]
-    return TaskSweep(
-        task=task,
+    return from_profile(
+        task,
+        profile,
         models=[model],
-        frameworks=frameworks or None,
+        frameworks=frameworks,
         formats=[fmt],
         precisions=[precision or p["precision"]],
         batch_sizes=list(batch_sizes) or p["batch_sizes"],
         devices=list(devices) or ["cpu", "cuda"],
-        rule=stop_rule(profile),
-        profile=profile,
     )
