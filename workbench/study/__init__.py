@@ -28,7 +28,6 @@ from workbench.study.sweeps import (
     quantization_sweep,
     run,
     stop_rule,
-    sweep_for,
 )
 from workbench.study.tables import (
     crossover,
@@ -42,6 +41,7 @@ from workbench.study.tables import (
     speedup_over_fp32,
     table,
 )
+from workbench.sweep import from_profile as sweep_for  # each empty argument: the preset
 
 __all__ = [
     "caption",

@@ -31,34 +31,6 @@ def stop_rule(profile: str, **overrides: Any) -> StopRule:
     return replace(get_profile(profile).rule, **overrides)
 
 
-def sweep_for(
-    task: str,
-    profile: str,
-    *,
-    models: Iterable[str] = (),
-    frameworks: Iterable[str] = (),
-    formats: Iterable[str] = (),
-    precisions: Iterable[str] = (),
-    batch_sizes: Iterable[int] = (),
-    devices: Iterable[str] = (),
-    threads: Iterable[int] = (),
-    rule: StopRule | None = None,
-) -> TaskSweep:
-    """A TaskSweep: each empty argument takes the task's preset for the profile."""
-    return from_profile(
-        task,
-        profile,
-        models=models,
-        frameworks=frameworks,
-        formats=formats,
-        precisions=precisions,
-        batch_sizes=batch_sizes,
-        devices=devices,
-        threads=threads,
-        rule=rule,
-    )
-
-
 def describe(sweep: TaskSweep) -> str:
     """One line saying what a sweep measures (for the notebook's output)."""
     return (
