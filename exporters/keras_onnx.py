@@ -31,6 +31,15 @@ class KerasOnnx(Pass):
     Params = KerasOnnxParams
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
+        from workbench.runtimes.tf_runtime import require, require_keras
+
+        require_keras(f"pass {self.name!r}")
+        for module in ("tf2onnx", "onnx"):
+            require(
+                module,
+                f"{module} is not installed: pass {self.name!r} converts with tf2onnx and "
+                "checks the file with onnx (pip install tf2onnx onnx)",
+            )
         import tensorflow as tf
         import tf2onnx
 

@@ -15,6 +15,9 @@ class KerasSavedModel(Pass):
     filename = "saved_model"
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
+        from workbench.runtimes.tf_runtime import require_keras
+
+        require_keras(f"pass {self.name!r}")
         source_model = ctx.source_model
         import tensorflow as tf
 

@@ -16,6 +16,9 @@ class KerasTFLite(Pass):
     filename = "model.tflite"
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
+        from workbench.runtimes.tf_runtime import require_keras
+
+        require_keras(f"pass {self.name!r}")
         source_model = ctx.source_model
         import tensorflow as tf
 

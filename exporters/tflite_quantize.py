@@ -177,6 +177,20 @@ def tail_nodes(model_content: bytes) -> tuple[list[str], Counter]:
     return nodes, Counter(ops[i]["op_name"] for i in tail)
 
 
+def _require_converter_and_interpreter(pass_name: str) -> None:
+    """A ModuleNotFoundError naming what is missing: TensorFlow's converter, or the
+    ai-edge-litert interpreter that inspects the quantized file."""
+    from workbench.runtimes.litert_runtime import LITERT_MISSING
+    from workbench.runtimes.tf_runtime import require, require_keras
+
+    require_keras(f"pass {pass_name!r}")
+    require(
+        "ai_edge_litert",
+        f"{LITERT_MISSING}: pass {pass_name!r} inspects the quantized file in its "
+        "interpreter (pip install ai-edge-litert)",
+    )
+
+
 class _KerasTFLiteQuantized(Pass):
     """Shared conversion; subclasses configure the converter."""
 
@@ -188,6 +202,7 @@ class _KerasTFLiteQuantized(Pass):
         raise NotImplementedError
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
+        _require_converter_and_interpreter(self.name)
         import tensorflow as tf
 
         converter = tf.lite.TFLiteConverter.from_keras_model(ctx.source_model)
@@ -270,6 +285,7 @@ class KerasTFLiteInt8Static(_KerasTFLiteQuantized):
         }
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
+        _require_converter_and_interpreter(self.name)
         if ctx.params.float_tail:
             extras = self._export_float_tail(ctx, out)
         else:

@@ -46,6 +46,21 @@ class TorchTFLite(Pass):
     Params = TorchTFLiteParams
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
+        from workbench.runtimes.litert_runtime import litert_missing
+        from workbench.runtimes.tf_runtime import require
+
+        require(
+            "litert_torch",
+            f"litert-torch is not installed: pass {self.name!r} converts with litert-torch "
+            "(pip install litert-torch)",
+        )
+        missing = litert_missing()
+        if missing:
+            raise ModuleNotFoundError(
+                f"{missing}: pass {self.name!r} checks its file in the LiteRT interpreter "
+                "(pip install ai-edge-litert)",
+                name="ai_edge_litert",
+            )
         # The worker has already imported torch to build the source model, so torch (and
         # torch.export) load before anything litert-torch brings in.
         import litert_torch

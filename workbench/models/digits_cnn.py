@@ -50,12 +50,29 @@ OUTPUT_NAME = "logits"
 
 # ---------------------------------------------------------------------------- data
 
+SKLEARN_MISSING = (
+    "scikit-learn is not installed: the digits CNN trains and is tested on scikit-learn's "
+    "bundled digits (pip install scikit-learn)"
+)
+
+
+def _require_sklearn() -> None:
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("sklearn") is not None
+    except (ImportError, ValueError):  # a broken or blocked package counts as missing
+        found = False
+    if not found:
+        raise ModuleNotFoundError(SKLEARN_MISSING, name="sklearn")
+
 
 def digits_split(
     layout: str = "nchw",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_train, y_train, x_test, y_test): the fixed stratified split of the digits, images
     as float32 ``x / 16`` in [0, 1] in `layout` ("nchw" or "nhwc"), labels int64."""
+    _require_sklearn()
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -236,6 +253,8 @@ def weights_path(seed: int = TRAIN_SEED) -> Path:
 def trained_weights(seed: int = TRAIN_SEED) -> dict[str, np.ndarray]:
     """The trained, fused weights (NumPy arrays keyed like the PyTorch state dict, plus
     ``__meta_*`` entries): trained once per machine, then cached."""
+    if not weights_path(seed).exists():
+        _require_sklearn()  # the training child needs the digits
     return cached_npz(weights_path(seed), "workbench.models.digits_cnn:train_to", str(seed))
 
 

