@@ -31,7 +31,8 @@ class KerasOnnx(Pass):
     Params = KerasOnnxParams
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
-        from workbench.runtimes.tf_runtime import require, require_keras
+        from workbench.deps import require
+        from workbench.runtimes.tf_runtime import require_keras
 
         require_keras(f"pass {self.name!r}")
         for module in ("tf2onnx", "onnx"):

@@ -180,8 +180,9 @@ def tail_nodes(model_content: bytes) -> tuple[list[str], Counter]:
 def _require_converter_and_interpreter(pass_name: str) -> None:
     """A ModuleNotFoundError naming what is missing: TensorFlow's converter, or the
     ai-edge-litert interpreter that inspects the quantized file."""
+    from workbench.deps import require
     from workbench.runtimes.litert_runtime import LITERT_MISSING
-    from workbench.runtimes.tf_runtime import require, require_keras
+    from workbench.runtimes.tf_runtime import require_keras
 
     require_keras(f"pass {pass_name!r}")
     require(

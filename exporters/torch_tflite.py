@@ -46,8 +46,8 @@ class TorchTFLite(Pass):
     Params = TorchTFLiteParams
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
+        from workbench.deps import require
         from workbench.runtimes.litert_runtime import litert_missing
-        from workbench.runtimes.tf_runtime import require
 
         require(
             "litert_torch",

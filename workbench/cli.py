@@ -323,10 +323,37 @@ def _bench_file(args: argparse.Namespace) -> list[dict[str, Any]]:
     return _run_configs(configs, {"command": "bench", "model_file": str(path)})
 
 
+def _progress_bar(**kwargs: Any) -> Any:
+    """A tqdm bar on stderr, or a silent stand-in where tqdm is not installed (a host
+    with only PyTorch's stack)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoBar(kwargs.get("iterable"))
+    return tqdm(disable=None, file=sys.stderr, **kwargs)
+
+
+class _NoBar:
+    total: int | None = None
+
+    def __init__(self, iterable: Any = None) -> None:
+        self.iterable = iterable or ()
+
+    def __iter__(self) -> Any:
+        return iter(self.iterable)
+
+    def set_postfix_str(self, text: str) -> None:
+        pass
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _run_configs(configs: list[Any], manifest: dict[str, Any]) -> list[dict[str, Any]]:
     """Benchmark model-file configs in this process into one new stored run."""
-    from tqdm import tqdm
-
     from workbench.harness.runner import run_config
     from workbench.results import RunStore
 
@@ -334,7 +361,7 @@ def _run_configs(configs: list[Any], manifest: dict[str, Any]) -> list[dict[str,
     rows: list[dict[str, Any]] = []
     status = "failed"
     try:
-        for config in tqdm(configs, desc="bench", unit="config", disable=None, file=sys.stderr):
+        for config in _progress_bar(iterable=configs, desc="bench", unit="config"):
             run_config(config, lambda row: rows.append(store.append(row)))
         status = "ok"
     finally:
@@ -365,12 +392,10 @@ def _bench_task(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def _run_sweep(sweep: Any, command: str) -> list[dict[str, Any]]:
     """Run a task sweep into a new stored run with a progress bar; its rows."""
-    from tqdm import tqdm
-
     from workbench.results import load
     from workbench.sweep import run_stored
 
-    bar = tqdm(desc=f"bench {sweep.task}", unit="job", disable=None, file=sys.stderr)
+    bar = _progress_bar(desc=f"bench {sweep.task}", unit="job")
 
     def progress(done: int, total: int, label: str) -> None:
         bar.total = total
@@ -499,6 +524,7 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     """The registries, read from their tables and entry points; a runtime's or pass's
     options are shown only for one registry (that imports its modules, not frameworks)."""
+    from workbench.devices import parse_device
     from workbench.registry import registries
 
     chosen = {k: v for k, v in registries().items() if args.what in (None, k)}
@@ -510,6 +536,9 @@ def cmd_list(args: argparse.Namespace) -> int:
                 cls = registry.get(name)
                 options = cls.Settings if noun == "runtimes" else cls.Params
                 detail = f"  [{options.describe()}]"
+            if args.what == "runtimes":
+                reason = cls().unavailable_reason(parse_device("cpu"))
+                detail += f"  unavailable: {reason}" if reason else ""
             print(f"  {name}{detail}")
     return 0
 
@@ -548,13 +577,21 @@ def _emit(rows: list[dict[str, Any]], columns: Sequence[Any], output: str) -> No
 
 def _print_table(rows: list[dict[str, Any]], columns: Sequence[Any]) -> None:
     """A rich table: one line per row, numbers right-aligned in their column's format. On a
-    terminal it fits the width; piped, lines are never wrapped."""
-    from rich.console import Console
-    from rich.table import Table
-
+    terminal it fits the width; piped, lines are never wrapped. Without rich installed, a
+    plain table of the same cells."""
     from workbench.columns import format_value, used_columns
 
     used = used_columns(rows, tuple(columns))
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        cells = [[c.header for c in used]]
+        cells += [[format_value(row.get(c.field), c.kind) for c in used] for row in rows]
+        widths = [max(len(line[i]) for line in cells) for i in range(len(used))]
+        for line in cells:
+            print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+        return
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in used:
         numeric = column.kind not in ("text", "bool")

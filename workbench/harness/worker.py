@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from workbench.devices import parse_device
-from workbench.errors import UserError
+from workbench.errors import UnavailableError, UserError
 from workbench.harness.runner import BenchConfig, outcome_rows, run_config
 from workbench.registry import get_runtime
 from workbench.results import RunStore
@@ -33,6 +33,12 @@ def run_job(job: dict[str, Any]) -> None:
         done.add(row["batch_size"])
         print(f"ROW {row['batch_size']}", flush=True)
 
+    # A runtime that cannot run here (no GPU, framework not installed) costs no model build.
+    reason = get_runtime(config.runtime).unavailable_reason(parse_device(config.device))
+    if reason:
+        for row in outcome_rows(config, "unavailable", reason):
+            emit(row)
+        return
     model = None
     specs = None
     pipeline = None
@@ -53,7 +59,13 @@ def run_job(job: dict[str, Any]) -> None:
                     format=config.format,
                 )
             )
-            model = task.build(job["source_framework"], job["model"])
+            try:
+                model = task.build(job["source_framework"], job["model"])
+            except (ModuleNotFoundError, UnavailableError) as exc:
+                # a package the model needs is missing here (its message names it)
+                for row in outcome_rows(config, "unavailable", str(exc)):
+                    emit(row)
+                return
     elif job.get("inputs"):
         specs = [TensorSpec(s["name"], s["dtype"], tuple(s["shape"])) for s in job["inputs"]]
     try:

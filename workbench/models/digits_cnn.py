@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench.deps import require
 from workbench.procs import cached_npz
 from workbench.workspace import weights_dir
 
@@ -57,14 +58,7 @@ SKLEARN_MISSING = (
 
 
 def _require_sklearn() -> None:
-    import importlib.util
-
-    try:
-        found = importlib.util.find_spec("sklearn") is not None
-    except (ImportError, ValueError):  # a broken or blocked package counts as missing
-        found = False
-    if not found:
-        raise ModuleNotFoundError(SKLEARN_MISSING, name="sklearn")
+    require("sklearn", SKLEARN_MISSING)
 
 
 def digits_split(

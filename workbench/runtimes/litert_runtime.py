@@ -36,7 +36,7 @@ LITERT_MISSING = "ai-edge-litert is not installed"
 def litert_missing() -> str | None:
     """`LITERT_MISSING` when no interpreter can be had here (neither ai-edge-litert nor
     TensorFlow's tf.lite), else None; nothing is imported."""
-    from workbench.runtimes.tf_runtime import installed
+    from workbench.deps import installed
 
     if installed("ai_edge_litert") or installed("tensorflow"):
         return None

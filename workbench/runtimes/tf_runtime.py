@@ -20,7 +20,6 @@ that says so (`require_keras`).
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench.deps import installed, require
 from workbench.devices import Device, host_gpu_reason
 from workbench.errors import UnavailableError, UserError
 from workbench.options import Options
@@ -38,27 +38,9 @@ TF_MISSING = "tensorflow is not installed"
 KERAS_MISSING = "keras is not installed"
 
 
-def installed(module: str) -> bool:
-    """Whether the top-level `module` can be imported here, found without importing it (a
-    package whose finder raises, e.g. a broken install, counts as missing)."""
-    if module in sys.modules:
-        return True
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def tensorflow_missing() -> str | None:
     """`TF_MISSING` when TensorFlow is not installed, else None (TensorFlow not imported)."""
     return None if installed("tensorflow") else TF_MISSING
-
-
-def require(module: str, message: str) -> None:
-    """Raise ModuleNotFoundError(`message`) when the top-level `module` is not installed
-    (for passes and builders, so a failed manifest says what is missing)."""
-    if not installed(module):
-        raise ModuleNotFoundError(message, name=module)
 
 
 def require_keras(what: str) -> None:

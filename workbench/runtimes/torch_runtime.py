@@ -35,7 +35,6 @@ The row's `provider` says what ran, e.g. "cuda:0 (autocast bf16, compile max-aut
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import warnings
 from collections.abc import Sequence
@@ -45,6 +44,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from workbench.deps import installed
 from workbench.devices import Device, host_gpu_reason
 from workbench.errors import UnavailableError, UserError
 from workbench.options import Options
@@ -73,13 +73,6 @@ class TorchSettings(Options):
         if self.compile != "off":
             parts.append(f"compile {self.compile}")
         return ", ".join(parts)
-
-
-def _torch_installed() -> bool:
-    try:
-        return importlib.util.find_spec("torch") is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def sidecar_path(model_path: Path | str) -> Path:
@@ -346,7 +339,7 @@ class TorchRuntime(Runtime):
     Settings = TorchSettings
 
     def unavailable_reason(self, device: Device) -> str | None:
-        if not _torch_installed():
+        if not installed("torch"):
             return TORCH_MISSING
         host = host_gpu_reason(device)
         if host or not device.is_gpu:

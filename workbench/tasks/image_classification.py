@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from workbench.deps import installed
 from workbench.errors import UserError
 from workbench.models.efficientnet_lite import LITE0_MEAN, LITE0_STD  # numpy only
 from workbench.parity import output_errors
@@ -96,15 +97,6 @@ def top5_overlap(reference: np.ndarray, candidate: np.ndarray) -> float:
     return float(np.mean([len(set(r) & set(c)) / k for r, c in zip(ref, cand, strict=True)]))
 
 
-def _installed(package: str) -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(package) is not None
-    except (ImportError, ValueError):  # a broken or blocked package counts as missing
-        return False
-
-
 def _matplotlib_sample(name: str) -> Path:
     import matplotlib
 
@@ -117,11 +109,11 @@ def photo_set() -> tuple[tuple[str, ...], str]:
     (all of `workbench.vision.photos` normally), else matplotlib's sample photographs
     (names ending in their file suffix); a UserError when none is available."""
     names = photo_names()
-    available = tuple(n for n in names if _installed(PHOTOS[n][0]))
+    available = tuple(n for n in names if installed(PHOTOS[n][0]))
     if available:
         packages = sorted({PHOTOS[n][0] for n in available})
         return available, f"photos bundled with {' and '.join(packages)}"
-    if _installed("matplotlib") and all(_matplotlib_sample(n).is_file() for n in FALLBACK_PHOTOS):
+    if installed("matplotlib") and all(_matplotlib_sample(n).is_file() for n in FALLBACK_PHOTOS):
         return (
             FALLBACK_PHOTOS,
             "matplotlib's sample photos (scikit-image and scikit-learn are not installed)",
