@@ -2,7 +2,7 @@
 
 1. The ONNX artifact: exported by the workbench itself, through
    `python -m workbench.cli export --task image_classification --model resnet50
-   --frameworks torch --formats onnx --precisions fp32 --format json` in a child process
+   --frameworks torch --formats onnx --precisions fp32 --output json` in a child process
    (torchvision resnet50, weights=None; cached under .workbench/artifacts after the first
    run), unless --model gives a file.
 2. Its FLOPs per batch from `workbench.flops.count_flops` (8.18 GFLOPs per image).
@@ -49,7 +49,7 @@ EXPORT_ARGS = [
     "--frameworks", "torch",
     "--formats", "onnx",
     "--precisions", "fp32",
-    "--format", "json",
+    "--output", "json",
 ]  # fmt: skip
 
 

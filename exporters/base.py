@@ -89,6 +89,10 @@ def all_passes() -> dict[str, type[Pass]]:
     return PASSES.all()
 
 
+class NoPassError(UserError):
+    """No registered pass makes this (framework, format, precision)."""
+
+
 def find_pass(source_framework: str, fmt: str, precision: str) -> Pass:
     """The pass exporting `source_framework` models to `fmt` at `precision`."""
     for cls in all_passes().values():
@@ -106,7 +110,7 @@ def find_pass(source_framework: str, fmt: str, precision: str) -> Pass:
             for p in c.precisions
         }
     )
-    raise UserError(
+    raise NoPassError(
         f"no exporter for {source_framework} -> {fmt} at {precision}: available are "
         + ", ".join(f"{s}->{f}/{p}" for s, f, p in known)
     )

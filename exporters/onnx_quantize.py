@@ -106,6 +106,7 @@ class DynamicConfig(Options):
     weight_type: str = "qint8"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _choice("onnx_int8_dynamic", "weight_type", self.weight_type, QUANT_TYPES)
 
 
@@ -140,6 +141,7 @@ class StaticConfig(Options):
     def __post_init__(self) -> None:
         if self.reduce_range == "auto":
             object.__setattr__(self, "reduce_range", not any(_int8_support().values()))
+        super().__post_init__()
         name = "onnx_int8_static"
         _choice(name, "calibration_method", self.calibration_method, CALIBRATION_METHODS)
         if (

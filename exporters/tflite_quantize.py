@@ -244,6 +244,7 @@ class TFLiteInt8StaticParams(Options):
     float_tail: bool = True  # keep the weight-free ops after the last weighted layer float
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.calibration_size < 1:
             raise UserError(
                 "pass 'keras_tflite_int8_static': calibration_size must be a positive "

@@ -6,7 +6,6 @@ shapes, since neither file format carries a usable input signature."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -16,12 +15,10 @@ from workbench.options import Options
 
 
 def write_signature(out: Path, specs: list[Any]) -> None:
-    sidecar = out.with_name(out.name + ".signature.json")
-    sidecar.write_text(
-        json.dumps(
-            [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape)} for s in specs], indent=1
-        )
-    )
+    """The input signature beside a TorchScript/pt2 file (TorchScript carries none)."""
+    from workbench.runtimes.torch_runtime import write_signature_sidecar
+
+    write_signature_sidecar(out, specs)
 
 
 @dataclass(frozen=True)

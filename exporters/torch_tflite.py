@@ -31,6 +31,7 @@ class TorchTFLiteParams(Options):
     static_batch: int = 1
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.static_batch < 1:
             raise UserError(
                 f"pass 'torch_tflite': static_batch must be a positive integer, got "

@@ -89,3 +89,21 @@ def test_cli_takes_each_task_s_own_bench_defaults():
     assert max(get_task("object_detection").preset("full").batch_sizes) == 64
     tabular = get_task("tabular").preset("quick")
     assert tabular.models is None and list(tabular.batch_sizes) == [1, 8, 64, 256]
+
+
+def test_cli_bench_task_measures_the_task_s_preset(monkeypatch):
+    """`workbench bench --task X [--quick]` sweeps what the task's preset says, on the CLI's
+    own device and thread defaults."""
+    from workbench import cli
+
+    seen = []
+    monkeypatch.setattr(cli, "_run_sweep", lambda sweep, command: seen.append(sweep) or [])
+    assert cli.main(["bench", "--task", "image_classification", "--quick"]) == 0
+    assert cli.main(["bench", "--task", "object_detection"]) == 0
+    assert cli.main(["bench", "--task", "tabular", "--quick", "--batch", "2"]) == 0
+    quick, full, tabular = seen
+    assert (quick.models, quick.batch_sizes) == (["efficientnet_lite0"], [1, 8, 64])
+    assert (full.models, max(full.batch_sizes)) == (["yolov8n_640"], 64)
+    assert tabular.models == ["linear", "mlp"] and tabular.batch_sizes == [2]
+    assert all(s.devices == ["cpu"] for s in seen)  # the CLI measures on --device (cpu)
+    assert quick.rule.min_iters == 30 and full.rule.min_iters == 100  # quick vs full timing

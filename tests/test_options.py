@@ -94,3 +94,9 @@ def test_cli_settings_are_read_as_json_values() -> None:
     assert _parse_setting("x.n=3") == ("x", "n", 3)
     with pytest.raises(UserError, match="RUNTIME.NAME=VALUE"):
         _parse_setting("allow_spinning=false")
+
+
+def test_an_options_class_checks_itself_when_built_directly() -> None:
+    with pytest.raises(UserError, match="level must be one of low, high, got 'medium'"):
+        Sample(level="medium")  # type: ignore[arg-type]
+    assert Sample(scale=2).scale == 2.0 and isinstance(Sample(scale=2).scale, float)

@@ -193,9 +193,14 @@ def test_a_third_party_package_adds_a_task_a_runtime_and_a_pass(tmp_path: Path) 
         )
         run_config(config, rows.append, input_specs=task.input_specs("twice"))
         params = find_pass("torch", "npy", "fp32").check_params({"scale": 4}).to_dict()
+        from workbench.formats import runtime_for
+        from workbench.sweep import TaskSweep, plan
+        jobs = [(j.format, runtime_for(j.format)) for j in plan(
+            TaskSweep(task="double", formats=["npy"], precisions=["fp32"])
+        )]
         print(json.dumps({"listed": listed, "loaded_before": loaded_before, "row": {
             k: rows[0][k] for k in ("status", "provider", "n_iterations", "runtime_options")
-        }, "params": params}))
+        }, "params": params, "jobs": jobs}))
         """,
         site,
     )
@@ -206,6 +211,8 @@ def test_a_third_party_package_adds_a_task_a_runtime_and_a_pass(tmp_path: Path) 
     assert out["row"]["n_iterations"] >= 5
     assert out["row"]["runtime_options"] == {"factor": 3.0}
     assert out["params"] == {"scale": 4}
+    # a sweep plans the plugin pass's new format and runs it on the plugin runtime
+    assert out["jobs"] == [["npy", "numpy_double"]]
 
 
 def test_a_plugin_name_that_clashes_with_a_builtin_is_an_error(tmp_path: Path) -> None:
@@ -227,3 +234,12 @@ def test_a_plugin_name_that_clashes_with_a_builtin_is_an_error(tmp_path: Path) -
         site,
     )
     assert "tabular" in out["error"] and "clashes" in out["error"]
+
+
+def test_a_pass_plugin_that_does_not_import_is_an_error_not_a_missing_format(monkeypatch):
+    """Planning must not quietly drop every exported format because a plugin is broken."""
+    from workbench.sweep import TaskSweep, plan
+
+    monkeypatch.setenv(PASSES.plugin_env or "", "no_such_pass_module_for_workbench")
+    with pytest.raises(UserError, match="no_such_pass_module_for_workbench"):
+        plan(TaskSweep(task="tabular", formats=["onnx"], precisions=["fp32"]))

@@ -92,10 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="set a symbolic input dimension (repeatable)",
     )
-    bench.add_argument("--min-iters", type=int, help="minimum measured iterations (default 100)")
-    bench.add_argument("--min-time", type=float, help="minimum measured seconds (default 1.0)")
-    bench.add_argument("--max-time", type=float, help="maximum measured seconds (default 30)")
-    bench.add_argument("--warmup", type=int, help="warm-up iterations (default 10)")
+    bench.add_argument(
+        "--min-iters",
+        type=int,
+        help="minimum measured iterations (default: the profile's; full 100)",
+    )
+    bench.add_argument(
+        "--min-time", type=float, help="minimum measured seconds (default: the profile's; full 1.0)"
+    )
+    bench.add_argument(
+        "--max-time", type=float, help="maximum measured seconds (default: the profile's; full 30)"
+    )
+    bench.add_argument(
+        "--warmup", type=int, help="warm-up iterations (default: the profile's; full 10)"
+    )
     bench.add_argument(
         "--repeats",
         type=int,
@@ -260,8 +270,12 @@ def cmd_env(_: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.rerun:
-        if args.model_file or args.task:
-            raise UserError("--rerun repeats a stored run as it was: give no MODEL_FILE or --task")
+        given = _options_given_with_rerun(args)
+        if given:
+            raise UserError(
+                f"--rerun repeats a stored run as it was: drop {', '.join(given)} (or run a new "
+                "bench with them)"
+            )
         rows = _rerun(args.rerun)
     elif bool(args.model_file) == bool(args.task):
         raise UserError("give either a MODEL_FILE or --task NAME (see `workbench bench --help`)")
@@ -269,6 +283,45 @@ def cmd_bench(args: argparse.Namespace) -> int:
         rows = _bench_file(args) if args.model_file else _bench_task(args)
     _print_rows(rows, args.output)
     return 0
+
+
+# What --rerun takes from the stored run, so the command line must not give it.
+_RERUN_CONFLICTS = {
+    "model_file": "MODEL_FILE",
+    "task": "--task",
+    "model": "--model",
+    "frameworks": "--frameworks",
+    "formats": "--formats",
+    "precisions": "--precisions",
+    "runtime": "--runtime",
+    "device": "--device",
+    "threads": "--threads",
+    "batch": "--batch",
+    "dim": "--dim",
+    "min_iters": "--min-iters",
+    "min_time": "--min-time",
+    "max_time": "--max-time",
+    "warmup": "--warmup",
+    "tensorrt": "--tensorrt",
+    "graph_optimization": "--graph-optimization",
+    "no_spinning": "--no-spinning",
+    "setting": "--setting",
+    "profile": "--profile",
+    "quick": "--quick",
+}
+
+
+def _options_given_with_rerun(args: argparse.Namespace) -> list[str]:
+    given = [
+        flag
+        for name, flag in _RERUN_CONFLICTS.items()
+        if getattr(args, name) not in (None, False, [])
+    ]
+    if args.repeats != 1:
+        given.append("--repeats")
+    if not args.end_to_end:
+        given.append("--no-end-to-end")
+    return given
 
 
 def _devices(args: argparse.Namespace) -> list[str]:
@@ -425,6 +478,13 @@ def _rerun(run_id: str) -> list[dict[str, Any]]:
     if isinstance(config.get("sweep"), dict):
         return _run_sweep(TaskSweep.from_json(config["sweep"]), command)
     if isinstance(config.get("configs"), list):
+        known = set(BenchConfig.__dataclass_fields__)
+        stale = sorted({k for c in config["configs"] for k in c} - known)
+        if stale:
+            raise UserError(
+                f"run {run_id} was stored by another version of the workbench (its configs "
+                f"have {', '.join(stale)}): bench the model file again instead"
+            )
         configs = [BenchConfig(**c) for c in config["configs"]]
         return _run_configs(configs, {"command": command, "model_file": config.get("model_file")})
     raise UserError(
@@ -457,7 +517,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         from workbench.columns import Column
 
-        kinds = {"size_bytes": "mb", "export_time_s": "ms", "parity_metric_value": "ratio"}
+        kinds = {
+            "size_bytes": "mb",
+            "export_time_s": "ms",
+            "parity_max_abs_error": "ratio",
+            "parity_metric_value": "ratio",
+        }
         columns = tuple(
             Column(c, "size MB" if c == "size_bytes" else c, kinds.get(c, "text"))
             for c in EXPORT_COLUMNS
@@ -566,13 +631,25 @@ def _emit(rows: list[dict[str, Any]], columns: Sequence[Any], output: str) -> No
     if output == "csv":
         import csv
 
-        fields = [k for k in (rows[0] if rows else {}) if k not in JSON_FIELDS_EXCLUDED]
+        # every field any row has (result rows: RESULT_FIELDS order), nested values as JSON
+        fields = [
+            k
+            for k in dict.fromkeys(k for row in rows for k in row)
+            if k not in JSON_FIELDS_EXCLUDED
+        ]
         writer = csv.DictWriter(sys.stdout, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: _clean(row.get(k)) for k in fields})
+            writer.writerow({k: _csv_cell(row.get(k)) for k in fields})
         return
     _print_table(rows, columns)
+
+
+def _csv_cell(value: Any) -> Any:
+    value = _clean(value)
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, default=str)
+    return value
 
 
 def _print_table(rows: list[dict[str, Any]], columns: Sequence[Any]) -> None:

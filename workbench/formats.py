@@ -90,6 +90,13 @@ def _read_head(path: Path) -> bytes:
 
 
 def runtime_for(fmt: str) -> str:
-    if fmt not in DEFAULT_RUNTIME:
-        raise UserError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    return DEFAULT_RUNTIME[fmt]
+    """The runtime that runs `fmt`: the built-in default, else the first registered runtime
+    (a plugin's, say) that lists the format."""
+    if fmt in DEFAULT_RUNTIME:
+        return DEFAULT_RUNTIME[fmt]
+    from workbench.registry import RUNTIMES
+
+    for name, cls in RUNTIMES.all().items():
+        if fmt in cls.formats:
+            return name
+    raise UserError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")

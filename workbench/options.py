@@ -29,6 +29,18 @@ class Options:
 
     owner: ClassVar[str] = "options"  # for messages, when parse is not told: "pass 'x'"
 
+    def __post_init__(self) -> None:
+        """Direct construction is checked too (`parse` words the error with its owner).
+        A subclass with range checks calls this first."""
+        hints = typing.get_type_hints(type(self))
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            converted = _check(
+                type(self).__name__, "option", field.name, value, hints[field.name], type(self)
+            )
+            if converted is not value:
+                object.__setattr__(self, field.name, converted)
+
     @classmethod
     def parse(
         cls,

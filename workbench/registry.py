@@ -55,8 +55,14 @@ class Registry(Generic[T]):
     def register(self, cls: type[T]) -> type[T]:
         """Class decorator for plugin modules: adds `cls` under `cls.name`."""
         name = cls.name  # type: ignore[attr-defined]
+        target = f"{cls.__module__}:{cls.__qualname__}"
+        if self._targets.get(name, target) != target:
+            raise UserError(
+                f"{self.kind} {name!r} registered by {target!r} clashes with the one at "
+                f"{self._targets[name]!r}: rename it"
+            )
         self._classes[name] = cls
-        self._targets.setdefault(name, f"{cls.__module__}:{cls.__qualname__}")
+        self._targets[name] = target
         return cls
 
     def _discover(self) -> None:

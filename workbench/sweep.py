@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from exporters.base import ArtifactRequest, export_many, find_pass
+from exporters.base import ArtifactRequest, NoPassError, all_passes, export_many, find_pass
 from workbench.errors import UserError
-from workbench.formats import DEFAULT_RUNTIME, PRECISIONS, SOURCE_FRAMEWORK_OF_NATIVE
+from workbench.formats import PRECISIONS, SOURCE_FRAMEWORK_OF_NATIVE, runtime_for
 from workbench.harness.runner import BenchConfig, outcome_rows
 from workbench.harness.timing import StopRule
 from workbench.procs import child_env
@@ -38,6 +38,17 @@ FORMATS_BY_FRAMEWORK = {
     "keras": ("keras", "savedmodel", "tflite", "onnx"),
 }
 WORKER_TIMEOUT_S = 1800
+
+
+def formats_for(framework: str) -> tuple[str, ...]:
+    """The formats a `framework` model can yield: the built-in ones (native first), then
+    the formats of any plugin pass from that framework."""
+    builtin = FORMATS_BY_FRAMEWORK.get(framework, ())
+    extra = sorted(
+        {p.format for p in all_passes().values() if framework in p.source_frameworks}
+        - set(builtin)
+    )
+    return (*builtin, *extra)
 
 
 @dataclass
@@ -73,7 +84,7 @@ class TaskSweep:
                     f"task {self.task!r} has no {fw!r} model: "
                     f"choose from {', '.join(task.frameworks)}"
                 )
-        known = {f for fmts in FORMATS_BY_FRAMEWORK.values() for f in fmts}
+        known = {f for fw in self.frameworks for f in formats_for(fw)}
         for fmt in self.formats or []:
             if fmt not in known:
                 raise UserError(f"unknown format {fmt!r}: choose from {', '.join(sorted(known))}")
@@ -166,7 +177,7 @@ def plan(sweep: TaskSweep) -> list[Job]:
     jobs = []
     for model in sweep.models or []:
         for fw in [f for f in sweep.frameworks or [] if f in task.frameworks_for(model)]:
-            for fmt in FORMATS_BY_FRAMEWORK[fw]:
+            for fmt in formats_for(fw):
                 if sweep.formats and fmt not in sweep.formats:
                     continue
                 for precision in sweep.precisions:
@@ -191,7 +202,7 @@ def _artifact_key(job: Job) -> tuple[str, str, str, str]:
 def _has_pass(framework: str, fmt: str, precision: str) -> bool:
     try:
         find_pass(framework, fmt, precision)
-    except UserError:
+    except NoPassError:  # a plugin that fails to import is an error, not "no pass"
         return False
     return True
 
@@ -235,14 +246,14 @@ def run_sweep(
         manifest = manifests[_artifact_key(job)] if job.request is not None else None
         labels = _labels(sweep, job, manifest)
         config = BenchConfig(
-            runtime=DEFAULT_RUNTIME[job.format],
+            runtime=runtime_for(job.format),
             format=job.format,
             path=manifest["path"] if manifest else None,
             device=job.device,
             threads=job.threads,
             batch_sizes=list(sweep.batch_sizes),
             rule=sweep.rule,
-            runtime_settings=dict(sweep.runtime_settings.get(DEFAULT_RUNTIME[job.format], {})),
+            runtime_settings=dict(sweep.runtime_settings.get(runtime_for(job.format), {})),
             repeats=sweep.repeats,
             labels=labels,
             end_to_end=sweep.end_to_end,

@@ -44,6 +44,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from workbench.atomic import write_json_atomic
 from workbench.deps import installed
 from workbench.devices import Device, host_gpu_reason
 from workbench.errors import UnavailableError, UserError
@@ -95,7 +96,7 @@ def write_signature_sidecar(
     if outputs:
         payload = {"inputs": encode(inputs), "outputs": encode(outputs)}
     path = sidecar_path(model_path)
-    path.write_text(json.dumps(payload, indent=1))
+    write_json_atomic(path, payload, indent=1)
     return path
 
 

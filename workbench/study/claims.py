@@ -675,7 +675,7 @@ def judge(
 ) -> pd.DataFrame:
     """One verdict per claim part of CLAIM_PARTS, in order, with the measured numbers
     and the reason."""
-    s = SETTINGS[profile]
+    s = SETTINGS[study_sweeps.check_profile(profile)]
     out: list[dict[str, str]] = []
     for claim in CLAIM_PARTS:
         fields, missing = claim.pick(frames, s)

@@ -3,7 +3,7 @@
 A notebook declares its parameters in the cell tagged `parameters`, one annotated
 assignment per line with a comment (papermill lists them with `--help-notebook`):
 
-    profile: str = "ci"  # "ci": tiny sizes for CI; "full": the real study
+    profile: str = "ci"  # "ci": tiny sizes for CI; "quick": short; "full": the real study
     batch_sizes: list[int] = []  # empty: the profile's choice
 
 papermill injects overrides as a new cell *after* that one, so nothing stops a

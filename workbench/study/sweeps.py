@@ -18,7 +18,7 @@ from workbench.formats import PRECISIONS
 from workbench.harness.timing import StopRule
 from workbench.profiles import get_profile
 from workbench.registry import get_task
-from workbench.sweep import FORMATS_BY_FRAMEWORK, TaskSweep, from_profile, plan, run_stored
+from workbench.sweep import TaskSweep, formats_for, from_profile, plan, run_stored
 
 
 def check_profile(profile: str) -> str:
@@ -129,7 +129,7 @@ def cpu_gpu_sweep(
     fmt = fmt or p["format"]
     # One source framework: the first of the model's that can produce the format.
     frameworks = [
-        fw for fw in get_task(task).frameworks_for(model) if fmt in FORMATS_BY_FRAMEWORK[fw]
+        fw for fw in get_task(task).frameworks_for(model) if fmt in formats_for(fw)
     ][:1]
     return from_profile(
         task,

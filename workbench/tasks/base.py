@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,15 +24,16 @@ FULL_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 @dataclass(frozen=True)
 class Preset:
     """What a task measures under one profile when the user does not say. None means
-    every applicable value (every model, framework, format or precision)."""
+    every applicable value (every model, framework, format or precision), and for batch
+    sizes and devices the generic preset's value for the profile."""
 
     models: tuple[str, ...] | None = None
     frameworks: tuple[str, ...] | None = None
     formats: tuple[str, ...] | None = None
     precisions: tuple[str, ...] | None = None
-    batch_sizes: tuple[int, ...] = (1, 8, 64)
+    batch_sizes: tuple[int, ...] | None = None
     # The notebooks measure on these; the CLI on its --device (default cpu).
-    devices: tuple[str, ...] = ("cpu",)
+    devices: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,15 @@ class Task(ABC):
         from workbench.profiles import get_profile
 
         get_profile(profile)
-        return self.presets.get(profile) or self.generic_preset(profile)
+        generic = self.generic_preset(profile)
+        own = self.presets.get(profile)
+        if own is None:
+            return generic
+        return replace(
+            own,
+            batch_sizes=own.batch_sizes or generic.batch_sizes,
+            devices=own.devices or generic.devices,
+        )
 
     def generic_preset(self, profile: str) -> Preset:
         """For a task without its own preset: in ci its first model and framework as FP32
@@ -78,9 +87,10 @@ class Task(ABC):
                 formats=("onnx",),
                 precisions=("fp32",),
                 batch_sizes=(1, 4),
+                devices=("cpu",),
             )
         if profile == "quick":
-            return Preset(batch_sizes=(1, 8, 64, 256))
+            return Preset(batch_sizes=(1, 8, 64, 256), devices=("cpu",))
         return Preset(batch_sizes=FULL_BATCHES, devices=("cpu", "cuda"))
 
     def check_model(self, model: str) -> str:
