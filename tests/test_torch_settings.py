@@ -128,7 +128,7 @@ def test_cli_refuses_a_bad_setting_in_one_line(capsys):
 
 
 def test_torch_missing_is_an_unavailable_reason(monkeypatch):
-    monkeypatch.setattr(torch_runtime, "_torch_installed", lambda: False)
+    monkeypatch.setattr(torch_runtime, "installed", lambda module: module != "torch")
     assert get_runtime("torch").unavailable_reason(CPU) == "torch is not installed"
 
 
