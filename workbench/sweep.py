@@ -45,8 +45,7 @@ def formats_for(framework: str) -> tuple[str, ...]:
     the formats of any plugin pass from that framework."""
     builtin = FORMATS_BY_FRAMEWORK.get(framework, ())
     extra = sorted(
-        {p.format for p in all_passes().values() if framework in p.source_frameworks}
-        - set(builtin)
+        {p.format for p in all_passes().values() if framework in p.source_frameworks} - set(builtin)
     )
     return (*builtin, *extra)
 

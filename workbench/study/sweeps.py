@@ -128,9 +128,7 @@ def cpu_gpu_sweep(
     model = model or (p["model"] if task == p["task"] else get_task(task).models[0])
     fmt = fmt or p["format"]
     # One source framework: the first of the model's that can produce the format.
-    frameworks = [
-        fw for fw in get_task(task).frameworks_for(model) if fmt in formats_for(fw)
-    ][:1]
+    frameworks = [fw for fw in get_task(task).frameworks_for(model) if fmt in formats_for(fw)][:1]
     return from_profile(
         task,
         profile,
