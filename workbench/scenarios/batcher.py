@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -176,7 +176,7 @@ class DynamicBatcher:
 
     def __init__(
         self,
-        run_batch: RunBatch,
+        run_batch: RunBatch | Sequence[RunBatch],
         config: BatcherConfig,
         clock: Clock | None = None,
         fixed_batch: int | None = None,
@@ -187,7 +187,8 @@ class DynamicBatcher:
                 f"dimension of {fixed_batch}: use --max-batch {fixed_batch} or less, or "
                 "re-export the model with a dynamic batch axis"
             )
-        self.run_batch = run_batch
+        # One callable per model instance (or one shared by all of them).
+        self.runs = list(run_batch) if isinstance(run_batch, Sequence) else [run_batch]
         self.config = config
         self.clock = clock or MonotonicClock()
         self.fixed_batch = fixed_batch
@@ -199,7 +200,7 @@ class DynamicBatcher:
         self._closed = False
         self._window: list[float] = []
         self._threads = [
-            threading.Thread(target=self._worker, name=f"batcher-{i}", daemon=True)
+            threading.Thread(target=self._worker, args=(i,), name=f"batcher-{i}", daemon=True)
             for i in range(config.instances)
         ]
         for thread in self._threads:
@@ -319,10 +320,11 @@ class DynamicBatcher:
             rows = self._ready_rows(now)
             batch = self._take(rows, now) if rows else []
         if batch:
-            self._run(batch)
+            self._run(batch, self.runs[0])
         return sum(r.rows for r in batch)
 
-    def _worker(self) -> None:
+    def _worker(self, index: int) -> None:
+        run_batch = self.runs[index % len(self.runs)]
         while True:
             with self._cond:
                 while True:
@@ -334,10 +336,10 @@ class DynamicBatcher:
                         batch = self._take(rows, now)
                         break
                     self._cond.wait(self._wait_s(now))
-            self._run(batch)
+            self._run(batch, run_batch)
 
     # ---- running -----------------------------------------------------------------------
-    def _run(self, batch: list[Request]) -> None:
+    def _run(self, batch: list[Request], run_batch: RunBatch) -> None:
         offsets, start = [], 0
         for request in batch:
             offsets.append((start, start + request.rows))
@@ -353,7 +355,7 @@ class DynamicBatcher:
             feed = {k: np.concatenate([v, np.repeat(v[-1:], pad, axis=0)]) for k, v in feed.items()}
         began = self.clock.now()
         try:
-            outputs = self.run_batch(feed)
+            outputs = run_batch(feed)
             error = None
         except Exception as exc:  # the model raised on this batch: fail its requests only
             outputs, error = None, exc

@@ -1,0 +1,140 @@
+"""LoadGen integration: every scenario on the null runtime, VALID and INVALID verdicts
+with their reasons, rejections and failing batches, peak finding. Each run is bounded by
+its max duration (a few seconds)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from workbench.errors import UserError
+from workbench.scenarios.batcher import BatcherConfig
+from workbench.scenarios.driver import ServedModel, run_scenario
+from workbench.scenarios.models import load_null
+from workbench.scenarios.settings import SCENARIOS, ScenarioSettings, for_profile
+
+SHORT = dict(min_duration_ms=500, max_duration_ms=3000, drain_grace_ms=3000)
+BATCHER = BatcherConfig(max_batch_size=8, max_queue_delay_ms=0.5)
+
+
+@pytest.fixture(scope="module")
+def null_model():
+    served = load_null(instances=2, sample_count=32)
+    yield served
+    served.close()
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_scenario_runs_on_the_null_runtime(null_model, scenario, tmp_path):
+    extra = dict(target_qps=500, latency_bound_ms=1000) if scenario == "server" else {}
+    settings = for_profile("ci", scenario, **SHORT, **extra)
+    began = time.monotonic()
+    row = run_scenario(null_model, settings, BATCHER, log_dir=tmp_path)
+    assert time.monotonic() - began < 15
+    assert row["scenario"] == scenario
+    assert row["verdict"] in ("VALID", "INVALID")
+    assert row["n_iterations"] and row["n_iterations"] > 0
+    assert 0 < row["latency_ms_p50"] <= row["latency_ms_p99"] <= row["latency_ms_max"]
+    assert row["throughput_items_per_s"] > 0
+    assert sum(row["batch_histogram"].values()) > 0
+    assert row["scenario_settings"]["full_length"] is False  # a short run says so
+    assert row["scenario_settings"]["min_duration_ms"] == 500
+    assert row["rejected"] == 0 and row["failed_requests"] == 0
+    if scenario == "multi_stream":
+        assert row["batch_histogram"].get("8")  # 8 samples per query can batch together
+
+
+def test_valid_server_run(null_model, tmp_path):
+    # ~1000 queries at 1000 QPS on a model that does nothing, judged at p99 against a 1 s
+    # bound: only a host stalled for a whole second could fail it.
+    settings = for_profile("ci", "server", target_qps=1000, latency_bound_ms=1000, **SHORT)
+    settings = settings.with_(min_duration_ms=1000)
+    row = run_scenario(null_model, settings, BATCHER, log_dir=tmp_path)
+    assert row["verdict"] == "VALID", row["verdict_reasons"]
+    assert row["verdict_reasons"] == []
+    assert row["latency_ms_p99"] < 1000
+
+
+def test_invalid_server_run_names_its_reasons(null_model, tmp_path):
+    # A 1 ns bound no query can meet, and more queries than the max duration allows.
+    settings = ScenarioSettings(
+        "server",
+        target_qps=200,
+        latency_bound_ms=1e-6,
+        min_duration_ms=300,
+        max_duration_ms=600,
+        min_query_count=100_000,
+        drain_grace_ms=2000,
+    )
+    row = run_scenario(null_model, settings, BATCHER, log_dir=tmp_path)
+    assert row["verdict"] == "INVALID"
+    reasons = " | ".join(row["verdict_reasons"])
+    assert "performance constraints not met" in reasons
+    assert "minimum query count not met" in reasons
+
+
+def _slow_model(delay_s: float, fail_marker: float | None = None) -> ServedModel:
+    def run(feed):
+        x = feed["x"]
+        if fail_marker is not None and (x == fail_marker).any():
+            raise RuntimeError("poisoned batch")
+        time.sleep(delay_s)
+        return [x * 2]
+
+    samples = [{"x": np.full((1, 2), float(i), np.float32)} for i in range(16)]
+    return ServedModel(run_batches=[run], samples=samples)
+
+
+def test_overloaded_queue_rejects_and_ends_in_time(tmp_path):
+    served = _slow_model(0.01)  # 10 ms per batch of at most 2: ~200 samples/s at best
+    settings = ScenarioSettings(
+        "server",
+        target_qps=2000,
+        latency_bound_ms=50,
+        min_duration_ms=500,
+        max_duration_ms=1000,
+        drain_grace_ms=2000,
+    )
+    cfg = BatcherConfig(max_batch_size=2, max_queue_delay_ms=1, max_queue_size=8)
+    began = time.monotonic()
+    row = run_scenario(served, settings, cfg, log_dir=tmp_path)
+    assert time.monotonic() - began < 1.0 + 2.0 + 3.0
+    assert row["rejected"] > 0
+    assert row["verdict"] == "INVALID"
+    assert any("rejected (queue full)" in r for r in row["verdict_reasons"])
+
+
+def test_failing_batch_fails_its_requests_only(tmp_path):
+    served = _slow_model(0.0, fail_marker=3.0)
+    settings = ScenarioSettings(
+        "server",
+        target_qps=300,
+        latency_bound_ms=100,
+        min_duration_ms=300,
+        max_duration_ms=1000,
+        drain_grace_ms=2000,
+    )
+    row = run_scenario(served, settings, BatcherConfig(max_batch_size=1), log_dir=tmp_path)
+    assert row["failed_requests"] > 0
+    assert row["n_iterations"] > row["failed_requests"]  # the rest went on
+    assert any("poisoned batch" in r for r in row["verdict_reasons"])
+    assert row["verdict"] == "INVALID"
+
+
+def test_bad_settings_are_user_errors():
+    with pytest.raises(UserError, match="target QPS must be > 0"):
+        ScenarioSettings("server", target_qps=0, latency_bound_ms=10)
+    with pytest.raises(UserError, match="latency bound must be > 0"):
+        ScenarioSettings("server", target_qps=10, latency_bound_ms=-1)
+    with pytest.raises(UserError, match="unknown scenario 'burst'"):
+        ScenarioSettings("burst")
+    with pytest.raises(UserError, match="needs --target-qps"):
+        ScenarioSettings("server")
+
+
+def test_full_profile_keeps_mlperf_minimum():
+    s = for_profile("full", "server", target_qps=10, latency_bound_ms=100)
+    assert s.min_duration_ms == 600_000 and s.full_length
+    assert s.max_duration_ms > s.min_duration_ms
