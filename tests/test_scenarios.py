@@ -138,3 +138,75 @@ def test_full_profile_keeps_mlperf_minimum():
     s = for_profile("full", "server", target_qps=10, latency_bound_ms=100)
     assert s.min_duration_ms == 600_000 and s.full_length
     assert s.max_duration_ms > s.min_duration_ms
+
+
+def test_find_peak_brackets_and_bisects(null_model, tmp_path):
+    from workbench.scenarios.peak import find_peak
+
+    settings = for_profile("ci", "server", target_qps=1, latency_bound_ms=1000, **SHORT)
+    settings = settings.with_(min_duration_ms=300)
+    peak, rows = find_peak(null_model, settings, BATCHER, max_probes=3, start_qps=100)
+    # a do-nothing model at a 1 s bound passes every probe: it doubles each time
+    assert [r["scenario_settings"]["target_qps"] for r in rows] == [100, 200, 400]
+    assert all(r["latency_ms_p99"] < 1000 and r["rejected"] == 0 for r in rows)
+    assert peak == 400
+    assert all(r["peak_qps"] == peak for r in rows)
+
+
+def test_find_peak_halves_until_a_probe_passes(tmp_path):
+    from workbench.scenarios.peak import find_peak
+
+    served = _slow_model(0.02)  # one instance, batch 1: at most ~50 requests/s
+    settings = ScenarioSettings(
+        "server",
+        target_qps=1,
+        latency_bound_ms=200,
+        min_duration_ms=400,
+        max_duration_ms=1500,
+        drain_grace_ms=2000,
+        pass_rule="p99_under_bound",
+    )
+    one_by_one = BatcherConfig(max_batch_size=1, max_queue_delay_ms=0, max_queue_size=16)
+    peak, rows = find_peak(served, settings, one_by_one, max_probes=3, start_qps=800)
+    assert [r["scenario_settings"]["target_qps"] for r in rows] == [800, 400, 200]
+    assert all(r["verdict"] == "INVALID" for r in rows)  # all far over capacity
+    assert peak is None
+
+
+def test_cli_scenario_rows_and_bad_input(tmp_path, monkeypatch, capsys):
+    import json
+
+    from workbench.cli import main
+
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    args = ["bench", "--runtime", "null", "--scenario", "server", "--profile", "ci"]
+    code = main(
+        [
+            *args,
+            "--target-qps",
+            "300",
+            "--latency-bound-ms",
+            "500",
+            "--min-duration-ms",
+            "300",
+            "--output",
+            "json",
+            "--max-batch",
+            "4",
+        ]
+    )
+    assert code == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert row["scenario"] == "server" and row["runtime"] == "null"
+    assert row["scenario_settings"]["target_qps"] == 300
+    assert row["batcher"]["max_batch_size"] == 4
+    assert row["verdict"] in ("VALID", "INVALID")
+    for bad, message in [
+        (["--target-qps", "0", "--latency-bound-ms", "5"], "target QPS must be > 0"),
+        (["--target-qps", "10", "--latency-bound-ms", "0"], "latency bound must be > 0"),
+        (["--find-peak", "--target-qps", "10", "--latency-bound-ms", "5"], "drop --target-qps"),
+    ]:
+        assert main([*args, *bad]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["bench", "--runtime", "null", "--scenario", "burst"]) == 2
+    assert "unknown scenario 'burst'" in capsys.readouterr().err
