@@ -106,7 +106,10 @@ def run_scenario(
     log.log_output.outdir = str(log_dir)
     log.log_output.copy_summary_to_stdout = False
     log.enable_trace = False
-    estimated_qps, estimated_latency_s = estimate(served, config, settings)
+    # The server's arrivals come from its target QPS: only the others need the estimate.
+    estimated_qps, estimated_latency_s = (
+        (0.0, 0.0) if settings.scenario == "server" else estimate(served, config, settings)
+    )
     watchdog = threading.Timer(
         deadline_s, dyn.close, args=("the run passed its maximum duration plus grace",)
     )
