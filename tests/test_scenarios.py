@@ -210,3 +210,90 @@ def test_cli_scenario_rows_and_bad_input(tmp_path, monkeypatch, capsys):
         assert message in capsys.readouterr().err
     assert main(["bench", "--runtime", "null", "--scenario", "burst"]) == 2
     assert "unknown scenario 'burst'" in capsys.readouterr().err
+
+
+def _dense_onnx(path, batch) -> str:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "W"], ["xw"]),
+            helper.make_node("Add", ["xw", "B"], ["y"]),
+        ],
+        "dense",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 8])],
+        initializer=[
+            numpy_helper.from_array(rng.standard_normal((16, 8)).astype(np.float32), "W"),
+            numpy_helper.from_array(rng.standard_normal(8).astype(np.float32), "B"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def test_onnxruntime_file_through_the_batcher_matches_solo_runs(tmp_path):
+    """A real runtime (ONNX Runtime, two instances) behind the batcher: every one of 2,000
+    concurrent replies equals that request run alone on the same session."""
+    import threading
+
+    from workbench.scenarios.batcher import DynamicBatcher
+    from workbench.scenarios.models import load_file
+
+    served = load_file(
+        _dense_onnx(tmp_path / "dense.onnx", "batch"), instances=2, threads=1, sample_count=50
+    )
+    cfg = BatcherConfig(max_batch_size=8, max_queue_delay_ms=0.5, instances=2, max_queue_size=4096)
+    replies: dict[tuple[int, int], list] = {}
+
+    def caller(c: int) -> None:
+        pending = [(i, batcher.submit(served.samples[(c * 7 + i) % 50])) for i in range(500)]
+        for i, req in pending:
+            replies[(c, i)] = req.result(timeout=60)
+
+    with DynamicBatcher(served.run_batches, cfg) as batcher:
+        threads = [threading.Thread(target=caller, args=(c,)) for c in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    assert len(replies) == 2000 and max(batcher.stats.batch_sizes) > 1
+    for (c, i), got in replies.items():
+        want = served.run_batches[0](served.samples[(c * 7 + i) % 50])
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-5)
+    served.close()
+
+
+def test_cli_model_file_server_run_and_fixed_batch_refused(tmp_path, monkeypatch, capsys):
+    import json
+
+    from workbench.cli import main
+
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    dynamic = _dense_onnx(tmp_path / "dense.onnx", "batch")
+    args = [
+        "--scenario",
+        "server",
+        "--profile",
+        "ci",
+        "--target-qps",
+        "200",
+        "--latency-bound-ms",
+        "500",
+        "--min-duration-ms",
+        "300",
+        "--output",
+        "json",
+    ]
+    assert main(["bench", dynamic, *args, "--instances", "2", "--threads", "1"]) == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert row["runtime"] == "onnxruntime" and row["provider"] == "CPUExecutionProvider"
+    assert row["model"] == "dense.onnx" and row["scenario_settings"]["instances"] == 2
+    assert row["n_iterations"] > 0 and row["rejected"] == 0
+    fixed = _dense_onnx(tmp_path / "fixed.onnx", 2)
+    assert main(["bench", fixed, *args, "--max-batch", "8"]) == 2
+    assert "fixed batch dimension of 2" in capsys.readouterr().err
