@@ -316,6 +316,7 @@ _RERUN_CONFLICTS = {
     "setting": "--setting",
     "profile": "--profile",
     "quick": "--quick",
+    "scenario": "--scenario",
 }
 
 
