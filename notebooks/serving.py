@@ -51,7 +51,7 @@ P
 
 # %%
 print(serving.SERVING_PROFILES[P.profile].note)
-batchers = serving.batcher_settings(P.instances, P.profile)
+batchers = serving.batcher_settings(P.instances, P.profile, P.latency_bound_ms)
 for label, config in batchers.items():
     print(f"{label:>24}: {config.to_json() if config else 'every request alone (batch 1)'}")
 served = serving.load(P.task, P.model, P.profile, instances=P.instances)

@@ -11,6 +11,7 @@ counted, and make the run INVALID with the reason.
 from __future__ import annotations
 
 import functools
+import shutil
 import tempfile
 import threading
 import time
@@ -71,6 +72,7 @@ def run_scenario(
     )
     runs = served.run_batches
     dyn = DynamicBatcher(runs if len(runs) > 1 else runs[0], config, fixed_batch=served.fixed_batch)
+    keep_logs = log_dir is not None  # else LoadGen's logs are read, then removed
     log_dir = Path(log_dir or tempfile.mkdtemp(prefix="loadgen-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     samples = served.samples
@@ -129,7 +131,11 @@ def run_scenario(
                 thread.join(timeout=5)
             lg.DestroyQSL(qsl)
             lg.DestroySUT(sut)
-    return _row(settings, batcher, config, dyn, log_dir, wall_s)
+    row = _row(settings, batcher, config, dyn, log_dir, wall_s)
+    if not keep_logs:
+        shutil.rmtree(log_dir, ignore_errors=True)
+        row["loadgen_log_dir"] = None
+    return row
 
 
 # LoadGen pre-generates every query: keep that bounded for near-free models (null).
