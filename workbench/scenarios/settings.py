@@ -116,7 +116,8 @@ def for_profile(profile: str, scenario: str, **given: Any) -> ScenarioSettings:
         raise UserError(f"profile must be one of {', '.join(_PROFILE_DURATIONS)}, got {profile!r}")
     values = {**_PROFILE_DURATIONS[profile], **{k: v for k, v in given.items() if v is not None}}
     if "max_duration_ms" not in given or given["max_duration_ms"] is None:
-        values["max_duration_ms"] = max(values["max_duration_ms"], values["min_duration_ms"])
+        # a longer minimum than the profile's: leave the same room above it
+        values["max_duration_ms"] = max(values["max_duration_ms"], 2 * values["min_duration_ms"])
     return ScenarioSettings(scenario=scenario, profile=profile, **values)
 
 
