@@ -176,6 +176,15 @@ def test_adaptive_cap_shrinks_over_target_and_grows_back():
     assert b.stats.cap_history  # every step recorded
 
 
+def test_request_larger_than_a_lowered_cap_runs_alone():
+    clock = FakeClock()
+    b = manual(BatcherConfig(max_batch_size=4, max_queue_delay_ms=0, instances=0), clock)
+    b.cap = 1  # as the adaptive mode may set it
+    r = b.submit(feed(1, rows=3))
+    assert b.step() == 3
+    assert r.result(0)[0].shape == (3, 3)
+
+
 def test_bad_config_is_a_user_error():
     with pytest.raises(UserError, match="preferred batch sizes"):
         BatcherConfig(max_batch_size=4, preferred_batch_sizes=(8,))

@@ -287,7 +287,10 @@ class DynamicBatcher:
         return 0
 
     def _fill(self, limit: int) -> int:
-        """Rows of the queued requests, oldest first, that fit in `limit` whole."""
+        """Rows of the queued requests, oldest first, that fit in `limit` whole. A request
+        is never split: one larger than the (adaptively lowered) cap runs alone."""
+        if self._queue and self._queue[0].rows > limit:
+            return self._queue[0].rows
         rows = 0
         for request in self._queue:
             if rows + request.rows > limit:
