@@ -277,6 +277,8 @@ class DynamicBatcher:
         """Rows to dispatch now (0: keep waiting). Caller holds the lock."""
         if not self._queue:
             return 0
+        if self._queue[0].rows > self.cap:
+            return self._queue[0].rows  # never split: above the adaptive cap, it runs alone
         available = self._fill(self.cap)
         fitting = [t for t in self._targets() if t <= available]
         if fitting:
@@ -287,10 +289,7 @@ class DynamicBatcher:
         return 0
 
     def _fill(self, limit: int) -> int:
-        """Rows of the queued requests, oldest first, that fit in `limit` whole. A request
-        is never split: one larger than the (adaptively lowered) cap runs alone."""
-        if self._queue and self._queue[0].rows > limit:
-            return self._queue[0].rows
+        """Rows of the queued requests, oldest first, that fit in `limit` whole."""
         rows = 0
         for request in self._queue:
             if rows + request.rows > limit:
