@@ -297,3 +297,37 @@ def test_cli_model_file_server_run_and_fixed_batch_refused(tmp_path, monkeypatch
     fixed = _dense_onnx(tmp_path / "fixed.onnx", 2)
     assert main(["bench", fixed, *args, "--max-batch", "8"]) == 2
     assert "fixed batch dimension of 2" in capsys.readouterr().err
+
+
+def test_detail_log_parsing_prefers_per_query_latency(tmp_path):
+    import json
+
+    from workbench.scenarios.loadgen_log import latency_ms, read_detail, samples_per_s, verdict
+
+    def line(key, value, error=False):
+        meta = {"is_error": error, "is_warning": False}
+        return ":::MLLOG " + json.dumps({"key": key, "value": value, "metadata": meta})
+
+    lines = [
+        line("result_validity", "INVALID"),
+        line("result_perf_constraints_met", True),
+        line("result_min_duration_met", False),
+        line("result_min_queries_met", True),
+        line("early_stopping_met", False),
+        line("early_stopping_result", " * Only processed 10 queries.\n * Need 600."),
+        line("result_99.00_percentile_per_query_latency_ns", 4_000_000),
+        line("result_99.00_percentile_latency_ns", 2_000_000),
+        line("result_mean_query_latency_ns", 2_000_000),
+        line("effective_samples_per_query", 8),
+        line("error_runtime", "ran out of queries", error=True),
+        "not a log line",
+    ]
+    (tmp_path / "mlperf_log_detail.txt").write_text("\n".join(lines))
+    detail = read_detail(tmp_path)
+    result, reasons = verdict(detail)
+    assert result == "INVALID"
+    assert reasons[:2] == ["minimum duration not met", "early stopping not met"]
+    assert "early stopping: Only processed 10 queries. Need 600." in reasons
+    assert "LoadGen error: error_runtime: ran out of queries" in reasons
+    assert latency_ms(detail)["p99"] == 4.0  # multi_stream: per query
+    assert samples_per_s(detail) == 8 / 0.002
