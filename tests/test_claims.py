@@ -70,6 +70,12 @@ def _null(**fields) -> dict:
     return _row(model="null", format="null", runtime="null", precision=None, **fields)
 
 
+def _serving(label: str, peak: float | None, **fields) -> dict:
+    """A server-scenario peak-search row (9.2 under load) of one batcher setting."""
+    row = _cnn(model="efficientnet_lite0", scenario="server", peak_qps=peak, **fields)
+    return {**row, "batcher_label": label}
+
+
 def cpu_only() -> dict[str, list[dict]]:
     """A CPU host running the ci sweeps: the GPU rows are unavailable."""
     small = [1, 8, 64, 256]
@@ -109,6 +115,7 @@ def cpu_only() -> dict[str, list[dict]]:
         + _sweep("torchscript", "torch", 0.0402, 0.4, small)
         + _sweep("onnx", "onnxruntime", 0.0154, 0.7, small),
         "null": [_null(latency_ms_p50=0.00182)],
+        "serving": [_serving("none", 20.0), _serving("dynamic", 50.0)],
     }
 
 
@@ -149,6 +156,7 @@ def gpu_present() -> dict[str, list[dict]]:
         + _sweep("onnx", "onnxruntime", 0.0102, 0.5, small)
         + _sweep("torchscript", "torch", 0.0099, 0.5, small),
         "null": [_null(status="failed", error="null runtime crashed", latency_ms_p50=None)],
+        "serving": [_serving("none", 10.0), _serving("dynamic", 80.0)],
     }
 
 
@@ -174,6 +182,10 @@ def failures() -> dict[str, list[dict]]:
             _failed("onnx: session failed", format="onnx"),
             _failed("torchscript: trace failed", format="torchscript", runtime="torch"),
             _row(format="onnx", batch_size=8, latency_ms_p50=0.05, throughput_items_per_s=160000.0),
+        ],
+        "serving": [
+            _serving("none", None, status="failed", error="export failed: no onnx"),
+            _serving("dynamic", None, status="failed", error="export failed: no onnx"),
         ],
     }
 
@@ -301,6 +313,14 @@ EXPECTED: dict[tuple[str, str, float, float], list[tuple[str, ...]]] = {
             "5.28x is within 3-5x (+/-25%)",
         ),
         (
+            "9.2",
+            "efficientnet_lite0 (onnx, CPU), server scenario: max QPS with p99 under 100 ms, dynamic batcher vs none",
+            "3-5x",
+            "20 -> 50 QPS (2.50x; batcher max 8, 5 ms)",
+            "confirmed",
+            "2.50x is within 3-5x (+/-25%)",
+        ),
+        (
             "1.1",
             "tabular mlp, batch 1: Python (torch eager) vs compiled graphs",
             "5-10x",
@@ -405,6 +425,14 @@ EXPECTED: dict[tuple[str, str, float, float], list[tuple[str, ...]]] = {
             "6.494e+04 -> 3.427e+05 items/s at batch 256 (5.3x)",
             "confirmed",
             "5.28x is within 3-5x (+/-25%)",
+        ),
+        (
+            "9.2",
+            "efficientnet_lite0 (onnx, CPU), server scenario: max QPS with p99 under 100 ms, dynamic batcher vs none",
+            "3-5x",
+            "20 -> 50 QPS (2.50x; batcher max 8, 5 ms)",
+            "confirmed",
+            "2.50x is within 3-5x (+/-25%)",
         ),
         (
             "1.1",
@@ -513,6 +541,14 @@ EXPECTED: dict[tuple[str, str, float, float], list[tuple[str, ...]]] = {
             "16.00x is above 3-5x (+/-25%)",
         ),
         (
+            "9.2",
+            "efficientnet_lite0 (onnx, CPU), server scenario: max QPS with p99 under 100 ms, dynamic batcher vs none",
+            "3-5x",
+            "10 -> 80 QPS (8.00x; batcher max 8, 5 ms)",
+            "refuted",
+            "8.00x is above 3-5x (+/-25%)",
+        ),
+        (
             "1.1",
             "tabular mlp, batch 1: Python (torch eager) vs compiled graphs",
             "5-10x",
@@ -617,6 +653,14 @@ EXPECTED: dict[tuple[str, str, float, float], list[tuple[str, ...]]] = {
             "9.804e+04 -> 1.569e+06 items/s at batch 256 (16.0x)",
             "refuted",
             "16.00x is above 3-5x (+/-10%)",
+        ),
+        (
+            "9.2",
+            "efficientnet_lite0 (onnx, CPU), server scenario: max QPS with p99 under 100 ms, dynamic batcher vs none",
+            "3-5x",
+            "10 -> 80 QPS (8.00x; batcher max 8, 5 ms)",
+            "refuted",
+            "8.00x is above 3-5x (+/-10%)",
         ),
         (
             "1.1",
@@ -725,6 +769,14 @@ EXPECTED: dict[tuple[str, str, float, float], list[tuple[str, ...]]] = {
             "fewer than two batch sizes measured",
         ),
         (
+            "9.2",
+            "efficientnet_lite0 (onnx, CPU), server scenario: max QPS with p99 under 100 ms, dynamic batcher vs none",
+            "3-5x",
+            "-",
+            "not measurable here",
+            "export failed: no onnx",
+        ),
+        (
             "1.1",
             "tabular mlp, batch 1",
             "5-10x",
@@ -808,6 +860,14 @@ EXPECTED: dict[tuple[str, str, float, float], list[tuple[str, ...]]] = {
             "-",
             "not measurable here",
             "fewer than two batch sizes measured",
+        ),
+        (
+            "9.2",
+            "efficientnet_lite0 (onnx, CPU), server scenario: max QPS with p99 under 100 ms, dynamic batcher vs none",
+            "3-5x",
+            "-",
+            "not measurable here",
+            "no peak: no probe kept p99 under 100 ms with the offered load met (or the serving runs were not made)",
         ),
         ("1.1", "tabular mlp, batch 1", "5-10x", "-", "not measurable here", "not measured"),
     ],

@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the quick profile: short measurements; batches 1,8,64,256 (a task may set its own)",
     )
     _add_output(bench)
+    from workbench.scenarios.cli import add_arguments as add_scenario_arguments
+
+    add_scenario_arguments(bench)
 
     export = sub.add_parser("export", help="export a task's models and print the matrix")
     export.add_argument("--task", required=True)
@@ -277,6 +280,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 "bench with them)"
             )
         rows = _rerun(args.rerun)
+    elif args.scenario:
+        from workbench.scenarios.cli import bench_scenario, print_rows
+
+        print_rows(bench_scenario(args, _profile(args)), args.output)
+        return 0
     elif bool(args.model_file) == bool(args.task):
         raise UserError("give either a MODEL_FILE or --task NAME (see `workbench bench --help`)")
     else:
@@ -308,6 +316,7 @@ _RERUN_CONFLICTS = {
     "setting": "--setting",
     "profile": "--profile",
     "quick": "--quick",
+    "scenario": "--scenario",
 }
 
 

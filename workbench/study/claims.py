@@ -183,7 +183,16 @@ def run_sweeps(profile: str, devices: list[str] | None = None) -> dict[str, pd.D
         for role, sweep in sweeps(profile, devices).items()
     }
     frames["null"] = harness_overhead(profile)
+    frames["serving"] = serving_frame(profile)
     return frames
+
+
+def serving_frame(profile: str) -> pd.DataFrame:
+    """9.2 under the server scenario: peak searches with and without the dynamic batcher
+    (workbench.scenarios.study; its SERVING_MODELS lists the models judged)."""
+    from workbench.scenarios.study import claim_frame
+
+    return claim_frame(profile)
 
 
 # ------------------------------------------------------------------ rules
@@ -265,6 +274,7 @@ Rule = RatioRange | Absolute | NotMeasurable
 # ------------------------------------------------------------------ selectors
 
 Frames = Mapping[str, pd.DataFrame]
+_NO_ROWS = pd.DataFrame(columns=["status", "error", "device", "batch_size"])  # role not run
 
 
 @dataclass(frozen=True)
@@ -289,10 +299,12 @@ class Rows:
     where: tuple[tuple[str, Any], ...] = ()
 
     def select(self, frames: Frames, s: ClaimSettings) -> pd.DataFrame:
-        part = frames[self.role]
+        part = frames.get(self.role, _NO_ROWS)
         for key, value in self.where:
             if isinstance(value, Setting):
                 value = value.value(s)
+            if key not in part and key != "device_prefix":
+                return part.iloc[0:0]  # a role whose rows lack this column (not run)
             if key == "device_prefix":
                 part = part[part["device"].astype(str).str.startswith(value)]
             else:
@@ -320,7 +332,7 @@ class ErrorOf:
     if_all_ok: str | None = None
 
     def text(self, frames: Frames, s: ClaimSettings) -> str:
-        frame = frames[self.rows.role]
+        frame = frames.get(self.rows.role, _NO_ROWS)
         if self.if_all_ok is not None and not (frame["status"] != "ok").any():
             return self.if_all_ok
         errors = sorted(set(self.rows.select(frames, s)["error"].dropna()))
@@ -530,6 +542,40 @@ _BATCHING_TEXT = (
 )
 
 
+def _serving(task: str, model: str) -> Claim:
+    """9.2 under load: the max server QPS with p99 under the bound, with the dynamic
+    batcher over without it (peak searches of LoadGen runs; workbench.scenarios.study)."""
+    from workbench.scenarios.study import LATENCY_BOUND_MS
+
+    part = rows("serving", task=task, model=model)
+    why = ErrorOf(
+        part,
+        if_all_ok=f"no peak: no probe kept p99 under {LATENCY_BOUND_MS:g} ms with the offered "
+        "load met (or the serving runs were not made)",
+    )
+    return Claim(
+        section="9.2",
+        wording=f"{model} (onnx, CPU), server scenario: max QPS with p99 under "
+        f"{LATENCY_BOUND_MS:g} ms, dynamic batcher vs none",
+        claimed="3-5x",
+        rule=RatioRange(3, 5),
+        numerator=First(
+            "batched", part.narrowed(batcher_label="dynamic"), "peak_qps", why, missing_if_nan=True
+        ),
+        denominator=First(
+            "single", part.narrowed(batcher_label="none"), "peak_qps", why, missing_if_nan=True
+        ),
+        measured="{single.peak_qps:.3g} -> {batched.peak_qps:.3g} QPS ({value:.2f}x; "
+        "batcher max 8, 5 ms)",
+    )
+
+
+def _serving_claims() -> tuple[Claim, ...]:
+    from workbench.scenarios.study import SERVING_MODELS
+
+    return tuple(_serving(task, model) for task, model in SERVING_MODELS)
+
+
 CLAIM_PARTS: tuple[Claim, ...] = (
     # 2.3: ResNet-50 at the claim's batch, CPU and GPU.
     Claim(
@@ -649,6 +695,8 @@ CLAIM_PARTS: tuple[Claim, ...] = (
         **_batching("small"),
         measured=_BATCHING_TEXT,
     ),
+    # 9.2 under load: LoadGen's server scenario, with and without the dynamic batcher.
+    *_serving_claims(),
     # 1.1: Python (torch eager) over the fastest compiled graph, batch 1.
     Claim(
         section="1.1",

@@ -1,0 +1,1 @@
+"""Load scenarios: a dynamic batcher and the MLPerf LoadGen driver around it."""
