@@ -46,7 +46,14 @@ def test_dynamic_int8(fp32):
     assert manifest["quantized_nodes"] == 4  # the four Linear layers (MatMulInteger)
     assert manifest["cpu_integer_nodes"] == 4  # DynamicQuantizeMatMul once ORT fuses them
     assert manifest["size_bytes"] < 0.35 * fp32["size_bytes"]
-    assert manifest["params"] == {"per_channel": False, "weight_type": "qint8"}
+    assert manifest["params"] == {
+        "per_channel": False,
+        "weight_type": "qint8",
+        "op_types_to_quantize": "",
+        "op_types_to_exclude": "",
+        "nodes_to_exclude": "",
+    }
+    assert manifest["quantized_op_types"] == ["Gemm"]
     assert not any("Conv" in w for w in manifest["warnings"])
 
 
