@@ -107,8 +107,10 @@ def names_list(text: str) -> list[str]:
 class NodeSelection(Options):
     """Which nodes an INT8 pass quantizes, as comma-separated names (empty: ORT's default).
 
-    - `op_types_to_quantize`: only these op types ("MatMul,Gather"). ORT's dynamic INT8
-      leaves Gather (embedding lookups) in float unless it is named here.
+    - `op_types_to_quantize`: only these op types ("MatMul,Gather"). ORT 1.31's dynamic
+      INT8 quantizes Gather on a constant table (embedding lookups) by default; "MatMul"
+      keeps the embeddings in float, "Gather" asks for them explicitly. The manifest's
+      `int8_op_types` says which ops compute on 8-bit data.
     - `op_types_to_exclude`: keep every node of these op types in float
       ("Softmax,LayerNormalization,Erf"): static INT8 of a transformer collapses when its
       softmax, normalization and GELU run on 8-bit activations.
@@ -536,11 +538,24 @@ def cpu_int8_kernels(path: Path) -> dict[str, int | None]:
     }
 
 
-def _quantized_op_types(fp32: Any, result: Any) -> list[str]:
-    """Op types of the FP32 graph whose nodes the quantizer replaced (gone by name from the
-    output), e.g. ["Gather", "MatMul"]: says whether an embedding lookup was quantized."""
-    kept = {node.name for node in result.graph.node}
-    return sorted({node.op_type for node in fp32.graph.node if node.name not in kept})
+def _int8_op_types(model: Any) -> list[str]:
+    """Op types in a dynamically quantized graph that compute on 8-bit data: ops other than
+    DequantizeLinear fed by an int8/uint8 initializer or a (Dynamic)QuantizeLinear output,
+    e.g. ["Gather", "MatMulInteger"] (says whether an embedding lookup was quantized)."""
+    import onnx
+
+    eight_bit = {onnx.TensorProto.INT8, onnx.TensorProto.UINT8}
+    tensors = {init.name for init in model.graph.initializer if init.data_type in eight_bit}
+    for node in model.graph.node:
+        if node.op_type in ("QuantizeLinear", "DynamicQuantizeLinear"):
+            tensors.add(node.output[0])
+    return sorted(
+        {
+            node.op_type
+            for node in model.graph.node
+            if node.op_type != "DequantizeLinear" and any(i in tensors for i in node.input)
+        }
+    )
 
 
 def _count_qdq_ops(model: Any) -> int:
@@ -666,7 +681,7 @@ class OnnxInt8Dynamic(_OnnxTransform):
             quantized_nodes=_count_integer_ops(result),
             total_nodes=len(fp32.graph.node),
             excluded_nodes=len(selection["nodes_to_exclude"]),
-            quantized_op_types=_quantized_op_types(fp32, result),
+            int8_op_types=_int8_op_types(result),
             **kernels,
             cpu_int8_support=support,
             warnings=warnings,
