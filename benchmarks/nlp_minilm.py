@@ -19,7 +19,7 @@ the plain FP32 export: mean and min cosine of the sentence embeddings (mean pool
 the model is trained for) and mean cosine of the token embeddings. A step that fails
 gives a row with status "failed" and the reason; the others still run.
 
-Run:  .venv/bin/python benchmarks/nlp_minilm.py [--quick] [--output PATH] [--wait-quiet S]
+Run:  .venv/bin/python benchmarks/nlp_minilm.py [--quick] [--json PATH] [--wait-quiet S]
 """
 
 from __future__ import annotations
@@ -179,7 +179,13 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks it runs")
     parser.add_argument("--only", default="", help="comma-separated variant names to keep")
     parser.add_argument("--workdir", default="", help="keep the artifacts here")
-    parser.add_argument("--output", default="reports/benchmarks/nlp_minilm.json")
+    parser.add_argument(
+        "--json",
+        "--output",
+        dest="output",
+        default=".workbench/benchmarks/nlp_minilm.json",
+        help="JSON output",
+    )
     add_wait_quiet_argument(parser, "each timed artifact")
     args = parser.parse_args()
     if args.quick:
