@@ -72,6 +72,9 @@ class Pass(ABC):
     # (format, precision) of the artifact this pass transforms, e.g. ("onnx", "fp32") for
     # ONNX Runtime quantization; None when it converts the source model itself.
     upstream: ClassVar[tuple[str, str] | None] = None
+    # True: a sweep plans this pass (and the passes on top of its artifact) only for tasks
+    # that list it in `Task.pass_params`, e.g. a transformer-only graph rewrite.
+    opt_in: ClassVar[bool] = False
 
     @abstractmethod
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
@@ -81,6 +84,14 @@ class Pass(ABC):
         """The typed parameters: `params` over the defaults; a UserError naming an unknown
         or ill-typed one and listing what the pass takes."""
         return self.Params.parse(params, owner=f"pass {self.name!r}", noun="parameter")
+
+
+def effective_params(pass_: Pass, params: dict[str, Any] | None, task_obj: Any) -> Options:
+    """The pass's typed parameters for a task: the task's own defaults for that pass
+    (`Task.pass_params`, e.g. the TorchScript-based ONNX exporter for a transformer whose
+    attention must fuse) under the request's explicit ones."""
+    defaults = dict(getattr(task_obj, "pass_params", {}).get(pass_.name, {}))
+    return pass_.check_params({**defaults, **(params or {})})
 
 
 def all_passes() -> dict[str, type[Pass]]:
@@ -158,7 +169,7 @@ class ArtifactRequest:
                 "format": self.format,
                 "precision": self.precision,
                 "pass": pass_.name,
-                "params": pass_.check_params(self.params).to_dict(),
+                "params": effective_params(pass_, self.params, task_obj).to_dict(),
                 "code": hashlib.sha256(code.encode()).hexdigest(),
                 "upstream": upstream_key,
             },
@@ -167,10 +178,19 @@ class ArtifactRequest:
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
+def artifact_files(path: Path) -> list[Path]:
+    """Every file of the artifact at `path`: a directory's files, or the file plus its
+    external-data file (`model.onnx.data`, written beside an ONNX model over 2 GiB or by
+    the dynamo exporter with external_data=True), which must travel with it."""
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file())
+    data = path.with_name(path.name + ".data")
+    return [path, data] if data.is_file() else [path]
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
+    for file in artifact_files(path):
         with file.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
@@ -178,9 +198,7 @@ def sha256_of(path: Path) -> str:
 
 
 def size_of(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
+    return sum(p.stat().st_size for p in artifact_files(path))
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
@@ -215,7 +233,7 @@ def export(
     task_obj = get_task(request.task)
     task_obj.check_model(request.model)
     pass_ = find_pass(request.source_framework, request.format, request.precision)
-    params = pass_.check_params(request.params).to_dict()
+    params = effective_params(pass_, request.params, task_obj).to_dict()
     directory = artifacts_dir() / f"{request.task}-{request.model}" / request.key(pass_, task_obj)
     directory.mkdir(parents=True, exist_ok=True)
     # One exporter per artifact at a time, across threads and processes: parallel exports

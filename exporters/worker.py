@@ -30,7 +30,7 @@ from workbench.devices import parse_device
 from workbench.formats import runtime_for
 from workbench.parity import verdict
 from workbench.registry import get_runtime, get_task
-from workbench.runtimes.base import RuntimeOptions, run_in_batches
+from workbench.runtimes.base import RuntimeOptions, feed_keys, run_in_batches
 from workbench.tasks.base import Task
 
 HINTS = {
@@ -91,7 +91,7 @@ def artifact_outputs(
     loaded = runtime.load(path, options)
     try:
         names = [spec.name for spec in loaded.inputs]
-        values = list(feed.values())
+        values = [feed[key] for key in feed_keys(names, list(feed))]
         if input_quantization:
             values = [quantize(v, q) for v, q in zip(values, input_quantization, strict=True)]
         native = {name: values[i] for i, name in enumerate(names)}

@@ -46,7 +46,14 @@ def test_dynamic_int8(fp32):
     assert manifest["quantized_nodes"] == 4  # the four Linear layers (MatMulInteger)
     assert manifest["cpu_integer_nodes"] == 4  # DynamicQuantizeMatMul once ORT fuses them
     assert manifest["size_bytes"] < 0.35 * fp32["size_bytes"]
-    assert manifest["params"] == {"per_channel": False, "weight_type": "qint8"}
+    assert manifest["params"] == {
+        "per_channel": False,
+        "weight_type": "qint8",
+        "op_types_to_quantize": "",
+        "op_types_to_exclude": "",
+        "nodes_to_exclude": "",
+    }
+    assert manifest["int8_op_types"] == ["MatMulInteger"]
     assert not any("Conv" in w for w in manifest["warnings"])
 
 
@@ -228,3 +235,93 @@ def test_reduce_range_follows_the_exporting_cpu(monkeypatch):
         oq, "_int8_support", lambda: {**dict.fromkeys(oq.INT8_FLAGS, False), oq.INT8_FLAGS[0]: True}
     )
     assert oq.OnnxInt8Static().check_params({}).to_dict()["reduce_range"] is False
+
+
+# --------------------------------------------------------------------------- node selection
+
+
+def _embedding_model(path: Path) -> Path:
+    """ids [batch, 6] -> Gather from a [50, 16] table -> MatMul [16, 4]: the shape of an
+    embedding-heavy model (a CTR model's feature embeddings)."""
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((50, 16)).astype(np.float32)
+    weight = rng.standard_normal((16, 4)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["table", "ids"], ["emb"], name="embedding"),
+            helper.make_node("MatMul", ["emb", "w"], ["y"], name="head"),
+        ],
+        "embed",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 6, 4])],
+        [
+            helper.make_tensor("table", TensorProto.FLOAT, table.shape, table.ravel()),
+            helper.make_tensor("w", TensorProto.FLOAT, weight.shape, weight.ravel()),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    onnx.save(model, path)
+    return path
+
+
+def _dynamic(tmp_path: Path, name: str, **params) -> tuple[dict, set[str]]:
+    source = _embedding_model(tmp_path / "embed.onnx")
+    ctx = ExportContext(None, "m", "torch", "int8-dynamic", {}, None, source)
+    ctx.params = oq.OnnxInt8Dynamic().check_params(params)
+    out = tmp_path / name
+    extras = oq.OnnxInt8Dynamic().export(ctx, out)
+    return extras, {node.op_type for node in onnx.load(str(out)).graph.node}
+
+
+def test_dynamic_int8_gather_follows_op_types_to_quantize(tmp_path):
+    # ORT 1.31's quantize_dynamic quantizes Gather on an initializer table by default (its
+    # IntegerOpsRegistry lists Gather); op_types_to_quantize narrows or names it explicitly.
+    extras, ops = _dynamic(tmp_path, "default.onnx")
+    assert extras["int8_op_types"] == ["Gather", "MatMulInteger"]
+    extras, ops = _dynamic(tmp_path, "matmul.onnx", op_types_to_quantize="MatMul")
+    assert extras["int8_op_types"] == ["MatMulInteger"]
+    table = next(i for i in onnx.load(str(tmp_path / "matmul.onnx")).graph.initializer
+                 if i.name == "table")  # fmt: skip
+    assert table.data_type == TensorProto.FLOAT
+    extras, ops = _dynamic(tmp_path, "gather.onnx", op_types_to_quantize="Gather, MatMul")
+    assert extras["int8_op_types"] == ["Gather", "MatMulInteger"]
+    assert extras["params"]["op_types_to_quantize"] == "Gather, MatMul"
+    # the table is stored in 8 bits and dequantized after the lookup
+    model = onnx.load(str(tmp_path / "gather.onnx"))
+    eight_bit = (TensorProto.INT8, TensorProto.UINT8)
+    tables = [i for i in model.graph.initializer if i.data_type in eight_bit]
+    assert sorted(tuple(i.dims) for i in tables if i.dims) == [(16, 4), (50, 16)]
+
+
+def test_dynamic_int8_excludes_nodes_by_name_and_op_type(tmp_path):
+    extras, ops = _dynamic(tmp_path, "byname.onnx", nodes_to_exclude="head")
+    assert extras["excluded_nodes"] == 1
+    assert "MatMulInteger" not in ops and "MatMul" in ops
+    extras, ops = _dynamic(tmp_path, "bytype.onnx", op_types_to_exclude="MatMul,Softmax")
+    assert "MatMul" in ops and extras["quantized_nodes"] == 0
+    assert any("Softmax" in w for w in extras["warnings"])  # named, but not in the graph
+    with pytest.raises(UserError, match="nodes_to_exclude names 'nope'"):
+        _dynamic(tmp_path, "bad.onnx", nodes_to_exclude="nope")
+
+
+def test_static_int8_op_type_exclusions_keep_nodes_in_float(tmp_path):
+    source = _embedding_model(tmp_path / "embed.onnx")
+    rng = np.random.default_rng(1)
+    task = SimpleNamespace(
+        calibration_inputs=lambda model, n, **kw: {"ids": rng.integers(0, 50, (n, 6))}
+    )
+
+    def export_static(name: str, **params) -> tuple[bool, dict]:
+        """(whether the MatMul's weight is quantized, the manifest extras)"""
+        ctx = ExportContext(task, "m", "torch", "int8-static", {}, None, source)
+        ctx.params = oq.OnnxInt8Static().check_params({"calibration_size": 16, **params})
+        extras = oq.OnnxInt8Static().export(ctx, tmp_path / name)
+        model = onnx.load(str(tmp_path / name))
+        dq_out = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+        matmul = next(n for n in model.graph.node if n.op_type == "MatMul")
+        return matmul.input[1] in dq_out, extras
+
+    quantized, extras = export_static("all.onnx")
+    assert quantized and extras["excluded_nodes"] == 0
+    quantized, extras = export_static("excluded.onnx", op_types_to_exclude="MatMul")
+    assert not quantized and extras["excluded_nodes"] == 1

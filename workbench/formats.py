@@ -14,9 +14,11 @@ from pathlib import Path
 from workbench.errors import UserError
 
 PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
-FORMATS = ("onnx", "torchscript", "pt2", "tflite", "savedmodel", "eager", "keras")
+# onnx-fused: ONNX rewritten by ORT's transformer optimizer (com.microsoft fused ops)
+FORMATS = ("onnx", "torchscript", "pt2", "tflite", "savedmodel", "eager", "keras", "onnx-fused")
 DEFAULT_RUNTIME = {
     "onnx": "onnxruntime",
+    "onnx-fused": "onnxruntime",
     "torchscript": "torch",
     "pt2": "torch",
     "eager": "torch",

@@ -178,6 +178,9 @@ PASSES: Registry[Pass] = Registry(
         "onnx_fp16": "exporters.onnx_quantize:OnnxFp16",
         "onnx_int8_dynamic": "exporters.onnx_quantize:OnnxInt8Dynamic",
         "onnx_int8_static": "exporters.onnx_quantize:OnnxInt8Static",
+        "onnx_transformer_optimize": "exporters.onnx_optimize:OnnxTransformerOptimize",
+        "onnx_fused_int8_dynamic": "exporters.onnx_quantize:OnnxFusedInt8Dynamic",
+        "onnx_fused_int8_static": "exporters.onnx_quantize:OnnxFusedInt8Static",
     },
     plugin_env="WORKBENCH_EXTRA_PASSES",
 )

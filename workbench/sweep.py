@@ -183,7 +183,7 @@ def plan(sweep: TaskSweep) -> list[Job]:
                     native = fmt in SOURCE_FRAMEWORK_OF_NATIVE
                     if native and precision != "fp32":
                         continue
-                    if not native and not _has_pass(fw, fmt, precision):
+                    if not native and not _has_pass(fw, fmt, precision, task):
                         continue
                     request = (
                         None if native else ArtifactRequest(sweep.task, model, fw, fmt, precision)
@@ -198,12 +198,19 @@ def _artifact_key(job: Job) -> tuple[str, str, str, str]:
     return (job.model, job.source_framework, job.format, job.precision)
 
 
-def _has_pass(framework: str, fmt: str, precision: str) -> bool:
+def _has_pass(framework: str, fmt: str, precision: str, task: Any = None) -> bool:
+    """A pass makes (framework, fmt, precision), and neither it nor a pass it builds on is
+    opt-in (`Pass.opt_in`) without `task` listing it in its `pass_params`."""
     try:
-        find_pass(framework, fmt, precision)
+        pass_ = find_pass(framework, fmt, precision)
+        while True:
+            if pass_.opt_in and pass_.name not in getattr(task, "pass_params", {}):
+                return False
+            if pass_.upstream is None:
+                return True
+            pass_ = find_pass(framework, *pass_.upstream)
     except NoPassError:  # a plugin that fails to import is an error, not "no pass"
         return False
-    return True
 
 
 def _labels(sweep: TaskSweep, job: Job, manifest: dict[str, Any] | None) -> dict[str, Any]:

@@ -111,7 +111,25 @@ def by_input_name(loaded: LoadedModel, feed: dict[str, np.ndarray]) -> dict[str,
     names = [spec.name for spec in loaded.inputs]
     if set(names) <= set(feed) or len(names) != len(feed):
         return feed
-    return dict(zip(names, feed.values(), strict=True))
+    return {name: feed[key] for name, key in zip(names, feed_keys(names, list(feed)), strict=True)}
+
+
+def _undecorated(name: str) -> str:
+    """An input name without a converter's decoration: TFLite's signature runner names a
+    Keras input "serving_default_<name>:0"."""
+    name = name.removeprefix("serving_default_")
+    head, sep, tail = name.rpartition(":")
+    return head if sep and tail.isdigit() else name
+
+
+def feed_keys(artifact_names: list[str], feed_names: list[str]) -> list[str]:
+    """For each artifact input, the feed entry it takes: the same name, else the same name
+    once the converter's decoration is removed (TFLite orders a Keras model's inputs by
+    name, so position alone would swap input_ids and attention_mask), else by position."""
+    plain = {_undecorated(name): name for name in artifact_names}
+    if set(plain) == set(feed_names) and len(plain) == len(artifact_names):
+        return [_undecorated(name) for name in artifact_names]
+    return list(feed_names)
 
 
 def run_in_batches(loaded: LoadedModel, feed: dict[str, np.ndarray]) -> list[np.ndarray]:

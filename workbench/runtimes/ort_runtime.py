@@ -113,7 +113,7 @@ class OrtRuntime(Runtime):
     """ONNX Runtime with CPUExecutionProvider, CUDAExecutionProvider or TensorRT."""
 
     name = "onnxruntime"
-    formats = ("onnx",)
+    formats = ("onnx", "onnx-fused")
     Settings = OrtSettings
 
     def unavailable_reason(self, device: Device) -> str | None:

@@ -60,6 +60,10 @@ class Task(ABC):
     # not say, for the CLI (`--profile`, `--quick`) and the notebooks (`profile`) alike.
     # A profile missing here gets `generic_preset`.
     presets: ClassVar[dict[str, Preset]] = {}
+    # Default parameters per export pass for this task's models, under a request's own
+    # (exporters.base.effective_params); listing an opt-in pass (Pass.opt_in) here lets
+    # sweeps plan it, e.g. {"torch_onnx": {"dynamo": False}, "onnx_transformer_optimize": {}}
+    pass_params: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def preset(self, profile: str) -> Preset:
         """The task's preset for `profile` (a UserError for an unknown profile)."""
