@@ -2,7 +2,7 @@
 
 Every rating becomes one row with a click label (rating >= 4) and eight fields: seven
 categorical ids -- user, item, age bucket, gender, occupation, zip prefix, release-year
-bucket -- in one int64 ``ids`` tensor [B, 7], and the genres as a float32 multi-hot
+bucket -- in one int32 ``ids`` tensor [B, 7], and the genres as a float32 multi-hot
 ``genres`` tensor [B, 19] (pooled into one embedding by the model).
 
 Each field reserves row 0 for "unknown". The user and item vocabularies are the ids
@@ -53,7 +53,7 @@ class FeatureTables:
         ids = np.concatenate([self.user_fields[users], self.item_fields[items]], axis=1)
         order = [0, 5, 1, 2, 3, 4, 6]  # (user, age, gender, occ, zip, item, year) -> FIELDS
         return {
-            "ids": np.ascontiguousarray(ids[:, order]),
+            "ids": np.ascontiguousarray(ids[:, order], dtype=np.int32),
             "genres": self.item_genres[items].copy(),
         }
 
@@ -161,9 +161,9 @@ def validate_feed(feed: dict[str, np.ndarray]) -> int:
     if missing:
         raise UserError(f"CTR feed lacks {sorted(missing)}: pass 'ids' [B, 7] and 'genres' [B, 19]")
     ids, genres = np.asarray(feed["ids"]), np.asarray(feed["genres"])
-    if ids.dtype.kind not in "iu" or ids.ndim != 2 or ids.shape[1] != len(FIELDS):
+    if ids.dtype != np.int32 or ids.ndim != 2 or ids.shape[1] != len(FIELDS):
         raise UserError(
-            f"'ids' must be integer [B, {len(FIELDS)}] ({', '.join(FIELDS)}), got "
+            f"'ids' must be int32 [B, {len(FIELDS)}] ({', '.join(FIELDS)}), got "
             f"{ids.dtype} {list(ids.shape)}"
         )
     if genres.ndim != 2 or genres.shape != (len(ids), N_GENRES):

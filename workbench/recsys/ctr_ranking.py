@@ -71,7 +71,7 @@ def candidate_rows(user_id: int, item_ids: Sequence[int] | np.ndarray) -> tuple[
     tables = ctr_features.tables()
     feed = tables.rows(0, dense_items)  # user fields replaced below
     cold = int(user_id) not in user_of.index
-    user_fields = np.zeros(5, np.int64) if cold else tables.user_fields[user_of.loc[int(user_id)]]
+    user_fields = np.zeros(5, np.int32) if cold else tables.user_fields[user_of.loc[int(user_id)]]
     feed["ids"][:, [0, 2, 3, 4, 5]] = user_fields  # user, age, gender, occupation, zip
     return feed, cold
 

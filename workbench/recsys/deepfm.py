@@ -1,7 +1,7 @@
 """DeepFM (Guo et al., 2017) for MovieLens-100k CTR, in PyTorch and Keras with one set of
 weights.
 
-Inputs: ``ids`` int64 [B, 7] (the fields of `ctr_features.FIELDS`, row 0 = unknown) and
+Inputs: ``ids`` int32 [B, 7] (the fields of `ctr_features.FIELDS`, row 0 = unknown) and
 ``genres`` float32 [B, 19] multi-hot. Output: ``logit`` float32 [B, 1] (sigmoid -> CTR).
 
 The seven id fields share one embedding table (each field at its own row offset) and
@@ -64,8 +64,8 @@ def torch_module(sizes: tuple[int, ...]) -> Any:
         def __init__(self) -> None:
             super().__init__()
             total = int(sum(sizes))
-            self.register_buffer("sizes", torch.tensor(sizes, dtype=torch.int64))
-            self.register_buffer("offsets", torch.from_numpy(offsets(sizes)))
+            self.register_buffer("sizes", torch.tensor(sizes, dtype=torch.int32))
+            self.register_buffer("offsets", torch.from_numpy(offsets(sizes).astype(np.int32)))
             self.embedding = nn.Embedding(total, EMBED_DIM)
             self.linear = nn.Embedding(total, 1)
             self.genre_embedding = nn.Parameter(torch.empty(ctr_features.N_GENRES, EMBED_DIM))
@@ -98,7 +98,7 @@ def torch_module(sizes: tuple[int, ...]) -> Any:
 
 
 def build_torch(weights: Mapping[str, np.ndarray]) -> Any:
-    """The trained model in eval mode: (ids [B, 7] int64, genres [B, 19]) -> logit [B, 1]."""
+    """The trained model in eval mode: (ids [B, 7] int32, genres [B, 19]) -> logit [B, 1]."""
     import torch
 
     state = weights_only(weights)
@@ -211,18 +211,20 @@ def trained_weights(seed: int = SEED) -> dict[str, np.ndarray]:
 
 def build_keras(weights: Mapping[str, np.ndarray], name: str = "deepfm") -> Any:
     """The same network in Keras 3, the PyTorch weights copied in (Linear [out, in] ->
-    Dense [in, out]): inputs "ids" int64 [B, 7] and "genres" float32 [B, 19] -> [B, 1]."""
+    Dense [in, out]): inputs "ids" int32 [B, 7] and "genres" float32 [B, 19] -> [B, 1]."""
     import keras
     from keras import ops
 
     state = weights_only(weights)
     sizes = tuple(int(s) for s in state["sizes"])
-    ids = keras.Input((len(sizes),), name="ids", dtype="int64")
+    ids = keras.Input((len(sizes),), name="ids", dtype="int32")
     genres = keras.Input((ctr_features.N_GENRES,), name="genres", dtype="float32")
-    size_row = ops.convert_to_tensor(np.asarray(sizes, np.int64)[None, :])
-    offset_row = ops.convert_to_tensor(offsets(sizes)[None, :])
+    size_row = ops.convert_to_tensor(np.asarray(sizes, np.int32)[None, :])
+    # subtracting the negated offsets: TensorFlow rewrites an int Add of a row constant
+    # into BiasAdd, which TFLite has no kernel for
+    minus_offset_row = ops.convert_to_tensor(-offsets(sizes).astype(np.int32)[None, :])
     valid = ops.logical_and(ops.greater_equal(ids, 0), ops.less(ids, size_row))
-    rows = ops.where(valid, ids, ops.zeros_like(ids)) + offset_row
+    rows = ops.subtract(ops.where(valid, ids, ops.zeros_like(ids)), minus_offset_row)
     embedding = keras.layers.Embedding(int(sum(sizes)), EMBED_DIM, name="embedding")
     linear = keras.layers.Embedding(int(sum(sizes)), 1, name="linear")
     genre_embedding = keras.layers.Dense(EMBED_DIM, use_bias=False, name="genre_embedding")

@@ -1,6 +1,6 @@
 """CTR ranking (guide §7.2): DeepFM on MovieLens-100k, trained here, in PyTorch and Keras.
 
-Inputs: ``ids`` int64 [B, 7] (user, item, age, gender, occupation, zip prefix, release
+Inputs: ``ids`` int32 [B, 7] (user, item, age, gender, occupation, zip prefix, release
 year; row 0 = unknown) and ``genres`` float32 [B, 19] multi-hot; output: the click logit
 [B, 1]. A batch is one user's candidates: the guide calls the model once per candidate,
 this task ranks all of them in one call (`workbench.recsys.ctr_ranking`).
@@ -52,7 +52,7 @@ class CtrTask(Task):
     def input_specs(self, model: str, framework: str = "torch") -> list[TensorSpec]:
         self.check_model(model)
         return [
-            TensorSpec("ids", "int64", ("batch", len(ctr_features.FIELDS))),
+            TensorSpec("ids", "int32", ("batch", len(ctr_features.FIELDS))),
             TensorSpec("genres", "float32", ("batch", ctr_features.N_GENRES)),
         ]
 
