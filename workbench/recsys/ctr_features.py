@@ -185,6 +185,6 @@ def validate_feed(feed: dict[str, np.ndarray]) -> int:
         raise UserError(
             "'genres' must be finite floats (a 0/1 multi-hot): it has NaN or infinite values"
         )
-    if not np.isin(genres, (0.0, 1.0)).all():
+    if not ((genres == 0.0) | (genres == 1.0)).all():
         raise UserError("'genres' must be a 0/1 multi-hot: it has other values")
     return len(ids)

@@ -26,7 +26,6 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from workbench.errors import UserError
 from workbench.recsys import ctr_features, movielens
@@ -44,12 +43,22 @@ class Ranking:
 
 
 @cache
-def _index_maps() -> tuple[pd.Series, pd.Series]:
+def _index_maps() -> tuple[np.ndarray, np.ndarray]:
+    """Raw MovieLens id -> dense index lookup arrays (-1 where the id is unknown), so
+    a request is mapped by one vectorized gather."""
     data = movielens.load()
-    return (
-        pd.Series(data.users.index.to_numpy(), index=data.users["user_id"].to_numpy()),
-        pd.Series(data.items.index.to_numpy(), index=data.items["item_id"].to_numpy()),
-    )
+    maps = []
+    for frame, column in ((data.users, "user_id"), (data.items, "item_id")):
+        raw = frame[column].to_numpy()
+        lookup = np.full(int(raw.max()) + 1, -1, np.int64)
+        lookup[raw] = np.arange(len(raw))
+        maps.append(lookup)
+    return maps[0], maps[1]
+
+
+def _lookup(table: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    inside = (ids >= 0) & (ids < len(table))
+    return np.where(inside, table[np.where(inside, ids, 0)], -1)
 
 
 def candidate_rows(user_id: int, item_ids: Sequence[int] | np.ndarray) -> tuple[dict, bool]:
@@ -61,18 +70,18 @@ def candidate_rows(user_id: int, item_ids: Sequence[int] | np.ndarray) -> tuple[
     if items.ndim != 1 or items.dtype.kind not in "iu":
         raise UserError(f"candidate item ids must be a 1-D list of integers, got {items.dtype}")
     user_of, item_of = _index_maps()
-    unknown = ~np.isin(items, item_of.index.to_numpy())
+    dense_items = _lookup(item_of, items)
+    unknown = dense_items < 0
     if unknown.any():
         raise UserError(
             f"{int(unknown.sum())} candidate item id(s) unknown to MovieLens-100k, e.g. "
-            f"{items[unknown][:5].tolist()}: valid item ids are 1..{len(item_of)}"
+            f"{items[unknown][:5].tolist()}: valid item ids are 1..{len(item_of) - 1}"
         )
-    dense_items = item_of.loc[items].to_numpy()
-    tables = ctr_features.tables()
-    feed = tables.rows(0, dense_items)  # user fields replaced below
-    cold = int(user_id) not in user_of.index
-    user_fields = np.zeros(5, np.int32) if cold else tables.user_fields[user_of.loc[int(user_id)]]
-    feed["ids"][:, [0, 2, 3, 4, 5]] = user_fields  # user, age, gender, occupation, zip
+    user = int(_lookup(user_of, np.asarray([int(user_id)]))[0])
+    cold = user < 0
+    feed = ctr_features.tables().rows(max(user, 0), dense_items)
+    if cold:  # every user field "unknown"
+        feed["ids"][:, [0, 2, 3, 4, 5]] = 0  # user, age, gender, occupation, zip
     return feed, cold
 
 
