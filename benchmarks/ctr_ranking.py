@@ -43,7 +43,7 @@ from harness_overhead import (  # noqa: E402
     write_result,
 )
 
-from workbench.harness.timing import StopRule, time_calls  # noqa: E402
+from workbench.harness.timing import StopRule  # noqa: E402
 from workbench.recsys import ctr_ranking  # noqa: E402
 from workbench.recsys.ctr_ranking import Scorer  # noqa: E402
 
@@ -91,38 +91,10 @@ def requests(n_candidates: int) -> list[tuple[int, np.ndarray]]:
     return out
 
 
-def summary(latencies_ns: np.ndarray, n_candidates: int) -> dict[str, Any]:
-    ms = latencies_ns / 1e6
-    p50 = float(np.percentile(ms, 50))
-    return {
-        "p50_ms": p50,
-        "p99_ms": float(np.percentile(ms, 99)),
-        "candidates_per_s": n_candidates / (p50 / 1e3) if p50 > 0 else None,
-        "iterations": len(ms),
-    }
-
-
 def measure(
     score: Scorer, n: int, rule: StopRule, loop_rule: StopRule
 ) -> dict[str, dict[str, Any]]:
-    pool = requests(n)
-    feeds = [ctr_ranking.candidate_rows(user, items)[0] for user, items in pool]
-    batched = time_calls(lambda req: ctr_ranking.rank(score, *req), pool, rule)
-    model_only = time_calls(score, feeds, rule)
-    looped = time_calls(lambda req: ctr_ranking.rank_per_candidate(score, *req), pool, loop_rule)
-    same = all(
-        np.array_equal(
-            ctr_ranking.rank(score, *req).item_ids,
-            ctr_ranking.rank_per_candidate(score, *req).item_ids,
-        )
-        for req in pool[:2]
-    )
-    return {
-        "batched": summary(batched.latencies_ns, n),
-        "model_only": summary(model_only.latencies_ns, n),
-        "per_candidate": summary(looped.latencies_ns, n),
-        "same_ranking": same,
-    }
+    return ctr_ranking.time_ranking(score, requests(n), rule, loop_rule)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -142,6 +142,47 @@ def loaded_scorer(loaded: Any) -> Scorer:
     return score
 
 
+# ---------------------------------------------------------------------------- timing
+
+
+def time_ranking(
+    score: Scorer, pool: Sequence[tuple[int, np.ndarray]], rule: Any, loop_rule: Any
+) -> dict[str, Any]:
+    """Latency of ranking requests (user id, candidate item ids) from `pool`, timed by
+    the workbench's loop (`harness.timing.time_calls` with StopRules): `batched` (one
+    model call per request, features to sorted result), `model_only` (that call on a
+    prepared feed) and `per_candidate` (the guide's loop, `loop_rule`); p50/p99 in ms and
+    candidates per second, and whether both ways rank the first requests alike."""
+    from workbench.harness.timing import time_calls
+
+    n = len(pool[0][1])
+    feeds = [candidate_rows(user, items)[0] for user, items in pool]
+    batched = time_calls(lambda req: rank(score, *req), pool, rule)
+    model_only = time_calls(score, feeds, rule)
+    looped = time_calls(lambda req: rank_per_candidate(score, *req), pool, loop_rule)
+    same = all(
+        np.array_equal(rank(score, *req).item_ids, rank_per_candidate(score, *req).item_ids)
+        for req in pool[:2]
+    )
+    return {
+        "batched": _latency_summary(batched.latencies_ns, n),
+        "model_only": _latency_summary(model_only.latencies_ns, n),
+        "per_candidate": _latency_summary(looped.latencies_ns, n),
+        "same_ranking": same,
+    }
+
+
+def _latency_summary(latencies_ns: np.ndarray, n_candidates: int) -> dict[str, Any]:
+    ms = np.asarray(latencies_ns) / 1e6
+    p50 = float(np.percentile(ms, 50))
+    return {
+        "p50_ms": p50,
+        "p99_ms": float(np.percentile(ms, 99)),
+        "candidates_per_s": n_candidates / (p50 / 1e3) if p50 > 0 else None,
+        "iterations": len(ms),
+    }
+
+
 # ---------------------------------------------------------------------------- agreement
 
 
