@@ -78,3 +78,32 @@ def test_faiss_flat_is_exact_and_approximate_indexes_recall_well():
         got = index.search(users, 10, exclude=exclude)
         for row, banned in enumerate(exclude):
             assert not set(got.ids[row].tolist()) & set(banned.tolist())
+
+
+def test_synthetic_catalog_follows_the_fit_and_bare_baseline_agrees():
+    from workbench.recsys.catalog_scale import GaussianFit, bare_numpy_topk, exact_vs_bare
+
+    rng = np.random.default_rng(3)
+    source = rng.standard_normal((2000, 8)) @ rng.standard_normal((8, 8)) + 2.0
+    fit = GaussianFit.of(source)
+    sample = fit.sample(50_000, seed=0, chunk=4096)
+    assert sample.dtype == np.float32 and sample.shape == (50_000, 8)
+    np.testing.assert_allclose(sample.mean(0), source.mean(0), atol=0.1)
+    np.testing.assert_allclose(np.cov(sample, rowvar=False), np.cov(source, rowvar=False), atol=0.3)
+    users = fit.sample(16, seed=1)
+    exact = exact_topk(users, sample, 10, block=4096)
+    assert topk_overlap(bare_numpy_topk(users, sample, 10), exact.ids) == 1.0
+    row = exact_vs_bare(users, sample[:5000], 10, reps=1, seen_per_user=20)
+    assert row["items"] == 5000 and row["exact_peak_bytes"] > 0 and row["overlap_with_bare"] is None
+
+
+def test_ivf_pq_with_refinement_recovers_exact_scores():
+    rng = np.random.default_rng(0)
+    items = rng.standard_normal((3000, 16)).astype(np.float32)
+    users = rng.standard_normal((32, 16)).astype(np.float32)
+    exact = exact_topk(users, items, 10)
+    index = build_index(items, "ivf_pq", nlist=16, nprobe=16, m_pq=8, nbits=6, refine=16)
+    got = index.search(users, 10)
+    assert topk_overlap(exact.ids, got.ids) >= 0.9
+    index.set_search_params(nprobe=1)
+    assert topk_overlap(exact.ids, index.search(users, 10).ids) < topk_overlap(exact.ids, got.ids)

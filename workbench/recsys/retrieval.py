@@ -183,7 +183,9 @@ class AnnIndex:
         if "ef_search" in params:
             self.index.hnsw.efSearch = int(params["ef_search"])
         if "nprobe" in params:
-            self.index.nprobe = int(params["nprobe"])
+            import faiss
+
+            faiss.extract_index_ivf(self.index).nprobe = int(params["nprobe"])
         self.params.update(params)
 
     def search(
@@ -218,7 +220,8 @@ def build_index(items: np.ndarray, kind: str = "hnsw", **params: Any) -> AnnInde
       (200), ef_search (128);
     - "ivf_flat": IndexIVFFlat, k-means cells scanned exactly; nlist (sqrt(n)*4), nprobe (32);
     - "ivf_pq": IndexIVFPQ, cells with product-quantized codes; nlist, nprobe, m_pq
-      (sub-quantizers, dim/4), nbits (8).
+      (sub-quantizers, dim/4), nbits (8), refine (0: off; r: re-rank r*k candidates
+      by their exact scores, keeping the float vectors beside the codes).
     Training samples at most 64 points per cell, from a fixed seed."""
     import faiss
 
@@ -255,6 +258,9 @@ def build_index(items: np.ndarray, kind: str = "hnsw", **params: Any) -> AnnInde
         index.cp.seed = 0
         index.train(sample)
         index.nprobe = int(settings["nprobe"])
+        if settings.get("refine"):  # re-rank the PQ candidates by their exact scores
+            index = faiss.IndexRefineFlat(index)
+            index.k_factor = float(settings["refine"])
     else:
         raise UserError(f"unknown index kind {kind!r}: choose flat, hnsw, ivf_flat or ivf_pq")
     index.add(items)
