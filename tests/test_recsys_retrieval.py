@@ -57,6 +57,10 @@ def test_bad_inputs_get_clear_errors():
     bad[0, 0] = np.nan
     with pytest.raises(UserError, match="NaN"):
         exact_topk(bad, items, 3)
+    bad_items = items.copy()
+    bad_items[7, 1] = np.nan
+    with pytest.raises(UserError, match="item embeddings contain NaN"):
+        exact_topk(users, bad_items, 3)
     with pytest.raises(UserError, match="dimension"):
         exact_topk(users[:, :2], items, 3)
 

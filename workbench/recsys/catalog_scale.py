@@ -171,14 +171,34 @@ def index_trade_offs(
     return rows
 
 
-def default_index_configs(n_items: int) -> list[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
-    """Exact IndexFlatIP, HNSW at several efSearch, IVF-Flat and IVF-PQ at several nprobe."""
+def default_index_configs(
+    n_items: int, kinds: tuple[str, ...] | None = None
+) -> list[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
+    """Exact IndexFlatIP, HNSW at several efSearch, IVF-Flat and IVF-PQ (plain and with
+    exact re-ranking) at several nprobe; only the index kinds in `kinds` when given."""
     nlist = max(1, min(n_items // 39, int(4 * np.sqrt(n_items))))
     probes = sorted({p for p in (1, 4, 16, 64) if p <= nlist})
-    return [
+    configs = [
         ("flat", {}, [{}]),
         ("hnsw", {"m": 32, "ef_construction": 100}, [{"ef_search": e} for e in (16, 64, 256)]),
         ("ivf_flat", {"nlist": nlist}, [{"nprobe": p} for p in probes]),
         ("ivf_pq", {"nlist": nlist, "m_pq": 16}, [{"nprobe": p} for p in probes]),
         ("ivf_pq", {"nlist": nlist, "m_pq": 16, "refine": 4}, [{"nprobe": p} for p in probes]),
     ]
+    return [c for c in configs if kinds is None or c[0] in kinds]
+
+
+def scale_study(
+    catalogs: list[int], batches: list[int], k: int = 10, reps: int = 3, seen: int = 100
+) -> list[dict[str, Any]]:
+    """`exact_vs_bare` over catalog sizes x batch sizes on synthetic catalogs fitted to the
+    trained two-tower vectors, with and without `seen` excluded items per user."""
+    user_fit, item_fit = trained_fits()
+    rows = []
+    for n_items in catalogs:
+        items = item_fit.sample(n_items, seed=1)
+        for batch in batches:
+            users = user_fit.sample(batch, seed=2)
+            for excluded in (0, min(seen, n_items - k)):
+                rows.append(exact_vs_bare(users, items, k, reps, seen_per_user=excluded))
+    return rows

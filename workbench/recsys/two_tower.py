@@ -298,6 +298,19 @@ def popularity_baseline(k: int = 10) -> dict[str, float]:
     }
 
 
+def quality_table(weights: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
+    """recall@10 / NDCG@10 of each model and of the popularity baseline, with training time."""
+    rows: list[dict[str, Any]] = []
+    for kind in KINDS:
+        metrics = evaluate(user_embeddings(weights, kind), catalog_embeddings(weights, kind))
+        seconds = weights.get(f"__meta_{kind}_train_seconds")
+        rows.append(
+            {"model": kind, **metrics, "train_s": None if seconds is None else float(seconds)}
+        )
+    rows.append({"model": "popularity", **popularity_baseline(), "train_s": None})
+    return rows
+
+
 # ---------------------------------------------------------------------------- training
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -190,6 +191,38 @@ class RecommendationTask(Task):
         }
         kind = min(gaps, key=gaps.__getitem__)
         return kind, side
+
+
+def artifact_parity(frame: Any) -> Any:
+    """One row per exported artifact in a results frame, with its retrieval parity from
+    the artifact's manifest: top-10 overlap with the source, recall@10 of source and
+    artifact (the frame itself carries only the verdict's metric)."""
+    import pandas as pd
+
+    from exporters.base import read_manifest
+
+    rows = []
+    if frame.empty or "artifact_path" not in frame:
+        return pd.DataFrame(rows)
+    for path in frame["artifact_path"].dropna().unique():
+        manifest = read_manifest(Path(path).parent) or {}
+        rows.append(
+            {
+                key: manifest.get(key)
+                for key in (
+                    "model",
+                    "source_framework",
+                    "format",
+                    "precision",
+                    "parity_pass",
+                    "parity_metric_value",
+                    "parity_recall_at_10_source",
+                    "parity_recall_at_10_artifact",
+                    "parity_max_abs_error",
+                )
+            }
+        )
+    return pd.DataFrame(rows).rename(columns={"parity_metric_value": "parity_top10_overlap"})
 
 
 def raw_user_ids(batch_size: int, seed: int) -> list[int]:
