@@ -77,6 +77,8 @@ def candidate_rows(user_id: int, item_ids: Sequence[int] | np.ndarray) -> tuple[
             f"{int(unknown.sum())} candidate item id(s) unknown to MovieLens-100k, e.g. "
             f"{items[unknown][:5].tolist()}: valid item ids are 1..{len(item_of) - 1}"
         )
+    if not isinstance(user_id, (int, np.integer)) or isinstance(user_id, bool):
+        raise UserError(f"the user id must be an integer MovieLens user id, got {user_id!r}")
     user = int(_lookup(user_of, np.asarray([int(user_id)]))[0])
     cold = user < 0
     feed = ctr_features.tables().rows(max(user, 0), dense_items)
