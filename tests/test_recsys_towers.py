@@ -54,8 +54,14 @@ def test_both_models_beat_popularity(weights):
 def _feed(kind: str, side: str, n: int) -> dict[str, np.ndarray]:
     rows = np.arange(n)
     if side == "user":
-        return rec_data.user_feed(rows, with_features=kind == "two_tower")
-    return rec_data.item_feed(rows, with_genres=kind == "two_tower")
+        return rec_data.user_feed(rows, kind)
+    return rec_data.item_feed(rows, kind)
+
+
+def _id_column(feed: dict[str, np.ndarray]) -> np.ndarray:
+    """A view of the feed's id column (the first column of a two-tower feature tensor)."""
+    (value,) = feed.values()
+    return value if value.ndim == 1 else value[:, 0]
 
 
 @pytest.mark.parametrize("kind", ["mf", "two_tower"])
@@ -71,14 +77,32 @@ def test_torch_tower_matches_numpy_and_guards_ids(weights, kind, side):
     np.testing.assert_allclose(got, numpy_tower(weights, kind, side, feed), rtol=1e-5, atol=1e-5)
     wild = {k: v.copy() for k, v in feed.items()}
     unknown = {k: v.copy() for k, v in feed.items()}
-    wild[side][:3] = [-1, 10**6, 1683 if side == "item" else 944]
-    unknown[side][:3] = 0
+    _id_column(wild)[:3] = [-1, 10**6, 1683 if side == "item" else 944]
+    _id_column(unknown)[:3] = 0
     with torch.no_grad():
         a = tower(*(torch.from_numpy(wild[n]) for n in INPUTS[(kind, side)])).numpy()
         b = tower(*(torch.from_numpy(unknown[n]) for n in INPUTS[(kind, side)])).numpy()
     np.testing.assert_array_equal(a, b)
     with pytest.raises(UserError, match="outside its table"):
         rec_data.validate_feed(wild)
+    assert rec_data.validate_feed(feed) == 50
+
+
+def test_validate_feed_names_the_bad_column():
+    feed = rec_data.user_feed(np.arange(4), "two_tower")
+    assert feed["user_features"].shape == (4, 4) and feed["user_features"].dtype == np.int32
+    feed["user_features"][1, 2] = 3  # gender has rows 0..2
+    with pytest.raises(UserError, match="gender"):
+        rec_data.validate_feed(feed)
+    items = rec_data.item_feed(np.arange(4), "two_tower")
+    assert items["item_features"].shape == (4, 20)
+    items["item_features"][0, 5] = 2
+    with pytest.raises(UserError, match="0/1 genre flags"):
+        rec_data.validate_feed(items)
+    with pytest.raises(UserError, match="shape"):
+        rec_data.validate_feed({"item": np.zeros((2, 2), np.int32)})
+    with pytest.raises(UserError, match="integers"):
+        rec_data.validate_feed({"item": np.zeros(2, np.float32)})
 
 
 def test_keras_towers_give_the_torch_outputs(weights, tmp_path):
@@ -89,7 +113,7 @@ def test_keras_towers_give_the_torch_outputs(weights, tmp_path):
     for kind in ("mf", "two_tower"):
         for side in ("user", "item"):
             feed = _feed(kind, side, 200)
-            feed[side][:2] = [-7, 10**5]  # the guard in both graphs
+            _id_column(feed)[:2] = [-7, 10**5]  # the guard in both graphs
             for name, value in feed.items():
                 np.save(tmp_path / f"{kind}-{side}-{name}.npy", value)
             with torch.no_grad():
@@ -123,6 +147,7 @@ def test_pipeline_recommends_unseen_items_with_popularity_for_cold_users(weights
     raw_ids = [1, 99_999, 5]  # 99,999 is no MovieLens user
     feed, users = pipeline.preprocess(raw_ids)
     assert users.tolist() == [0, -1, 4] and feed["user"].tolist() == [1, 0, 5]
+    assert feed["user"].dtype == np.int32
     outputs = [user_embeddings(weights, "mf")[np.maximum(users, 0)]]
     got = pipeline.postprocess(outputs, users)
     assert got.cold.tolist() == [False, True, False]
@@ -167,14 +192,12 @@ def test_task_exports_onnx_user_tower_with_retrieval_parity(module_workspace):
         Path(manifest["path"]), RuntimeOptions(parse_device("cpu"))
     )
     try:
-        assert [(s.name, s.dtype) for s in loaded.inputs] == [
-            (name, "int64") for name in INPUTS[("two_tower", "user")]
-        ]
-        feed = rec_data.user_feed(np.arange(3))
+        assert [(s.name, s.dtype) for s in loaded.inputs] == [("user_features", "int32")]
+        feed = rec_data.user_feed(np.arange(3), "two_tower")
         wild = {k: v.copy() for k, v in feed.items()}
-        wild["occupation"][:] = [-3, 22, 10**9]  # out of the table: mapped to row 0 in-graph
+        wild["user_features"][:, 3] = [-3, 22, 10**9]  # occupation out of its table: row 0
         unknown = {k: v.copy() for k, v in feed.items()}
-        unknown["occupation"][:] = 0
+        unknown["user_features"][:, 3] = 0
         np.testing.assert_array_equal(loaded.run(wild)[0], loaded.run(unknown)[0])
     finally:
         loaded.close()

@@ -5,8 +5,9 @@ earlier rating is a training positive (implicit feedback: a rating, whatever its
 means the user chose the film). Evaluation ranks the whole catalog for each user,
 excluding the items the user rated in training.
 
-Tower inputs are int64 indices with row 0 = "unknown" in every table (so each table has
-one row more than its values), plus the genres multi-hot. `validate_feed` rejects ids
+Tower inputs are int32 indices with row 0 = "unknown" in every table (so each table has
+one row more than its values), plus the genre flags; the two-tower model takes each
+side's columns as ONE tensor (a runtime may list several inputs in any order). `validate_feed` rejects ids
 outside a table before any runtime sees them; the graphs also map such ids to row 0, so
 an unchecked feed (a benchmark's random ints) never reads out of bounds.
 """
@@ -83,59 +84,82 @@ def _user_table() -> dict[str, np.ndarray]:
     }
 
 
-def user_feed(users: np.ndarray, with_features: bool = True) -> dict[str, np.ndarray]:
-    """Tower inputs for dense user indices (0-based; -1 = unknown: every input row 0)."""
+USER_COLUMNS = ("user", "age_bucket", "gender", "occupation")
+ITEM_FEATURES_WIDTH = 1 + N_GENRES  # item id, then the 19 genre flags
+
+
+def user_columns(users: np.ndarray) -> dict[str, np.ndarray]:
+    """USER_COLUMNS as int32 arrays for dense user indices (0-based; -1 = unknown: every
+    column row 0)."""
     users = np.asarray(users, np.int64).reshape(-1)
     known = users >= 0
-    feed = {"user": np.where(known, users + 1, 0).astype(np.int64)}
-    if with_features:
-        table = _user_table()
-        for name, column in table.items():
-            feed[name] = np.where(known, column[np.maximum(users, 0)], 0).astype(np.int64)
-    return feed
+    columns = {"user": np.where(known, users + 1, 0).astype(np.int32)}
+    for name, column in _user_table().items():
+        columns[name] = np.where(known, column[np.maximum(users, 0)], 0).astype(np.int32)
+    return columns
 
 
-def item_feed(items: np.ndarray, with_genres: bool = True) -> dict[str, np.ndarray]:
-    """Tower inputs for dense item indices (0-based)."""
+def user_feed(users: np.ndarray, kind: str) -> dict[str, np.ndarray]:
+    """A user tower's feed: mf {"user": [B]}; two_tower {"user_features": [B, 4]} (the
+    columns of USER_COLUMNS in one tensor: one input, so no runtime can reorder inputs)."""
+    columns = user_columns(users)
+    if kind == "mf":
+        return {"user": columns["user"]}
+    return {"user_features": np.stack([columns[c] for c in USER_COLUMNS], axis=1)}
+
+
+def item_feed(items: np.ndarray, kind: str) -> dict[str, np.ndarray]:
+    """An item tower's feed for dense item indices: mf {"item": [B]}; two_tower
+    {"item_features": [B, 20]} (id + 1, then the genre flags, int32)."""
     items = np.asarray(items, np.int64).reshape(-1)
-    feed = {"item": (items + 1).astype(np.int64)}
-    if with_genres:
-        feed["genres"] = movielens.load().genres[items].astype(np.float32)
-    return feed
+    ids = (items + 1).astype(np.int32)
+    if kind == "mf":
+        return {"item": ids}
+    genres = movielens.load().genres[items].astype(np.int32)
+    return {"item_features": np.concatenate([ids[:, None], genres], axis=1)}
+
+
+def _check_ids(name: str, ids: np.ndarray, rows: int) -> None:
+    bad = ids[(ids < 0) | (ids >= rows)]
+    if bad.size:
+        raise UserError(
+            f"input {name!r} holds ids {bad[:5].tolist()} outside its table 0..{rows - 1} "
+            "(0 = unknown): map raw ids with rec_data.user_feed/item_feed"
+        )
 
 
 def validate_feed(feed: dict[str, np.ndarray]) -> int:
     """The batch size of a tower feed, or a UserError naming the first bad input: an id
     outside its table (which would read out of bounds in a runtime without the graph's
-    guard), genres that are not finite, or inputs of different lengths."""
+    guard), genre flags other than 0/1, a wrong shape or dtype."""
     sizes = table_sizes()
-    lengths = {name: len(np.asarray(value)) for name, value in feed.items()}
-    if len(set(lengths.values())) > 1:
-        raise UserError(
-            f"tower inputs have different batch sizes {lengths}: give one row per user/item"
-        )
+    widths = {"user": None, "item": None, "user_features": 4, "item_features": ITEM_FEATURES_WIDTH}
+    batch = None
     for name, value in feed.items():
         array = np.asarray(value)
-        if name in sizes:
-            if array.dtype.kind not in "iu":
-                raise UserError(f"input {name!r} must hold integer ids, got {array.dtype}")
-            bad = array[(array < 0) | (array >= sizes[name])]
-            if bad.size:
-                raise UserError(
-                    f"input {name!r} holds ids {bad[:5].tolist()} outside its table "
-                    f"0..{sizes[name] - 1} (0 = unknown): map raw ids with rec_data.user_feed/item_feed"
-                )
-        elif name == "genres":
-            if array.ndim != 2 or array.shape[1] != N_GENRES or not np.isfinite(array).all():
-                raise UserError(
-                    f"input 'genres' must be a finite [batch, {N_GENRES}] multi-hot, got shape "
-                    f"{array.shape}{' with NaN/inf' if array.size and not np.isfinite(array).all() else ''}"
-                )
-        else:
+        if name not in widths:
+            raise UserError(f"unknown tower input {name!r}: expected one of {', '.join(widths)}")
+        want = (widths[name],) if widths[name] else ()
+        if array.ndim != 1 + len(want) or array.shape[1:] != want:
             raise UserError(
-                f"unknown tower input {name!r}: expected {', '.join([*sizes, 'genres'])}"
+                f"input {name!r} must have shape [batch{', ' + str(want[0]) if want else ''}], got {array.shape}"
             )
-    return next(iter(lengths.values()), 0)
+        if array.dtype.kind not in "iu":
+            raise UserError(f"input {name!r} must hold integers, got {array.dtype}")
+        if batch is not None and len(array) != batch:
+            raise UserError("tower inputs have different batch sizes: give one row per user/item")
+        batch = len(array)
+        if name in ("user", "item"):
+            _check_ids(name, array, sizes[name])
+        elif name == "user_features":
+            for i, column in enumerate(USER_COLUMNS):
+                _check_ids(f"user_features[:, {i}] ({column})", array[:, i], sizes[column])
+        else:
+            _check_ids("item_features[:, 0] (item)", array[:, 0], sizes["item"])
+            flags = array[:, 1:]
+            if ((flags != 0) & (flags != 1)).any():
+                raise UserError("item_features[:, 1:] must be 0/1 genre flags")
+    return batch or 0
 
 
 @cache

@@ -7,7 +7,7 @@ user tower and an item tower, in PyTorch and Keras with one set of weights.
 A user's score for an item is the dot product of the two towers' DIM-vectors, so
 retrieval is a matmul over precomputed item vectors (`workbench.recsys.retrieval`).
 
-Inputs are int64 ids with row 0 = unknown (`rec_data`); inside every graph an id outside
+Inputs are int32 ids with row 0 = unknown (`rec_data`); inside every graph an id outside
 its table is mapped to row 0, so no runtime ever reads out of bounds. The two-tower model
 is trained with 10% of ids replaced by "unknown", so its towers still work from the
 features alone for a new user or item.
@@ -42,8 +42,8 @@ SIDES = ("user", "item")
 INPUTS = {
     ("mf", "user"): ("user",),
     ("mf", "item"): ("item",),
-    ("two_tower", "user"): ("user", "age_bucket", "gender", "occupation"),
-    ("two_tower", "item"): ("item", "genres"),
+    ("two_tower", "user"): ("user_features",),  # [B, 4]: rec_data.USER_COLUMNS
+    ("two_tower", "item"): ("item_features",),  # [B, 20]: item id, 19 genre flags
 }
 EPOCHS = {"mf": 12, "two_tower": 12}
 BATCH = 1024
@@ -53,7 +53,7 @@ WEIGHT_DECAY = {"mf": 0.0, "two_tower": 0.0}
 L2 = {"mf": 1e-6, "two_tower": 1e-6}  # on the embedding rows of each batch
 ID_DROPOUT = 0.1
 SEED = 0
-WEIGHTS_VERSION = "1"  # bump when an architecture, the features or the training change
+WEIGHTS_VERSION = "2"  # 2: int32 ids, one input tensor per two-tower side; bump when an architecture, the features or the training change
 OUTPUT_NAME = "embedding"
 
 
@@ -100,7 +100,7 @@ def torch_tower(kind: str, side: str) -> Any:
     class UserTower(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.rows = {name: sizes[name] for name in INPUTS[("two_tower", "user")]}
+            self.rows = [sizes[c] for c in rec_data.USER_COLUMNS]
             self.id = nn.Embedding(sizes["user"], ID_DIM)
             self.age = nn.Embedding(sizes["age_bucket"], FEATURE_DIM)
             self.gender = nn.Embedding(sizes["gender"], FEATURE_DIM)
@@ -108,19 +108,12 @@ def torch_tower(kind: str, side: str) -> Any:
             self.hidden = nn.Linear(ID_DIM + 3 * FEATURE_DIM, HIDDEN)
             self.out = nn.Linear(HIDDEN, DIM)
 
-        def forward(
-            self,
-            user: torch.Tensor,
-            age_bucket: torch.Tensor,
-            gender: torch.Tensor,
-            occupation: torch.Tensor,
-        ) -> torch.Tensor:
+        def forward(self, user_features: torch.Tensor) -> torch.Tensor:
+            tables = (self.id, self.age, self.gender, self.occupation)
             x = torch.cat(
                 [
-                    self.id(guard(user, self.rows["user"])),
-                    self.age(guard(age_bucket, self.rows["age_bucket"])),
-                    self.gender(guard(gender, self.rows["gender"])),
-                    self.occupation(guard(occupation, self.rows["occupation"])),
+                    table(guard(user_features[:, i], rows))
+                    for i, (table, rows) in enumerate(zip(tables, self.rows, strict=True))
                 ],
                 dim=1,
             )
@@ -135,8 +128,10 @@ def torch_tower(kind: str, side: str) -> Any:
             self.hidden = nn.Linear(ID_DIM + FEATURE_DIM, HIDDEN)
             self.out = nn.Linear(HIDDEN, DIM)
 
-        def forward(self, item: torch.Tensor, genres: torch.Tensor) -> torch.Tensor:
-            x = torch.cat([self.id(guard(item, self.rows)), self.genres(genres)], dim=1)
+        def forward(self, item_features: torch.Tensor) -> torch.Tensor:
+            ids = guard(item_features[:, 0], self.rows)
+            genres = self.genres(item_features[:, 1:].to(torch.float32))
+            x = torch.cat([self.id(ids), genres], dim=1)
             return self.out(torch.relu(self.hidden(x)))
 
     if kind == "mf":
@@ -166,16 +161,13 @@ def build_keras(weights: Mapping[str, np.ndarray], kind: str, side: str) -> Any:
     params = tower_weights(weights, kind, side)
     sizes = rec_data.table_sizes()
     names = INPUTS[(kind, side)]
+    width = {"user_features": len(rec_data.USER_COLUMNS), "item_features": 1 + rec_data.N_GENRES}
     inputs = {
-        name: keras.Input(shape=(rec_data.N_GENRES,), name=name, dtype="float32")
-        if name == "genres"
-        else keras.Input(shape=(), name=name, dtype="int64")
+        name: keras.Input(shape=(width[name],) if name in width else (), name=name, dtype="int32")
         for name in names
     }
 
-    def lookup(name: str, table: np.ndarray, layer_name: str) -> Any:
-        ids = inputs[name]
-        rows = sizes[name]
+    def lookup(ids: Any, rows: int, table: np.ndarray, layer_name: str) -> Any:
         safe = keras.ops.where(
             keras.ops.logical_and(ids >= 0, ids < rows), ids, keras.ops.zeros_like(ids)
         )
@@ -193,13 +185,13 @@ def build_keras(weights: Mapping[str, np.ndarray], kind: str, side: str) -> Any:
         return out
 
     if kind == "mf":
-        output = lookup(names[0], params["id.weight"], "id_embedding")
+        output = lookup(inputs[names[0]], sizes[side], params["id.weight"], "id_embedding")
     elif side == "user":
+        features = inputs["user_features"]
+        tables = ("id", "age", "gender", "occupation")
         parts = [
-            lookup("user", params["id.weight"], "id_embedding"),
-            lookup("age_bucket", params["age.weight"], "age_embedding"),
-            lookup("gender", params["gender.weight"], "gender_embedding"),
-            lookup("occupation", params["occupation.weight"], "occupation_embedding"),
+            lookup(features[:, i], sizes[column], params[f"{table}.weight"], f"{table}_embedding")
+            for i, (column, table) in enumerate(zip(rec_data.USER_COLUMNS, tables, strict=True))
         ]
         hidden = dense(
             keras.layers.Concatenate(axis=1)(parts),
@@ -210,10 +202,11 @@ def build_keras(weights: Mapping[str, np.ndarray], kind: str, side: str) -> Any:
         )
         output = dense(hidden, params["out.weight"], params["out.bias"], "out", None)
     else:
-        genres = dense(inputs["genres"], params["genres.weight"], None, "genre_projection", None)
-        x = keras.layers.Concatenate(axis=1)(
-            [lookup("item", params["id.weight"], "id_embedding"), genres]
-        )
+        features = inputs["item_features"]
+        flags = keras.ops.cast(features[:, 1:], "float32")
+        genres = dense(flags, params["genres.weight"], None, "genre_projection", None)
+        ids = lookup(features[:, 0], sizes["item"], params["id.weight"], "id_embedding")
+        x = keras.layers.Concatenate(axis=1)([ids, genres])
         hidden = dense(x, params["hidden.weight"], params["hidden.bias"], "hidden", "relu")
         output = dense(hidden, params["out.weight"], params["out.bias"], "out", None)
     output = keras.layers.Identity(name=OUTPUT_NAME)(output)
@@ -231,25 +224,28 @@ def numpy_tower(
     params = tower_weights(weights, kind, side)
     sizes = rec_data.table_sizes()
 
-    def lookup(name: str, table: np.ndarray) -> np.ndarray:
-        ids = np.asarray(feed[name], np.int64)
-        return table[np.where((ids >= 0) & (ids < sizes[name]), ids, 0)]
+    def lookup(ids: np.ndarray, rows: int, table: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, np.int64)
+        return table[np.where((ids >= 0) & (ids < rows), ids, 0)]
 
     if kind == "mf":
-        return lookup(side, params["id.weight"]).astype(np.float32)
+        return lookup(feed[side], sizes[side], params["id.weight"]).astype(np.float32)
     if side == "user":
+        features = np.asarray(feed["user_features"])
+        tables = ("id", "age", "gender", "occupation")
         x = np.concatenate(
             [
-                lookup("user", params["id.weight"]),
-                lookup("age_bucket", params["age.weight"]),
-                lookup("gender", params["gender.weight"]),
-                lookup("occupation", params["occupation.weight"]),
+                lookup(features[:, i], sizes[column], params[f"{table}.weight"])
+                for i, (column, table) in enumerate(zip(rec_data.USER_COLUMNS, tables, strict=True))
             ],
             axis=1,
         )
     else:
-        genres = np.asarray(feed["genres"], np.float32) @ params["genres.weight"].T
-        x = np.concatenate([lookup("item", params["id.weight"]), genres], axis=1)
+        features = np.asarray(feed["item_features"])
+        genres = features[:, 1:].astype(np.float32) @ params["genres.weight"].T
+        x = np.concatenate(
+            [lookup(features[:, 0], sizes["item"], params["id.weight"]), genres], axis=1
+        )
     hidden = np.maximum(x @ params["hidden.weight"].T + params["hidden.bias"], 0)
     return (hidden @ params["out.weight"].T + params["out.bias"]).astype(np.float32)
 
@@ -259,7 +255,7 @@ def catalog_embeddings(weights: Mapping[str, np.ndarray], kind: str) -> np.ndarr
     from workbench.recsys import movielens
 
     items = np.arange(movielens.load().n_items)
-    return numpy_tower(weights, kind, "item", rec_data.item_feed(items))
+    return numpy_tower(weights, kind, "item", rec_data.item_feed(items, kind))
 
 
 def user_embeddings(weights: Mapping[str, np.ndarray], kind: str) -> np.ndarray:
@@ -267,7 +263,7 @@ def user_embeddings(weights: Mapping[str, np.ndarray], kind: str) -> np.ndarray:
     from workbench.recsys import movielens
 
     users = np.arange(movielens.load().n_users)
-    return numpy_tower(weights, kind, "user", rec_data.user_feed(users))
+    return numpy_tower(weights, kind, "user", rec_data.user_feed(users, kind))
 
 
 def evaluate(user_vectors: np.ndarray, item_vectors: np.ndarray, k: int = 10) -> dict[str, float]:
@@ -328,29 +324,27 @@ def _train(kind: str, seed: int, log: Any = None) -> dict[str, np.ndarray]:
     user_tower, item_tower = torch_tower(kind, "user"), torch_tower(kind, "item")
     params = [*user_tower.parameters(), *item_tower.parameters()]
     optimizer = torch.optim.Adam(params, lr=LR[kind], weight_decay=WEIGHT_DECAY[kind])
-    catalog = rec_data.item_feed(np.arange(data.n_items), with_genres=kind == "two_tower")
-    catalog_t = {name: torch.from_numpy(v.copy()) for name, v in catalog.items()}
+    (item_input,) = INPUTS[(kind, "item")]
+    (user_input,) = INPUTS[(kind, "user")]
+    catalog = torch.from_numpy(rec_data.item_feed(np.arange(data.n_items), kind)[item_input])
     n = len(split.train_users)
     for epoch in range(EPOCHS[kind]):
         order = rng.permutation(n)
         for start in range(0, n, BATCH):
             rows = order[start : start + BATCH]
             users = split.train_users[rows]
-            feed = rec_data.user_feed(users, with_features=kind == "two_tower")
+            user_in = rec_data.user_feed(users, kind)[user_input]
             targets = split.train_items[rows]
             negatives = rng.integers(0, data.n_items, size=NEGATIVES)
             # the batch's positives and the shared negatives, each scored once
             scored = np.concatenate([targets, negatives])
-            items_in = {name: value[scored] for name, value in catalog_t.items()}
+            items_in = catalog[scored].clone()
             if kind == "two_tower":  # teach the towers to work without the id
                 drop = rng.random(len(users)) < ID_DROPOUT
-                feed["user"] = np.where(drop, 0, feed["user"])
-                drop_items = torch.from_numpy(rng.random(len(scored)) < ID_DROPOUT)
-                items_in["item"] = torch.where(drop_items, 0, items_in["item"])
-            user_vec = user_tower(
-                *(torch.from_numpy(feed[name]) for name in INPUTS[(kind, "user")])
-            )
-            item_vec = item_tower(*(items_in[name] for name in INPUTS[(kind, "item")]))
+                user_in[drop, 0] = 0
+                items_in[torch.from_numpy(rng.random(len(scored)) < ID_DROPOUT), 0] = 0
+            user_vec = user_tower(torch.from_numpy(user_in))
+            item_vec = item_tower(items_in)
             positive = (user_vec * item_vec[: len(rows)]).sum(dim=1, keepdim=True)
             negative = user_vec @ item_vec[len(rows) :].T
             # a sampled "negative" that is the row's own positive is no negative

@@ -72,18 +72,20 @@ class RecommendationTask(Task):
         from workbench.recsys.two_tower import INPUTS
 
         kind, side = model_parts(self.check_model(model))
+        widths = {
+            "user_features": len(rec_data.USER_COLUMNS),
+            "item_features": 1 + rec_data.N_GENRES,
+        }
         return [
-            TensorSpec(name, "float32", ("batch", rec_data.N_GENRES))
-            if name == "genres"
-            else TensorSpec(name, "int64", ("batch",))
+            TensorSpec(name, "int32", ("batch", widths[name]) if name in widths else ("batch",))
             for name in INPUTS[(kind, side)]
         ]
 
     def _feed(self, model: str, rows: np.ndarray) -> dict[str, np.ndarray]:
         kind, side = model_parts(model)
         if side == "user":
-            return rec_data.user_feed(rows, with_features=kind == "two_tower")
-        return rec_data.item_feed(rows, with_genres=kind == "two_tower")
+            return rec_data.user_feed(rows, kind)
+        return rec_data.item_feed(rows, kind)
 
     def _population(self, model: str) -> int:
         data = movielens.load()
@@ -132,7 +134,7 @@ class RecommendationTask(Task):
             if len(raw) == 0:
                 raise UserError("the request names no user: give at least one user id")
             users = recommender.user_indices(raw)
-            feed = rec_data.user_feed(users, with_features=kind == "two_tower")
+            feed = rec_data.user_feed(users, kind)
             rec_data.validate_feed(feed)
             return feed, users
 
