@@ -163,6 +163,40 @@ pd.DataFrame(
 )
 
 # %% [markdown]
+# ## Scoring fused into the graph
+# The FP32 ONNX user tower with MatMul over the 1,682 catalog vectors, an additive exclusion
+# mask and TopK appended (`workbench.recsys.fused_scoring`), against the same tower followed
+# by `exact_topk` in NumPy, for all 943 users.
+
+# %%
+from pathlib import Path
+
+from workbench.recsys import fused_scoring
+
+onnx_rows = frame[
+    (frame["status"] == "ok")
+    & (frame["format"] == "onnx")
+    & (frame["precision"] == "fp32")
+    & frame["model"].str.endswith("_user")
+]
+if onnx_rows.empty:
+    print("no FP32 ONNX user tower in this run: nothing to fuse")
+else:
+    row = onnx_rows.iloc[0]
+    display(
+        pd.DataFrame(
+            [
+                {
+                    "model": row["model"],
+                    **fused_scoring.fused_vs_separate(
+                        Path(row["artifact_path"]), row["model"].rsplit("_", 1)[0]
+                    ),
+                }
+            ]
+        )
+    )
+
+# %% [markdown]
 # ## Catalog scale: exact top-k against catalog size
 # Synthetic catalogs drawn from a Gaussian fitted to the trained item vectors (64
 # dimensions). `exact` is `workbench.recsys.retrieval.exact_topk` (item blocks of 65,536:

@@ -201,3 +201,38 @@ def test_task_exports_onnx_user_tower_with_retrieval_parity(module_workspace):
         np.testing.assert_array_equal(loaded.run(wild)[0], loaded.run(unknown)[0])
     finally:
         loaded.close()
+
+
+def test_fused_onnx_scoring_matches_exact_topk(module_workspace, tmp_path):
+    """User tower + MatMul over the catalog + exclusion + TopK in one ONNX graph gives the
+    top 10 that the tower's vectors and exact_topk give."""
+    ort = pytest.importorskip("onnxruntime")
+    from pathlib import Path
+
+    from exporters.base import ArtifactRequest, export
+    from workbench.recsys.fused_scoring import exclusion_mask, fuse_with_tower
+    from workbench.recsys.metrics import recall_at_k, topk_overlap
+    from workbench.recsys.retrieval import exact_topk
+
+    manifest = export(ArtifactRequest("recommendation", "two_tower_user", "torch", "onnx", "fp32"))
+    assert manifest["status"] == "ok", manifest.get("error")
+    weights = trained_weights()
+    catalog = catalog_embeddings(weights, "two_tower")
+    fused = fuse_with_tower(Path(manifest["path"]), catalog, 10, tmp_path / "fused.onnx")
+    session = ort.InferenceSession(str(fused), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["user_features", "exclude"]
+    split = rec_data.leave_last_out()
+    feed = rec_data.user_feed(np.arange(943), "two_tower")
+    scores, items = session.run(
+        ["scores", "items"],
+        {"user_features": feed["user_features"], "exclude": exclusion_mask(split.seen, 1682)},
+    )
+    want = exact_topk(user_embeddings(weights, "two_tower"), catalog, 10, exclude=split.seen)
+    assert items.shape == (943, 10) and items.dtype == np.int64
+    assert topk_overlap(want.ids, items) >= 0.999
+    assert recall_at_k(items, split.test_items, 10) == pytest.approx(
+        recall_at_k(want.ids, split.test_items, 10), abs=0.002
+    )
+    for row in range(0, 943, 50):
+        assert not set(items[row].tolist()) & set(split.seen[row].tolist())
+    np.testing.assert_allclose(scores, want.scores, rtol=1e-4, atol=1e-4)
