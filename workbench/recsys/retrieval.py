@@ -75,18 +75,18 @@ def exclusion_coords(
         raise UserError(
             f"{len(exclude)} exclusion lists for {n_users} users: pass one (possibly empty) per user"
         )
-    rows, cols = [], []
-    for row, items in enumerate(exclude):
-        ids = np.asarray(items, dtype=np.int64).ravel()
-        bad = ids[(ids < 0) | (ids >= n_items)]
-        if bad.size:
-            raise UserError(
-                f"exclusion list of user row {row} names unknown items {bad[:5].tolist()}: "
-                f"item indices must lie in 0..{n_items - 1}"
-            )
-        rows.append(np.full(ids.size, row, np.int64))
-        cols.append(ids)
-    return np.concatenate(rows), np.concatenate(cols)
+    lists = [np.asarray(items, dtype=np.int64).ravel() for items in exclude]
+    cols = np.concatenate(lists) if lists else np.empty(0, np.int64)
+    rows = np.repeat(np.arange(n_users), [len(ids) for ids in lists])
+    bad = (cols < 0) | (cols >= n_items)
+    if bad.any():
+        row = int(rows[np.argmax(bad)])
+        names = cols[bad & (rows == row)][:5].tolist()
+        raise UserError(
+            f"exclusion list of user row {row} names unknown items {names}: "
+            f"item indices must lie in 0..{n_items - 1}"
+        )
+    return rows, cols
 
 
 def _block_candidates(scores: np.ndarray, k: int) -> np.ndarray:
