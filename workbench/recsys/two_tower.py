@@ -14,7 +14,7 @@ features alone for a new user or item.
 
 Training: sampled softmax (each batch's positives against NEGATIVES uniformly sampled
 items shared by the batch; accidental hits masked) with Adam, fixed seeds and shuffles, 2 threads, both models in
-one child process (`cached_npz`), cached in `weights_dir()` by WEIGHTS_VERSION. This module
+one child process on one thread (`cached_npz`), cached in `weights_dir()` by WEIGHTS_VERSION. This module
 imports neither framework at the top.
 """
 
@@ -371,9 +371,11 @@ def train_to(path: str, seed: int | str = SEED) -> None:
     seed = int(seed)
     import torch
 
-    torch.set_num_threads(
-        int(os.environ.get("WORKBENCH_TRAIN_THREADS", min(2, os.cpu_count() or 1)))
-    )
+    # One intra-op thread unless $WORKBENCH_TRAIN_THREADS says otherwise: the matmuls are
+    # small (1,024 x 64 x 1,280), so a second thread gains little, and on a busy 2-core host
+    # two OpenMP threads made the two-tower run 10x slower (132 s against 13 s); one
+    # thread also gives the same weights whatever the machine's core count.
+    torch.set_num_threads(int(os.environ.get("WORKBENCH_TRAIN_THREADS", 1)))
     print(f"[two_tower] training mf and two_tower once; cached in {path}", file=sys.stderr)
     state: dict[str, np.ndarray] = {}
     for kind in KINDS:
