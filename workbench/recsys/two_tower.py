@@ -13,9 +13,9 @@ is trained with 10% of ids replaced by "unknown", so its towers still work from 
 features alone for a new user or item.
 
 Training: sampled softmax (each batch's positives against NEGATIVES uniformly sampled
-items shared by the batch; accidental hits masked) with Adam, fixed seeds and shuffles, 2 threads, both models in
-one child process on one thread (`cached_npz`), cached in `weights_dir()` by WEIGHTS_VERSION. This module
-imports neither framework at the top.
+items shared by the batch; accidental hits masked) with Adam, fixed seeds and shuffles,
+both models in one child process on one thread (`cached_npz`), cached in `weights_dir()`
+by WEIGHTS_VERSION. This module imports neither framework at the top.
 """
 
 from __future__ import annotations
