@@ -10,13 +10,15 @@ Parts:
            items per user.
   figure 1 at the largest catalog and batch: exact_topk p50 / bare p50 <= 1.5.
   indexes  at the largest catalog, batch 256: faiss IndexFlatIP, HNSW (efSearch sweep),
-           IVF-Flat and IVF-PQ (nprobe sweep): build time, index bytes, recall@10 against
-           the exact top 10, queries/s.
+           IVF-Flat and IVF-PQ (nprobe sweep), on the raw inner product and after the
+           MIPS -> L2 transform (`_l2`): build time, index bytes, recall@10 against the
+           exact top 10, queries/s (`--indexes` picks configurations).
   figure 2 the fastest index setting with recall@10 >= 0.95, and its queries/s over the
            exact search's (target >= 10x); else the best trade-off found.
 
 Run:  .venv/bin/python benchmarks/recsys_retrieval.py [--quick] [--catalogs 1000,...]
-          [--batches 1,16,256] [--reps 5] [--seen 100] [--json PATH] [--wait-quiet S]
+          [--batches 1,16,256] [--reps 5] [--seen 100] [--indexes hnsw_l2,...]
+          [--json PATH] [--wait-quiet S]
 --quick: catalogs 10^3 and 10^4, batches 1 and 16, 2 reps (a smoke check, not a figure).
 The trained weights must be cached (the first run trains them, about 40 s).
 """
@@ -42,6 +44,7 @@ from harness_overhead import (  # noqa: E402
 )
 
 from workbench.recsys.catalog_scale import (  # noqa: E402
+    default_index_configs,
     exact_vs_bare,
     index_trade_offs,
     time_call,
@@ -66,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--seen", type=int, default=100, help="items excluded per user")
+    parser.add_argument(
+        "--indexes",
+        default="",
+        help="index configurations to build (default all): flat,hnsw,hnsw_l2,ivf_flat,"
+        "ivf_flat_l2,ivf_pq_l2",
+    )
     parser.add_argument("--json", default="reports/benchmarks/recsys_retrieval.json")
     add_wait_quiet_argument(parser, "each catalog")
     args = parser.parse_args(argv)
@@ -128,13 +137,24 @@ def main(argv: list[str] | None = None) -> int:
     exact = exact_topk(users, items, args.k)
     exact_ms = time_call(lambda: exact_topk(users, items, args.k), reps)["p50_ms"]
     exact_qps = len(users) / exact_ms * 1e3
-    rows = index_trade_offs(users, items, args.k, reps, exact=exact)
+    kinds = tuple(x.strip() for x in args.indexes.split(",")) if args.indexes else None
+    configs = default_index_configs(len(items), kinds=kinds, dim=items.shape[1])
+    rows = index_trade_offs(users, items, args.k, reps, exact=exact, configs=configs)
     for row in rows:
         row["speedup_vs_exact"] = row.get("qps", 0.0) / exact_qps
         if row["status"] == "ok":
             settings = {
                 k: row[k]
-                for k in ("m", "ef_construction", "ef_search", "nlist", "nprobe", "m_pq", "refine")
+                for k in (
+                    "transform",
+                    "m",
+                    "ef_construction",
+                    "ef_search",
+                    "nlist",
+                    "nprobe",
+                    "m_pq",
+                    "refine",
+                )
                 if k in row
             }
             print(

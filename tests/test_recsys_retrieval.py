@@ -111,3 +111,21 @@ def test_ivf_pq_with_refinement_recovers_exact_scores():
     assert topk_overlap(exact.ids, got.ids) >= 0.9
     index.set_search_params(nprobe=1)
     assert topk_overlap(exact.ids, index.search(users, 10).ids) < topk_overlap(exact.ids, got.ids)
+
+
+def test_mips_to_l2_transform_returns_inner_products():
+    rng = np.random.default_rng(5)
+    # item norms that vary a lot, as trained item vectors' do
+    items = (rng.standard_normal((5000, 16)) * rng.uniform(0.2, 3.0, (5000, 1))).astype(np.float32)
+    users = rng.standard_normal((64, 16)).astype(np.float32)
+    exclude = [rng.choice(5000, size=30, replace=False) for _ in range(64)]
+    exact = exact_topk(users, items, 10, exclude=exclude)
+    flat = build_index(items, "flat", transform="l2").search(users, 10, exclude=exclude)
+    np.testing.assert_array_equal(flat.ids, exact.ids)
+    np.testing.assert_allclose(flat.scores, exact.scores, rtol=1e-4, atol=1e-3)
+    every_cell = build_index(items, "ivf_flat", nlist=32, nprobe=32, transform="l2")
+    assert topk_overlap(exact.ids, every_cell.search(users, 10, exclude=exclude).ids) == 1.0
+    hnsw = build_index(items, "hnsw", m=16, ef_construction=100, ef_search=512, transform="l2")
+    assert topk_overlap(exact.ids, hnsw.search(users, 10, exclude=exclude).ids) >= 0.9
+    with pytest.raises(UserError, match="unknown transform"):
+        build_index(items, "flat", transform="cosine")

@@ -179,6 +179,8 @@ class AnnIndex:
     index: Any
     n_items: int
     build_s: float
+    # max item norm when the catalog went through the MIPS -> L2 transform, else None
+    max_norm: float | None = None
 
     @property
     def nbytes(self) -> int:
@@ -206,12 +208,19 @@ class AnnIndex:
         """The index's top k per query, skipping excluded items: it asks faiss for
         k + (longest exclusion list) and filters, so an exclusion never shortens the
         list unless the catalog runs out (then ids are -1)."""
-        queries = _check_matrix("user embeddings", queries, self.index.d)
+        dim = self.index.d - (self.max_norm is not None)
+        queries = _check_matrix("user embeddings", queries, dim)
         k = check_k(k, self.n_items)
         ex_rows, ex_cols = exclusion_coords(exclude, len(queries), self.n_items)
         extra = int(np.bincount(ex_rows, minlength=len(queries)).max()) if ex_rows.size else 0
         fetch = min(self.n_items, k + extra)
-        scores, ids = self.index.search(queries, fetch)
+        if self.max_norm is None:
+            scores, ids = self.index.search(queries, fetch)
+        else:  # L2 index over augmented vectors: ||q - x'||^2 = |q|^2 + M^2 - 2 q.x
+            padded = np.hstack([queries, np.zeros((len(queries), 1), np.float32)])
+            distances, ids = self.index.search(padded, fetch)
+            norms = (queries.astype(np.float64) ** 2).sum(axis=1, keepdims=True)
+            scores = (norms + self.max_norm**2 - distances) / 2
         scores = np.where(ids < 0, -np.inf, scores).astype(np.float32)
         if ex_rows.size:
             banned = np.zeros(ids.shape, bool)
@@ -231,16 +240,29 @@ def build_index(items: np.ndarray, kind: str = "hnsw", **params: Any) -> AnnInde
     - "ivf_pq": IndexIVFPQ, cells with product-quantized codes; nlist, nprobe, m_pq
       (sub-quantizers, dim/4), nbits (8), refine (0: off; r: re-rank r*k candidates
       by their exact scores, keeping the float vectors beside the codes).
-    Training samples at most 64 points per cell, from a fixed seed."""
+    Training samples at most 64 points per cell, from a fixed seed. transform="l2" turns
+    the inner-product search into an L2 one over augmented vectors (scores returned are
+    still inner products)."""
     import faiss
 
     items = _check_matrix("item embeddings", items)
-    n, dim = items.shape
-    metric = faiss.METRIC_INNER_PRODUCT
     start = time.perf_counter()
+    max_norm = None
+    if params.get("transform") == "l2":
+        # MIPS -> nearest neighbour (Bachrach et al., 2014): append sqrt(M^2 - |x|^2) to each
+        # item (M = the largest norm) and 0 to each query; the L2 order is then the inner-
+        # product order, and graph / k-means indexes no longer favour large-norm items blindly.
+        norms = np.linalg.norm(items.astype(np.float64), axis=1)
+        max_norm = float(norms.max())
+        extra = np.sqrt(np.maximum(max_norm**2 - norms**2, 0.0)).astype(np.float32)
+        items = np.hstack([items, extra[:, None]])
+    elif params.get("transform") not in (None, "none"):
+        raise UserError(f"unknown transform {params['transform']!r}: use 'l2' or leave it out")
+    n, dim = items.shape
+    metric = faiss.METRIC_L2 if max_norm is not None else faiss.METRIC_INNER_PRODUCT
     if kind == "flat":
-        index = faiss.IndexFlatIP(dim)
-        settings: dict[str, Any] = {}
+        index = faiss.IndexFlat(dim, metric)
+        settings: dict[str, Any] = {**params}
     elif kind == "hnsw":
         settings = {"m": 32, "ef_construction": 200, "ef_search": 128, **params}
         index = faiss.IndexHNSWFlat(dim, int(settings["m"]), metric)
@@ -249,7 +271,7 @@ def build_index(items: np.ndarray, kind: str = "hnsw", **params: Any) -> AnnInde
     elif kind in ("ivf_flat", "ivf_pq"):
         nlist = int(params.get("nlist", max(1, min(n // 39, int(4 * np.sqrt(n))))))
         settings = {"nlist": nlist, "nprobe": min(nlist, 32), **params}
-        quantizer = faiss.IndexFlatIP(dim)
+        quantizer = faiss.IndexFlat(dim, metric)
         if kind == "ivf_flat":
             index = faiss.IndexIVFFlat(quantizer, dim, nlist, metric)
         else:
@@ -273,4 +295,4 @@ def build_index(items: np.ndarray, kind: str = "hnsw", **params: Any) -> AnnInde
     else:
         raise UserError(f"unknown index kind {kind!r}: choose flat, hnsw, ivf_flat or ivf_pq")
     index.add(items)
-    return AnnIndex(kind, settings, index, n, time.perf_counter() - start)
+    return AnnIndex(kind, settings, index, n, time.perf_counter() - start, max_norm)
