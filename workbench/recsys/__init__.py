@@ -1,0 +1,1 @@
+"""Recommendation and CTR helpers: MovieLens-100k data, metrics, retrieval."""
