@@ -127,7 +127,7 @@ def check_parity(
     candidate = artifact_outputs(
         fmt, path, task, model, framework, feed, input_quantization, output_quantization
     )
-    measured = task.parity(reference, candidate)
+    measured = task.parity(reference, candidate, model=model)
     result: dict[str, Any] = {
         "parity_max_abs_error": measured["max_abs_error"],
         "parity_max_rel_error": measured["max_rel_error"],

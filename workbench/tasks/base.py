@@ -162,5 +162,8 @@ class Task(ABC):
         return float(np.mean(np.asarray(outputs).argmax(axis=1) == labels))
 
     @abstractmethod
-    def parity(self, reference: list[np.ndarray], candidate: list[np.ndarray]) -> dict[str, float]:
-        """Compare an artifact's outputs with its source model's: errors and the task metric."""
+    def parity(
+        self, reference: list[np.ndarray], candidate: list[np.ndarray], model: str | None = None
+    ) -> dict[str, float]:
+        """Compare an artifact's outputs with its source model's: errors and the task metric.
+        `model` names the model variant the outputs came from (None when unknown)."""

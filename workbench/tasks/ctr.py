@@ -110,7 +110,9 @@ class CtrTask(Task):
             postprocess=lambda outputs, meta: _postprocess(outputs[0], *meta),
         )
 
-    def parity(self, reference: list[np.ndarray], candidate: list[np.ndarray]) -> dict[str, Any]:
+    def parity(
+        self, reference: list[np.ndarray], candidate: list[np.ndarray], model: str | None = None
+    ) -> dict[str, Any]:
         """Output errors; AUC and log loss of both (and their deltas) and per-user ranking
         agreement when the outputs are the held-out split's."""
         result: dict[str, Any] = dict(output_errors(reference, candidate))

@@ -298,7 +298,9 @@ class ImageClassificationTask(Task):
         net = builder(weights=None, input_tensor=inputs, classifier_activation=None)
         return keras.Model(inputs, net.output, name=model)
 
-    def parity(self, reference: list[np.ndarray], candidate: list[np.ndarray]) -> dict[str, Any]:
+    def parity(
+        self, reference: list[np.ndarray], candidate: list[np.ndarray], model: str | None = None
+    ) -> dict[str, Any]:
         ref, cand = np.asarray(reference[0]), np.asarray(candidate[0]).reshape(reference[0].shape)
         confident = softmax(ref).max(axis=1) > CONFIDENT
         return {

@@ -256,7 +256,9 @@ class ObjectDetectionTask(Task):
         """mAP@0.5 of the raw head outputs against the held-out scenes' ground truth."""
         return self.evaluate(outputs, labels)["map50"]
 
-    def parity(self, reference: list[np.ndarray], candidate: list[np.ndarray]) -> dict[str, Any]:
+    def parity(
+        self, reference: list[np.ndarray], candidate: list[np.ndarray], model: str | None = None
+    ) -> dict[str, Any]:
         """Box-level F1 (same class, IoU >= 0.5) between the artifact's decoded detections
         and the source model's, plus the raw output errors."""
         ref = np.asarray(reference[0])

@@ -144,8 +144,10 @@ class RecommendationTask(Task):
 
         return Pipeline(raw_inputs=raw_user_ids, preprocess=preprocess, postprocess=postprocess)
 
-    def parity(self, reference: list[np.ndarray], candidate: list[np.ndarray]) -> dict[str, Any]:
-        """Output errors, and when the outputs cover a whole population (as `held_out`
+    def parity(
+        self, reference: list[np.ndarray], candidate: list[np.ndarray], model: str | None = None
+    ) -> dict[str, Any]:
+        """Output errors, and when the outputs are `model`'s whole population (as `held_out`
         gives them): top-10 overlap with the source's exact top 10 and recall@10 of both."""
         from workbench.recsys.metrics import recall_at_k, topk_overlap
         from workbench.recsys.retrieval import exact_topk
@@ -153,7 +155,7 @@ class RecommendationTask(Task):
         result: dict[str, Any] = dict(output_errors(reference, candidate))
         ref = np.asarray(reference[0], np.float32)
         cand = np.asarray(candidate[0], np.float32).reshape(ref.shape)
-        kind, side = self._source_of(ref)
+        kind, side = self._tower_of(model, len(ref))
         if kind is None:  # not a whole population: no ranking to compare
             result.update(metric_name="top10_overlap", metric_value=None)
             return result
@@ -180,19 +182,15 @@ class RecommendationTask(Task):
         )
         return result
 
-    def _source_of(self, reference: np.ndarray) -> tuple[str | None, str | None]:
-        """Which tower produced `reference` (parity gets outputs, not the model name): the
-        side from the row count, the kind from the closest source vectors."""
-        data = movielens.load()
-        side = {data.n_users: "user", data.n_items: "item"}.get(len(reference))
-        if side is None:
+    def _tower_of(self, model: str | None, rows: int) -> tuple[str | None, str | None]:
+        """(kind, side) of `model`, e.g. ("two_tower", "user"), when `rows` is that side's
+        whole population; (None, None) otherwise (no ranking to compare)."""
+        if model not in self.models:
             return None, None
-        gaps = {
-            kind: float(np.abs(_source_vectors(kind, side) - reference).max())
-            for kind in ("mf", "two_tower")
-        }
-        kind = min(gaps, key=gaps.__getitem__)
-        return kind, side
+        kind, side = model.rsplit("_", 1)
+        data = movielens.load()
+        population = data.n_users if side == "user" else data.n_items
+        return (kind, side) if rows == population else (None, None)
 
 
 def artifact_parity(frame: Any) -> Any:

@@ -171,7 +171,9 @@ class TabularTask(Task):
             dense.set_weights([params[i], params[i + 1]])
         return keras.Model(inputs, h, name=f"tabular_{model}")
 
-    def parity(self, reference: list[np.ndarray], candidate: list[np.ndarray]) -> dict[str, float]:
+    def parity(
+        self, reference: list[np.ndarray], candidate: list[np.ndarray], model: str | None = None
+    ) -> dict[str, float]:
         errors = output_errors(reference, candidate)
         return {
             **errors,
