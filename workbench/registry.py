@@ -144,6 +144,8 @@ TASKS: Registry[Task] = Registry(
         "tabular": "workbench.tasks.tabular:TabularTask",
         "image_classification": "workbench.tasks.image_classification:ImageClassificationTask",
         "object_detection": "workbench.tasks.object_detection:ObjectDetectionTask",
+        "text_classification": "workbench.tasks.text_classification:TextClassificationTask",
+        "ner": "workbench.tasks.ner:NerTask",
     },
 )
 
