@@ -44,14 +44,22 @@ def encode_fixed(texts: Sequence[str], seq_len: int) -> TokenizedBatch:
     return tokenizer(max(seq_len, 3)).encode(list(texts), "max_length", max(seq_len, 3))
 
 
-def keras_encoder(state: dict[str, np.ndarray], config: Any) -> Any:
-    """MiniLM's encoder in Keras with the torch weights, from the layer-for-layer port in
-    `workbench.models.minilm_keras` (an UnavailableError naming it while it is absent)."""
-    if importlib.util.find_spec(KERAS_ENCODER_MODULE) is None:
+def require_keras_encoder(model: str) -> None:
+    """An UnavailableError naming the missing Keras MiniLM port (checked before Keras or
+    any weights load)."""
+    if model != "bag_of_embeddings" and importlib.util.find_spec(KERAS_ENCODER_MODULE) is None:
         raise UnavailableError(
             f"the Keras MiniLM encoder ({KERAS_ENCODER_MODULE}.build_keras_encoder) is not "
-            "in this tree: use the torch framework"
+            f"in this tree, so {model!r} has no Keras version yet: use the torch framework"
         )
+
+
+def keras_encoder(state: dict[str, np.ndarray], config: Any) -> Any:
+    """MiniLM's encoder in Keras with the torch weights, from the layer-for-layer port in
+    `workbench.models.minilm_keras`: called as ``build_keras_encoder(state, config)`` with
+    the BertModel state dict (NumPy, torch key names) and the transformers BertConfig; it
+    must return a Keras model [input_ids, attention_mask] -> last hidden state [B, T, 384]."""
+    require_keras_encoder("minilm")
     module = importlib.import_module(KERAS_ENCODER_MODULE)
     prefix = "encoder."
     encoder_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}

@@ -18,7 +18,13 @@ import numpy as np
 from workbench.nlp.data import NER_TAGS, ner_sentences
 from workbench.nlp.metrics import entity_f1, tag_sequences
 from workbench.nlp.spans import Entity, align_labels, decode_entities
-from workbench.nlp.text_task import TextTask, keras_text_model, pick, tokenizer
+from workbench.nlp.text_task import (
+    TextTask,
+    keras_text_model,
+    pick,
+    require_keras_encoder,
+    tokenizer,
+)
 from workbench.nlp.tokenize import TokenizedBatch
 from workbench.parity import output_errors
 from workbench.tasks.base import Pipeline, Preset
@@ -94,6 +100,7 @@ class NerTask(TextTask):
         from workbench.models.minilm import full_state_npz
         from workbench.runtimes.tf_runtime import require_keras
 
+        require_keras_encoder(self.check_model(model))
         require_keras(f"the Keras model {model!r} of task {self.name!r}")
         return keras_text_model(model, full_state_npz(self.check_model(model)), True)
 

@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 
 from workbench.nlp.data import SENTIMENTS, reviews
-from workbench.nlp.text_task import TextTask, keras_text_model, pick, tokenizer
+from workbench.nlp.text_task import (
+    TextTask,
+    keras_text_model,
+    pick,
+    require_keras_encoder,
+    tokenizer,
+)
 from workbench.parity import argmax_agreement, output_errors
 from workbench.tasks.base import Pipeline, Preset
 
@@ -79,6 +85,7 @@ class TextClassificationTask(TextTask):
         from workbench.models.minilm import full_state_npz
         from workbench.runtimes.tf_runtime import require_keras
 
+        require_keras_encoder(self.check_model(model))
         require_keras(f"the Keras model {model!r} of task {self.name!r}")
         return keras_text_model(model, full_state_npz(self.check_model(model)), False)
 
