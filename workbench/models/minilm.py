@@ -59,7 +59,9 @@ PLANS = {
     "minilm_ner": TrainPlan(
         steps=320, batch=16, max_length=64, lr=8e-5, head_lr=3e-3, eval_length=64
     ),
-    "bag_of_embeddings": TrainPlan(steps=600, batch=64, max_length=64, lr=3e-3, head_lr=3e-3),
+    "bag_of_embeddings": TrainPlan(
+        steps=600, batch=64, max_length=128, lr=3e-3, head_lr=3e-3, eval_length=128
+    ),
 }
 MODELS = tuple(PLANS)
 CLASSIFIERS = ("minilm_classifier", "bag_of_embeddings")
@@ -227,17 +229,31 @@ def train(name: str, log: Any = print) -> Any:
     ]
     for k, p in net.named_parameters():
         p.requires_grad = trainable(name, k)
-    optimizer = torch.optim.AdamW(
-        [{"params": params_body, "lr": plan.lr}, {"params": params_head, "lr": plan.head_lr}],
-        weight_decay=0.01,
-    )
-    base = [g["lr"] for g in optimizer.param_groups]
+    sparse = name == "bag_of_embeddings"  # a step touches few rows of the 30522-row table
+    if sparse:
+        net.embedding.sparse = True
+        optimizers = [
+            torch.optim.SparseAdam(params_body, lr=plan.lr),
+            torch.optim.AdamW(params_head, lr=plan.head_lr, weight_decay=0.01),
+        ]
+    else:
+        optimizers = [
+            torch.optim.AdamW(
+                [
+                    {"params": params_body, "lr": plan.lr},
+                    {"params": params_head, "lr": plan.head_lr},
+                ],
+                weight_decay=0.01,
+            )
+        ]
+    groups = [g for opt in optimizers for g in opt.param_groups]
+    base = [g["lr"] for g in groups]
     warmup = max(1, plan.steps // 10)
     for step in range(plan.steps):
         scale = (
             (step + 1) / warmup if step < warmup else (plan.steps - step) / (plan.steps - warmup)
         )
-        for group, lr in zip(optimizer.param_groups, base, strict=True):
+        for group, lr in zip(groups, base, strict=True):
             group["lr"] = lr * scale
         sl = slice(step * plan.batch, (step + 1) * plan.batch)
         width = int(mask[sl].sum(1).max())  # cut the batch's common padding: same result
@@ -246,10 +262,13 @@ def train(name: str, log: Any = print) -> Any:
         loss = F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE
         )
-        optimizer.zero_grad(set_to_none=True)
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        optimizer.step()
+        if not sparse:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        for opt in optimizers:
+            opt.step()
         if log and (step % 40 == 0 or step == plan.steps - 1):
             log(f"step {step + 1}/{plan.steps} loss {loss.item():.4f}")
     return net.eval()
