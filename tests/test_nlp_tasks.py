@@ -131,3 +131,32 @@ def test_keras_minilm_is_unavailable_until_ported() -> None:
         pytest.skip("the Keras MiniLM port is present")
     with pytest.raises(UnavailableError, match="minilm_keras"):
         get_task("ner").build_keras("minilm_ner")
+
+
+def test_keras_bag_of_embeddings_matches_torch(tmp_path: Path) -> None:
+    """The Keras copy of the baseline holds the same weights: logits within 1e-4."""
+    import importlib.util
+
+    if importlib.util.find_spec("keras") is None:  # never import Keras beside PyTorch
+        pytest.skip("keras is not installed")
+    from tests.childproc import run_child
+
+    task = get_task("text_classification")
+    feed = task.bench_feeds("bag_of_embeddings", 6, 48, 1)[0]
+    np.savez(tmp_path / "feed.npz", **feed)
+    net = task.build_torch("bag_of_embeddings")
+    with torch.inference_mode():
+        want = net(**{k: torch.from_numpy(v) for k, v in feed.items()}).numpy()
+    np.save(tmp_path / "want.npy", want)
+    result = run_child(
+        f"""
+        import json, numpy as np
+        from workbench.registry import get_task
+        feed = dict(np.load("{tmp_path / "feed.npz"}"))
+        model = get_task("text_classification").build_keras("bag_of_embeddings")
+        got = np.asarray(model([feed["input_ids"], feed["attention_mask"]], training=False))
+        want = np.load("{tmp_path / "want.npy"}")
+        print(json.dumps({{"max_abs": float(np.abs(got - want).max()), "shape": got.shape}}))
+        """
+    )
+    assert result["shape"] == [6, 3] and result["max_abs"] < 1e-4
