@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--batch", help="batch sizes, e.g. 1,8,32")
     bench.add_argument(
+        "--seq-len", help="sequence lengths of a text task, e.g. 16,64,256 (default: preset)"
+    )
+    bench.add_argument(
         "--dim",
         action="append",
         default=[],
@@ -305,6 +308,7 @@ _RERUN_CONFLICTS = {
     "device": "--device",
     "threads": "--threads",
     "batch": "--batch",
+    "seq_len": "--seq-len",
     "dim": "--dim",
     "min_iters": "--min-iters",
     "min_time": "--min-time",
@@ -442,6 +446,7 @@ def _bench_task(args: argparse.Namespace) -> list[dict[str, Any]]:
         formats=_csv(args.formats) or (),
         precisions=_csv(args.precisions) or (),
         batch_sizes=_int_list(args.batch, "--batch") if args.batch else (),
+        seq_lens=_int_list(args.seq_len, "--seq-len") if args.seq_len else (),
         threads=_threads(args),
         devices=_devices(args),
         rule=_stop_rule(args),

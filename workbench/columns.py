@@ -32,6 +32,7 @@ SUMMARY_COLUMNS: tuple[Column, ...] = (
     Column("device", "device", "text"),
     Column("threads", "thr", "count"),
     Column("batch_size", "batch", "count"),
+    Column("seq_len", "seq", "count"),  # text tasks: tokens per item
     Column("latency_ms_p50", "p50 ms", "ms"),
     Column("latency_ms_p99", "p99 ms", "ms"),
     Column("latency_ms_mean", "mean ms", "ms"),

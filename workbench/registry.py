@@ -146,6 +146,8 @@ TASKS: Registry[Task] = Registry(
         "object_detection": "workbench.tasks.object_detection:ObjectDetectionTask",
         "recommendation": "workbench.tasks.recommendation:RecommendationTask",
         "ctr": "workbench.tasks.ctr:CtrTask",
+        "text_classification": "workbench.tasks.text_classification:TextClassificationTask",
+        "ner": "workbench.tasks.ner:NerTask",
     },
 )
 

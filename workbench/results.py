@@ -50,6 +50,7 @@ RESULT_FIELDS: list[str] = [
     "scenario",
     "batch_size",
     "input_shape",
+    "input_axes",  # the artifact's input axes as it declares them: fixed ones are numbers
     "seq_len",
     "image_size",
     "threads",

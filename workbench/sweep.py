@@ -62,6 +62,8 @@ class TaskSweep:
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 64])
     threads: list[int | None] = field(default_factory=lambda: [len(os.sched_getaffinity(0))])
     devices: list[str] = field(default_factory=lambda: ["cpu"])
+    # For tasks with a "sequence" input axis: each length is measured (rows record seq_len)
+    seq_lens: list[int] | None = None
     rule: StopRule = field(default_factory=StopRule)
     # Each runtime's own settings, by runtime name, e.g. {"onnxruntime": {"tensorrt": True}}
     runtime_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -121,6 +123,7 @@ def from_profile(
     batch_sizes: Iterable[int] = (),
     devices: Iterable[str] = (),
     threads: Iterable[int | None] = (),
+    seq_lens: Iterable[int] = (),
     rule: StopRule | None = None,
     unset_means_all: bool = False,
     **options: Any,
@@ -144,6 +147,7 @@ def from_profile(
         "precisions": pick(precisions, preset.precisions) or list(PRECISIONS),
         "batch_sizes": pick(batch_sizes, preset.batch_sizes),
         "devices": pick(devices, preset.devices),
+        "seq_lens": pick(seq_lens, preset.seq_lens),
     }
     if list(threads):
         settings["threads"] = list(threads)
@@ -250,30 +254,45 @@ def run_sweep(
         if on_progress:
             on_progress(label)
         manifest = manifests[_artifact_key(job)] if job.request is not None else None
-        labels = _labels(sweep, job, manifest)
-        config = BenchConfig(
-            runtime=runtime_for(job.format),
-            format=job.format,
-            path=manifest["path"] if manifest else None,
-            device=job.device,
-            threads=job.threads,
-            batch_sizes=list(sweep.batch_sizes),
-            rule=sweep.rule,
-            runtime_settings=dict(sweep.runtime_settings.get(runtime_for(job.format), {})),
-            repeats=sweep.repeats,
-            labels=labels,
-            end_to_end=sweep.end_to_end,
-        )
-        if manifest is not None and manifest.get("status") != "ok":
-            error = f"export failed: {manifest.get('error')}"
-            for row in outcome_rows(config, manifest.get("status", "failed"), error):
-                store.append(row)
-            continue
-        _run_worker(
-            store,
-            config,
-            {"task": sweep.task, "model": job.model, "source_framework": job.source_framework},
-        )
+        for seq_len in sweep.seq_lens or [None]:
+            _run_job(sweep, store, job, manifest, seq_len)
+
+
+def _run_job(
+    sweep: TaskSweep,
+    store: RunStore,
+    job: Job,
+    manifest: dict[str, Any] | None,
+    seq_len: int | None,
+) -> None:
+    """One job at one sequence length (None: the task has no sequence axis)."""
+    labels = _labels(sweep, job, manifest)
+    if seq_len is not None:
+        labels["seq_len"] = seq_len
+    config = BenchConfig(
+        runtime=runtime_for(job.format),
+        format=job.format,
+        path=manifest["path"] if manifest else None,
+        device=job.device,
+        threads=job.threads,
+        batch_sizes=list(sweep.batch_sizes),
+        rule=sweep.rule,
+        runtime_settings=dict(sweep.runtime_settings.get(runtime_for(job.format), {})),
+        repeats=sweep.repeats,
+        labels=labels,
+        end_to_end=sweep.end_to_end,
+        dims={"sequence": seq_len} if seq_len is not None else {},
+    )
+    if manifest is not None and manifest.get("status") != "ok":
+        error = f"export failed: {manifest.get('error')}"
+        for row in outcome_rows(config, manifest.get("status", "failed"), error):
+            store.append(row)
+        return
+    _run_worker(
+        store,
+        config,
+        {"task": sweep.task, "model": job.model, "source_framework": job.source_framework},
+    )
 
 
 def _run_worker(store: RunStore, config: BenchConfig, extra: dict[str, Any]) -> None:

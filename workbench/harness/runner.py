@@ -27,7 +27,7 @@ from workbench.harness.timing import StopRule, time_calls
 from workbench.options import Options
 from workbench.registry import get_runtime
 from workbench.runtimes.base import LoadedModel, RuntimeOptions, by_input_name
-from workbench.signature import TensorSpec, make_input_pool, resolve_shape
+from workbench.signature import FixedBatchError, TensorSpec, make_input_pool, resolve_shape
 from workbench.tasks.base import Pipeline
 
 Row = dict[str, Any]
@@ -125,10 +125,13 @@ def run_config(
     model: Any = None,
     input_specs: list[TensorSpec] | None = None,
     pipeline: Pipeline | None = None,
+    feeds: Callable[[int], list[dict[str, np.ndarray]] | None] | None = None,
 ) -> None:
     """Measure `config`, calling `emit(row)` once per batch size. `model` is the in-memory
     framework model for eager formats; `input_specs` overrides the runtime's signature;
-    `pipeline` (with `config.end_to_end`) adds end-to-end timing to each row."""
+    `pipeline` (with `config.end_to_end`) adds end-to-end timing to each row; `feeds`
+    (batch size -> feeds, or None) gives the timed loop real inputs instead of ones drawn
+    from the signature."""
     runtime = get_runtime(config.runtime)
     device = parse_device(config.device)
     if config.format not in runtime.formats:
@@ -174,7 +177,7 @@ def run_config(
         for batch_size in config.batch_sizes:
             row = {**_base_row(config, batch_size), **common}
             try:
-                row.update(_measure_batch(loaded, config, batch_size))
+                row.update(_measure_batch(loaded, config, batch_size, feeds))
                 row["status"] = "ok"
                 if pipeline is not None and config.end_to_end:
                     row.update(_end_to_end_fields(loaded, config, batch_size, pipeline))
@@ -192,9 +195,20 @@ def run_config(
         loaded.close()
 
 
-def _measure_batch(loaded: LoadedModel, config: BenchConfig, batch_size: int) -> Row:
+def _measure_batch(
+    loaded: LoadedModel,
+    config: BenchConfig,
+    batch_size: int,
+    feeds: Callable[[int], list[dict[str, np.ndarray]] | None] | None = None,
+) -> Row:
     specs = loaded.inputs
-    pool = make_input_pool(specs, batch_size, config.dims, config.pool_size, seed=batch_size)
+    pool = feeds(batch_size) if feeds else None
+    real_shape = tuple(next(iter(pool[0].values())).shape) if pool else None
+    if pool is None:
+        pool = make_input_pool(specs, batch_size, config.dims, config.pool_size, seed=batch_size)
+    else:
+        pool = [by_input_name(loaded, feed) for feed in pool]
+        _check_fixed_axes(specs, pool[0])
     prepared = [loaded.prepare(feed) for feed in pool]
     sync = loaded.synchronize if parse_device(config.device).is_gpu else None
     reset_peak_rss()
@@ -209,9 +223,11 @@ def _measure_batch(loaded: LoadedModel, config: BenchConfig, batch_size: int) ->
     ]
     all_ns = np.concatenate([r.latencies_ns for r in results])
     summary = summarize(all_ns, batch_size)
-    shape = resolve_shape(specs[0], batch_size, config.dims) if specs else ()
+    shape = real_shape or (resolve_shape(specs[0], batch_size, config.dims) if specs else ())
     row: Row = {
         "input_shape": "x".join(str(d) for d in shape),
+        # the artifact's own input axes: where a format fixes batch or sequence, it shows
+        "input_axes": "x".join(str(d) for d in specs[0].shape) if specs else None,
         "n_warmup": sum(r.n_warmup for r in results),
         "duration_s": sum(r.duration_s for r in results),
         "repeats": config.repeats,
@@ -241,6 +257,22 @@ def _measure_batch(loaded: LoadedModel, config: BenchConfig, batch_size: int) ->
         row["stability_note"] = "; ".join([row["stability_note"], *notes])
         row["stable"] = False
     return row
+
+
+def _check_fixed_axes(specs: list[TensorSpec], feed: dict[str, np.ndarray]) -> None:
+    """A ValueError when the artifact fixes an axis (batch or sequence) at another size
+    than the feed's: its numbers would be labelled with the wrong shape."""
+    for spec in specs:
+        value = feed.get(spec.name)
+        if value is None:
+            continue
+        for axis, dim in enumerate(spec.shape):
+            if isinstance(dim, int) and dim >= 0 and axis < value.ndim and value.shape[axis] != dim:
+                raise FixedBatchError(
+                    f"input {spec.name!r} has axis {axis} fixed at {dim} (shape "
+                    f"{list(spec.shape)}), but this row feeds {value.shape[axis]}: re-export "
+                    "with dynamic axes or measure at that size"
+                )
 
 
 def _end_to_end_fields(

@@ -68,8 +68,17 @@ def run_job(job: dict[str, Any]) -> None:
                 return
     elif job.get("inputs"):
         specs = [TensorSpec(s["name"], s["dtype"], tuple(s["shape"])) for s in job["inputs"]]
+    feeds = None
+    seq_len = config.dims.get("sequence")
+    if job.get("task") and seq_len:
+        # real texts at the row's sequence length (the task's own tokenizer), not random ids
+        def feeds(batch_size: int) -> list[dict[str, Any]] | None:
+            return task.bench_feeds(
+                job["model"], batch_size, seq_len, config.pool_size, job["source_framework"]
+            )
+
     try:
-        run_config(config, emit, model=model, input_specs=specs, pipeline=pipeline)
+        run_config(config, emit, model=model, input_specs=specs, pipeline=pipeline, feeds=feeds)
     except UserError as exc:
         missing = [b for b in config.batch_sizes if b not in done]
         for row in outcome_rows(config, "failed", str(exc), missing):

@@ -135,6 +135,7 @@ def speedup(table: pd.DataFrame, caption: str) -> Figure:
             lambda r: (
                 f"{r['model']} {r['source_framework']}/{r['format']}\n"
                 f"{r['runtime']} {r['device']} b{int(r['batch_size'])}"
+                + (f" s{int(r['seq_len'])}" if pd.notna(r.get("seq_len", None)) else "")
             ),
             axis=1,
         )

@@ -87,6 +87,8 @@ def speedup_over_fp32(frame: pd.DataFrame) -> pd.DataFrame:
     runtime, device, threads and batch size (rows without an FP32 twin are left out)."""
     ok = ok_rows(frame)
     keys = ["model", "source_framework", "format", "runtime", "device", "threads", "batch_size"]
+    if "seq_len" in ok and ok["seq_len"].notna().any():  # text tasks: per sequence length
+        keys.append("seq_len")
     cols = [*keys, "precision", "latency_ms_p50", "model_size_bytes"]
     if ok.empty:
         return pd.DataFrame(columns=[*cols, "speedup", "size_ratio"])

@@ -34,6 +34,9 @@ class Preset:
     batch_sizes: tuple[int, ...] | None = None
     # The notebooks measure on these; the CLI on its --device (default cpu).
     devices: tuple[str, ...] | None = None
+    # Sequence lengths swept for tasks whose inputs have a "sequence" axis (text tasks);
+    # None for the others. Each row records its `seq_len`.
+    seq_lens: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,13 @@ class Task(ABC):
     def pipeline(self, model: str, framework: str = "torch") -> Pipeline | None:
         """Pre- and post-processing around `model` in `framework`'s layout, or None when
         the model consumes its inputs as they come (nothing to time end to end)."""
+        return None
+
+    def bench_feeds(
+        self, model: str, batch_size: int, seq_len: int, count: int, framework: str = "torch"
+    ) -> list[dict[str, np.ndarray]] | None:
+        """`count` realistic feeds at `seq_len` for the timed loop of a sequence-length
+        sweep, or None to let the runner draw inputs from the model's signature."""
         return None
 
     def held_out(

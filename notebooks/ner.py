@@ -1,0 +1,157 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python (workbench)
+#     language: python
+#     name: workbench
+# ---
+
+# %% [markdown]
+# # Task `ner`: formats x precisions x runtimes x batch sizes
+#
+# BIO tagging of tweets with MiniLM; entities as character spans. Models: `minilm_ner`. The notebook exports each model to
+# every requested format and precision, checks each artifact against its source model, and
+# measures latency and throughput per batch size, device and thread count.
+
+# %%
+# %matplotlib inline
+from workbench.study import notebook_params
+
+notebook_params.begin(globals())  # names defined before the parameters cell
+
+# %% tags=["parameters"]
+profile: str = "ci"  # "ci": tiny, a minute or two on 2 cores; "quick": short; "full": the study
+models: list[str] = []  # model variants of the task; empty: the profile's choice
+frameworks: list[str] = []  # source frameworks "torch", "keras"; empty: the profile's choice
+formats: list[str] = []  # onnx torchscript pt2 tflite savedmodel eager keras; empty: the profile's
+precisions: list[str] = []  # fp32, fp16, int8-dynamic, int8-static; empty: the profile's
+batch_sizes: list[int] = []  # items per call; empty: the profile's
+devices: list[str] = []  # "cpu", "cuda", "cuda:1"; empty: ci cpu, full cpu + cuda
+threads: list[int] = []  # intra-op thread counts; empty: every core available
+seq_lens: list[int] = []  # sequence lengths in tokens; empty: the profile's
+
+# %%
+# Fails fast, naming the parameter and its type, on an unknown name or a wrong type.
+P = notebook_params.check(globals())
+
+import pandas as pd
+from IPython.display import display
+
+from workbench import study
+from workbench.report import plots
+
+pd.set_option("display.max_columns", 40)
+pd.set_option("display.width", 200)
+pd.set_option("display.max_colwidth", 80)
+P
+
+# %%
+TASK = "ner"
+sweep = study.sweep_for(
+    TASK,
+    P.profile,
+    models=P.models,
+    frameworks=P.frameworks,
+    formats=P.formats,
+    precisions=P.precisions,
+    batch_sizes=P.batch_sizes,
+    devices=P.devices,
+    threads=P.threads,
+    seq_lens=P.seq_lens,
+)
+print(study.describe(sweep))
+frame = study.run(sweep)
+caption = study.caption(frame)
+print(caption)
+
+# %% [markdown]
+# ## Export matrix
+# What was measured, its status and the parity verdict (the artifact against its source model on held-out inputs).
+
+# %%
+# NBVAL_CHECK_OUTPUT - statuses and parity verdicts are deterministic on a host
+print(study.export_matrix(frame).to_string(index=False))
+
+# %% [markdown]
+# ## Quality of every artifact
+# Parity against the source model on the held-out split (tag agreement on each word's first subword), and the
+# entity F1 (exact span and type) on the true labels, from FP32 to INT8.
+
+# %%
+from workbench.nlp import tables
+
+print(tables.quality_table(frame).to_string(index=False))
+
+# %% [markdown]
+# ## Latency against sequence length
+# Median latency (ms) per artifact and batch size at each swept sequence length. The inputs are
+# real held-out texts padded or cut to that length; `input_axes` in the rows shows where a format
+# fixes the batch or sequence axis.
+
+# %%
+display(tables.seq_len_table(frame))
+
+# %% [markdown]
+# ## All rows
+
+# %%
+study.table(frame)
+
+# %% [markdown]
+# ## Latency distribution per configuration
+
+# %%
+plots.latency_cdf(frame, caption)
+
+# %% [markdown]
+# ## Throughput against batch size
+
+# %%
+plots.throughput_vs_batch(frame, caption)
+
+# %% [markdown]
+# ## Speedup over FP32
+
+# %%
+speedups = study.speedup_over_fp32(frame)
+display(speedups[speedups["precision"] != "fp32"])
+plots.speedup(speedups, caption)
+
+# %% [markdown]
+# ## End to end: pre-processing, model, post-processing
+# Where the task has pre- and post-processing (decoding images, resizing, normalizing;
+# softmax and top-k, or box decoding and NMS), each call is also timed end to end from the
+# raw input, stage by stage. The model stage there includes the runtime's input conversion,
+# which the model-only figures leave out.
+
+# %%
+e2e = study.end_to_end(frame)
+display(e2e)
+plots.end_to_end_stages(e2e, caption)
+
+# %% [markdown]
+# ## Memory
+
+# %%
+plots.memory(frame, caption)
+
+# %%
+headline = study.headline_numbers(frame)
+study.record_headline(TASK, headline, P.profile)
+for key, value in headline.items():
+    print(f"{key}: {value}")
+
+# %% [markdown]
+# ## Reading
+# The export matrix says what could be produced and whether it still agrees with its source
+# model; a configuration is only worth its speed when parity passes. The CDF shows each
+# configuration's spread of call latencies (a step far to the right is a slow tail). The
+# throughput plot shows where batching stops paying; the speedup plot compares each precision
+# with FP32 of the same format, runtime and batch (above 1: faster). The memory plot puts the
+# measuring process's peak RSS next to the file size.
