@@ -98,8 +98,6 @@ def keras_text_model(name: str, state: dict[str, np.ndarray], token_level: bool)
         hidden = embed(ids)
         embed.set_weights([table])
     else:
-        from workbench.models.minilm import bert_config
-
         hidden = keras_encoder(state)([ids, mask])
     head = keras.layers.Dense(state["head.weight"].shape[0], name="head")
     if token_level:
