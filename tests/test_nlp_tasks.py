@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench.errors import UnavailableError, UserError
+from workbench.errors import UserError
 from workbench.registry import get_task
 
 torch = pytest.importorskip("torch")
@@ -124,27 +124,27 @@ def test_sweep_covers_sequence_lengths() -> None:
     assert from_profile("tabular", "ci").seq_lens is None
 
 
-def test_keras_minilm_is_unavailable_until_ported() -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("workbench.models.minilm_keras") is not None:
-        pytest.skip("the Keras MiniLM port is present")
-    with pytest.raises(UnavailableError, match="minilm_keras"):
-        get_task("ner").build_keras("minilm_ner")
-
-
-def test_keras_bag_of_embeddings_matches_torch(tmp_path: Path) -> None:
-    """The Keras copy of the baseline holds the same weights: logits within 1e-4."""
+@pytest.mark.parametrize(
+    ("task_name", "model", "shape"),
+    [
+        ("text_classification", "bag_of_embeddings", [6, 3]),
+        ("text_classification", "minilm_classifier", [6, 3]),
+        ("ner", "minilm_ner", [6, 48, 21]),
+    ],
+)
+def test_keras_copy_matches_torch(tmp_path: Path, task_name: str, model: str, shape) -> None:
+    """The Keras copy holds the same weights (MiniLM: the layer-for-layer port of
+    workbench.models.minilm_keras): logits within 1e-4 on real padded text."""
     import importlib.util
 
     if importlib.util.find_spec("keras") is None:  # never import Keras beside PyTorch
         pytest.skip("keras is not installed")
     from tests.childproc import run_child
 
-    task = get_task("text_classification")
-    feed = task.bench_feeds("bag_of_embeddings", 6, 48, 1)[0]
+    task = get_task(task_name)
+    feed = task.bench_feeds(model, 6, 48, 1)[0]
     np.savez(tmp_path / "feed.npz", **feed)
-    net = task.build_torch("bag_of_embeddings")
+    net = task.build_torch(model)
     with torch.inference_mode():
         want = net(**{k: torch.from_numpy(v) for k, v in feed.items()}).numpy()
     np.save(tmp_path / "want.npy", want)
@@ -153,10 +153,10 @@ def test_keras_bag_of_embeddings_matches_torch(tmp_path: Path) -> None:
         import json, numpy as np
         from workbench.registry import get_task
         feed = dict(np.load("{tmp_path / "feed.npz"}"))
-        model = get_task("text_classification").build_keras("bag_of_embeddings")
+        model = get_task("{task_name}").build_keras("{model}")
         got = np.asarray(model([feed["input_ids"], feed["attention_mask"]], training=False))
         want = np.load("{tmp_path / "want.npy"}")
         print(json.dumps({{"max_abs": float(np.abs(got - want).max()), "shape": got.shape}}))
         """
     )
-    assert result["shape"] == [6, 3] and result["max_abs"] < 1e-4
+    assert result["shape"] == shape and result["max_abs"] < 1e-4
