@@ -50,7 +50,7 @@ class TextClassificationTask(TextTask):
         "ci": Preset(
             models=("minilm_classifier",),
             frameworks=("torch",),
-            formats=("onnx",),
+            formats=("onnx", "onnx-fused"),
             precisions=("fp32", "int8-dynamic"),
             batch_sizes=(1, 8),
             seq_lens=(32, 64),
