@@ -70,8 +70,9 @@ def run_job(job: dict[str, Any]) -> None:
         specs = [TensorSpec(s["name"], s["dtype"], tuple(s["shape"])) for s in job["inputs"]]
     feeds = None
     seq_len = config.dims.get("sequence")
-    if job.get("task") and seq_len:
-        # real texts at the row's sequence length (the task's own tokenizer), not random ids
+    if job.get("task"):
+        # the task's own inputs where it has them (real texts at the row's sequence length,
+        # real users and candidates), not random ids drawn from the signature
         def feeds(batch_size: int) -> list[dict[str, Any]] | None:
             return task.bench_feeds(
                 job["model"], batch_size, seq_len, config.pool_size, job["source_framework"]

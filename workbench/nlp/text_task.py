@@ -134,11 +134,17 @@ class TextTask(Task):
         return encode_fixed(pick(self.train_texts(), batch_size, seed), EXAMPLE_SEQ_LEN).feed()
 
     def bench_feeds(
-        self, model: str, batch_size: int, seq_len: int, count: int, framework: str = "torch"
+        self,
+        model: str,
+        batch_size: int,
+        seq_len: int | None,
+        count: int,
+        framework: str = "torch",
     ) -> list[dict[str, np.ndarray]]:
-        """`count` feeds of held-out texts padded or cut to exactly `seq_len` tokens: what
-        the timed loop runs at one point of the sequence-length sweep."""
+        """`count` feeds of held-out texts padded or cut to exactly `seq_len` tokens (the
+        task's own cut, 128, outside a sequence-length sweep): what the timed loop runs."""
         self.check_model(model)
+        seq_len = seq_len or self.seq_len
         texts = self.eval_texts()
         return [
             encode_fixed(pick(texts, batch_size, 1000 + i), seq_len).feed() for i in range(count)

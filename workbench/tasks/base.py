@@ -148,10 +148,17 @@ class Task(ABC):
         return None
 
     def bench_feeds(
-        self, model: str, batch_size: int, seq_len: int, count: int, framework: str = "torch"
+        self,
+        model: str,
+        batch_size: int,
+        seq_len: int | None,
+        count: int,
+        framework: str = "torch",
     ) -> list[dict[str, np.ndarray]] | None:
-        """`count` realistic feeds at `seq_len` for the timed loop of a sequence-length
-        sweep, or None to let the runner draw inputs from the model's signature."""
+        """`count` realistic feeds for the timed loop (at `seq_len`, the point of a
+        sequence-length sweep, for tasks with a sequence axis), or None to let the runner
+        draw inputs from the model's signature (fine where values do not change the cost
+        or the validity of a call; ids must be real, as random ones may be out of range)."""
         return None
 
     def held_out(

@@ -69,6 +69,18 @@ class CtrTask(Task):
         items = rng.choice(n_items, size=batch_size, replace=batch_size > n_items)
         return ctr_features.tables().rows(user, items)
 
+    def bench_feeds(
+        self,
+        model: str,
+        batch_size: int,
+        seq_len: int | None,
+        count: int,
+        framework: str = "torch",
+    ) -> list[dict[str, np.ndarray]]:
+        """Real requests for the timed loop (`make_inputs` with `count` seeds), so timed ids
+        are the task's own, never random integers."""
+        return [self.make_inputs(model, batch_size, seed, framework) for seed in range(count)]
+
     def parity_count(self, model: str) -> int:
         return len(ctr_features.split("test").labels)
 

@@ -100,6 +100,18 @@ class RecommendationTask(Task):
         rows = rng.choice(n, size=batch_size, replace=batch_size > n)
         return self._feed(model, rows)
 
+    def bench_feeds(
+        self,
+        model: str,
+        batch_size: int,
+        seq_len: int | None,
+        count: int,
+        framework: str = "torch",
+    ) -> list[dict[str, np.ndarray]]:
+        """Real requests for the timed loop (`make_inputs` with `count` seeds), so timed ids
+        are the task's own, never random integers."""
+        return [self.make_inputs(model, batch_size, seed, framework) for seed in range(count)]
+
     def parity_count(self, model: str) -> int:
         return self._population(self.check_model(model))
 
