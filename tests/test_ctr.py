@@ -278,3 +278,20 @@ def test_dynamic_int8_quantizes_the_tables_unless_only_matmul_is_asked(module_wo
     assert default["size_kb"] < rows["int8 dynamic, MatMul only (tables float)"]["size_kb"]
     for row in rows.values():
         assert abs(row["auc_delta"]) < 0.005 and row["top10_overlap"] > 0.9
+
+
+def test_sweeps_time_real_requests_not_random_ids():
+    """A task sweep times the ctr model on real ranking requests (make_inputs), whose ids
+    all lie inside the embedding tables; a task without own inputs leaves the signature
+    generator in charge."""
+    from workbench.registry import get_task
+
+    task = get_task("ctr")
+    feeds = task.bench_feeds("deepfm", 7, None, 3)
+    assert len(feeds) == 3
+    for seed, feed in enumerate(feeds):
+        expected = task.make_inputs("deepfm", 7, seed)
+        assert feed.keys() == expected.keys()
+        assert all(np.array_equal(feed[k], expected[k]) for k in feed)
+        ctr_features.validate_feed(feed)  # ids inside their tables, genres 0/1
+    assert get_task("tabular").bench_feeds("mlp", 7, None, 3) is None

@@ -140,3 +140,26 @@ def test_pipeline_feed_follows_the_artifact_s_own_input_names():
     assert list(by_input_name(same, {"input": x})) == ["input"]
     two = NullModel([TensorSpec("a", "float32", (1,)), TensorSpec("b", "float32", (1,))], None)
     assert by_input_name(two, {"input": x}) == {"input": x}  # counts differ: left as it is
+
+
+def test_real_feeds_take_the_artifact_s_input_types():
+    """A task's real feed is cast within its family (float to float, int to int) to the
+    artifact's input dtype; another kind is left for the runtime to refuse."""
+    import numpy as np
+
+    from workbench.signature import TensorSpec
+
+    specs = [
+        TensorSpec("x", "float16", ("batch", 3)),
+        TensorSpec("ids", "int32", ("batch", 2)),
+        TensorSpec("mask", "int64", ("batch", 2)),
+    ]
+    feed = {
+        "x": np.ones((2, 3), np.float32),
+        "ids": np.array([[1, 2], [3, 4]], np.int64),
+        "mask": np.ones((2, 2), np.float32),  # a float where ints are due: not converted
+    }
+    out = runner._as_spec_dtypes(specs, feed)
+    assert out["x"].dtype == np.float16 and out["ids"].dtype == np.int32
+    assert out["mask"].dtype == np.float32
+    assert np.array_equal(out["ids"], feed["ids"])

@@ -67,6 +67,9 @@ class Task(ABC):
     # (exporters.base.effective_params); listing an opt-in pass (Pass.opt_in) here lets
     # sweeps plan it, e.g. {"torch_onnx": {"dynamo": False}, "onnx_transformer_optimize": {}}
     pass_params: ClassVar[dict[str, dict[str, Any]]] = {}
+    # Time task sweeps on `make_inputs` (real users, candidates, ids) rather than on inputs
+    # drawn from the signature (see `bench_feeds`).
+    bench_on_own_inputs: ClassVar[bool] = False
 
     def preset(self, profile: str) -> Preset:
         """The task's preset for `profile` (a UserError for an unknown profile)."""
@@ -158,8 +161,11 @@ class Task(ABC):
         """`count` realistic feeds for the timed loop (at `seq_len`, the point of a
         sequence-length sweep, for tasks with a sequence axis), or None to let the runner
         draw inputs from the model's signature (fine where values do not change the cost
-        or the validity of a call; ids must be real, as random ones may be out of range)."""
-        return None
+        or the validity of a call; ids must be real, as random ones may be out of range).
+        With `bench_on_own_inputs`, the feeds are `make_inputs` with seeds 0..count-1."""
+        if not self.bench_on_own_inputs:
+            return None
+        return [self.make_inputs(model, batch_size, seed, framework) for seed in range(count)]
 
     def held_out(
         self, model: str, n: int, framework: str = "torch"

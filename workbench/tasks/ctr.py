@@ -34,6 +34,7 @@ class CtrTask(Task):
 
     name = "ctr"
     models = ("deepfm",)
+    bench_on_own_inputs = True  # timed on real users and candidates
     version = "1"
     presets = {
         # ci: the exported ONNX at FP32 and dynamic INT8, two batch sizes
@@ -68,18 +69,6 @@ class CtrTask(Task):
         user = int(rng.choice(users))
         items = rng.choice(n_items, size=batch_size, replace=batch_size > n_items)
         return ctr_features.tables().rows(user, items)
-
-    def bench_feeds(
-        self,
-        model: str,
-        batch_size: int,
-        seq_len: int | None,
-        count: int,
-        framework: str = "torch",
-    ) -> list[dict[str, np.ndarray]]:
-        """Real requests for the timed loop (`make_inputs` with `count` seeds), so timed ids
-        are the task's own, never random integers."""
-        return [self.make_inputs(model, batch_size, seed, framework) for seed in range(count)]
 
     def parity_count(self, model: str) -> int:
         return len(ctr_features.split("test").labels)

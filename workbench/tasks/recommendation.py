@@ -54,6 +54,7 @@ class RecommendationTask(Task):
 
     name = "recommendation"
     models = ("two_tower_user", "two_tower_item", "mf_user", "mf_item")
+    bench_on_own_inputs = True  # timed on real users and candidates
     version = "1"
     presets = {
         "ci": Preset(
@@ -99,18 +100,6 @@ class RecommendationTask(Task):
         rng = np.random.default_rng(INPUT_SEED + seed)
         rows = rng.choice(n, size=batch_size, replace=batch_size > n)
         return self._feed(model, rows)
-
-    def bench_feeds(
-        self,
-        model: str,
-        batch_size: int,
-        seq_len: int | None,
-        count: int,
-        framework: str = "torch",
-    ) -> list[dict[str, np.ndarray]]:
-        """Real requests for the timed loop (`make_inputs` with `count` seeds), so timed ids
-        are the task's own, never random integers."""
-        return [self.make_inputs(model, batch_size, seed, framework) for seed in range(count)]
 
     def parity_count(self, model: str) -> int:
         return self._population(self.check_model(model))
