@@ -96,6 +96,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="set a symbolic input dimension (repeatable)",
     )
     bench.add_argument(
+        "--shape",
+        action="append",
+        default=[],
+        metavar="NAME=AXES",
+        help="a model file's input shape, overriding its signature: axes joined by x, B for "
+        "the batch axis, e.g. --shape state=2xBx128 or --shape image=Bx3x224x320 (repeatable)",
+    )
+    bench.add_argument(
+        "--batch-axis",
+        action="append",
+        default=[],
+        metavar="NAME=AXIS",
+        help="the axis of a model file's input that takes the batch size, or none "
+        "(default: found from the symbol the inputs share)",
+    )
+    bench.add_argument(
+        "--int-range",
+        action="append",
+        default=[],
+        metavar="NAME=LOW:HIGH",
+        help="generated integers of a model file's input in [LOW, HIGH) (default: the range "
+        "the file declares, else 0:100)",
+    )
+    bench.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=FILE.npy",
+        help="real data for one input of a model file; cut or tiled to each batch size",
+    )
+    bench.add_argument(
+        "--inputs",
+        metavar="FEEDS.npz",
+        help="real data for some or all inputs of a model file (.npz of NAME -> array)",
+    )
+    bench.add_argument(
         "--min-iters",
         type=int,
         help="minimum measured iterations (default: the profile's; full 100)",
@@ -310,6 +346,11 @@ _RERUN_CONFLICTS = {
     "batch": "--batch",
     "seq_len": "--seq-len",
     "dim": "--dim",
+    "shape": "--shape",
+    "batch_axis": "--batch-axis",
+    "int_range": "--int-range",
+    "input": "--input",
+    "inputs": "--inputs",
     "min_iters": "--min-iters",
     "min_time": "--min-time",
     "max_time": "--max-time",
@@ -360,6 +401,12 @@ def _bench_file(args: argparse.Namespace) -> list[dict[str, Any]]:
     path = Path(args.model_file)
     fmt = detect_format(path)
     runtime = get_runtime(args.runtime or runtime_for(fmt))
+    if fmt not in runtime.formats:
+        raise UserError(
+            f"{path.name} is {fmt}, which runtime {runtime.name!r} cannot run: it runs "
+            f"{', '.join(runtime.formats)}; drop --runtime or pick {runtime_for(fmt)}"
+        )
+    plan = _input_plan(args, path, fmt)
     settings = _runtime_settings(args)
     others = sorted(set(settings) - {runtime.name})
     if others:
@@ -382,11 +429,29 @@ def _bench_file(args: argparse.Namespace) -> list[dict[str, Any]]:
             runtime_settings=settings.get(runtime.name, {}),
             repeats=args.repeats,
             labels={"model": path.name, "precision": None},
+            input_plan=plan.to_json(),
         )
         for d in _devices(args)
         for t in _threads(args)
     ]
     return _run_configs(configs, {"command": "bench", "model_file": str(path)})
+
+
+def _input_plan(args: argparse.Namespace, path: Path, fmt: str) -> Any:
+    """What the command line says about a model file's inputs, plus the integer ranges
+    the file itself declares."""
+    from workbench import model_inputs as mi
+
+    declared, none_declared = mi.declared_int_ranges(path, fmt)
+    return mi.InputPlan(
+        shapes=mi.parse_shapes(args.shape),
+        batch_axes=mi.parse_batch_axes(args.batch_axis),
+        int_ranges=mi.parse_int_ranges(args.int_range),
+        declared_ranges=declared,
+        data={k: str(Path(v).resolve()) for k, v in mi.parse_input_files(args.input).items()},
+        data_file=str(Path(mi.check_npz(args.inputs)).resolve()) if args.inputs else None,
+        no_declared_constraints=none_declared,
+    )
 
 
 def _progress_bar(**kwargs: Any) -> Any:
@@ -419,24 +484,32 @@ class _NoBar:
 
 
 def _run_configs(configs: list[Any], manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """Benchmark model-file configs in this process into one new stored run."""
-    from workbench.harness.runner import run_config
-    from workbench.results import RunStore
+    """Benchmark model-file configs into one new stored run, each in a worker process
+    (a runtime that crashes on the file costs its rows, not the CLI)."""
+    from workbench.harness.isolated import run_isolated
+    from workbench.results import RunStore, load
 
     store = RunStore.create({**manifest, "configs": [c.to_json() for c in configs]})
-    rows: list[dict[str, Any]] = []
     status = "failed"
     try:
         for config in _progress_bar(iterable=configs, desc="bench", unit="config"):
-            run_config(config, lambda row: rows.append(store.append(row)))
+            user_error = run_isolated(store, config)
+            if user_error:
+                raise UserError(user_error)
         status = "ok"
     finally:
         store.finish(status)
-    return rows
+    return load(run_ids=[store.run_id]).to_dict(orient="records")
 
 
 def _bench_task(args: argparse.Namespace) -> list[dict[str, Any]]:
     from workbench.sweep import from_profile
+
+    if any(getattr(args, n) for n in ("shape", "batch_axis", "int_range", "input", "inputs")):
+        raise UserError(
+            "--shape, --batch-axis, --int-range and --input(s) describe a MODEL_FILE's inputs; "
+            "a task brings its own"
+        )
 
     sweep = from_profile(
         args.task,

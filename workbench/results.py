@@ -51,6 +51,7 @@ RESULT_FIELDS: list[str] = [
     "batch_size",
     "input_shape",
     "input_axes",  # the artifact's input axes as it declares them: fixed ones are numbers
+    "input_note",  # a model file's inputs: where each one's values came from, its batch axis
     "seq_len",
     "image_size",
     "threads",

@@ -57,6 +57,9 @@ class BenchConfig:
     labels: dict[str, Any] = field(default_factory=dict)
     # Also time pre + model + post when the caller passes a task pipeline.
     end_to_end: bool = True
+    # A model file's inputs as the user described them (workbench.model_inputs.InputPlan
+    # as JSON): shapes, batch axes, integer ranges, real data. None: the signature alone.
+    input_plan: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.repeats, int) or self.repeats < 1:
@@ -226,7 +229,15 @@ def _measure_batch(
     specs = loaded.inputs
     pool = feeds(batch_size) if feeds else None
     real_shape = tuple(next(iter(pool[0].values())).shape) if pool else None
-    if pool is None:
+    note = None
+    if pool is None and config.input_plan is not None:
+        from workbench.model_inputs import InputPlan, describe, make_feeds
+
+        plan = InputPlan.from_json(config.input_plan)
+        pool = make_feeds(specs, batch_size, config.dims, plan, config.pool_size, batch_size)
+        real_shape = tuple(next(iter(pool[0].values())).shape) if specs else None
+        note = describe(specs, plan)
+    elif pool is None:
         pool = make_input_pool(specs, batch_size, config.dims, config.pool_size, seed=batch_size)
     else:
         pool = [_as_spec_dtypes(specs, by_input_name(loaded, feed)) for feed in pool]
@@ -250,6 +261,7 @@ def _measure_batch(
         "input_shape": "x".join(str(d) for d in shape),
         # the artifact's own input axes: where a format fixes batch or sequence, it shows
         "input_axes": "x".join(str(d) for d in specs[0].shape) if specs else None,
+        "input_note": note,
         "n_warmup": sum(r.n_warmup for r in results),
         "duration_s": sum(r.duration_s for r in results),
         "repeats": config.repeats,

@@ -84,6 +84,8 @@ def run_job(job: dict[str, Any]) -> None:
         missing = [b for b in config.batch_sizes if b not in done]
         for row in outcome_rows(config, "failed", str(exc), missing):
             emit(row)
+        # a model-file bench turns this into the CLI's one-line error (exit code 2)
+        print("USER_ERROR " + " ".join(str(exc).split()), flush=True)
 
 
 def main() -> int:
