@@ -118,7 +118,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
     empty = root / "empty.onnx"
     empty.write_bytes(b"")
     unknown_suffix = root / "model.bin"
-    unknown_suffix.write_bytes(data)
+    unknown_suffix.write_bytes(bytes(rng.integers(0, 256, 512, dtype=np.uint8)))
     not_saved_model = root / "some_dir"
     not_saved_model.mkdir()
     return {

@@ -403,7 +403,7 @@ def _bench_file(args: argparse.Namespace) -> list[dict[str, Any]]:
     runtime = get_runtime(args.runtime or runtime_for(fmt))
     if fmt not in runtime.formats:
         raise UserError(
-            f"{path.name} is {fmt}, which runtime {runtime.name!r} cannot run: it runs "
+            f"runtime {runtime.name!r} cannot run format {fmt!r} ({path.name}): it runs "
             f"{', '.join(runtime.formats)}; drop --runtime or pick {runtime_for(fmt)}"
         )
     plan = _input_plan(args, path, fmt)
