@@ -395,6 +395,7 @@ def _threads(args: argparse.Namespace) -> list[int | None]:
 def _bench_file(args: argparse.Namespace) -> list[dict[str, Any]]:
     from workbench.formats import detect_format, runtime_for
     from workbench.harness.runner import BenchConfig
+    from workbench.model_inputs import signature_from_shapes
     from workbench.registry import get_runtime
     from workbench.signature import parse_dims
 
@@ -434,7 +435,9 @@ def _bench_file(args: argparse.Namespace) -> list[dict[str, Any]]:
         for d in _devices(args)
         for t in _threads(args)
     ]
-    return _run_configs(configs, {"command": "bench", "model_file": str(path)})
+    # TorchScript carries no typed signature: --shape items (in forward's order) give it
+    inputs = signature_from_shapes(plan) if fmt == "torchscript" and plan.shapes else None
+    return _run_configs(configs, {"command": "bench", "model_file": str(path)}, inputs)
 
 
 def _input_plan(args: argparse.Namespace, path: Path, fmt: str) -> Any:
@@ -443,8 +446,10 @@ def _input_plan(args: argparse.Namespace, path: Path, fmt: str) -> Any:
     from workbench import model_inputs as mi
 
     declared, none_declared = mi.declared_int_ranges(path, fmt)
+    shapes, dtypes = mi.parse_shapes(args.shape)
     return mi.InputPlan(
-        shapes=mi.parse_shapes(args.shape),
+        shapes=shapes,
+        dtypes=dtypes,
         batch_axes=mi.parse_batch_axes(args.batch_axis),
         int_ranges=mi.parse_int_ranges(args.int_range),
         declared_ranges=declared,
@@ -483,7 +488,9 @@ class _NoBar:
         pass
 
 
-def _run_configs(configs: list[Any], manifest: dict[str, Any]) -> list[dict[str, Any]]:
+def _run_configs(
+    configs: list[Any], manifest: dict[str, Any], inputs: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """Benchmark model-file configs into one new stored run, each in a worker process
     (a runtime that crashes on the file costs its rows, not the CLI)."""
     from workbench.harness.isolated import run_isolated
@@ -493,7 +500,7 @@ def _run_configs(configs: list[Any], manifest: dict[str, Any]) -> list[dict[str,
     status = "failed"
     try:
         for config in _progress_bar(iterable=configs, desc="bench", unit="config"):
-            user_error = run_isolated(store, config)
+            user_error = run_isolated(store, config, inputs)
             if user_error:
                 raise UserError(user_error)
         status = "ok"

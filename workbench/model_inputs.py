@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import UserError
-from workbench.signature import BATCH_DIM_NAMES, FixedBatchError, TensorSpec
+from workbench.signature import BATCH_DIM_NAMES, FixedBatchError, TensorSpec, normalize_dtype
 
 BATCH = "B"  # marks the batch axis in a --shape value
 DEFAULT_INT_RANGE = (0, 100)  # generated integers when neither user nor file bounds them
@@ -36,13 +36,15 @@ _NAME = r"[^=]+"
 class InputPlan:
     """What is known about the inputs beyond the runtime's signature (all JSON-friendly).
 
-    `shapes`: input -> axes (ints, or "B" for the batch axis), replacing the signature's.
+    `shapes`: input -> axes (ints, or "B" for the batch axis), replacing the signature's;
+    `dtypes`: input -> numpy dtype name given with a shape (`--shape ids=Bx128:int64`).
     `batch_axes`: input -> the axis that takes the batch size (None: not batched).
     `int_ranges`: input -> [low, high) for generated integers, from the user.
     `declared_ranges`: input -> [low, high, why], what the model file itself implies.
     `data`: input -> .npy path; `data_file`: a .npz of name -> array for any inputs."""
 
     shapes: dict[str, list[int | str]] = field(default_factory=dict)
+    dtypes: dict[str, str] = field(default_factory=dict)
     batch_axes: dict[str, int | None] = field(default_factory=dict)
     int_ranges: dict[str, list[int]] = field(default_factory=dict)
     declared_ranges: dict[str, list[Any]] = field(default_factory=dict)
@@ -76,12 +78,19 @@ def _split(item: str, flag: str, example: str) -> tuple[str, str]:
     return match.group(1).strip(), match.group(2).strip()
 
 
-def parse_shapes(items: Sequence[str]) -> dict[str, list[int | str]]:
-    """`--shape NAME=2xBx128` items: each axis a positive integer or B (the batch axis);
-    `NAME=scalar` for a 0-d input."""
+def parse_shapes(items: Sequence[str]) -> tuple[dict[str, list[int | str]], dict[str, str]]:
+    """`--shape NAME=2xBx128[:DTYPE]` items: each axis a positive integer or B (the batch
+    axis); `NAME=scalar` for a 0-d input. Returns (shapes, dtypes given)."""
     shapes: dict[str, list[int | str]] = {}
+    dtypes: dict[str, str] = {}
     for item in items:
         name, text = _split(item, "--shape", "input_ids=Bx128")
+        text, colon, dtype = text.partition(":")
+        if colon:
+            try:
+                dtypes[name] = normalize_dtype(dtype.strip())
+            except UserError as exc:
+                raise UserError(f"--shape {item!r}: {exc}") from None
         if text.lower() in ("scalar", "()"):
             shapes[name] = []
             continue
@@ -100,7 +109,7 @@ def parse_shapes(items: Sequence[str]) -> dict[str, list[int | str]]:
         if axes.count(BATCH) > 1:
             raise UserError(f"--shape {item!r}: only one axis can be the batch axis B")
         shapes[name] = axes
-    return shapes
+    return shapes, dtypes
 
 
 def parse_batch_axes(items: Sequence[str]) -> dict[str, int | None]:
@@ -247,9 +256,18 @@ def planned_specs(specs: Sequence[TensorSpec], plan: InputPlan) -> list[TensorSp
     for spec in specs:
         shape = plan.shapes.get(spec.name)
         if shape is not None:
-            spec = TensorSpec(spec.name, spec.dtype, tuple(shape))
+            spec = TensorSpec(spec.name, plan.dtypes.get(spec.name, spec.dtype), tuple(shape))
         out.append(spec)
     return out
+
+
+def signature_from_shapes(plan: InputPlan) -> list[dict[str, Any]]:
+    """Input specs (as JSON) from the --shape items alone, in the order given, for a file
+    that carries no typed signature (TorchScript): float32 unless a dtype is given."""
+    return [
+        {"name": name, "dtype": plan.dtypes.get(name, "float32"), "shape": list(shape)}
+        for name, shape in plan.shapes.items()
+    ]
 
 
 def batch_axes(specs: Sequence[TensorSpec], plan: InputPlan) -> dict[str, int | None]:

@@ -190,7 +190,8 @@ def _torchscript_signature(module: Any) -> list[TensorSpec]:
                 f"the TorchScript file has no input signature (input {name!r} is an untyped "
                 f"Tensor): write a signature sidecar <file>{SIDECAR_SUFFIX} "
                 '([{"name": ..., "dtype": ..., "shape": ["batch", ...]}]) '
-                "or pass the inputs explicitly"
+                "or, on the command line, --shape NAME=AXES[:DTYPE] for every input in "
+                "forward's order"
             )
         specs.append(TensorSpec(name, normalize_dtype(str(dtype)), tuple(sizes)))
     return specs
