@@ -392,11 +392,18 @@ def _strategies() -> dict[str, Any]:
             ),
         },
     )
-    token = st.one_of(st.sampled_from(CLI_TOKENS), st.text(max_size=12)).filter(
-        lambda t: not t.startswith(("-h", "--h"))
-    )
+    token = st.one_of(
+        st.sampled_from(CLI_TOKENS), st.sampled_from(CLI_TOKENS), st.text(max_size=12)
+    ).filter(lambda t: not t.startswith(("-h", "--h")))
     return {
-        "option": st.tuples(st.sampled_from(OPTION_KINDS), st.text(max_size=40)),
+        "option": st.tuples(
+            st.sampled_from(OPTION_KINDS),
+            st.one_of(
+                st.text(max_size=40),
+                st.from_regex(r"\A[\w.]{0,8}=[-0-9Bbx,:.a-z ]{0,16}\Z"),
+                st.from_regex(r"\A-?[0-9]{0,3}([,:x]-?[0-9]{0,3}){0,4}\Z"),
+            ),
+        ),
         "argv": st.one_of(
             st.lists(token, max_size=8).map(lambda argv: ["bench", "model.onnx", *argv]),
             st.lists(token, max_size=8),
