@@ -3,7 +3,7 @@ PY := .venv/bin/python
 SETUP_STAMP := .venv/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test bench lab lint format lock clean notebooks-ci notebooks-full strip \
+.PHONY: help setup test bench lab lint format lock clean notebooks-ci notebooks-full strip fuzz \
   notebooks-sync
 
 help: ## List the targets
@@ -61,6 +61,9 @@ bench: setup ## Set up if needed, then run the quick CPU sweep of the tabular ta
 
 lab: setup ## Start JupyterLab with the workbench kernel
 	$(NB_ENV) $(PY) -m jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+
+fuzz: setup ## Long fuzzing run (>= 100,000 inputs: parsers, command line, every model loader); writes reports/fuzz.json
+	PYTHONPATH=$(CURDIR) $(PY) scripts/fuzz.py
 
 lint: setup ## ruff lint and format check
 	$(PY) -m ruff check workbench exporters tests benchmarks notebooks
