@@ -417,7 +417,11 @@ class TorchRuntime(Runtime):
                     if inputs is None:
                         inputs = _torchscript_signature(module)
                 else:
-                    program = torch.export.load(str(path))
+                    from workbench.trust import refuse_pickled_objects, weights_only_torch_loads
+
+                    refuse_pickled_objects(path)
+                    with weights_only_torch_loads():
+                        program = torch.export.load(str(path))
                     if device.is_gpu:
                         from torch.export.passes import move_to_device_pass
 
