@@ -8,11 +8,13 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.model_files import unnamed_dims_onnx
 from workbench import devices, results
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,6 +123,20 @@ def models(tmp_path_factory) -> dict[str, Path]:
     unknown_suffix.write_bytes(bytes(rng.integers(0, 256, 512, dtype=np.uint8)))
     not_saved_model = root / "some_dir"
     not_saved_model.mkdir()
+    bad_saved_model = root / "bad_saved"
+    bad_saved_model.mkdir()
+    (bad_saved_model / "saved_model.pb").write_bytes(b"\xff\xfe not a protobuf")
+    checkpoint = root / "weights.pt"
+    with zipfile.ZipFile(checkpoint, "w") as archive:
+        archive.writestr("weights/data.pkl", b"\x80\x04N.")
+    other_zip = root / "photos.zip"
+    with zipfile.ZipFile(other_zip, "w") as archive:
+        archive.writestr("a.txt", "hello")
+    np.save(root / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(root / "flat.npy", np.zeros(3, dtype=np.float32))
+    np.save(root / "words.npy", np.full((2, 16), "w"))
+    np.save(root / "narrow.npy", np.zeros((3, 5), dtype=np.float32))
+    unnamed = unnamed_dims_onnx(root / "unnamed.onnx")
     return {
         "dense": dense,
         "symbolic": symbolic,
@@ -132,6 +148,11 @@ def models(tmp_path_factory) -> dict[str, Path]:
         "empty": empty,
         "unknown_suffix": unknown_suffix,
         "not_saved_model": not_saved_model,
+        "bad_saved_model": bad_saved_model,
+        "checkpoint": checkpoint,
+        "other_zip": other_zip,
+        "unnamed": unnamed,
+        "data": root,
     }
 
 
@@ -193,6 +214,37 @@ BAD_INPUT = [
     ("rerun-unknown", ["bench", "--rerun", "nope"], ["no run 'nope'"]),
     ("rerun-and-file", ["bench", "{dense}", "--rerun", "x"], ["--rerun"]),
     ("old-format-flag", ["bench", "{dense}", "--format", "json"], ["unrecognized"]),
+    # model files recognised by content, and what is refused
+    ("bad-saved-model", ["bench", "{bad_saved_model}"], ["not a SavedModel protobuf"]),
+    ("torch-checkpoint", ["bench", "{checkpoint}"], ["torch.save checkpoint", "not loaded"]),
+    ("zip-not-a-model", ["bench", "{other_zip}"], ["zip archive but not"]),
+    ("control-chars-in-path", ["bench", "{root}/a\nb\r.onnx"], ["does not exist", "\\n"]),
+    ("control-chars-in-batch", ["bench", "{dense}", "--batch", "1\n2"], ["--batch", "\\n"]),
+    # model-file inputs: --shape, --batch-axis, --int-range, --input(s)
+    ("unnamed-dims-unset", ["bench", "{unnamed}"], ["axis 2 (unnamed)", "--shape image="]),
+    ("shape-malformed", ["bench", "{dense}", "--shape", "x"], ["--shape", "NAME=VALUE"]),
+    ("shape-zero-axis", ["bench", "{dense}", "--shape", "x=Bx0"], ["positive integer or B"]),
+    ("shape-two-batch-axes", ["bench", "{dense}", "--shape", "x=BxB"], ["only one axis"]),
+    ("shape-bad-dtype", ["bench", "{dense}", "--shape", "x=Bx16:complex64"], ["complex64"]),
+    ("shape-unknown-input", ["bench", "{dense}", "--shape", "nope=Bx16"], ["no input 'nope'"]),
+    ("shape-too-large", ["bench", "{dense}", "--shape", "x=Bx2000000000"], ["GiB"]),
+    ("shape-with-task", ["bench", "--task", "tabular", "--shape", "x=B"], ["MODEL_FILE"]),
+    ("batch-axis-malformed", ["bench", "{dense}", "--batch-axis", "x=first"], ["AXIS"]),
+    ("batch-axis-too-high", ["bench", "{dense}", "--batch-axis", "x=5"], ["has 2 axes"]),
+    ("int-range-malformed", ["bench", "{dense}", "--int-range", "x=5"], ["LOW:HIGH"]),
+    ("int-range-empty", ["bench", "{dense}", "--int-range", "x=5:5"], ["below HIGH"]),
+    ("int-range-on-float", ["bench", "{dense}", "--int-range", "x=0:5"], ["not an integer"]),
+    ("input-missing-file", ["bench", "{dense}", "--input", "x={root}/nope.npy"], ["no file"]),
+    ("input-pickled-npy", ["bench", "{dense}", "--input", "x={data}/objects.npy"], ["unpickle"]),
+    ("input-wrong-ndim", ["bench", "{dense}", "--input", "x={data}/flat.npy"], ["takes 2 axes"]),
+    ("input-wrong-dtype", ["bench", "{dense}", "--input", "x={data}/words.npy"], ["<U1"]),
+    (
+        "input-fixed-axis",
+        ["bench", "{dense}", "--input", "x={data}/narrow.npy"],
+        ["fixes it at 16"],
+    ),
+    ("inputs-not-npz", ["bench", "{dense}", "--inputs", "{data}/flat.npy"], ["not a .npz"]),
+    ("inputs-missing", ["bench", "{dense}", "--inputs", "{root}/nope.npz"], ["no file"]),
 ]
 
 

@@ -437,7 +437,8 @@ def _bench_file(args: argparse.Namespace) -> list[dict[str, Any]]:
     ]
     # TorchScript carries no typed signature: --shape items (in forward's order) give it
     inputs = signature_from_shapes(plan) if fmt == "torchscript" and plan.shapes else None
-    return _run_configs(configs, {"command": "bench", "model_file": str(path)}, inputs)
+    manifest = {"command": "bench", "model_file": str(path), "inputs": inputs}
+    return _run_configs(configs, manifest, inputs)
 
 
 def _input_plan(args: argparse.Namespace, path: Path, fmt: str) -> Any:
@@ -580,7 +581,9 @@ def _rerun(run_id: str) -> list[dict[str, Any]]:
                 f"have {', '.join(stale)}): bench the model file again instead"
             )
         configs = [BenchConfig(**c) for c in config["configs"]]
-        return _run_configs(configs, {"command": command, "model_file": config.get("model_file")})
+        inputs = config.get("inputs")
+        manifest = {"command": command, "model_file": config.get("model_file"), "inputs": inputs}
+        return _run_configs(configs, manifest, inputs)
     raise UserError(
         f"run {run_id} stores no sweep or configs to repeat (it was made by "
         f"{config.get('command', 'another command')!r}, or by an older workbench)"

@@ -180,9 +180,13 @@ def _load_npy(path: str, what: str) -> np.ndarray:
 
 def _npz_arrays(path: str) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not hasattr(archive, "files"):
-                raise ValueError("a single .npy array, not a .npz archive")
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise UserError(
+                f"--inputs: {path!r} is a single array, not a .npz archive: pass it with "
+                "--input NAME=FILE.npy, or save a .npz with np.savez(path, NAME=array)"
+            )
+        with archive:
             return {name: archive[name] for name in archive.files}
     except FileNotFoundError:
         raise UserError(f"--inputs: no file {path!r}: check the path") from None
