@@ -33,7 +33,10 @@ def refuse_pickled_objects(path: Path) -> None:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
     except (zipfile.BadZipFile, OSError) as exc:
-        raise UserError(f"cannot read {str(path)!r} as a .pt2 archive ({exc})") from None
+        raise UserError(
+            f"cannot load {path} as pt2: not a readable zip archive ({exc}); check the file "
+            "is a complete pt2 model"
+        ) from None
     pickled = [
         name
         for name in names
