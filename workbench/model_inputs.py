@@ -319,7 +319,7 @@ def _resolve(
     axis: int | None,
     batch_size: int,
     dims: Mapping[str, int],
-    symbol: Any,
+    batch_symbols: set[str],
 ) -> tuple[int, ...]:
     shape: list[int] = []
     for i, dim in enumerate(spec.shape):
@@ -337,7 +337,7 @@ def _resolve(
             shape.append(dim)
         elif isinstance(dim, str) and dim in dims:
             shape.append(dims[dim])
-        elif symbol is not None and dim == symbol:
+        elif isinstance(dim, str) and dim in batch_symbols:
             shape.append(batch_size)
         else:
             label = repr(dim) if isinstance(dim, str) and dim else f"axis {i} (unnamed)"
@@ -370,9 +370,13 @@ def resolve_shapes(
             f"{batch_size} cannot be measured: use batch 1, or mark the batch axis with "
             "--shape NAME=Bx... or --batch-axis NAME=AXIS"
         )
-    symbols = {s.shape[a] for s in specs if (a := axes[s.name]) is not None}
-    symbol = next((d for d in symbols if isinstance(d, str) and d), None)
-    return {s.name: _resolve(s, axes[s.name], batch_size, dims, symbol) for s in specs}
+    # a symbol on any input's batch axis means the batch wherever else it appears
+    symbols = {
+        d
+        for s in specs
+        if (a := axes[s.name]) is not None and isinstance(d := s.shape[a], str) and d
+    }
+    return {s.name: _resolve(s, axes[s.name], batch_size, dims, symbols) for s in specs}
 
 
 def _int_range(spec: TensorSpec, plan: InputPlan) -> tuple[int, int]:
