@@ -30,8 +30,8 @@ from tests.fuzz_targets import (  # noqa: E402
 )
 
 IN_PROCESS = {
-    "option parsers": 40_000,
-    "command line": 20_000,
+    "option parsers": 45_000,
+    "command line": 15_000,
     "input plans": 15_000,
     "format detection": 20_000,
 }
