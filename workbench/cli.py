@@ -322,6 +322,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.scenario:
         from workbench.scenarios.cli import bench_scenario, print_rows
 
+        if _input_options_given(args):
+            raise UserError(
+                "--shape, --batch-axis, --int-range and --input(s) are not supported with "
+                "--scenario yet: use --dim, or bench the model file without --scenario"
+            )
+
         print_rows(bench_scenario(args, _profile(args)), args.output)
         return 0
     elif bool(args.model_file) == bool(args.task):
@@ -441,6 +447,10 @@ def _bench_file(args: argparse.Namespace) -> list[dict[str, Any]]:
     return _run_configs(configs, manifest, inputs)
 
 
+def _input_options_given(args: argparse.Namespace) -> bool:
+    return any(getattr(args, n) for n in ("shape", "batch_axis", "int_range", "input", "inputs"))
+
+
 def _input_plan(args: argparse.Namespace, path: Path, fmt: str) -> Any:
     """What the command line says about a model file's inputs, plus the integer ranges
     the file itself declares."""
@@ -513,7 +523,7 @@ def _run_configs(
 def _bench_task(args: argparse.Namespace) -> list[dict[str, Any]]:
     from workbench.sweep import from_profile
 
-    if any(getattr(args, n) for n in ("shape", "batch_axis", "int_range", "input", "inputs")):
+    if _input_options_given(args):
         raise UserError(
             "--shape, --batch-axis, --int-range and --input(s) describe a MODEL_FILE's inputs; "
             "a task brings its own"
