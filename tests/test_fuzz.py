@@ -37,3 +37,28 @@ def test_mutated_onnx_files_never_crash_the_loader(tmp_path):
     result = fuzz_loader("onnx", seeds["onnx"], 60, tmp_path / "work", stall_s=30)
     assert result["crashes"] == 0 and result["hangs"] == 0, result
     assert result["ok"] + result["error"] == 60 and result["ok"] > 0 and result["error"] > 0
+
+
+def test_mutated_files_through_the_cli_give_rows_or_one_line(tmp_path):
+    import json
+    import random
+
+    from tests.fuzz_targets import write_mutant
+    from tests.test_cli import FAST, run_cli
+
+    seeds = light_seeds(tmp_path / "seeds")
+    rng = random.Random(7)
+    outcomes = []
+    for i, fmt in enumerate(("onnx", "onnx", "onnx", "tflite")):
+        mutant = write_mutant(fmt, seeds[fmt], rng, tmp_path / f"m{i}{seeds[fmt].suffix}")
+        proc = run_cli(["bench", str(mutant), *FAST, "--batch", "1", "--dim", "seq=2", "--output", "json"], tmp_path)  # fmt: skip
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "it/s" not in ln]
+        assert proc.returncode in (0, 2), proc.stderr[-2000:]
+        if proc.returncode == 2:
+            assert len(lines) == 1 and lines[0].startswith("workbench: error:"), proc.stderr
+        else:
+            rows = [json.loads(ln) for ln in proc.stdout.splitlines() if ln.startswith("{")]
+            assert rows and all(r["status"] in ("ok", "failed") for r in rows)
+            assert all(r["error"] for r in rows if r["status"] == "failed")
+        outcomes.append(proc.returncode)
+    assert 2 in outcomes
