@@ -12,6 +12,7 @@ says in one line, for the result row, where each input's values came from.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -65,7 +66,7 @@ class InputPlan:
     def named_inputs(self) -> set[str]:
         """Every input name the user mentioned (checked against the model's)."""
         names = set(self.shapes) | set(self.batch_axes) | set(self.int_ranges) | set(self.data)
-        return names | set(_npz_arrays(self.data_file)) if self.data_file else names
+        return names | set(_npz_names(self.data_file)) if self.data_file else names
 
 
 # ---------------------------------------------------------------- command-line parsing
@@ -178,6 +179,11 @@ def _load_npy(path: str, what: str) -> np.ndarray:
     return array
 
 
+def _npz_names(path: str) -> list[str]:
+    return list(_npz_arrays(path))
+
+
+@functools.lru_cache(maxsize=2)
 def _npz_arrays(path: str) -> dict[str, np.ndarray]:
     try:
         archive = np.load(path, allow_pickle=False)
@@ -498,7 +504,7 @@ def describe(specs: Sequence[TensorSpec], plan: InputPlan) -> str:
     """One line for the result row: where each input's values came from."""
     planned = planned_specs(specs, plan)
     axes = batch_axes(planned, plan)
-    data_names = set(plan.data) | (set(_npz_arrays(plan.data_file)) if plan.data_file else set())
+    data_names = set(plan.data) | (set(_npz_names(plan.data_file)) if plan.data_file else set())
     parts = []
     for spec in planned:
         axis = axes[spec.name]
