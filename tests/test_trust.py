@@ -23,8 +23,9 @@ from tests.test_cli import FAST, REPO, run_cli
 from workbench.errors import UserError
 from workbench.trust import refuse_pickled_objects
 
-# no "/" (a path separator), but markup, both quotes, an ampersand and a newline
-HOSTILE = "<img src=x onerror=\"alert('pwn')\">&\n<script>x.onnx"
+# no "/" (a path separator), but markup, both quotes, an ampersand, a newline, and
+# broken mathtext (which once failed every plot of the report)
+HOSTILE = "<img src=x onerror=\"alert('pwn')\">&\n<script>$\\frac{$x.onnx"
 
 _POISONED_PT2 = r"""
 import io, json, os, sys, zipfile, torch

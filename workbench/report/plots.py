@@ -36,7 +36,7 @@ def _figure(n_panels: int, width: float = 6.5, height: float = 4.5) -> tuple[Fig
 def _finish(fig: Figure, caption: str) -> Figure:
     text = "\n".join(textwrap.wrap(caption, CAPTION_WIDTH)) or ""
     lines = text.count("\n") + 1
-    fig.text(0.01, 0.01, text, fontsize=7.5, color="#444", va="bottom")
+    fig.text(0.01, 0.01, plain(text), fontsize=7.5, color="#444", va="bottom")
     fig.tight_layout(rect=(0, 0.035 * lines + 0.01, 1, 1))
     return fig
 
@@ -47,11 +47,17 @@ def _empty(ax: Any, message: str) -> None:
     ax.set_yticks([])
 
 
+def plain(text: object) -> str:
+    """User text (a model name, a path) as matplotlib shows it literally: a `$` would
+    start mathtext, and a name like `a$\\frac{$b` would fail the whole figure."""
+    return str(text).replace("$", r"\$")
+
+
 def _series(row: pd.Series, with_model: bool = False, with_device: bool = True) -> str:
     text = f"{row['source_framework']}/{row['format']}/{row['precision']} on {row['runtime']}"
     if with_device:
         text += f" ({row['device']})"
-    return f"{row['model']}: {text}" if with_model else text
+    return plain(f"{row['model']}: {text}" if with_model else text)
 
 
 def _ok(frame: pd.DataFrame) -> pd.DataFrame:
@@ -75,7 +81,7 @@ def _per_model(frame: pd.DataFrame, column: str, ylabel: str, caption: str) -> F
         ax.set_yscale("log")
         ax.set_xlabel("batch size (items per call)")
         ax.set_ylabel(ylabel)
-        ax.set_title(f"model: {model}")
+        ax.set_title(plain(f"model: {model}"))
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     return _finish(fig, caption)
@@ -132,7 +138,7 @@ def speedup(table: pd.DataFrame, caption: str) -> Figure:
         return _finish(fig, caption)
     part = part.assign(
         group=part.apply(
-            lambda r: (
+            lambda r: plain(
                 f"{r['model']} {r['source_framework']}/{r['format']}\n"
                 f"{r['runtime']} {r['device']} b{int(r['batch_size'])}"
                 + (f" s{int(r['seq_len'])}" if pd.notna(r.get("seq_len", None)) else "")
