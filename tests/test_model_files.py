@@ -151,6 +151,13 @@ def test_formats_are_recognised_by_content_not_suffix(files, tmp_path):
         archive.writestr("weights/data.pkl", "x")
     with pytest.raises(UserError, match="torch.save checkpoint"):
         detect_format(tmp_path / "weights.pt")
+    # a central directory claiming zip version 8.4 (zipfile: NotImplementedError; fuzzing)
+    data = bytearray((tmp_path / "m.jit").read_bytes())
+    central = data.index(b"PK\x01\x02")
+    data[central + 6] = 84
+    (tmp_path / "v84.jit").write_bytes(bytes(data))
+    with pytest.raises(UserError, match="damaged zip archive"):
+        detect_format(tmp_path / "v84.jit")
     saved = tmp_path / "saved"
     saved.mkdir()
     (saved / "saved_model.pb").write_bytes(b"\x08\x01\x12\x00")

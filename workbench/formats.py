@@ -107,7 +107,9 @@ def _zip_format(path: Path) -> str:
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except Exception as exc:  # noqa: BLE001 - zipfile raises many kinds on a bad archive
+        # (BadZipFile, OSError, UnicodeDecodeError, NotImplementedError for a "zip file
+        # version 8.4" header: the last found by fuzzing)
         raise UserError(
             f"{str(path)!r} is a damaged zip archive ({exc}): re-export the model"
         ) from None
