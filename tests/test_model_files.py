@@ -228,6 +228,9 @@ for suffix in ("jit", "pth", "torchscript"):
         ("torchscript", "ok", "1x4"),
         ("torchscript", "ok", "2x4"),
     ]
+    # the signature given by --shape is part of the run: --rerun measures the same
+    again = _rows(run_cli(["bench", "--rerun", rows[0]["run_id"], "--output", "json"], tmp_path))
+    assert [(r["status"], r["input_shape"]) for r in again] == [("ok", "1x4"), ("ok", "2x4")]
 
 
 def test_a_runtime_crash_costs_its_row_not_the_cli(files, tmp_path, monkeypatch):
