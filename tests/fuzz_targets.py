@@ -41,14 +41,14 @@ def one_line_or_ok(fn: Callable[[], Any]) -> Any:
 
 def parse_option(kind: str, text: str) -> Any:
     """One command-line option value through its parser."""
-    from workbench import cli, model_inputs
+    from workbench import cli, input_options
     from workbench.signature import normalize_dtype, parse_dims
 
     parsers: dict[str, Callable[[], Any]] = {
         "dim": lambda: parse_dims([text]),
-        "shape": lambda: model_inputs.parse_shapes([text]),
-        "int-range": lambda: model_inputs.parse_int_ranges([text]),
-        "batch-axis": lambda: model_inputs.parse_batch_axes([text]),
+        "shape": lambda: input_options.parse_shapes([text]),
+        "int-range": lambda: input_options.parse_int_ranges([text]),
+        "batch-axis": lambda: input_options.parse_batch_axes([text]),
         "setting": lambda: cli._parse_setting(text),
         "batch": lambda: cli._int_list(text, "--batch"),
         "dtype": lambda: normalize_dtype(text),

@@ -16,15 +16,13 @@ from tests.model_files import stateful_onnx, unnamed_dims_onnx
 from tests.test_cli import FAST, run_cli
 from workbench.errors import UserError
 from workbench.formats import detect_format
+from workbench.input_options import parse_batch_axes, parse_int_ranges, parse_shapes
 from workbench.model_inputs import (
     InputPlan,
     batch_axes,
     declared_int_ranges,
     describe,
     make_feeds,
-    parse_batch_axes,
-    parse_int_ranges,
-    parse_shapes,
     resolve_shapes,
 )
 from workbench.signature import FixedBatchError, TensorSpec

@@ -454,18 +454,19 @@ def _input_options_given(args: argparse.Namespace) -> bool:
 def _input_plan(args: argparse.Namespace, path: Path, fmt: str) -> Any:
     """What the command line says about a model file's inputs, plus the integer ranges
     the file itself declares."""
+    from workbench import input_options as opts
     from workbench import model_inputs as mi
 
     declared, none_declared = mi.declared_int_ranges(path, fmt)
-    shapes, dtypes = mi.parse_shapes(args.shape)
+    shapes, dtypes = opts.parse_shapes(args.shape)
     return mi.InputPlan(
         shapes=shapes,
         dtypes=dtypes,
-        batch_axes=mi.parse_batch_axes(args.batch_axis),
-        int_ranges=mi.parse_int_ranges(args.int_range),
+        batch_axes=opts.parse_batch_axes(args.batch_axis),
+        int_ranges=opts.parse_int_ranges(args.int_range),
         declared_ranges=declared,
-        data={k: str(Path(v).resolve()) for k, v in mi.parse_input_files(args.input).items()},
-        data_file=str(Path(mi.check_npz(args.inputs)).resolve()) if args.inputs else None,
+        data={k: str(Path(v).resolve()) for k, v in opts.parse_input_files(args.input).items()},
+        data_file=str(Path(opts.check_npz(args.inputs)).resolve()) if args.inputs else None,
         no_declared_constraints=none_declared,
     )
 

@@ -4,16 +4,14 @@ A model file declares its inputs loosely: an axis may be symbolic with or withou
 name, the batch may sit on another axis than 0 (a recurrent state `[2, batch, 128]`),
 an integer input may need values from a range the file only implies (token ids below
 an embedding table's size). An `InputPlan` holds what the user said about that on
-the command line (`--shape`, `--batch-axis`, `--int-range`, `--input`, `--inputs`)
-plus the ranges the file itself declares; `make_feeds` turns it and the runtime's
+the command line (`--shape`, `--batch-axis`, `--int-range`, `--input`, `--inputs`;
+parsed by `workbench.input_options`) plus the ranges the file itself declares; `make_feeds` turns it and the runtime's
 signature into the pool of feeds the timed loop rotates through, and `describe`
 says in one line, for the result row, where each input's values came from.
 """
 
 from __future__ import annotations
 
-import functools
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,14 +21,13 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import UserError
-from workbench.signature import BATCH_DIM_NAMES, FixedBatchError, TensorSpec, normalize_dtype
+from workbench.input_options import BATCH, load_npy, npz_arrays, npz_names
+from workbench.signature import BATCH_DIM_NAMES, FixedBatchError, TensorSpec
 
-BATCH = "B"  # marks the batch axis in a --shape value
 DEFAULT_INT_RANGE = (0, 100)  # generated integers when neither user nor file bounds them
 MAX_POOL_BYTES = 4 << 30  # a pool of generated inputs larger than this is refused
 
 _INT_DTYPES = ("int8", "uint8", "int16", "int32", "int64")
-_NAME = r"[^=]+"
 
 
 @dataclass
@@ -66,148 +63,7 @@ class InputPlan:
     def named_inputs(self) -> set[str]:
         """Every input name the user mentioned (checked against the model's)."""
         names = set(self.shapes) | set(self.batch_axes) | set(self.int_ranges) | set(self.data)
-        return names | set(_npz_names(self.data_file)) if self.data_file else names
-
-
-# ---------------------------------------------------------------- command-line parsing
-
-
-def _split(item: str, flag: str, example: str) -> tuple[str, str]:
-    match = re.fullmatch(rf"\s*({_NAME}?)\s*=(.*)", item, flags=re.S)
-    if not match or not match.group(1).strip() or "\n" in item:
-        raise UserError(f"{flag} {item!r} is not NAME=VALUE, e.g. {flag} {example}")
-    return match.group(1).strip(), match.group(2).strip()
-
-
-def parse_shapes(items: Sequence[str]) -> tuple[dict[str, list[int | str]], dict[str, str]]:
-    """`--shape NAME=2xBx128[:DTYPE]` items: each axis a positive integer or B (the batch
-    axis); `NAME=scalar` for a 0-d input. Returns (shapes, dtypes given)."""
-    shapes: dict[str, list[int | str]] = {}
-    dtypes: dict[str, str] = {}
-    for item in items:
-        name, text = _split(item, "--shape", "input_ids=Bx128")
-        text, colon, dtype = text.partition(":")
-        if colon:
-            try:
-                dtypes[name] = normalize_dtype(dtype.strip())
-            except UserError as exc:
-                raise UserError(f"--shape {item!r}: {exc}") from None
-        if text.lower() in ("scalar", "()"):
-            shapes[name] = []
-            continue
-        axes: list[int | str] = []
-        for part in re.split(r"[x,]", text.lower()):
-            part = part.strip()
-            if part in ("b", "batch"):
-                axes.append(BATCH)
-            elif part.isascii() and part.isdigit() and 0 < int(part) <= 1 << 31:
-                axes.append(int(part))
-            else:
-                raise UserError(
-                    f"--shape {item!r}: axis {part!r} must be a positive integer or B (the "
-                    "batch axis), e.g. --shape state=2xBx128"
-                )
-        if axes.count(BATCH) > 1:
-            raise UserError(f"--shape {item!r}: only one axis can be the batch axis B")
-        shapes[name] = axes
-    return shapes, dtypes
-
-
-def parse_batch_axes(items: Sequence[str]) -> dict[str, int | None]:
-    """`--batch-axis NAME=AXIS` items; AXIS `none` marks an input that is not batched."""
-    axes: dict[str, int | None] = {}
-    for item in items:
-        name, text = _split(item, "--batch-axis", "state=1")
-        if text.lower() == "none":
-            axes[name] = None
-        elif text.isascii() and text.isdigit() and int(text) < 64:
-            axes[name] = int(text)
-        else:
-            raise UserError(
-                f"--batch-axis {item!r}: AXIS must be a non-negative axis number or none"
-            )
-    return axes
-
-
-def parse_int_ranges(items: Sequence[str]) -> dict[str, list[int]]:
-    """`--int-range NAME=LOW:HIGH` items: generated integers in [LOW, HIGH)."""
-    ranges: dict[str, list[int]] = {}
-    for item in items:
-        name, text = _split(item, "--int-range", "input_ids=0:30522")
-        match = re.fullmatch(r"(-?[0-9]{1,19}):(-?[0-9]{1,19})", text)
-        if not match:
-            raise UserError(
-                f"--int-range {item!r}: the value must be LOW:HIGH integers (HIGH excluded), "
-                "e.g. --int-range input_ids=0:30522"
-            )
-        low, high = int(match.group(1)), int(match.group(2))
-        if not -(1 << 63) <= low < high <= 1 << 63:
-            raise UserError(f"--int-range {item!r}: LOW must be below HIGH, both within int64")
-        ranges[name] = [low, high]
-    return ranges
-
-
-def parse_input_files(items: Sequence[str]) -> dict[str, str]:
-    """`--input NAME=path.npy` items; each file must be a readable .npy array (read
-    without pickle)."""
-    data: dict[str, str] = {}
-    for item in items:
-        name, text = _split(item, "--input", "input_ids=ids.npy")
-        _load_npy(text, f"--input {name}")
-        data[name] = text
-    return data
-
-
-def check_npz(path: str) -> str:
-    """`--inputs feeds.npz`: a readable .npz of arrays (read without pickle)."""
-    _npz_arrays(path)
-    return path
-
-
-def _load_npy(path: str, what: str) -> np.ndarray:
-    try:
-        array = np.load(path, allow_pickle=False, mmap_mode="r")
-    except FileNotFoundError:
-        raise UserError(f"{what}: no file {path!r}: check the path") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise UserError(
-            f"{what}: {path!r} is not a readable .npy array ({_first_line(exc)}); object "
-            "arrays are refused, since reading them would unpickle the file"
-        ) from None
-    if not isinstance(array, np.ndarray):
-        raise UserError(f"{what}: {path!r} is a .npz archive: pass it with --inputs")
-    return array
-
-
-def _npz_names(path: str) -> list[str]:
-    return list(_npz_arrays(path))
-
-
-@functools.lru_cache(maxsize=2)
-def _npz_arrays(path: str) -> dict[str, np.ndarray]:
-    try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise UserError(
-                f"--inputs: {path!r} is a single array, not a .npz archive: pass it with "
-                "--input NAME=FILE.npy, or save a .npz with np.savez(path, NAME=array)"
-            )
-        with archive:
-            return {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise UserError(f"--inputs: no file {path!r}: check the path") from None
-    except UserError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - zip and format errors alike mean a bad file
-        raise UserError(
-            f"--inputs: {path!r} is not a readable .npz of arrays ({_first_line(exc)}); "
-            "object arrays are refused, since reading them would unpickle the file"
-        ) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+        return names | set(npz_names(self.data_file)) if self.data_file else names
 
 
 # --------------------------------------------------------------- constraints in files
@@ -473,9 +329,9 @@ def make_feeds(
     planned = planned_specs(specs, plan)
     shapes = resolve_shapes(specs, batch_size, dims, plan)
     axes = batch_axes(planned, plan)
-    data = {name: _load_npy(path, f"--input {name}") for name, path in plan.data.items()}
+    data = {name: load_npy(path, f"--input {name}") for name, path in plan.data.items()}
     if plan.data_file:
-        data = {**_npz_arrays(plan.data_file), **data}
+        data = {**npz_arrays(plan.data_file), **data}
     size = sum(
         int(np.prod(shape, dtype=np.float64)) * np.dtype(s.dtype).itemsize
         for s, shape in zip(planned, shapes.values(), strict=True)
@@ -504,7 +360,7 @@ def describe(specs: Sequence[TensorSpec], plan: InputPlan) -> str:
     """One line for the result row: where each input's values came from."""
     planned = planned_specs(specs, plan)
     axes = batch_axes(planned, plan)
-    data_names = set(plan.data) | (set(_npz_names(plan.data_file)) if plan.data_file else set())
+    data_names = set(plan.data) | (set(npz_names(plan.data_file)) if plan.data_file else set())
     parts = []
     for spec in planned:
         axis = axes[spec.name]
