@@ -181,7 +181,8 @@ def host(tmp_path_factory) -> dict:
     tflite.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(56))  # the header is all it checks
     saved = tmp / "saved_model_dir"
     saved.mkdir()
-    (saved / "saved_model.pb").write_bytes(b"")
+    # a SavedModel proto's first field (schema version 1): detection reads only that
+    (saved / "saved_model.pb").write_bytes(b"\x08\x01")
     commands = f"""
     run("env", "env")
     run("list", "list", "runtimes")
