@@ -123,6 +123,10 @@ RESULT_FIELDS: list[str] = [
     "artifact_path",
     "artifact_sha256",
     "fingerprint_id",
+    # fleet sweeps: the host that measured the row, its class, and a software mismatch
+    "host",
+    "host_class",
+    "host_warning",
     # raw data
     "latencies_ms",
 ]

@@ -1,0 +1,108 @@
+"""Exports for a fleet: once per (artifact, architecture), then each host gets the file
+by content hash.
+
+The client exports for its own architecture (its workspace cache makes repeats free);
+for another architecture, the first chosen host of that architecture exports, as a
+tagged task so it never overlaps a timed run there. Every host then checks its hash
+cache, and only a host that lacks the hash is sent the bytes: from the client
+(scattered straight to that worker), or from the exporting host (Dask moves the data
+worker to worker).
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from exporters.base import ArtifactRequest, export_many
+from workbench.fleet import hostside
+from workbench.fleet.inventory import RESOURCE, Host
+
+ArtifactKey = tuple[str, str, str, str]
+
+
+def pinned(address: str) -> dict[str, Any]:
+    """submit() options that run a task on that worker only, alone there."""
+    return {"workers": [address], "allow_other_workers": False, "resources": {RESOURCE: 1}}
+
+
+def export_all(
+    client: Any, requests: dict[ArtifactKey, ArtifactRequest], hosts: list[Host]
+) -> dict[str, dict[ArtifactKey, dict[str, Any]]]:
+    """Manifests by architecture, then by artifact: one export per (artifact, arch)."""
+    here = platform.machine()
+    by_arch: dict[str, dict[ArtifactKey, dict[str, Any]]] = {}
+    arches = sorted({h.arch for h in hosts})
+    for arch in arches:
+        if arch == here:
+            manifests = export_many(list(requests.values()))
+        else:
+            exporter = next(h for h in hosts if h.arch == arch)
+            futures = [
+                client.submit(
+                    hostside.export_here, asdict(r), pure=False, **pinned(exporter.address)
+                )
+                for r in requests.values()
+            ]
+            manifests = client.gather(futures)
+            for m in manifests:
+                m["exported_on"] = exporter.address
+        by_arch[arch] = dict(zip(requests, manifests, strict=True))
+    return by_arch
+
+
+def stage(
+    client: Any, hosts: list[Host], manifests: dict[str, dict[ArtifactKey, dict[str, Any]]]
+) -> dict[str, str]:
+    """Put every ok artifact on every host that will run it; returns a reason per
+    (host address) that failed to receive one (its configurations then fail with it)."""
+    from distributed import wait
+
+    here = platform.machine()
+    checks = {}
+    for h in hosts:
+        for m in manifests.get(h.arch, {}).values():
+            if m.get("status") != "ok":
+                continue
+            name = Path(m["path"]).name
+            hint = m["path"] if h.arch == here else None
+            if m.get("exported_on") == h.address:
+                hint = m["path"]
+            fut = client.submit(
+                hostside.ensure_artifact, m["sha256"], name, hint, pure=False, **pinned(h.address)
+            )
+            checks[(h.address, m["sha256"])] = (h, m, name, fut)
+    with client.as_current():
+        wait([c[3] for c in checks.values()])
+    stores = []
+    for (_, _sha), (h, m, name, fut) in checks.items():
+        if fut.status == "finished" and fut.result() is not None:
+            continue
+        if "exported_on" in m:
+            files = client.submit(
+                hostside.read_artifact, m["path"], pure=False, **pinned(m["exported_on"])
+            )
+        else:
+            files = client.scatter(hostside.read_artifact(m["path"]), workers=[h.address])
+        stores.append(
+            (
+                h,
+                client.submit(
+                    hostside.store_artifact,
+                    m["sha256"],
+                    name,
+                    files,
+                    pure=False,
+                    **pinned(h.address),
+                ),
+            )
+        )
+    with client.as_current():
+        wait([f for _, f in stores])
+    failed = {}
+    for h, fut in stores:
+        if fut.status != "finished":
+            failed[h.address] = f"could not send the artifact to {h.name}: {fut.exception()}"
+    return failed
