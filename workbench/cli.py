@@ -160,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     from workbench.scenarios.cli import add_arguments as add_scenario_arguments
 
     add_scenario_arguments(bench)
+    from workbench.fleet.cli import add_bench_arguments, add_cluster_parser
+
+    add_bench_arguments(bench)
+    add_cluster_parser(sub, functools.partial(_Parser, allow_abbrev=False))
 
     export = sub.add_parser("export", help="export a task's models and print the matrix")
     export.add_argument("--task", required=True)
@@ -275,7 +279,12 @@ def cmd_env(_: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.rerun:
+    from workbench.fleet.cli import check_bench_args
+
+    check_bench_args(args)
+    if args.resume:
+        rows = _resume(args)
+    elif args.rerun:
         given = _options_given_with_rerun(args)
         if given:
             raise UserError(
@@ -321,6 +330,9 @@ _RERUN_CONFLICTS = {
     "profile": "--profile",
     "quick": "--quick",
     "scenario": "--scenario",
+    "cluster": "--cluster",
+    "hosts": "--hosts",
+    "each_host": "--each-host",
 }
 
 
@@ -454,11 +466,14 @@ def _bench_task(args: argparse.Namespace) -> list[dict[str, Any]]:
         repeats=args.repeats,
         end_to_end=args.end_to_end,
     )
-    return _run_sweep(sweep, "bench")
+    return _run_sweep(sweep, "bench", args)
 
 
-def _run_sweep(sweep: Any, command: str) -> list[dict[str, Any]]:
-    """Run a task sweep into a new stored run with a progress bar; its rows."""
+def _run_sweep(
+    sweep: Any, command: str, args: argparse.Namespace | None = None
+) -> list[dict[str, Any]]:
+    """Run a task sweep into a new stored run with a progress bar (over the cluster with
+    --cluster); its rows."""
     from workbench.results import load
     from workbench.sweep import run_stored
 
@@ -470,7 +485,33 @@ def _run_sweep(sweep: Any, command: str) -> list[dict[str, Any]]:
         bar.update(1)
 
     try:
-        store = run_stored(sweep, command=command, on_progress=progress)
+        if args is not None and args.cluster:
+            from workbench.fleet.cli import run_on_cluster
+
+            store = run_on_cluster(sweep, args, progress)
+        else:
+            store = run_stored(sweep, command=command, on_progress=progress)
+    finally:
+        bar.close()
+    frame = load(run_ids=[store.run_id])
+    print(f"run {store.run_id}: {len(frame)} rows in {store.path}", file=sys.stderr)
+    return frame.to_dict(orient="records")
+
+
+def _resume(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Finish a stored run cut short, into the same run; all its rows."""
+    from workbench.fleet.cli import resume
+    from workbench.results import load
+
+    bar = _progress_bar(desc=f"resume {args.resume}", unit="job")
+
+    def progress(done: int, total: int, label: str) -> None:
+        bar.total = total
+        bar.set_postfix_str(label)
+        bar.update(1)
+
+    try:
+        store = resume(args, progress)
     finally:
         bar.close()
     frame = load(run_ids=[store.run_id])
@@ -701,7 +742,14 @@ COMMANDS = {
     "report": cmd_report,
     "notebooks": cmd_notebooks,
     "list": cmd_list,
+    "cluster": lambda args: _cmd_cluster(args),
 }
+
+
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    from workbench.fleet.cli import cmd_cluster
+
+    return cmd_cluster(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

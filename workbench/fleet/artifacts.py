@@ -54,10 +54,14 @@ def export_all(
 
 
 def stage(
-    client: Any, hosts: list[Host], manifests: dict[str, dict[ArtifactKey, dict[str, Any]]]
+    client: Any,
+    hosts: list[Host],
+    manifests: dict[str, dict[ArtifactKey, dict[str, Any]]],
+    share_paths: bool = True,
 ) -> dict[str, str]:
-    """Put every ok artifact on every host that will run it; returns a reason per
-    (host address) that failed to receive one (its configurations then fail with it)."""
+    """Put every ok artifact on every host that will run it; returns a reason per host
+    address that failed to receive one (its configurations then fail with that). With
+    `share_paths`, a host that sees the client's export at its path uses it in place."""
     from distributed import wait
 
     here = platform.machine()
@@ -67,7 +71,7 @@ def stage(
             if m.get("status") != "ok":
                 continue
             name = Path(m["path"]).name
-            hint = m["path"] if h.arch == here else None
+            hint = m["path"] if h.arch == here and share_paths else None
             if m.get("exported_on") == h.address:
                 hint = m["path"]
             fut = client.submit(

@@ -42,6 +42,9 @@ class FleetOptions:
     each_host: bool = False  # every host its own group, even identical ones
     host_threads: bool = False  # thread count = each host's own usable cores
     poll_s: float = 0.5  # how often lost hosts are looked for
+    # A host that sees the client's export at the same path (a shared filesystem, or the
+    # same machine) uses it in place; False sends every host the bytes by hash instead.
+    share_paths: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -274,7 +277,7 @@ def run_fleet(
         if j.request is not None
     }
     manifests = export_all(client, requests, hosts)
-    for address, reason in stage(client, hosts, manifests).items():
+    for address, reason in stage(client, hosts, manifests, options.share_paths).items():
         print(f"workbench: {address}: {reason}", file=sys.stderr)
     writer = _Writer(store, options.each_host)
     items = _items(sweep, groups, options, manifests, only)
