@@ -61,9 +61,10 @@ class LocalCluster:
         for proc in [*self.workers, self.scheduler]:
             if proc.poll() is None:
                 _kill_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + 3  # a clean exit, else they are killed
         for proc in [*self.workers, self.scheduler]:
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
                 proc.wait(timeout=10)

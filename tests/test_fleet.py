@@ -1,0 +1,277 @@
+"""Fleet sweeps on a real Dask scheduler and two workers on 127.0.0.1 (processes started
+here, each with its own workspace so artifacts really travel by hash): a sweep spread
+over both, a worker killed mid-sweep, a client killed and resumed, a host group lost;
+rows merged with nothing lost or duplicated. Plus the host selection and the hash
+cache without a cluster."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from workbench.errors import UserError
+from workbench.fleet import hostside
+from workbench.fleet.cluster import connect, start_local
+from workbench.fleet.inventory import Host, differences, host_class, host_report
+from workbench.fleet.select import select
+from workbench.fleet.sweep import FleetOptions, resume_fleet, row_key, run_stored_fleet
+from workbench.harness.timing import StopRule
+from workbench.procs import child_env
+from workbench.results import load
+from workbench.sweep import TaskSweep
+
+TINY = StopRule(warmup_iters=1, warmup_time_s=0.0, min_iters=5, min_time_s=0.02, max_time_s=1)
+DEADLINE_S = 90  # every wait below is bounded
+
+
+def _sweep(threads: list[int], formats: tuple[str, ...] = ("onnx",)) -> TaskSweep:
+    return TaskSweep(
+        task="tabular",
+        models=["linear"],
+        frameworks=["torch"],
+        formats=list(formats),
+        precisions=["fp32"],
+        batch_sizes=[1, 4],
+        threads=list(threads),
+        rule=TINY,
+        end_to_end=False,
+    )
+
+
+# ---- without a cluster ---------------------------------------------------------------
+
+
+def _host(name: str, **changes: object) -> Host:
+    fp = copy.deepcopy(host_report()["fingerprint"])
+    for path, value in changes.items():
+        node = fp
+        *parents, leaf = path.split("__")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return Host(f"tcp://10.0.0.{len(name)}:1", name, fp, "id-" + name)
+
+
+def test_identical_hosts_share_a_class_and_a_library_difference_is_flagged():
+    a, b = _host("a", hostname="one"), _host("b", hostname="two")
+    assert host_class(a.fingerprint) == host_class(b.fingerprint)
+    c = _host("c", libraries__onnx="0.0.1")
+    assert host_class(c.fingerprint) != host_class(a.fingerprint)
+    diff = differences(a.fingerprint, c.fingerprint)
+    assert any(d.startswith("onnx 0.0.1 (client ") for d in diff)
+    assert differences(a.fingerprint, b.fingerprint) == []
+
+
+def test_hosts_are_picked_by_name_and_by_fingerprint_fields():
+    flags = dict.fromkeys(host_report()["fingerprint"]["cpu"]["flags"], False)
+    vnni = _host("vnni", cpu__flags={**flags, "avx512_vnni": True}, gpu__gpus=[])
+    gpu = _host("gpubox", cpu__flags=flags, gpu__gpus=[{"name": "NVIDIA H100 80GB HBM3"}])
+    plain = _host("laptop", cpu__flags=flags, gpu__gpus=[])
+    hosts = [vnni, gpu, plain]
+    assert select(hosts, None) == hosts
+    assert select(hosts, "laptop,gpubox") == [gpu, plain]
+    assert select(hosts, "avx512_vnni=true") == [vnni]
+    assert select(hosts, "gpu=H100") == [gpu]
+    assert select(hosts, "gpu=false,avx512_vnni=false") == [plain]
+    with pytest.raises(UserError, match="unknown field 'colour'"):
+        select(hosts, "colour=red")
+    with pytest.raises(UserError, match="no host 'nowhere'"):
+        select(hosts, "nowhere")
+    with pytest.raises(UserError, match="picks none"):
+        select(hosts, "gpu=A100")
+
+
+def test_hash_cache_keeps_sent_bytes_and_refuses_bytes_that_do_not_match(workspace, tmp_path):
+    from exporters.base import sha256_of
+
+    src = tmp_path / "model.onnx"
+    src.write_bytes(b"not really a model")
+    sha = sha256_of(src)
+    assert hostside.local_artifact(sha, "model.onnx") is None
+    path = hostside.store_artifact(sha, "model.onnx", hostside.read_artifact(str(src)))
+    assert Path(path).read_bytes() == src.read_bytes() and path != str(src)
+    assert hostside.local_artifact(sha, "model.onnx") == path
+    with pytest.raises(ValueError, match="arrived with sha256"):
+        hostside.store_artifact("0" * 64, "model.onnx", {"model.onnx": b"other bytes"})
+    # a copy already on this host (same filesystem) is used in place, once verified
+    other = tmp_path / "b" / "model.onnx"
+    other.parent.mkdir()
+    other.write_bytes(b"second model")
+    assert hostside.local_artifact(sha256_of(other), "model.onnx", str(other)) == str(other)
+
+
+# ---- on a cluster --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster(module_workspace, tmp_path_factory):
+    """A scheduler and two benchmark workers, each worker with its own workspace."""
+    root = tmp_path_factory.mktemp("fleet")
+    homes = [{"WORKBENCH_HOME": str(root / f"host-{i}")} for i in range(2)]
+    with start_local(2, port=0, worker_env=homes, nanny=False, workdir=root / "cluster") as c:
+        c.homes = [Path(h["WORKBENCH_HOME"]) for h in homes]
+        yield c
+
+
+def _rows(run_id: str):
+    frame = load(run_ids=[run_id])
+    return frame.to_dict(orient="records")
+
+
+def _assert_exactly_once(rows, expected: int) -> None:
+    keys = Counter((row_key(r), r["host_class"]) for r in rows)
+    assert len(rows) == expected, [(r["host"], r["threads"], r["batch_size"]) for r in rows]
+    assert all(n == 1 for n in keys.values()), keys
+
+
+def test_sweep_spreads_over_both_hosts_with_rows_merged_in_one_run(cluster):
+    sweep = _sweep(threads=[1, 2, 3, 4])
+    options = FleetOptions(cluster=cluster.address, share_paths=False)
+    store = run_stored_fleet(sweep, options)
+    rows = _rows(store.run_id)
+    _assert_exactly_once(rows, expected=4 * 2)
+    assert {r["status"] for r in rows} == {"ok"}, {r["error"] for r in rows}
+    assert {r["host"] for r in rows} == {"host-0", "host-1"}
+    assert len({r["host_class"] for r in rows}) == 1
+    # each row carries its host's fingerprint, kept whole in the run's manifest
+    manifest = json.loads((store.path / "manifest.json").read_text())
+    assert manifest["status"] == "ok"
+    assert {r["fingerprint_id"] for r in rows} <= set(manifest["hosts"])
+    assert {r["host_warning"] for r in rows} == {None}
+    # the artifact was exported once, here, and sent by hash to each host's own cache
+    sha = rows[0]["artifact_sha256"]
+    for home in cluster.homes:
+        cached = home / "artifacts" / "by-sha256" / sha
+        assert (cached / ".complete").exists() and (cached / "model.onnx").exists()
+        assert not (home / "artifacts" / "tabular-linear").exists()  # not exported there
+    assert all(r["artifact_path"].startswith(str(cluster.homes[0].parent)) for r in rows)
+
+
+def _wait_until(check, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _busy(home: Path) -> bool:
+    """A configuration is being measured on the host with this workspace."""
+    scratch = home / "fleet-scratch"
+    return scratch.is_dir() and any(scratch.iterdir())
+
+
+def test_client_killed_mid_sweep_then_resume_finishes_the_run(cluster, module_workspace):
+    """The CLI run is killed after its first rows; --resume measures only the rest."""
+    runs = module_workspace / "runs"
+    before = set(os.listdir(runs)) if runs.exists() else set()
+    cmd = [
+        sys.executable,
+        "-m",
+        "workbench.cli",
+        "bench",
+        "--task",
+        "tabular",
+        "--model",
+        "linear",
+        "--frameworks",
+        "torch",
+        "--formats",
+        "onnx",
+        "--precisions",
+        "fp32",
+        "--batch",
+        "1,4",
+        "--threads",
+        "1,2,3",
+        "--min-iters",
+        "5",
+        "--min-time",
+        "0.02",
+        "--max-time",
+        "1",
+        "--warmup",
+        "1",
+        "--no-end-to-end",
+        "--cluster",
+        cluster.address,
+    ]
+    proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+
+        def first_rows() -> bool:
+            new = set(os.listdir(runs)) - before if runs.exists() else set()
+            return bool(new) and (runs / next(iter(new)) / "rows.jsonl").stat().st_size > 0
+
+        _wait_until(first_rows, "the first stored rows")
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    (run_id,) = set(os.listdir(runs)) - before
+    kept = len(_rows(run_id))
+    assert 0 < kept < 6
+    store, missing = resume_fleet(run_id)
+    rows = _rows(run_id)
+    _assert_exactly_once(rows, expected=3 * 2)
+    assert missing == 6 - kept
+    assert {r["status"] for r in rows} == {"ok"}
+    assert json.loads((store.path / "manifest.json").read_text())["status"] == "ok"
+    assert resume_fleet(run_id)[1] == 0  # nothing left to do
+
+
+def test_lost_host_without_a_peer_leaves_failure_rows_with_the_reason(tmp_path, module_workspace):
+    """--each-host: every host is its own group, so a lost host's configurations have
+    nowhere else to go and become failed rows saying why; the other host's are whole."""
+    homes = [{"WORKBENCH_HOME": str(tmp_path / f"h{i}")} for i in range(2)]
+    with start_local(2, port=0, worker_env=homes, nanny=False, workdir=tmp_path / "c") as c:
+        options = FleetOptions(cluster=c.address, each_host=True, poll_s=0.2)
+        done: dict[str, object] = {}
+        sweep = _sweep(threads=[1, 2, 3])
+        worker = threading.Thread(
+            target=lambda: done.setdefault("store", run_stored_fleet(sweep, options))
+        )
+        worker.start()
+        _wait_until(lambda: _busy(Path(homes[1]["WORKBENCH_HOME"])), "host-1 to be measuring")
+        c.kill_worker(1)
+        worker.join(DEADLINE_S)
+        assert not worker.is_alive()
+    rows = _rows(done["store"].run_id)
+    assert len(rows) == 2 * 3 * 2
+    assert Counter((row_key(r), r["host"]) for r in rows).most_common(1)[0][1] == 1
+    on_0 = [r for r in rows if r["host"] == "host-0"]
+    on_1 = [r for r in rows if r["host"] == "host-1"]
+    assert {r["status"] for r in on_0} == {"ok"}
+    failed = [r for r in on_1 if r["status"] == "failed"]
+    assert failed and all("left the cluster" in r["error"] for r in failed)
+
+
+def test_worker_killed_mid_sweep_its_configuration_reruns_on_the_other_host(cluster):
+    """Runs last on the module's cluster: it kills host-1."""
+    with connect(cluster.address) as client:
+        options = FleetOptions(cluster=cluster.address, poll_s=0.2)
+        done: dict[str, object] = {}
+        sweep = _sweep(threads=[1, 2, 3, 4, 5])
+        worker = threading.Thread(
+            target=lambda: done.setdefault("store", run_stored_fleet(sweep, options, client))
+        )
+        worker.start()
+        _wait_until(lambda: _busy(cluster.homes[1]), "host-1 to be measuring")
+        cluster.kill_worker(1)
+        worker.join(DEADLINE_S)
+        assert not worker.is_alive()
+    rows = _rows(done["store"].run_id)
+    _assert_exactly_once(rows, expected=5 * 2)
+    assert {r["status"] for r in rows} == {"ok"}, {r["error"] for r in rows}
+    # host-1 died mid-configuration: that one (at least) was measured by host-0 instead
+    on_1 = {r["threads"] for r in rows if r["host"] == "host-1"}
+    assert len(on_1) < 5 and {r["host"] for r in rows} >= {"host-0"}
