@@ -146,7 +146,9 @@ def test_sweep_spreads_over_both_hosts_with_rows_merged_in_one_run(cluster):
     # each row carries its host's fingerprint, kept whole in the run's manifest
     manifest = json.loads((store.path / "manifest.json").read_text())
     assert manifest["status"] == "ok"
-    assert {r["fingerprint_id"] for r in rows} <= set(manifest["hosts"])
+    stored = {(h["host"], h["fingerprint_id"]) for h in manifest["hosts"].values()}
+    assert {(r["host"], r["fingerprint_id"]) for r in rows} <= stored
+    assert all(h["fingerprint"]["cpu"] for h in manifest["hosts"].values())
     assert {r["host_warning"] for r in rows} == {None}
     # the artifact was exported once, here, and sent by hash to each host's own cache
     sha = rows[0]["artifact_sha256"]
@@ -155,6 +157,11 @@ def test_sweep_spreads_over_both_hosts_with_rows_merged_in_one_run(cluster):
         assert (cached / ".complete").exists() and (cached / "model.onnx").exists()
         assert not (home / "artifacts" / "tabular-linear").exists()  # not exported there
     assert all(r["artifact_path"].startswith(str(cluster.homes[0].parent)) for r in rows)
+    # the notebook layer lines the hosts up: one class here, so one column named by both
+    from workbench import study
+
+    table = study.cross_host(load(run_ids=[store.run_id]))
+    assert len(table) == 8 and "host-0+host-1" in table.columns
 
 
 def _wait_until(check, what: str) -> None:
@@ -275,3 +282,46 @@ def test_worker_killed_mid_sweep_its_configuration_reruns_on_the_other_host(clus
     # host-1 died mid-configuration: that one (at least) was measured by host-0 instead
     on_1 = {r["threads"] for r in rows if r["host"] == "host-1"}
     assert len(on_1) < 5 and {r["host"] for r in rows} >= {"host-0"}
+
+
+def test_cross_host_table_lines_hosts_up_and_flags_a_mismatched_one():
+    import pandas as pd
+
+    from workbench.report.fleet import cross_host_plot, cross_host_table
+
+    base = {
+        "status": "ok",
+        "model": "mlp",
+        "source_framework": "torch",
+        "format": "onnx",
+        "precision": "fp32",
+        "runtime": "onnxruntime",
+        "device": "cpu",
+        "threads": 4,
+        "seq_len": None,
+        "host_warning": None,
+    }
+    rows = [
+        {**base, "host": "laptop", "host_class": "a", "batch_size": 1, "latency_ms_p50": 2.0},
+        {**base, "host": "server", "host_class": "b", "batch_size": 1, "latency_ms_p50": 0.5},
+        {**base, "host": "laptop", "host_class": "a", "batch_size": 8, "latency_ms_p50": 9.0},
+        {**base, "host": "server", "host_class": "b", "batch_size": 8, "latency_ms_p50": 3.0},
+        {**base, "host": "server", "host_class": "b", "batch_size": 8, "status": "failed"},
+        {
+            **base,
+            "host": "gpubox",
+            "host_class": "c",
+            "batch_size": 1,
+            "latency_ms_p50": 0.1,
+            "host_warning": "differs from the client: onnx 1.0 (client 1.1)",
+        },
+    ]
+    table = cross_host_table(pd.DataFrame(rows), each_host=True)
+    assert list(table["batch_size"]) == [1, 8]
+    assert set(table.columns) >= {"laptop", "server", "gpubox (!)", "slowest/fastest"}
+    assert table["slowest/fastest"].tolist() == pytest.approx([20.0, 3.0])
+    assert table["gpubox (!)"].isna().tolist() == [False, True]
+    # by class, identical hosts share one column named by them
+    twins = pd.DataFrame([{**r, "host_class": "a"} for r in rows[:4]])
+    assert [c for c in cross_host_table(twins).columns if "+" in c] == ["laptop+server"]
+    assert cross_host_plot(table, "caption").axes  # draws without error

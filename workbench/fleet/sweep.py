@@ -191,10 +191,13 @@ class _Writer:
         return n
 
     def _remember(self, host: Host, fid: str, fp: dict[str, Any]) -> None:
+        """Keep each (host, fingerprint) once in the manifest, as `name/fingerprint_id`
+        (identical hosts share a fingerprint id, so the name is part of the key)."""
         hosts = self.store.manifest["hosts"]
-        if fid in hosts:
+        key = f"{host.name}/{fid}"
+        if key in hosts:
             return
-        hosts[fid] = {**host.summary(), "fingerprint_id": fid, "fingerprint": fp}
+        hosts[key] = {**host.summary(), "fingerprint_id": fid, "fingerprint": fp}
         write_json_atomic(self.store.path / MANIFEST, self.store.manifest)
 
 
