@@ -218,7 +218,8 @@ def test_client_killed_mid_sweep_then_resume_finishes_the_run(cluster, module_wo
 
         def first_rows() -> bool:
             new = set(os.listdir(runs)) - before if runs.exists() else set()
-            return bool(new) and (runs / next(iter(new)) / "rows.jsonl").stat().st_size > 0
+            rows = runs / next(iter(new)) / "rows.jsonl" if new else None
+            return rows is not None and rows.exists() and rows.stat().st_size > 0
 
         _wait_until(first_rows, "the first stored rows")
         proc.send_signal(signal.SIGKILL)
@@ -260,6 +261,33 @@ def test_lost_host_without_a_peer_leaves_failure_rows_with_the_reason(tmp_path, 
     assert {r["status"] for r in on_0} == {"ok"}
     failed = [r for r in on_1 if r["status"] == "failed"]
     assert failed and all("left the cluster" in r["error"] for r in failed)
+
+
+def test_another_architecture_exports_once_on_its_own_host_and_shares_by_hash(cluster):
+    """Hosts whose architecture differs from the client's (faked here: both workers say
+    `other-arch`) get the artifact exported once, on the first of them, and the second
+    receives the bytes from it, worker to worker."""
+    from exporters.base import ArtifactRequest
+    from workbench.fleet.artifacts import export_all, stage
+    from workbench.fleet.inventory import inventory
+
+    # (not the ONNX file the other tests already put in every host's cache)
+    request = ArtifactRequest("tabular", "linear", "torch", "torchscript", "fp32")
+    with connect(cluster.address) as client:
+        hosts, _ = inventory(client)
+        for h in hosts:
+            h.fingerprint["os"]["machine"] = "other-arch"
+        manifests = export_all(client, {("k",): request}, hosts)
+        assert set(manifests) == {"other-arch"}
+        manifest = manifests["other-arch"][("k",)]
+        assert manifest["status"] == "ok" and manifest["exported_on"] == hosts[0].address
+        assert stage(client, hosts, manifests) == {}
+    sha = manifest["sha256"]
+    exporter, receiver = (cluster.homes[int(h.name[-1])] for h in hosts)
+    assert (exporter / "artifacts" / "tabular-linear").is_dir()  # exported there...
+    assert (exporter / "artifacts" / "by-sha256" / sha / ".link").exists()
+    assert not (receiver / "artifacts" / "tabular-linear").exists()  # ...and only there
+    assert (receiver / "artifacts" / "by-sha256" / sha / ".complete").exists()
 
 
 def test_worker_killed_mid_sweep_its_configuration_reruns_on_the_other_host(cluster):
