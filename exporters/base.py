@@ -26,7 +26,7 @@ from workbench import workspace
 from workbench.atomic import write_json_atomic
 from workbench.errors import UserError
 from workbench.options import NoOptions, Options
-from workbench.procs import child_env, file_lock
+from workbench.procs import file_lock, worker_env
 from workbench.registry import PASSES
 from workbench.workspace import artifacts_dir
 
@@ -287,7 +287,7 @@ def _export_locked(
             # shape inference, external-data files): keep them in the artifact's folder.
             cwd=directory,
             # ...and pin the workspace, which defaults to a path relative to the cwd.
-            env=child_env(**{workspace.ENV_VAR: str(workspace.workspace_dir())}),
+            env=worker_env(**{workspace.ENV_VAR: str(workspace.workspace_dir())}),
         )
         reason = _child_failure(proc)
     except subprocess.TimeoutExpired:

@@ -29,6 +29,7 @@ from exporters.base import (
 from workbench.devices import parse_device
 from workbench.formats import runtime_for
 from workbench.parity import verdict
+from workbench.procs import die_with_parent
 from workbench.registry import get_runtime, get_task
 from workbench.runtimes.base import RuntimeOptions, feed_keys, run_in_batches
 from workbench.tasks.base import Task
@@ -247,6 +248,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
+    die_with_parent()
     job = json.loads(sys.stdin.read())
     try:
         manifest = run_job(job)

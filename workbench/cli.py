@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--rerun", metavar="RUN_ID", help="repeat a stored run from its manifest, as a new run"
     )
     bench.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="finish a task sweep that was cut short: measure only its missing configurations",
+    )
+    bench.add_argument(
         "--model", help="task model variant(s), comma-separated (default: the task's own)"
     )
     bench.add_argument("--frameworks", help="source frameworks: torch,keras")
@@ -275,14 +280,17 @@ def cmd_env(_: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.rerun:
+    if args.rerun and args.resume:
+        raise UserError("give --rerun or --resume, not both")
+    if args.rerun or args.resume:
+        flag = "--rerun" if args.rerun else "--resume"
         given = _options_given_with_rerun(args)
         if given:
             raise UserError(
-                f"--rerun repeats a stored run as it was: drop {', '.join(given)} (or run a new "
-                "bench with them)"
+                f"{flag} takes the sweep from the stored run: drop {', '.join(given)} (or run "
+                "a new bench with them)"
             )
-        rows = _rerun(args.rerun)
+        rows = _rerun(args.rerun) if args.rerun else _resume(args.resume)
     elif args.scenario:
         from workbench.scenarios.cli import bench_scenario, print_rows
 
@@ -475,6 +483,31 @@ def _run_sweep(sweep: Any, command: str) -> list[dict[str, Any]]:
         bar.close()
     frame = load(run_ids=[store.run_id])
     print(f"run {store.run_id}: {len(frame)} rows in {store.path}", file=sys.stderr)
+    return frame.to_dict(orient="records")
+
+
+def _resume(run_id: str) -> list[dict[str, Any]]:
+    """Finish a cut-short task sweep in place; all of the run's rows."""
+    from workbench.results import load
+    from workbench.sweep import resume
+
+    bar = _progress_bar(desc=f"resume {run_id}", unit="job")
+
+    def progress(done: int, total: int, label: str) -> None:
+        bar.total = total
+        bar.set_postfix_str(label)
+        bar.update(1)
+
+    try:
+        store, measured = resume(run_id, on_progress=progress)
+    finally:
+        bar.close()
+    frame = load(run_ids=[store.run_id])
+    print(
+        f"run {store.run_id}: {len(measured)} missing configuration(s) measured, "
+        f"{len(frame)} rows in {store.path}",
+        file=sys.stderr,
+    )
     return frame.to_dict(orient="records")
 
 
