@@ -26,7 +26,7 @@ from workbench import workspace
 from workbench.atomic import write_json_atomic
 from workbench.errors import UserError
 from workbench.options import NoOptions, Options
-from workbench.procs import file_lock, worker_env
+from workbench.procs import file_lock, memory_limit_env, worker_env
 from workbench.registry import PASSES
 from workbench.workspace import artifacts_dir
 
@@ -224,10 +224,14 @@ def _cached(directory: Path) -> dict[str, Any] | None:
 
 
 def export(
-    request: ArtifactRequest, timeout_s: float = DEFAULT_TIMEOUT_S, force: bool = False
+    request: ArtifactRequest,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    force: bool = False,
+    memory_limit_bytes: int | None = None,
 ) -> dict[str, Any]:
     """Export `request` (or reuse the cached artifact) and return its manifest. Never
-    raises for a converter failure: the manifest's status says `failed` and why."""
+    raises for a converter failure: the manifest's status says `failed` and why. The
+    converter process gets `timeout_s` and, when given, an address-space limit."""
     from workbench.registry import get_task
 
     task_obj = get_task(request.task)
@@ -241,17 +245,26 @@ def export(
     with file_lock(directory / ".lock"):
         if not force and (hit := _cached(directory)):
             return {**hit, "cache_hit": True}
-        return _export_locked(request, pass_, params, directory, timeout_s)
+        return _export_locked(request, pass_, params, directory, timeout_s, memory_limit_bytes)
 
 
-def export_many(requests: list[ArtifactRequest], jobs: int | None = None) -> list[dict[str, Any]]:
+def export_many(
+    requests: list[ArtifactRequest],
+    jobs: int | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    memory_limit_bytes: int | None = None,
+) -> list[dict[str, Any]]:
     """Export several artifacts, `jobs` converter processes at a time (default: one per
     core, at most 2 since each converter is itself multi-threaded); order is kept."""
     from concurrent.futures import ThreadPoolExecutor
 
     jobs = jobs or max(1, min(2, len(os.sched_getaffinity(0))))
+
+    def one(request: ArtifactRequest) -> dict[str, Any]:
+        return export(request, timeout_s, memory_limit_bytes=memory_limit_bytes)
+
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(export, requests))
+        return list(pool.map(one, requests))
 
 
 def _export_locked(
@@ -260,6 +273,7 @@ def _export_locked(
     params: dict[str, Any],
     directory: Path,
     timeout_s: float,
+    memory_limit_bytes: int | None = None,
 ) -> dict[str, Any]:
     base = {
         "task": request.task,
@@ -287,7 +301,10 @@ def _export_locked(
             # shape inference, external-data files): keep them in the artifact's folder.
             cwd=directory,
             # ...and pin the workspace, which defaults to a path relative to the cwd.
-            env=worker_env(**{workspace.ENV_VAR: str(workspace.workspace_dir())}),
+            env=worker_env(
+                **{workspace.ENV_VAR: str(workspace.workspace_dir())},
+                **memory_limit_env(memory_limit_bytes),
+            ),
         )
         reason = _child_failure(proc)
     except subprocess.TimeoutExpired:

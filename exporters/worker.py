@@ -29,7 +29,7 @@ from exporters.base import (
 from workbench.devices import parse_device
 from workbench.formats import runtime_for
 from workbench.parity import verdict
-from workbench.procs import die_with_parent
+from workbench.procs import apply_memory_limit, describe_memory_error, die_with_parent
 from workbench.registry import get_runtime, get_task
 from workbench.runtimes.base import RuntimeOptions, feed_keys, run_in_batches
 from workbench.tasks.base import Task
@@ -206,6 +206,13 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         extras = pass_.export(ctx, out)
+    except MemoryError as exc:
+        return {
+            **manifest,
+            "status": "failed",
+            "export_time_s": time.perf_counter() - started,
+            "error": describe_memory_error(exc),
+        }
     except Exception as exc:  # noqa: BLE001 - the converter's own message is the result
         message = " ".join(str(exc).split())[:600] or type(exc).__name__
         return {
@@ -249,6 +256,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> int:
     die_with_parent()
+    apply_memory_limit()
     job = json.loads(sys.stdin.read())
     try:
         manifest = run_job(job)

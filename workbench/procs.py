@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import fcntl
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -57,6 +58,33 @@ def die_with_parent() -> None:
         return
     if os.getppid() != int(parent):  # the parent died before prctl took effect
         os._exit(1)
+
+
+MEMORY_LIMIT_VAR = "WORKBENCH_MEMORY_LIMIT"
+
+
+def apply_memory_limit() -> int | None:
+    """In a worker: cap this process's address space (RLIMIT_AS) at $WORKBENCH_MEMORY_LIMIT
+    bytes when set, so that a converter or runtime that runs away fails with a
+    MemoryError (or dies) alone instead of taking the machine. The limit, or None."""
+    value = os.environ.get(MEMORY_LIMIT_VAR)
+    if not value:
+        return None
+    limit = int(value)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    return limit
+
+
+def memory_limit_env(limit_bytes: int | None) -> dict[str, str]:
+    """The environment entry that gives a worker an address-space limit (none: {})."""
+    return {MEMORY_LIMIT_VAR: str(int(limit_bytes))} if limit_bytes else {}
+
+
+def describe_memory_error(exc: BaseException) -> str:
+    """A one-line reason for a MemoryError, naming the limit it ran into."""
+    value = os.environ.get(MEMORY_LIMIT_VAR)
+    limit = f" under the {int(value) / 2**30:.1f} GiB address-space limit" if value else ""
+    return f"out of memory{limit} (MemoryError{': ' + str(exc) if str(exc) else ''})"
 
 
 def pin_code_root() -> None:

@@ -28,7 +28,7 @@ from workbench.errors import UserError
 from workbench.formats import PRECISIONS, SOURCE_FRAMEWORK_OF_NATIVE, runtime_for
 from workbench.harness.runner import BenchConfig, outcome_rows
 from workbench.harness.timing import StopRule
-from workbench.procs import worker_env
+from workbench.procs import memory_limit_env, worker_env
 from workbench.profiles import get_profile
 from workbench.registry import get_runtime, get_task
 from workbench.results import RunStore
@@ -72,10 +72,23 @@ class TaskSweep:
     repeats: int = 1
     end_to_end: bool = True  # also time pre + model + post where the task has a pipeline
     profile: str | None = None  # the profile whose preset filled the unset fields
+    # Each export and each benchmark worker gets its own time limit and, when set, an
+    # address-space limit (RLIMIT_AS): a runaway costs its own rows, not the machine.
+    export_timeout_s: float = 1800.0  # a first export may include training the model
+    worker_timeout_s: float = WORKER_TIMEOUT_S
+    memory_limit_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.rule, dict):
             self.rule = StopRule(**self.rule)
+        for name in ("export_timeout_s", "worker_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise UserError(f"{name} must be a positive number of seconds")
+        if self.memory_limit_bytes is not None and self.memory_limit_bytes < 2**28:
+            raise UserError(
+                f"memory_limit_bytes={self.memory_limit_bytes} is below 256 MiB: no Python "
+                "worker starts in that; give the limit in bytes"
+            )
         for runtime, settings in self.runtime_settings.items():
             get_runtime(runtime).parse_settings(settings)  # unknown or ill-typed: fail now
         task = get_task(self.task)
@@ -303,7 +316,12 @@ def run_sweep(
     `only`, just those configurations (what `resume` measures) and their exports."""
     jobs = [j for j in plan(sweep) if only is None or _wanted(sweep, j, only)]
     requests = {_artifact_key(j): j.request for j in jobs if j.request is not None}
-    manifests = dict(zip(requests, export_many(list(requests.values())), strict=True))
+    exported = export_many(
+        list(requests.values()),
+        timeout_s=sweep.export_timeout_s,
+        memory_limit_bytes=sweep.memory_limit_bytes,
+    )
+    manifests = dict(zip(requests, exported, strict=True))
     for job in jobs:
         label = (
             f"{job.model}/{job.source_framework}/{job.format}/{job.precision}/"
@@ -361,19 +379,27 @@ def _run_job(
         store,
         config,
         {"task": sweep.task, "model": job.model, "source_framework": job.source_framework},
+        sweep.worker_timeout_s,
+        sweep.memory_limit_bytes,
     )
 
 
-def _run_worker(store: RunStore, config: BenchConfig, extra: dict[str, Any]) -> None:
+def _run_worker(
+    store: RunStore,
+    config: BenchConfig,
+    extra: dict[str, Any],
+    timeout_s: float = WORKER_TIMEOUT_S,
+    memory_limit_bytes: int | None = None,
+) -> None:
     job = {"run_dir": str(store.path), "config": config.to_json(), **extra}
-    env = worker_env(TF_CPP_MIN_LOG_LEVEL="3")
+    env = worker_env(TF_CPP_MIN_LOG_LEVEL="3", **memory_limit_env(memory_limit_bytes))
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "workbench.harness.worker"],
             input=json.dumps(job),
             text=True,
             capture_output=True,
-            timeout=WORKER_TIMEOUT_S,
+            timeout=timeout_s,
             env=env,
         )
         stdout, code = proc.stdout, proc.returncode
@@ -381,7 +407,7 @@ def _run_worker(store: RunStore, config: BenchConfig, extra: dict[str, Any]) -> 
         reason = f"benchmark worker died ({_describe(code)})" + (f": {tail}" if tail else "")
     except subprocess.TimeoutExpired as exc:
         stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        code, reason = -9, f"benchmark worker timed out after {WORKER_TIMEOUT_S} s"
+        code, reason = -9, f"benchmark worker timed out after {timeout_s:g} s (hung?)"
     done = {int(line.split()[1]) for line in stdout.splitlines() if line.startswith("ROW ")}
     if code == 0 and done >= set(config.batch_sizes):
         return

@@ -16,7 +16,7 @@ from typing import Any
 from workbench.devices import parse_device
 from workbench.errors import UnavailableError, UserError
 from workbench.harness.runner import BenchConfig, outcome_rows, run_config
-from workbench.procs import die_with_parent
+from workbench.procs import apply_memory_limit, die_with_parent
 from workbench.registry import get_runtime
 from workbench.results import RunStore
 from workbench.runtimes.base import RuntimeOptions
@@ -89,6 +89,7 @@ def run_job(job: dict[str, Any]) -> None:
 
 def main() -> int:
     die_with_parent()
+    apply_memory_limit()
     run_job(json.loads(sys.stdin.read()))
     return 0
 
