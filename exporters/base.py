@@ -11,7 +11,6 @@ artifact and its manifest; the parent turns a crash or timeout into a
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import subprocess
@@ -22,10 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from exporters.cache_key import code_digest, library_versions
 from workbench import workspace
 from workbench.atomic import write_json_atomic
 from workbench.errors import UserError
 from workbench.options import NoOptions, Options
+from workbench.parity_thresholds import current_verdict
 from workbench.procs import file_lock, memory_limit_env, worker_env
 from workbench.registry import PASSES
 from workbench.workspace import artifacts_dir
@@ -146,11 +147,15 @@ class ArtifactRequest:
         return ArtifactRequest(self.task, self.model, self.source_framework, fmt, precision)
 
     def key(self, pass_: Pass, task_obj: Any) -> str:
-        """Content key: task and model version, pass, parameters, the code of the pass's and
-        the task's modules, and the upstream artifact's key."""
-        code = inspect.getsource(sys.modules[type(pass_).__module__]) + inspect.getsource(
-            sys.modules[type(task_obj).__module__]
-        )
+        """Content key of everything that shapes the file: task and model version, pass,
+        parameters, the code of the pass, the task and the export worker with every
+        in-repo module they import, the versions of the converter libraries, and the
+        upstream artifact's key. Stable across processes and clones (no paths, no
+        mtimes; see `exporters.cache_key`)."""
+        roots = [type(pass_).__module__, type(task_obj).__module__, "exporters.worker"]
+        runtime = _runtime_module(self.format)
+        if runtime:
+            roots.append(runtime)  # the parity numbers come from running the artifact
         upstream = self.upstream_request(pass_)
         upstream_key = (
             upstream.key(
@@ -170,12 +175,24 @@ class ArtifactRequest:
                 "precision": self.precision,
                 "pass": pass_.name,
                 "params": effective_params(pass_, self.params, task_obj).to_dict(),
-                "code": hashlib.sha256(code.encode()).hexdigest(),
+                "code": code_digest(roots),
+                "libraries": library_versions(),
                 "upstream": upstream_key,
             },
             sort_keys=True,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def _runtime_module(fmt: str) -> str | None:
+    """The module of the runtime that runs `fmt` (parity runs the artifact through it)."""
+    from workbench.formats import runtime_for
+    from workbench.registry import RUNTIMES
+
+    try:
+        return RUNTIMES.all()[runtime_for(fmt)].__module__
+    except (UserError, KeyError):
+        return None
 
 
 def artifact_files(path: Path) -> list[Path]:
@@ -244,7 +261,7 @@ def export(
     # that share an upstream artifact wait for it instead of writing it twice.
     with file_lock(directory / ".lock"):
         if not force and (hit := _cached(directory)):
-            return {**hit, "cache_hit": True}
+            return {**hit, "parity_pass": current_verdict(hit), "cache_hit": True}
         return _export_locked(request, pass_, params, directory, timeout_s, memory_limit_bytes)
 
 

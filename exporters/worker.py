@@ -8,6 +8,7 @@ aborts or hangs cannot take the caller down, and so only one framework is loaded
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
 import traceback
@@ -28,7 +29,7 @@ from exporters.base import (
 )
 from workbench.devices import parse_device
 from workbench.formats import runtime_for
-from workbench.parity import verdict
+from workbench.parity_thresholds import verdict
 from workbench.procs import apply_memory_limit, describe_memory_error, die_with_parent
 from workbench.registry import get_runtime, get_task
 from workbench.runtimes.base import RuntimeOptions, feed_keys, run_in_batches
@@ -267,6 +268,9 @@ def main() -> int:
             "error": traceback.format_exc(limit=2).strip().splitlines()[-1],
         }
     manifest.pop("directory", None)
+    # This export's own peak resident memory (an upstream export it made ran in its own
+    # process and has its own manifest).
+    manifest["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     write_manifest(Path(job["directory"]), manifest)
     return 0
 

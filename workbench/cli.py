@@ -176,6 +176,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_output(export)
 
+    cache = sub.add_parser("cache", help="list, verify (sha256) or prune the exported artifacts")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True)
+    for name, text in (
+        ("ls", "list every artifact with its state (ok, failed, stale, corrupt, no-manifest)"),
+        ("verify", "check every artifact's files against its manifest's sha256 (exit 1: bad)"),
+        ("gc", "remove the artifacts that can never be served: unfinished, corrupt, stale"),
+    ):
+        cmd = cache_sub.add_parser(name, help=text)
+        _add_output(cmd)
+        if name == "gc":
+            cmd.add_argument("--dry-run", action="store_true", help="list, remove nothing")
+            cmd.add_argument(
+                "--keep-failed", action="store_true", help="keep the manifests of failed exports"
+            )
+
     report = sub.add_parser("report", help="write an HTML report of a run under reports/")
     report.add_argument("--run", help="run id (default: the latest run)")
     report.add_argument("--out", default="reports", help="output folder (default reports/)")
@@ -578,6 +593,37 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0 if all(m.get("status") == "ok" for m in manifests) else 1
 
 
+CACHE_COLUMNS = (
+    ("entry", "entry", "text"),
+    ("state", "state", "text"),
+    ("format", "format", "text"),
+    ("precision", "precision", "text"),
+    ("size_bytes", "size MB", "mb"),
+    ("peak_rss_bytes", "export peak RSS MB", "mb"),
+    ("parity_pass", "parity", "bool"),
+    ("reason", "reason", "text"),
+)
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    """`workbench cache ls|verify|gc`: see exporters.cache."""
+    from exporters import cache
+    from workbench.columns import Column
+
+    if args.cache_command == "gc":
+        found = cache.gc(dry_run=args.dry_run, keep_failed=args.keep_failed)
+    else:
+        hashes = args.cache_command == "verify"
+        found = [cache.check(e, hashes=hashes) for e in cache.entries()]
+    rows = [e.row() for e in found]
+    _emit(rows, tuple(Column(*c) for c in CACHE_COLUMNS), args.output)
+    if args.cache_command == "gc":
+        verb = "would remove" if args.dry_run else "removed"
+        print(f"{verb} {len(rows)} artifact(s)", file=sys.stderr)
+    bad = [e for e in found if e.state in ("corrupt", "no-manifest")]
+    return 1 if args.cache_command == "verify" and bad else 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from workbench.report.html import write_run_report
 
@@ -731,6 +777,7 @@ COMMANDS = {
     "env": cmd_env,
     "bench": cmd_bench,
     "export": cmd_export,
+    "cache": cmd_cache,
     "report": cmd_report,
     "notebooks": cmd_notebooks,
     "list": cmd_list,
