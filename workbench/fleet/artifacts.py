@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from exporters.base import ArtifactRequest, export_many
+from exporters.base import DEFAULT_TIMEOUT_S, ArtifactRequest, export_many
 from workbench.fleet import hostside
 from workbench.fleet.inventory import RESOURCE, Host
 
@@ -29,15 +29,24 @@ def pinned(address: str) -> dict[str, Any]:
 
 
 def export_all(
-    client: Any, requests: dict[ArtifactKey, ArtifactRequest], hosts: list[Host]
+    client: Any,
+    requests: dict[ArtifactKey, ArtifactRequest],
+    hosts: list[Host],
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    memory_limit_bytes: int | None = None,
 ) -> dict[str, dict[ArtifactKey, dict[str, Any]]]:
-    """Manifests by architecture, then by artifact: one export per (artifact, arch)."""
+    """Manifests by architecture, then by artifact: one export per (artifact, arch),
+    each under the sweep's export time and memory limits."""
     here = platform.machine()
     by_arch: dict[str, dict[ArtifactKey, dict[str, Any]]] = {}
     arches = sorted({h.arch for h in hosts})
     for arch in arches:
         if arch == here:
-            manifests = export_many(list(requests.values()))
+            manifests = export_many(
+                list(requests.values()),
+                timeout_s=timeout_s,
+                memory_limit_bytes=memory_limit_bytes,
+            )
         else:
             exporter = next(h for h in hosts if h.arch == arch)
             futures = [

@@ -31,11 +31,6 @@ def add_bench_arguments(bench: argparse.ArgumentParser) -> None:
         help="--cluster: measure every configuration on every host, even identical ones "
         "(default: once per host class, shared among that class's hosts)",
     )
-    group.add_argument(
-        "--resume",
-        metavar="RUN_ID",
-        help="finish a fleet run cut short (the client was killed): only what has no row yet",
-    )
 
 
 def add_cluster_parser(sub: Any, parser_class: Any) -> None:
@@ -98,8 +93,6 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 
 def check_bench_args(args: argparse.Namespace) -> None:
     """Fleet flags only where they mean something."""
-    if args.resume and (args.task or args.model_file or args.rerun or args.scenario):
-        raise UserError("--resume finishes a stored run as it was: drop the other options")
     if args.cluster is None and (args.hosts or args.each_host):
         raise UserError("--hosts and --each-host pick hosts of a cluster: add --cluster ADDR")
     if args.cluster and (args.model_file or args.scenario):
@@ -129,15 +122,9 @@ def is_fleet_run(run_id: str) -> bool:
     return bool(manifest and isinstance(manifest.get("config", {}).get("fleet"), dict))
 
 
-def resume(args: argparse.Namespace, progress: Any) -> Any:
-    """Finish a stored fleet run; the store."""
+def resume(args: argparse.Namespace, progress: Any) -> tuple[Any, list[Any]]:
+    """Finish a stored fleet run over its cluster (or `--cluster`, where the scheduler
+    moved); the store and the (row, host group) pairs it measured."""
     from workbench.fleet.sweep import resume_fleet
 
-    if not is_fleet_run(args.resume):
-        raise UserError(
-            f"run {args.resume} is not a fleet run (or not in this workspace): only runs made "
-            "with --cluster resume here"
-        )
-    store, missing = resume_fleet(args.resume, cluster=args.cluster, on_progress=progress)
-    print(f"resumed run {store.run_id}: {missing} missing row(s) measured", file=sys.stderr)
-    return store
+    return resume_fleet(args.resume, cluster=args.cluster, on_progress=progress)

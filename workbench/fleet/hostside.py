@@ -84,12 +84,16 @@ def ensure_artifact(sha256: str, name: str, hint: str | None) -> str | None:
     return local_artifact(sha256, name, hint)
 
 
-def export_here(request: dict[str, Any]) -> dict[str, Any]:
+def export_here(
+    request: dict[str, Any], timeout_s: float, memory_limit_bytes: int | None = None
+) -> dict[str, Any]:
     """Export an artifact on this host (its architecture differs from the client's) and
     put it in the hash cache; its manifest."""
     from exporters.base import ArtifactRequest, export
 
-    manifest = export(ArtifactRequest(**request))
+    manifest = export(
+        ArtifactRequest(**request), timeout_s=timeout_s, memory_limit_bytes=memory_limit_bytes
+    )
     if manifest.get("status") == "ok":
         local_artifact(manifest["sha256"], Path(manifest["path"]).name, manifest["path"])
     return manifest
@@ -106,8 +110,8 @@ def bench(payload: dict[str, Any]) -> dict[str, Any]:
     process into a scratch run, and return the rows with this host's address and
     fingerprint."""
     from workbench.harness.runner import BenchConfig, outcome_rows
-    from workbench.results import RunStore, _read_rows
-    from workbench.sweep import _run_worker
+    from workbench.results import RunStore
+    from workbench.sweep import WORKER_TIMEOUT_S, _run_worker
 
     config = BenchConfig(**payload["config"])
     scratch = workspace.workspace_dir() / "fleet-scratch"
@@ -125,8 +129,14 @@ def bench(payload: dict[str, Any]) -> dict[str, Any]:
                 store.append(row)
         else:
             config.path = path
-            _run_worker(store, config, payload.get("extra", {}))
-        rows = list(_read_rows(store.rows_path, warn=False))
+            _run_worker(
+                store,
+                config,
+                payload.get("extra", {}),
+                payload.get("timeout_s", WORKER_TIMEOUT_S),
+                payload.get("memory_limit_bytes"),
+            )
+        rows = store.rows()
         return {
             "address": whoami(),
             "rows": rows,

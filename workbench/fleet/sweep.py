@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from workbench import workspace
@@ -26,10 +27,9 @@ from workbench.fleet.inventory import RESOURCE, Host, inventory
 from workbench.fleet.select import select
 from workbench.formats import runtime_for
 from workbench.harness.runner import BenchConfig, outcome_rows
-from workbench.results import MANIFEST, RunStore, _read_rows
-from workbench.sweep import Job, TaskSweep, _labels, plan
+from workbench.results import MANIFEST, RunStore
+from workbench.sweep import ConfigKey, Job, TaskSweep, _labels, config_key, plan, row_key
 
-ConfigKey = tuple[Any, ...]
 Progress = Callable[[int, int, str], None]
 
 
@@ -101,36 +101,6 @@ def group_of_row(row: dict[str, Any], each_host: bool) -> Any:
     return row.get("host") if each_host else row.get("host_class")
 
 
-def config_key(job: Job, seq_len: int | None, batch_size: int) -> ConfigKey:
-    """One planned row's identity (as `row_key` reads it back from a stored row)."""
-    return (
-        job.model,
-        job.source_framework,
-        job.format,
-        job.precision,
-        job.device,
-        job.threads,
-        seq_len,
-        batch_size,
-    )
-
-
-def row_key(row: dict[str, Any]) -> ConfigKey:
-    def opt_int(value: Any) -> int | None:
-        return None if value is None else int(value)
-
-    return (
-        row.get("model"),
-        row.get("source_framework"),
-        row.get("format"),
-        row.get("precision"),
-        row.get("device"),
-        opt_int(row.get("threads")),
-        opt_int(row.get("seq_len")),
-        int(row["batch_size"]),
-    )
-
-
 def _jobs_for(sweep: TaskSweep, group: Group, options: FleetOptions) -> list[Job]:
     jobs = plan(sweep)
     if options.host_threads:
@@ -162,10 +132,7 @@ class _Writer:
     def __init__(self, store: RunStore, each_host: bool) -> None:
         self.store = store
         self.each_host = each_host
-        self.done = {
-            (row_key(r), group_of_row(r, each_host))
-            for r in _read_rows(store.rows_path, warn=False)
-        }
+        self.done = {(row_key(r), group_of_row(r, each_host)) for r in store.rows()}
         self.store.manifest.setdefault("hosts", {})
 
     def write(self, rows: list[dict[str, Any]], host: Host, group: Group, fp: dict | None) -> int:
@@ -279,7 +246,9 @@ def run_fleet(
         for j in jobs
         if j.request is not None
     }
-    manifests = export_all(client, requests, hosts)
+    manifests = export_all(
+        client, requests, hosts, sweep.export_timeout_s, sweep.memory_limit_bytes
+    )
     for address, reason in stage(client, hosts, manifests, options.share_paths).items():
         print(f"workbench: {address}: {reason}", file=sys.stderr)
     writer = _Writer(store, options.each_host)
@@ -300,6 +269,8 @@ def run_fleet(
         payload = {
             "key": f"{run}-{n}",
             "config": item.config.to_json(),
+            "timeout_s": sweep.worker_timeout_s,
+            "memory_limit_bytes": sweep.memory_limit_bytes,
             "extra": item.extra,
             "artifact": None if art is None else {"sha256": art["sha256"], "name": art["name"]},
         }
@@ -401,7 +372,8 @@ def run_stored_fleet(
                 "fleet_hosts": [h.summary() for h in hosts],
             }
         )
-        _finish_into(sweep, store, client, hosts, options, on_progress, None)
+        with store.exclusive():
+            _finish_into(sweep, store, client, hosts, options, on_progress, None)
         return store
     finally:
         if own:
@@ -430,10 +402,11 @@ def resume_fleet(
     cluster: str | None = None,
     client: Any = None,
     on_progress: Progress | None = None,
-) -> tuple[RunStore, int]:
+) -> tuple[RunStore, list[tuple[ConfigKey, str]]]:
     """Finish a fleet run cut short (the client was killed): measure, on the cluster's
     current hosts, exactly the (configuration, host group) pairs with no row yet.
-    Returns the store and how many rows were missing."""
+    Returns the store and the (row identity, host group) pairs that were missing; fails
+    with a UserError while another process still writes the run."""
     from workbench.fleet.cluster import connect
 
     path = workspace.runs_dir() / run_id
@@ -447,31 +420,23 @@ def resume_fleet(
         )
     options = FleetOptions(**{**config["fleet"], **({"cluster": cluster} if cluster else {})})
     sweep = TaskSweep.from_json(config["sweep"])
-    _repair(store)
     own = client is None
     client = client or connect(options.cluster)
     try:
-        hosts = hosts_for(client, options.hosts)
-        groups = groups_of(hosts, options.each_host)
-        have = {
-            (row_key(r), group_of_row(r, options.each_host))
-            for r in _read_rows(store.rows_path, warn=False)
-        }
-        missing = planned(sweep, groups, options) - have
-        store.manifest.setdefault("resumed", []).append({"missing": len(missing)})
-        if missing:
-            _finish_into(sweep, store, client, hosts, options, on_progress, missing)
-        else:
-            store.finish("ok")
-        return store, len(missing)
+        with store.exclusive():
+            store.repair()
+            hosts = hosts_for(client, options.hosts)
+            groups = groups_of(hosts, options.each_host)
+            have = {(row_key(r), group_of_row(r, options.each_host)) for r in store.rows()}
+            missing = sorted(planned(sweep, groups, options) - have, key=str)
+            store.manifest.setdefault("resumed", []).append(
+                {"at": datetime.now(UTC).isoformat(), "missing": len(missing)}
+            )
+            if missing:
+                _finish_into(sweep, store, client, hosts, options, on_progress, set(missing))
+            else:
+                store.finish("ok")
+        return store, missing
     finally:
         if own:
             client.close()
-
-
-def _repair(store: RunStore) -> None:
-    """Cut a torn last line (the client killed mid-write) so the next row starts clean."""
-    data = store.rows_path.read_bytes() if store.rows_path.exists() else b""
-    if data and not data.endswith(b"\n"):
-        with store.rows_path.open("r+b") as fh:
-            fh.truncate(data.rfind(b"\n") + 1)
