@@ -51,7 +51,12 @@ def export_all(
             exporter = next(h for h in hosts if h.arch == arch)
             futures = [
                 client.submit(
-                    hostside.export_here, asdict(r), pure=False, **pinned(exporter.address)
+                    hostside.export_here,
+                    asdict(r),
+                    timeout_s,
+                    memory_limit_bytes,
+                    pure=False,
+                    **pinned(exporter.address),
                 )
                 for r in requests.values()
             ]
