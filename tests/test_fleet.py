@@ -242,7 +242,7 @@ def test_lost_host_without_a_peer_leaves_failure_rows_with_the_reason(tmp_path, 
     nowhere else to go and become failed rows saying why; the other host's are whole."""
     homes = [{"WORKBENCH_HOME": str(tmp_path / f"h{i}")} for i in range(2)]
     with start_local(2, port=0, worker_env=homes, nanny=False, workdir=tmp_path / "c") as c:
-        options = FleetOptions(cluster=c.address, each_host=True, poll_s=0.2)
+        options = FleetOptions(c.address, each_host=True, poll_s=0.2, rejoin_grace_s=1)
         done: dict[str, object] = {}
         sweep = _sweep(threads=[1, 2, 3])
         worker = threading.Thread(
@@ -261,6 +261,34 @@ def test_lost_host_without_a_peer_leaves_failure_rows_with_the_reason(tmp_path, 
     assert {r["status"] for r in on_0} == {"ok"}
     failed = [r for r in on_1 if r["status"] == "failed"]
     assert failed and all("left the cluster" in r["error"] for r in failed)
+
+
+def test_worker_restarted_by_its_nanny_gets_its_configurations_back(tmp_path, module_workspace):
+    """--each-host, workers under a nanny: killing host-1's worker process (not the host)
+    brings it back at a new address under the same name, and its configurations are
+    submitted to it again: every row ok, each exactly once."""
+    import psutil
+
+    homes = [{"WORKBENCH_HOME": str(tmp_path / f"h{i}")} for i in range(2)]
+    with start_local(2, port=0, worker_env=homes, nanny=True, workdir=tmp_path / "c") as c:
+        options = FleetOptions(cluster=c.address, each_host=True, poll_s=0.2)
+        done: dict[str, object] = {}
+        sweep = _sweep(threads=[1, 2])
+        worker = threading.Thread(
+            target=lambda: done.setdefault("store", run_stored_fleet(sweep, options))
+        )
+        worker.start()
+        _wait_until(lambda: _busy(Path(homes[1]["WORKBENCH_HOME"])), "host-1 to be measuring")
+        nanny = psutil.Process(c.workers[1].pid)
+        (proc,) = [p for p in nanny.children() if "spawn_main" in " ".join(p.cmdline())]
+        proc.kill()
+        worker.join(DEADLINE_S)
+        assert not worker.is_alive()
+    rows = _rows(done["store"].run_id)
+    assert len(rows) == 2 * 2 * 2
+    assert Counter((row_key(r), r["host"]) for r in rows).most_common(1)[0][1] == 1
+    assert {r["status"] for r in rows} == {"ok"}, {r["error"] for r in rows}
+    assert Counter(r["host"] for r in rows) == {"host-0": 4, "host-1": 4}
 
 
 def test_another_architecture_exports_once_on_its_own_host_and_shares_by_hash(cluster):

@@ -71,6 +71,7 @@ class Host:
     fingerprint: dict[str, Any]
     fingerprint_id: str
     warnings: list[str] = field(default_factory=list)
+    worker_name: str | None = None  # the Dask worker's name: how a restarted one is known
 
     @property
     def host_class(self) -> str:
@@ -146,6 +147,7 @@ def inventory(client: Any, timeout_s: float = 60) -> tuple[list[Host], list[str]
                 fp,
                 rep["fingerprint_id"],
                 differences(mine, fp),
+                None if bench[address].get("name") is None else str(bench[address]["name"]),
             )
         )
     _unique_names(hosts)

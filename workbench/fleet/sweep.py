@@ -42,6 +42,9 @@ class FleetOptions:
     each_host: bool = False  # every host its own group, even identical ones
     host_threads: bool = False  # thread count = each host's own usable cores
     poll_s: float = 0.5  # how often lost hosts are looked for
+    # How long a group with no live host waits for one to come back (a nanny restarts a
+    # dead worker in seconds) before its unfinished configurations become failed rows.
+    rejoin_grace_s: float = 30.0
     # A host that sees the client's export at the same path (a shared filesystem, or the
     # same machine) uses it in place; False sends every host the bytes by hash instead.
     share_paths: bool = True
@@ -82,6 +85,7 @@ class Item:
     config: BenchConfig
     artifact: dict[str, Any] | None
     extra: dict[str, Any] = field(default_factory=dict)
+    payload: dict[str, Any] = field(default_factory=dict)  # what the host's task gets
 
     @property
     def label(self) -> str:
@@ -254,36 +258,32 @@ def run_fleet(
     writer = _Writer(store, options.each_host)
     items = _items(sweep, groups, options, manifests, only)
     total, done = len(items), 0
-    by_name = {h.address: h for h in hosts}
+    by_address = {h.address: h for h in hosts}
     pending: dict[Any, Item] = {}
-    run = store.run_id
+    lost_since: dict[str, float] = {}  # group key -> when it was first seen without a host
+
+    def progress(item: Item) -> None:
+        nonlocal done
+        done += 1
+        if on_progress:
+            on_progress(done, total, item.label)
+
     for n, item in enumerate(items):
         art = item.artifact
         if art is not None and art["status"] != "ok":
             rows = outcome_rows(item.config, art["status"], f"export failed: {art['error']}")
             writer.write(rows, item.group.hosts[0], item.group, None)
-            done += 1
-            if on_progress:
-                on_progress(done, total, item.label)
+            progress(item)
             continue
-        payload = {
-            "key": f"{run}-{n}",
+        item.payload = {
+            "key": f"{store.run_id}-{n}",
             "config": item.config.to_json(),
             "timeout_s": sweep.worker_timeout_s,
             "memory_limit_bytes": sweep.memory_limit_bytes,
             "extra": item.extra,
             "artifact": None if art is None else {"sha256": art["sha256"], "name": art["name"]},
         }
-        fut = client.submit(
-            hostside.bench,
-            payload,
-            key=f"workbench-bench-{run}-{n}-{time.monotonic_ns()}",
-            workers=item.group.addresses,
-            allow_other_workers=False,
-            resources={RESOURCE: 1},
-            pure=False,
-        )
-        pending[fut] = item
+        pending[_submit(client, item)] = item
     while pending:
         try:
             with client.as_current():
@@ -292,23 +292,71 @@ def run_fleet(
             pass
         for fut in [f for f in pending if f.done()]:
             item = pending.pop(fut)
-            _collect(fut, item, writer, by_name)
-            done += 1
-            if on_progress:
-                on_progress(done, total, item.label)
-        for fut, item in _stranded(client, pending, groups):
+            _collect(fut, item, writer, by_address)
+            progress(item)
+        for fut, item, rejoined in _lost(client, pending, groups, by_address, lost_since, options):
             pending.pop(fut)
             client.cancel([fut])
+            if rejoined:
+                pending[_submit(client, item)] = item
+                continue
             reason = (
                 f"host(s) {item.group.names} left the cluster before this configuration "
                 "finished, and no other host of their kind is left to run it"
             )
-            writer.write(
-                outcome_rows(item.config, "failed", reason), item.group.hosts[0], item.group, None
-            )
-            done += 1
-            if on_progress:
-                on_progress(done, total, item.label)
+            rows = outcome_rows(item.config, "failed", reason)
+            writer.write(rows, item.group.hosts[0], item.group, None)
+            progress(item)
+
+
+def _submit(client: Any, item: Item) -> Any:
+    """One configuration as a task: tagged, and only on its group's hosts."""
+    return client.submit(
+        hostside.bench,
+        item.payload,
+        key=f"workbench-bench-{item.payload['key']}-{time.monotonic_ns()}",
+        workers=item.group.addresses,
+        allow_other_workers=False,
+        resources={RESOURCE: 1},
+        pure=False,
+    )
+
+
+def _lost(
+    client: Any,
+    pending: dict[Any, Item],
+    groups: list[Group],
+    by_address: dict[str, Host],
+    lost_since: dict[str, float],
+    options: FleetOptions,
+) -> list[tuple[Any, Item, bool]]:
+    """Pending configurations whose group has no live host left, each with whether the
+    group's host came back under a new address (a nanny restarted its worker: the
+    hosts are updated to it, and the caller resubmits). A group without a host is given
+    `options.rejoin_grace_s` to come back before its configurations are reported."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    lost = []
+    now = time.monotonic()
+    for g in groups:
+        if set(workers) & set(g.addresses):
+            lost_since.pop(g.key, None)
+            continue
+        if not any(i.group is g for i in pending.values()):
+            continue
+        rejoined = False
+        for h in g.hosts:
+            for address, w in workers.items():
+                same = h.worker_name is not None and str(w.get("name")) == h.worker_name
+                if same and w.get("resources", {}).get(RESOURCE):
+                    print(f"workbench: host {h.name} is back at {address}", file=sys.stderr)
+                    h.address, rejoined = address, True
+                    by_address[address] = h
+        since = lost_since.setdefault(g.key, now)
+        if not rejoined and now - since < options.rejoin_grace_s:
+            continue
+        lost_since.pop(g.key, None)
+        lost += [(f, i, rejoined) for f, i in pending.items() if i.group is g and not f.done()]
+    return lost
 
 
 def _collect(fut: Any, item: Item, writer: _Writer, by_address: dict[str, Host]) -> None:
@@ -325,13 +373,6 @@ def _collect(fut: Any, item: Item, writer: _Writer, by_address: dict[str, Host])
         else f"fleet task {fut.status}"
     )
     writer.write(outcome_rows(item.config, "failed", reason), item.group.hosts[0], item.group, None)
-
-
-def _stranded(client: Any, pending: dict[Any, Item], groups: list[Group]) -> list[tuple[Any, Item]]:
-    """Pending configurations whose group has no live host left."""
-    live = set(client.scheduler_info(n_workers=-1)["workers"])
-    dead = {g.key for g in groups if not live & set(g.addresses)}
-    return [(f, i) for f, i in pending.items() if i.group.key in dead and not f.done()]
 
 
 def hosts_for(client: Any, spec: str | None) -> list[Host]:
