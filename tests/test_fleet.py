@@ -296,7 +296,7 @@ def test_another_architecture_exports_once_on_its_own_host_and_shares_by_hash(cl
     `other-arch`) get the artifact exported once, on the first of them, and the second
     receives the bytes from it, worker to worker."""
     from exporters.base import ArtifactRequest
-    from workbench.fleet.artifacts import export_all, stage
+    from workbench.fleet.artifacts import export_all, settle, stage
     from workbench.fleet.inventory import inventory
 
     # (not the ONNX file the other tests already put in every host's cache)
@@ -310,6 +310,12 @@ def test_another_architecture_exports_once_on_its_own_host_and_shares_by_hash(cl
         manifest = manifests["other-arch"][("k",)]
         assert manifest["status"] == "ok" and manifest["exported_on"] == hosts[0].address
         assert stage(client, hosts, manifests) == {}
+        # a task pinned to a host that is not (or no longer) there is given up, not awaited
+        gone = "tcp://127.0.0.1:9"
+        fut = client.submit(hostside.whoami, pure=False, workers=[gone], allow_other_workers=False)
+        started = time.monotonic()
+        settle(client, [(gone, fut)])
+        assert time.monotonic() - started < 10 and fut.status == "cancelled"
     sha = manifest["sha256"]
     exporter, receiver = (cluster.homes[int(h.name[-1])] for h in hosts)
     assert (exporter / "artifacts" / "tabular-linear").is_dir()  # exported there...
