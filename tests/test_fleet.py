@@ -164,6 +164,22 @@ def test_sweep_spreads_over_both_hosts_with_rows_merged_in_one_run(cluster):
     assert len(table) == 8 and "host-0+host-1" in table.columns
 
 
+def test_cli_lists_the_hosts_and_refuses_fleet_flags_out_of_place(cluster, capsys):
+    from workbench.cli import main
+
+    assert main(["cluster", "hosts", "--cluster", cluster.address]) == 0
+    out = capsys.readouterr().out
+    assert "host-0" in out and "host-1" in out and "class " in out
+    assert main(["cluster", "hosts", "--cluster", cluster.address, "--hosts", "gpu=H100"]) == 2
+    assert "picks none of the cluster's hosts" in capsys.readouterr().err
+    assert main(["bench", "--task", "tabular", "--hosts", "host-0"]) == 2
+    assert "add --cluster" in capsys.readouterr().err
+    assert main(["bench", "model.onnx", "--cluster", cluster.address]) == 2
+    assert "--cluster runs task sweeps" in capsys.readouterr().err
+    assert main(["bench", "--task", "tabular", "--cluster", "localhost:1"]) == 2
+    assert "tcp://HOST:8786" in capsys.readouterr().err
+
+
 def _wait_until(check, what: str) -> None:
     deadline = time.monotonic() + DEADLINE_S
     while not check():
