@@ -164,6 +164,17 @@ def test_sweep_spreads_over_both_hosts_with_rows_merged_in_one_run(cluster):
     assert len(table) == 8 and "host-0+host-1" in table.columns
 
 
+def test_the_local_cluster_listens_on_loopback_only(cluster):
+    import psutil
+
+    procs = [cluster.scheduler.pid, *(w.pid for w in cluster.workers)]
+    pids = set(procs) | {c.pid for p in procs for c in psutil.Process(p).children(recursive=True)}
+    listening = [
+        c.laddr for c in psutil.net_connections("inet") if c.status == "LISTEN" and c.pid in pids
+    ]
+    assert listening and {a.ip for a in listening} == {"127.0.0.1"}, listening
+
+
 def test_cli_lists_the_hosts_and_refuses_fleet_flags_out_of_place(cluster, capsys):
     from workbench.cli import main
 

@@ -123,6 +123,8 @@ def start_local(
             "--port",
             str(port),
             "--no-dashboard",
+            "--dashboard-address",  # its HTTP server (health, metrics) runs regardless
+            f"{host}:0",
             "--scheduler-file",
             str(sched_file),
         ],
@@ -148,6 +150,8 @@ def start_local(
                 "--host",
                 host,
                 "--no-dashboard",
+                "--dashboard-address",
+                f"{host}:0",
                 "--local-directory",
                 str(workdir / f"worker-{i}"),
             ]
