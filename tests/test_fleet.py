@@ -29,6 +29,7 @@ from workbench.harness.timing import StopRule
 from workbench.procs import child_env
 from workbench.results import load
 from workbench.sweep import TaskSweep
+from workbench.sweep import resume as local_resume
 
 TINY = StopRule(warmup_iters=1, warmup_time_s=0.0, min_iters=5, min_time_s=0.02, max_time_s=1)
 DEADLINE_S = 90  # every wait below is bounded
@@ -262,6 +263,8 @@ def test_client_killed_mid_sweep_then_resume_finishes_the_run(cluster, module_wo
     assert {r["status"] for r in rows} == {"ok"}
     assert json.loads((store.path / "manifest.json").read_text())["status"] == "ok"
     assert resume_fleet(run_id)[1] == []  # nothing left to do
+    with pytest.raises(UserError, match="was a fleet sweep"):
+        local_resume(run_id)  # never measured on the client by mistake
 
 
 def test_lost_host_without_a_peer_leaves_failure_rows_with_the_reason(tmp_path, module_workspace):

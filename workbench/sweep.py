@@ -479,6 +479,11 @@ def resume(
             f"{store.manifest.get('config', {}).get('command', 'another command')!r}): only "
             "task sweeps can be resumed"
         )
+    if isinstance(store.manifest.get("config", {}).get("fleet"), dict):
+        raise UserError(
+            f"run {run_id} was a fleet sweep (--cluster): resume it over its cluster with "
+            "`workbench bench --resume` or workbench.fleet.sweep.resume_fleet"
+        )
     sweep = TaskSweep.from_json(sweep_data)
     with store.exclusive():
         store.repair()
