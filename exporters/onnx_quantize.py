@@ -354,9 +354,9 @@ def calibrate(
     quantize_static loads through its calibration_cache_path), in bounded memory:
 
     - the session runs without ORT's CPU arena (which keeps the largest run's memory),
-      and the batch is as large as fits `memory_bytes` by a one-item probe (a fixed batch
-      axis keeps its size): one batch of 32 images of the 640-px detector alone peaked at
-      7.6 GB;
+      and the batch is as large as fits `memory_bytes` by a probe of 1 and 4 items (a
+      fixed batch axis keeps its size): one batch of 32 images of the 640-px detector
+      alone peaked at 7.6 GB;
     - batches are fed one `collect_data` call each, so only one batch's intermediate
       outputs are alive at a time: ORT keeps every output of a call until it ends, and
       the histogram methods copy them all once more. Min/max ranges merge exactly across
