@@ -270,18 +270,40 @@ def export_many(
     jobs: int | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     memory_limit_bytes: int | None = None,
+    memory_budget_bytes: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Export several artifacts, `jobs` converter processes at a time (default: one per
-    core, at most 2 since each converter is itself multi-threaded); order is kept."""
+    """Export several artifacts side by side, at most `jobs` (default: one per core) and
+    only as many as fit the memory budget by their estimated peak RSS
+    (`exporters.memory_budget`; default 80% of the available memory); order is kept.
+    Artifacts already in the cache are served without waiting."""
     from concurrent.futures import ThreadPoolExecutor
 
-    jobs = jobs or max(1, min(2, len(os.sched_getaffinity(0))))
+    from exporters.memory_budget import MemoryGate, default_budget, estimate_peak
+
+    jobs = jobs or max(1, len(os.sched_getaffinity(0)))
+    gate = MemoryGate(memory_budget_bytes or default_budget())
 
     def one(request: ArtifactRequest) -> dict[str, Any]:
+        if not _is_cached(request):
+            with gate.hold(estimate_peak(request)):
+                return export(request, timeout_s, memory_limit_bytes=memory_limit_bytes)
         return export(request, timeout_s, memory_limit_bytes=memory_limit_bytes)
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         return list(pool.map(one, requests))
+
+
+def _is_cached(request: ArtifactRequest) -> bool:
+    """A valid cached artifact answers `request` (a quick look, without the lock)."""
+    from workbench.registry import get_task
+
+    try:
+        task_obj = get_task(request.task)
+        pass_ = find_pass(request.source_framework, request.format, request.precision)
+    except UserError:
+        return False  # export() says why
+    directory = artifacts_dir() / f"{request.task}-{request.model}" / request.key(pass_, task_obj)
+    return _cached(directory) is not None
 
 
 def _export_locked(

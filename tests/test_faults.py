@@ -46,9 +46,14 @@ def faults_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         patch.setenv(
             "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
         )
-        for fmt in ("onnx", "faultonnx"):
-            assert export(ArtifactRequest("tabular", "linear", "torch", fmt))["status"] == "ok"
-        yield home
+        try:
+            for fmt in ("onnx", "faultonnx"):
+                assert export(ArtifactRequest("tabular", "linear", "torch", fmt))["status"] == "ok"
+            yield home
+        finally:
+            from tests import fault_plugin
+
+            fault_plugin.unregister()
 
 
 def _sweep(formats: list[str], **fault: object) -> tuple[TaskSweep, list[dict]]:

@@ -8,7 +8,9 @@ sweep as data (`TaskSweep.to_json`), so `workbench bench --rerun RUN_ID` repeats
 
 Rows are stored by the workers as each configuration finishes; if a worker
 dies, the configurations it did not finish become `failed` rows here, and the
-sweep goes on.
+sweep goes on. If the sweep itself is killed, `resume(run_id)` (`workbench bench
+--resume RUN_ID`) measures exactly the configurations with no row yet (`missing_keys`),
+into the same run.
 """
 
 from __future__ import annotations
