@@ -92,6 +92,24 @@ def test_hosts_are_picked_by_name_and_by_fingerprint_fields():
         select(hosts, "gpu=A100")
 
 
+def test_rows_of_a_mismatched_host_are_flagged_and_stored_once(workspace):
+    from workbench.fleet.sweep import Group, _Writer
+    from workbench.results import RunStore
+
+    host = _host("old", libraries__onnx="0.0.1")
+    host.warnings = differences(host_report()["fingerprint"], host.fingerprint)
+    store = RunStore.create({"command": "test"})
+    writer = _Writer(store, each_host=False)
+    row = {"status": "ok", "model": "linear", "format": "onnx", "batch_size": 1, "threads": 1}
+    assert writer.write([row], host, Group(host.host_class, [host]), None) == 1
+    assert writer.write([row], host, Group(host.host_class, [host]), None) == 0  # no duplicate
+    (stored,) = load(run_ids=[store.run_id]).to_dict(orient="records")
+    assert stored["host"] == "old" and stored["host_class"] == host.host_class
+    assert stored["host_warning"].startswith("differs from the client: onnx 0.0.1")
+    (entry,) = json.loads((store.path / "manifest.json").read_text())["hosts"].values()
+    assert entry["warning"] == stored["host_warning"] and entry["fingerprint"]["libraries"]
+
+
 def test_hash_cache_keeps_sent_bytes_and_refuses_bytes_that_do_not_match(workspace, tmp_path):
     from exporters.base import sha256_of
 
