@@ -11,7 +11,6 @@ artifact and its manifest; the parent turns a crash or timeout into a
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import subprocess
@@ -22,11 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from exporters.cache_key import code_digest, library_versions
 from workbench import workspace
 from workbench.atomic import write_json_atomic
 from workbench.errors import UserError
 from workbench.options import NoOptions, Options
-from workbench.procs import child_env, file_lock
+from workbench.parity_thresholds import current_verdict
+from workbench.procs import file_lock, memory_limit_env, worker_env
 from workbench.registry import PASSES
 from workbench.workspace import artifacts_dir
 
@@ -146,11 +147,15 @@ class ArtifactRequest:
         return ArtifactRequest(self.task, self.model, self.source_framework, fmt, precision)
 
     def key(self, pass_: Pass, task_obj: Any) -> str:
-        """Content key: task and model version, pass, parameters, the code of the pass's and
-        the task's modules, and the upstream artifact's key."""
-        code = inspect.getsource(sys.modules[type(pass_).__module__]) + inspect.getsource(
-            sys.modules[type(task_obj).__module__]
-        )
+        """Content key of everything that shapes the file: task and model version, pass,
+        parameters, the code of the pass, the task and the export worker with every
+        in-repo module they import, the versions of the converter libraries, and the
+        upstream artifact's key. Stable across processes and clones (no paths, no
+        mtimes; see `exporters.cache_key`)."""
+        roots = [type(pass_).__module__, type(task_obj).__module__, "exporters.worker"]
+        runtime = _runtime_module(self.format)
+        if runtime:
+            roots.append(runtime)  # the parity numbers come from running the artifact
         upstream = self.upstream_request(pass_)
         upstream_key = (
             upstream.key(
@@ -170,12 +175,24 @@ class ArtifactRequest:
                 "precision": self.precision,
                 "pass": pass_.name,
                 "params": effective_params(pass_, self.params, task_obj).to_dict(),
-                "code": hashlib.sha256(code.encode()).hexdigest(),
+                "code": code_digest(roots),
+                "libraries": library_versions(),
                 "upstream": upstream_key,
             },
             sort_keys=True,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def _runtime_module(fmt: str) -> str | None:
+    """The module of the runtime that runs `fmt` (parity runs the artifact through it)."""
+    from workbench.formats import runtime_for
+    from workbench.registry import RUNTIMES
+
+    try:
+        return RUNTIMES.all()[runtime_for(fmt)].__module__
+    except (UserError, KeyError):
+        return None
 
 
 def artifact_files(path: Path) -> list[Path]:
@@ -224,10 +241,14 @@ def _cached(directory: Path) -> dict[str, Any] | None:
 
 
 def export(
-    request: ArtifactRequest, timeout_s: float = DEFAULT_TIMEOUT_S, force: bool = False
+    request: ArtifactRequest,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    force: bool = False,
+    memory_limit_bytes: int | None = None,
 ) -> dict[str, Any]:
     """Export `request` (or reuse the cached artifact) and return its manifest. Never
-    raises for a converter failure: the manifest's status says `failed` and why."""
+    raises for a converter failure: the manifest's status says `failed` and why. The
+    converter process gets `timeout_s` and, when given, an address-space limit."""
     from workbench.registry import get_task
 
     task_obj = get_task(request.task)
@@ -240,18 +261,49 @@ def export(
     # that share an upstream artifact wait for it instead of writing it twice.
     with file_lock(directory / ".lock"):
         if not force and (hit := _cached(directory)):
-            return {**hit, "cache_hit": True}
-        return _export_locked(request, pass_, params, directory, timeout_s)
+            return {**hit, "parity_pass": current_verdict(hit), "cache_hit": True}
+        return _export_locked(request, pass_, params, directory, timeout_s, memory_limit_bytes)
 
 
-def export_many(requests: list[ArtifactRequest], jobs: int | None = None) -> list[dict[str, Any]]:
-    """Export several artifacts, `jobs` converter processes at a time (default: one per
-    core, at most 2 since each converter is itself multi-threaded); order is kept."""
+def export_many(
+    requests: list[ArtifactRequest],
+    jobs: int | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    memory_limit_bytes: int | None = None,
+    memory_budget_bytes: int | None = None,
+) -> list[dict[str, Any]]:
+    """Export several artifacts side by side, at most `jobs` (default: one per core) and
+    only as many as fit the memory budget by their estimated peak RSS
+    (`exporters.memory_budget`; default 80% of the available memory); order is kept.
+    Artifacts already in the cache are served without waiting."""
     from concurrent.futures import ThreadPoolExecutor
 
-    jobs = jobs or max(1, min(2, len(os.sched_getaffinity(0))))
+    from exporters.memory_budget import MemoryGate, default_budget, estimate_peak
+
+    jobs = jobs or max(1, len(os.sched_getaffinity(0)))
+    gate = MemoryGate(memory_budget_bytes or default_budget())
+
+    def one(request: ArtifactRequest) -> dict[str, Any]:
+        if not _is_cached(request):
+            with gate.hold(estimate_peak(request)):
+                return export(request, timeout_s, memory_limit_bytes=memory_limit_bytes)
+        return export(request, timeout_s, memory_limit_bytes=memory_limit_bytes)
+
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(export, requests))
+        return list(pool.map(one, requests))
+
+
+def _is_cached(request: ArtifactRequest) -> bool:
+    """A valid cached artifact answers `request` (a quick look, without the lock)."""
+    from workbench.registry import get_task
+
+    try:
+        task_obj = get_task(request.task)
+        pass_ = find_pass(request.source_framework, request.format, request.precision)
+    except UserError:
+        return False  # export() says why
+    directory = artifacts_dir() / f"{request.task}-{request.model}" / request.key(pass_, task_obj)
+    return _cached(directory) is not None
 
 
 def _export_locked(
@@ -260,6 +312,7 @@ def _export_locked(
     params: dict[str, Any],
     directory: Path,
     timeout_s: float,
+    memory_limit_bytes: int | None = None,
 ) -> dict[str, Any]:
     base = {
         "task": request.task,
@@ -287,7 +340,10 @@ def _export_locked(
             # shape inference, external-data files): keep them in the artifact's folder.
             cwd=directory,
             # ...and pin the workspace, which defaults to a path relative to the cwd.
-            env=child_env(**{workspace.ENV_VAR: str(workspace.workspace_dir())}),
+            env=worker_env(
+                **{workspace.ENV_VAR: str(workspace.workspace_dir())},
+                **memory_limit_env(memory_limit_bytes),
+            ),
         )
         reason = _child_failure(proc)
     except subprocess.TimeoutExpired:

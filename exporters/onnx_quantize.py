@@ -47,6 +47,8 @@ from workbench.options import Options
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 QUANT_TYPES = ("qint8", "quint8")
 CALIBRATION_BATCH = 32
+# What one calibration batch may add to the exporter's resident memory (`calibrate`).
+CALIBRATION_MEMORY_BYTES = 512 << 20
 INTEGER_OPS = frozenset(
     {
         "MatMulInteger",
@@ -338,10 +340,29 @@ def _calibration_method(name: str) -> Any:
     }[name]
 
 
-def calibrate(model_path: Path, reader: Any, method: str, cache: Path) -> Path:
-    """Run ORT's calibrator for `method` over `reader` on the model at `model_path` and
-    save the tensor ranges to `cache` (a JSON file quantize_static loads through its
-    calibration_cache_path)."""
+def calibrate(
+    model_path: Path,
+    feed: Mapping[str, np.ndarray],
+    count: int,
+    fixed_batch: int | None,
+    method: str,
+    cache: Path,
+    memory_bytes: int = CALIBRATION_MEMORY_BYTES,
+) -> Path:
+    """Run ORT's calibrator for `method` over the first `count` items of `feed` on the
+    model at `model_path` and save the tensor ranges to `cache` (a JSON file
+    quantize_static loads through its calibration_cache_path), in bounded memory:
+
+    - the session runs without ORT's CPU arena (which keeps the largest run's memory),
+      and the batch is as large as fits `memory_bytes` by a probe of 1 and 4 items (a
+      fixed batch axis keeps its size): one batch of 32 images of the 640-px detector
+      alone peaked at 7.6 GB;
+    - batches are fed one `collect_data` call each, so only one batch's intermediate
+      outputs are alive at a time: ORT keeps every output of a call until it ends, and
+      the histogram methods copy them all once more. Min/max ranges merge exactly across
+      calls; histograms merge as ORT merges them batch by batch. (ORT's own
+      `max_intermediate_outputs` option is no help: in 1.31 it drops the outputs it
+      clears instead of merging them.)"""
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
@@ -353,9 +374,65 @@ def calibrate(model_path: Path, reader: Any, method: str, cache: Path) -> Path:
         calibrate_method=_calibration_method(method),
         extra_options=CALIBRATOR_OPTIONS[method],
     )
-    calibrator.collect_data(reader)
+    _without_arena(calibrator)
+    batch = fixed_batch or _calibration_batch(calibrator.infer_session, feed, memory_bytes)
+    reader = _data_reader(feed, count, batch, whole_batches=fixed_batch is not None)
+    while (item := reader.get_next()) is not None:
+        calibrator.collect_data(_OneBatch(item))
     save_tensors_data(calibrator.compute_data(), cache)
     return cache
+
+
+def _without_arena(calibrator: Any) -> None:
+    """Rebuild the calibrator's session (as ORT builds it) without the CPU memory arena:
+    an arena keeps the largest batch's activations (rounded up) for the session's life,
+    which is the process's peak; without it each run returns its memory."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.enable_cpu_mem_arena = False
+    calibrator.infer_session = ort.InferenceSession(
+        calibrator.augmented_model_path,
+        sess_options=options,
+        providers=calibrator.execution_providers,
+    )
+
+
+class _OneBatch:
+    """A CalibrationDataReader of one batch (ORT only calls get_next)."""
+
+    def __init__(self, item: dict[str, np.ndarray]) -> None:
+        self._item: dict[str, np.ndarray] | None = item
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        item, self._item = self._item, None
+        return item
+
+
+def _calibration_batch(session: Any, feed: Mapping[str, np.ndarray], memory_bytes: int) -> int:
+    """The largest calibration batch (at most CALIBRATION_BATCH) whose run fits
+    `memory_bytes`, from the peak RSS that runs of one and of four items add: the memory
+    of a run is not proportional to its batch at small sizes (ResNet-50 added ~30 MB for
+    one image, ~3 GB for 32), so the slope between the two counts too. Where the peak
+    cannot be reset (not Linux), one item at a time."""
+    from workbench.harness.memory import current_rss_bytes, peak_rss_bytes, reset_peak_rss
+
+    count = len(next(iter(feed.values())))
+
+    def added(n: int) -> int | None:
+        base = current_rss_bytes()
+        if not base or not reset_peak_rss():
+            return None
+        session.run(None, {name: np.ascontiguousarray(v[:n]) for name, v in feed.items()})
+        return max(peak_rss_bytes() - base, 0)
+
+    one, n = added(1), min(4, count)
+    more = added(n) if one is not None and n > 1 else None
+    if one is None or more is None:
+        return 1
+    per_item = max(more / n, (more - one) / (n - 1), 1.0)
+    return int(max(1, min(CALIBRATION_BATCH, memory_bytes // per_item)))
 
 
 def _quant_type(name: str) -> Any:
@@ -717,10 +794,7 @@ class OnnxInt8Static(_OnnxTransform):
             selection = select_nodes(pre, config, self.name)
             fp32 = onnx.load(str(pre))
             cache = calibrate(
-                pre,
-                _data_reader(feed, count, batch, whole_batches=fixed is not None),
-                config.calibration_method,
-                Path(tmp) / "calibration.json",
+                pre, feed, count, fixed, config.calibration_method, Path(tmp) / "calibration.json"
             )
             quantize_static(
                 str(pre),

@@ -8,6 +8,7 @@ aborts or hangs cannot take the caller down, and so only one framework is loaded
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
 import traceback
@@ -28,7 +29,8 @@ from exporters.base import (
 )
 from workbench.devices import parse_device
 from workbench.formats import runtime_for
-from workbench.parity import verdict
+from workbench.parity_thresholds import verdict
+from workbench.procs import apply_memory_limit, describe_memory_error, die_with_parent
 from workbench.registry import get_runtime, get_task
 from workbench.runtimes.base import RuntimeOptions, feed_keys, run_in_batches
 from workbench.tasks.base import Task
@@ -205,6 +207,13 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         extras = pass_.export(ctx, out)
+    except MemoryError as exc:
+        return {
+            **manifest,
+            "status": "failed",
+            "export_time_s": time.perf_counter() - started,
+            "error": describe_memory_error(exc),
+        }
     except Exception as exc:  # noqa: BLE001 - the converter's own message is the result
         message = " ".join(str(exc).split())[:600] or type(exc).__name__
         return {
@@ -247,6 +256,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
+    die_with_parent()
+    apply_memory_limit()
     job = json.loads(sys.stdin.read())
     try:
         manifest = run_job(job)
@@ -257,6 +268,9 @@ def main() -> int:
             "error": traceback.format_exc(limit=2).strip().splitlines()[-1],
         }
     manifest.pop("directory", None)
+    # This export's own peak resident memory (an upstream export it made ran in its own
+    # process and has its own manifest).
+    manifest["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     write_manifest(Path(job["directory"]), manifest)
     return 0
 

@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--rerun", metavar="RUN_ID", help="repeat a stored run from its manifest, as a new run"
     )
     bench.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="finish a task sweep that was cut short: measure only its missing configurations",
+    )
+    bench.add_argument(
         "--model", help="task model variant(s), comma-separated (default: the task's own)"
     )
     bench.add_argument("--frameworks", help="source frameworks: torch,keras")
@@ -196,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     from workbench.scenarios.cli import add_arguments as add_scenario_arguments
 
     add_scenario_arguments(bench)
+    from workbench.fleet.cli import add_bench_arguments, add_cluster_parser
+
+    add_bench_arguments(bench)
+    add_cluster_parser(sub, functools.partial(_Parser, allow_abbrev=False))
 
     export = sub.add_parser("export", help="export a task's models and print the matrix")
     export.add_argument("--task", required=True)
@@ -206,6 +215,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--precisions", help="fp32,fp16,int8-dynamic,int8-static (default: all that apply)"
     )
     _add_output(export)
+
+    cache = sub.add_parser("cache", help="list, verify (sha256) or prune the exported artifacts")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True)
+    for name, text in (
+        ("ls", "list every artifact with its state (ok, failed, stale, corrupt, no-manifest)"),
+        ("verify", "check every artifact's files against its manifest's sha256 (exit 1: bad)"),
+        ("gc", "remove the artifacts that can never be served: unfinished, corrupt, stale"),
+    ):
+        cmd = cache_sub.add_parser(name, help=text)
+        _add_output(cmd)
+        if name == "gc":
+            cmd.add_argument("--dry-run", action="store_true", help="list, remove nothing")
+            cmd.add_argument(
+                "--keep-failed", action="store_true", help="keep the manifests of failed exports"
+            )
 
     report = sub.add_parser("report", help="write an HTML report of a run under reports/")
     report.add_argument("--run", help="run id (default: the latest run)")
@@ -311,14 +335,22 @@ def cmd_env(_: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.rerun:
+    from workbench.fleet.cli import check_bench_args
+
+    check_bench_args(args)
+    if args.rerun and args.resume:
+        raise UserError("give --rerun or --resume, not both")
+    if args.rerun or args.resume:
+        flag = "--rerun" if args.rerun else "--resume"
         given = _options_given_with_rerun(args)
+        if args.resume:  # a fleet run may resume through a scheduler at a new address
+            given = [g for g in given if g != "--cluster"]
         if given:
             raise UserError(
-                f"--rerun repeats a stored run as it was: drop {', '.join(given)} (or run a new "
-                "bench with them)"
+                f"{flag} takes the sweep from the stored run: drop {', '.join(given)} (or run "
+                "a new bench with them)"
             )
-        rows = _rerun(args.rerun)
+        rows = _rerun(args.rerun) if args.rerun else _resume(args)
     elif args.scenario:
         from workbench.scenarios.cli import bench_scenario, print_rows
 
@@ -368,6 +400,9 @@ _RERUN_CONFLICTS = {
     "profile": "--profile",
     "quick": "--quick",
     "scenario": "--scenario",
+    "cluster": "--cluster",
+    "hosts": "--hosts",
+    "each_host": "--each-host",
 }
 
 
@@ -546,11 +581,14 @@ def _bench_task(args: argparse.Namespace) -> list[dict[str, Any]]:
         repeats=args.repeats,
         end_to_end=args.end_to_end,
     )
-    return _run_sweep(sweep, "bench")
+    return _run_sweep(sweep, "bench", args)
 
 
-def _run_sweep(sweep: Any, command: str) -> list[dict[str, Any]]:
-    """Run a task sweep into a new stored run with a progress bar; its rows."""
+def _run_sweep(
+    sweep: Any, command: str, args: argparse.Namespace | None = None
+) -> list[dict[str, Any]]:
+    """Run a task sweep into a new stored run with a progress bar (over the cluster with
+    --cluster); its rows."""
     from workbench.results import load
     from workbench.sweep import run_stored
 
@@ -562,11 +600,51 @@ def _run_sweep(sweep: Any, command: str) -> list[dict[str, Any]]:
         bar.update(1)
 
     try:
-        store = run_stored(sweep, command=command, on_progress=progress)
+        if args is not None and args.cluster:
+            from workbench.fleet.cli import run_on_cluster
+
+            store = run_on_cluster(sweep, args, progress)
+        else:
+            store = run_stored(sweep, command=command, on_progress=progress)
     finally:
         bar.close()
     frame = load(run_ids=[store.run_id])
     print(f"run {store.run_id}: {len(frame)} rows in {store.path}", file=sys.stderr)
+    return frame.to_dict(orient="records")
+
+
+def _resume(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Finish a cut-short task sweep in place (a fleet run over its cluster); all of the
+    run's rows."""
+    from workbench.fleet.cli import is_fleet_run
+    from workbench.fleet.cli import resume as resume_fleet
+    from workbench.results import load
+    from workbench.sweep import resume
+
+    run_id = args.resume
+    bar = _progress_bar(desc=f"resume {run_id}", unit="job")
+
+    def progress(done: int, total: int, label: str) -> None:
+        bar.total = total
+        bar.set_postfix_str(label)
+        bar.update(1)
+
+    fleet = is_fleet_run(run_id)
+    if args.cluster and not fleet:
+        raise UserError(f"run {run_id} was not made with --cluster: resume it without --cluster")
+    try:
+        if fleet:
+            store, measured = resume_fleet(args, progress)
+        else:
+            store, measured = resume(run_id, on_progress=progress)
+    finally:
+        bar.close()
+    frame = load(run_ids=[store.run_id])
+    print(
+        f"run {store.run_id}: {len(measured)} missing configuration(s) measured, "
+        f"{len(frame)} rows in {store.path}",
+        file=sys.stderr,
+    )
     return frame.to_dict(orient="records")
 
 
@@ -637,6 +715,37 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
         _emit([{c: m.get(c) for c in EXPORT_COLUMNS} for m in manifests], columns, args.output)
     return 0 if all(m.get("status") == "ok" for m in manifests) else 1
+
+
+CACHE_COLUMNS = (
+    ("entry", "entry", "text"),
+    ("state", "state", "text"),
+    ("format", "format", "text"),
+    ("precision", "precision", "text"),
+    ("size_bytes", "size MB", "mb"),
+    ("peak_rss_bytes", "export peak RSS MB", "mb"),
+    ("parity_pass", "parity", "bool"),
+    ("reason", "reason", "text"),
+)
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    """`workbench cache ls|verify|gc`: see exporters.cache."""
+    from exporters import cache
+    from workbench.columns import Column
+
+    if args.cache_command == "gc":
+        found = cache.gc(dry_run=args.dry_run, keep_failed=args.keep_failed)
+    else:
+        hashes = args.cache_command == "verify"
+        found = [cache.check(e, hashes=hashes) for e in cache.entries()]
+    rows = [e.row() for e in found]
+    _emit(rows, tuple(Column(*c) for c in CACHE_COLUMNS), args.output)
+    if args.cache_command == "gc":
+        verb = "would remove" if args.dry_run else "removed"
+        print(f"{verb} {len(rows)} artifact(s)", file=sys.stderr)
+    bad = [e for e in found if e.state in ("corrupt", "no-manifest")]
+    return 1 if args.cache_command == "verify" and bad else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -792,10 +901,18 @@ COMMANDS = {
     "env": cmd_env,
     "bench": cmd_bench,
     "export": cmd_export,
+    "cache": cmd_cache,
     "report": cmd_report,
     "notebooks": cmd_notebooks,
     "list": cmd_list,
+    "cluster": lambda args: _cmd_cluster(args),
 }
+
+
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    from workbench.fleet.cli import cmd_cluster
+
+    return cmd_cluster(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,7 @@ class Column:
 
 SUMMARY_COLUMNS: tuple[Column, ...] = (
     Column("status", "status", "text"),
+    Column("host", "host", "text"),  # fleet sweeps only
     Column("model", "model", "text"),
     Column("source_framework", "src", "text"),
     Column("format", "format", "text"),

@@ -1,7 +1,8 @@
 """Compare an artifact's outputs with its source model's outputs.
 
-The errors are always measured and recorded; thresholds per precision decide
-the pass/fail verdict, so a failing artifact still shows how far off it is.
+The errors are always measured and recorded; thresholds per precision
+(`workbench.parity_thresholds`) decide the pass/fail verdict, so a failing artifact still
+shows how far off it is.
 """
 
 from __future__ import annotations
@@ -9,17 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
-# Relative-to-output-scale error allowed per precision (max_abs_error / max |reference|).
-TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 3e-2, "int8-dynamic": 1e-1, "int8-static": 1e-1}
-# Task metric (e.g. argmax agreement) required per precision.
-MIN_AGREEMENT = {
-    "fp32": 0.999,
-    "fp16": 0.99,
-    "bf16": 0.98,
-    "int8-dynamic": 0.95,
-    "int8-static": 0.95,
-}
 
 
 def output_errors(
@@ -49,12 +39,3 @@ def argmax_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
     ref = np.asarray(reference).reshape(len(reference), -1)
     cand = np.asarray(candidate).reshape(len(candidate), -1)
     return float(np.mean(ref.argmax(axis=1) == cand.argmax(axis=1)))
-
-
-def verdict(precision: str, errors: dict[str, float], agreement: float | None) -> bool:
-    """Pass when the scaled error and the task metric are within the precision's limits."""
-    scaled = errors["max_abs_error"] / max(errors.get("output_scale", 1.0), 1e-12)
-    ok = scaled <= TOLERANCE.get(precision, TOLERANCE["fp32"])
-    if agreement is not None:
-        ok = ok and agreement >= MIN_AGREEMENT.get(precision, MIN_AGREEMENT["fp32"])
-    return bool(ok)

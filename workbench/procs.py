@@ -10,8 +10,11 @@ PYTHONPATH pins it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import os
+import resource
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,6 +32,59 @@ def child_env(**extra: str) -> dict[str, str]:
     paths = [str(CODE_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     return env
+
+
+PARENT_PID_VAR = "WORKBENCH_PARENT_PID"
+_PR_SET_PDEATHSIG = 1
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    """`child_env` for a worker that must not outlive this process (`die_with_parent`)."""
+    return child_env(**{PARENT_PID_VAR: str(os.getpid()), **extra})
+
+
+def die_with_parent() -> None:
+    """In a worker started with `worker_env`: have the kernel kill this process when its
+    parent dies (Linux PR_SET_PDEATHSIG), so that a `kill -9` of the CLI leaves no
+    orphan exporting an artifact or appending rows that a resume would measure again.
+    Exits at once if the parent is already gone. A no-op elsewhere."""
+    parent = os.environ.get(PARENT_PID_VAR)
+    if not parent:
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(parent):  # the parent died before prctl took effect
+        os._exit(1)
+
+
+MEMORY_LIMIT_VAR = "WORKBENCH_MEMORY_LIMIT"
+
+
+def apply_memory_limit() -> int | None:
+    """In a worker: cap this process's address space (RLIMIT_AS) at $WORKBENCH_MEMORY_LIMIT
+    bytes when set, so that a converter or runtime that runs away fails with a
+    MemoryError (or dies) alone instead of taking the machine. The limit, or None."""
+    value = os.environ.get(MEMORY_LIMIT_VAR)
+    if not value:
+        return None
+    limit = int(value)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    return limit
+
+
+def memory_limit_env(limit_bytes: int | None) -> dict[str, str]:
+    """The environment entry that gives a worker an address-space limit (none: {})."""
+    return {MEMORY_LIMIT_VAR: str(int(limit_bytes))} if limit_bytes else {}
+
+
+def describe_memory_error(exc: BaseException) -> str:
+    """A one-line reason for a MemoryError, naming the limit it ran into."""
+    value = os.environ.get(MEMORY_LIMIT_VAR)
+    limit = f" under the {int(value) / 2**30:.1f} GiB address-space limit" if value else ""
+    return f"out of memory{limit} (MemoryError{': ' + str(exc) if str(exc) else ''})"
 
 
 def pin_code_root() -> None:

@@ -13,8 +13,11 @@ percentiles, so statistics can be recomputed later.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
+import os
 import secrets
 import threading
 import uuid
@@ -124,6 +127,10 @@ RESULT_FIELDS: list[str] = [
     "artifact_path",
     "artifact_sha256",
     "fingerprint_id",
+    # fleet sweeps: the host that measured the row, its class, and a software mismatch
+    "host",
+    "host_class",
+    "host_warning",
     # raw data
     "latencies_ms",
 ]
@@ -217,6 +224,44 @@ class RunStore:
             append_line(self.rows_path, data)
             self.manifest["row_count"] += 1
         return full
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows stored so far (torn or corrupt lines skipped)."""
+        return list(_read_rows(self.rows_path, warn=False))
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the run's writer lock for the block: one process sweeps into a run at a
+        time (a resume cannot race the run it resumes). The lock dies with its holder,
+        so a killed run is free to resume at once."""
+        with (self.path / ".lock").open("a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UserError(
+                    f"run {self.run_id} is being written by another process: wait for it to "
+                    "finish (or stop it) before resuming"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def repair(self) -> int:
+        """Cut a torn last line (a writer killed mid-row) off rows.jsonl, so the next row
+        starts on its own line; the cut bytes are kept in rows.jsonl.torn. Returns how
+        many bytes were cut."""
+        data = self.rows_path.read_bytes() if self.rows_path.exists() else b""
+        if not data or data.endswith(b"\n"):
+            return 0
+        keep = data.rfind(b"\n") + 1
+        with (self.path / (ROWS + ".torn")).open("ab") as fh:
+            fh.write(data[keep:] + b"\n")
+        with self.rows_path.open("r+b") as fh:
+            fh.truncate(keep)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return len(data) - keep
 
     def finish(self, status: str = "ok") -> None:
         """Record the run's end: status, finish time and the number of rows on disk."""

@@ -8,7 +8,9 @@ sweep as data (`TaskSweep.to_json`), so `workbench bench --rerun RUN_ID` repeats
 
 Rows are stored by the workers as each configuration finishes; if a worker
 dies, the configurations it did not finish become `failed` rows here, and the
-sweep goes on.
+sweep goes on. If the sweep itself is killed, `resume(run_id)` (`workbench bench
+--resume RUN_ID`) measures exactly the configurations with no row yet (`missing_keys`),
+into the same run.
 """
 
 from __future__ import annotations
@@ -19,14 +21,16 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from exporters.base import ArtifactRequest, NoPassError, all_passes, export_many, find_pass
+from workbench import workspace
 from workbench.errors import UserError
 from workbench.formats import PRECISIONS, SOURCE_FRAMEWORK_OF_NATIVE, runtime_for
 from workbench.harness.runner import BenchConfig, outcome_rows
 from workbench.harness.timing import StopRule
-from workbench.procs import child_env
+from workbench.procs import memory_limit_env, worker_env
 from workbench.profiles import get_profile
 from workbench.registry import get_runtime, get_task
 from workbench.results import RunStore
@@ -70,10 +74,23 @@ class TaskSweep:
     repeats: int = 1
     end_to_end: bool = True  # also time pre + model + post where the task has a pipeline
     profile: str | None = None  # the profile whose preset filled the unset fields
+    # Each export and each benchmark worker gets its own time limit and, when set, an
+    # address-space limit (RLIMIT_AS): a runaway costs its own rows, not the machine.
+    export_timeout_s: float = 1800.0  # a first export may include training the model
+    worker_timeout_s: float = WORKER_TIMEOUT_S
+    memory_limit_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.rule, dict):
             self.rule = StopRule(**self.rule)
+        for name in ("export_timeout_s", "worker_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise UserError(f"{name} must be a positive number of seconds")
+        if self.memory_limit_bytes is not None and self.memory_limit_bytes < 2**28:
+            raise UserError(
+                f"memory_limit_bytes={self.memory_limit_bytes} is below 256 MiB: no Python "
+                "worker starts in that; give the limit in bytes"
+            )
         for runtime, settings in self.runtime_settings.items():
             get_runtime(runtime).parse_settings(settings)  # unknown or ill-typed: fail now
         task = get_task(self.task)
@@ -238,14 +255,75 @@ def _labels(sweep: TaskSweep, job: Job, manifest: dict[str, Any] | None) -> dict
     return labels
 
 
+# One measured configuration of a sweep, as its row records it.
+ConfigKey = tuple[str, str, str, str, str, int | None, int | None, int]
+
+
+def config_key(job: Job, seq_len: int | None, batch_size: int) -> ConfigKey:
+    """The identity of one row a sweep plans: what `resume` compares stored rows with."""
+    return (
+        job.model,
+        job.source_framework,
+        job.format,
+        job.precision,
+        job.device,
+        job.threads,
+        seq_len,
+        batch_size,
+    )
+
+
+def row_key(row: dict[str, Any]) -> ConfigKey:
+    """The `config_key` of a stored row."""
+
+    def opt_int(value: Any) -> int | None:
+        return None if value is None else int(value)
+
+    return (
+        row.get("model"),
+        row.get("source_framework"),
+        row.get("format"),
+        row.get("precision"),
+        row.get("device"),
+        opt_int(row.get("threads")),
+        opt_int(row.get("seq_len")),
+        int(row.get("batch_size")),
+    )  # type: ignore[return-value]
+
+
+def planned_keys(sweep: TaskSweep) -> list[ConfigKey]:
+    """Every row `sweep` makes, in the order it makes them."""
+    return [
+        config_key(job, seq_len, b)
+        for job in plan(sweep)
+        for seq_len in sweep.seq_lens or [None]
+        for b in sweep.batch_sizes
+    ]
+
+
+def missing_keys(sweep: TaskSweep, store: RunStore) -> list[ConfigKey]:
+    """The configurations of `sweep` that have no row (of any status) in `store` yet."""
+    have = {row_key(row) for row in store.rows()}
+    return [key for key in planned_keys(sweep) if key not in have]
+
+
 def run_sweep(
-    sweep: TaskSweep, store: RunStore, on_progress: Callable[[str], None] | None = None
+    sweep: TaskSweep,
+    store: RunStore,
+    on_progress: Callable[[str], None] | None = None,
+    only: set[ConfigKey] | None = None,
 ) -> None:
     """Export everything `sweep` asks for (in parallel; exports never overlap a timed
-    run), then benchmark each job in its own worker, storing rows in `store`."""
-    jobs = plan(sweep)
+    run), then benchmark each job in its own worker, storing rows in `store`. With
+    `only`, just those configurations (what `resume` measures) and their exports."""
+    jobs = [j for j in plan(sweep) if only is None or _wanted(sweep, j, only)]
     requests = {_artifact_key(j): j.request for j in jobs if j.request is not None}
-    manifests = dict(zip(requests, export_many(list(requests.values())), strict=True))
+    exported = export_many(
+        list(requests.values()),
+        timeout_s=sweep.export_timeout_s,
+        memory_limit_bytes=sweep.memory_limit_bytes,
+    )
+    manifests = dict(zip(requests, exported, strict=True))
     for job in jobs:
         label = (
             f"{job.model}/{job.source_framework}/{job.format}/{job.precision}/"
@@ -255,7 +333,17 @@ def run_sweep(
             on_progress(label)
         manifest = manifests[_artifact_key(job)] if job.request is not None else None
         for seq_len in sweep.seq_lens or [None]:
-            _run_job(sweep, store, job, manifest, seq_len)
+            sizes = [
+                b for b in sweep.batch_sizes if only is None or config_key(job, seq_len, b) in only
+            ]
+            if sizes:
+                _run_job(sweep, store, job, manifest, seq_len, sizes)
+
+
+def _wanted(sweep: TaskSweep, job: Job, only: set[ConfigKey]) -> bool:
+    return any(
+        config_key(job, s, b) in only for s in sweep.seq_lens or [None] for b in sweep.batch_sizes
+    )
 
 
 def _run_job(
@@ -264,6 +352,7 @@ def _run_job(
     job: Job,
     manifest: dict[str, Any] | None,
     seq_len: int | None,
+    batch_sizes: list[int] | None = None,
 ) -> None:
     """One job at one sequence length (None: the task has no sequence axis)."""
     labels = _labels(sweep, job, manifest)
@@ -275,7 +364,7 @@ def _run_job(
         path=manifest["path"] if manifest else None,
         device=job.device,
         threads=job.threads,
-        batch_sizes=list(sweep.batch_sizes),
+        batch_sizes=list(batch_sizes or sweep.batch_sizes),
         rule=sweep.rule,
         runtime_settings=dict(sweep.runtime_settings.get(runtime_for(job.format), {})),
         repeats=sweep.repeats,
@@ -292,19 +381,27 @@ def _run_job(
         store,
         config,
         {"task": sweep.task, "model": job.model, "source_framework": job.source_framework},
+        sweep.worker_timeout_s,
+        sweep.memory_limit_bytes,
     )
 
 
-def _run_worker(store: RunStore, config: BenchConfig, extra: dict[str, Any]) -> None:
+def _run_worker(
+    store: RunStore,
+    config: BenchConfig,
+    extra: dict[str, Any],
+    timeout_s: float = WORKER_TIMEOUT_S,
+    memory_limit_bytes: int | None = None,
+) -> None:
     job = {"run_dir": str(store.path), "config": config.to_json(), **extra}
-    env = child_env(TF_CPP_MIN_LOG_LEVEL="3")
+    env = worker_env(TF_CPP_MIN_LOG_LEVEL="3", **memory_limit_env(memory_limit_bytes))
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "workbench.harness.worker"],
             input=json.dumps(job),
             text=True,
             capture_output=True,
-            timeout=WORKER_TIMEOUT_S,
+            timeout=timeout_s,
             env=env,
         )
         stdout, code = proc.stdout, proc.returncode
@@ -312,7 +409,7 @@ def _run_worker(store: RunStore, config: BenchConfig, extra: dict[str, Any]) -> 
         reason = f"benchmark worker died ({_describe(code)})" + (f": {tail}" if tail else "")
     except subprocess.TimeoutExpired as exc:
         stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        code, reason = -9, f"benchmark worker timed out after {WORKER_TIMEOUT_S} s"
+        code, reason = -9, f"benchmark worker timed out after {timeout_s:g} s (hung?)"
     done = {int(line.split()[1]) for line in stdout.splitlines() if line.startswith("ROW ")}
     if code == 0 and done >= set(config.batch_sizes):
         return
@@ -337,18 +434,69 @@ def run_stored(
     if not jobs:
         raise UserError("nothing to measure: the filters exclude every format and precision")
     store = RunStore.create({"command": command, "task": sweep.task, "sweep": sweep.to_json()})
+    with store.exclusive():
+        _run_into(sweep, store, len(jobs), on_progress)
+    return store
+
+
+def _run_into(
+    sweep: TaskSweep,
+    store: RunStore,
+    total: int,
+    on_progress: Callable[[int, int, str], None] | None,
+    only: set[ConfigKey] | None = None,
+) -> None:
     done = 0
 
     def progress(label: str) -> None:
         nonlocal done
         done += 1
         if on_progress:
-            on_progress(done, len(jobs), label)
+            on_progress(done, total, label)
 
     status = "failed"
     try:
-        run_sweep(sweep, store, progress)
+        run_sweep(sweep, store, progress, only)
         status = "ok"
     finally:
         store.finish(status)
-    return store
+
+
+def resume(
+    run_id: str, on_progress: Callable[[int, int, str], None] | None = None
+) -> tuple[RunStore, list[ConfigKey]]:
+    """Finish a stored task sweep that was cut short (killed, Ctrl-C, a crash): measure
+    exactly the configurations that have no row yet, into the same run, and update its
+    manifest (status, row count, a `resumed` entry). Returns the store and the
+    configurations it measured (empty when nothing was missing). Fails with a UserError
+    while another process is still writing the run."""
+    path = workspace.runs_dir() / run_id
+    if not run_id or "/" in run_id or not path.is_dir():
+        raise UserError(f"no run {run_id!r} in this workspace: `ls .workbench/runs` lists them")
+    store = RunStore.open(path)
+    sweep_data = store.manifest.get("config", {}).get("sweep")
+    if not isinstance(sweep_data, dict):
+        raise UserError(
+            f"run {run_id} is not a task sweep (it was made by "
+            f"{store.manifest.get('config', {}).get('command', 'another command')!r}): only "
+            "task sweeps can be resumed"
+        )
+    if isinstance(store.manifest.get("config", {}).get("fleet"), dict):
+        raise UserError(
+            f"run {run_id} was a fleet sweep (--cluster): resume it over its cluster with "
+            "`workbench bench --resume` or workbench.fleet.sweep.resume_fleet"
+        )
+    sweep = TaskSweep.from_json(sweep_data)
+    with store.exclusive():
+        store.repair()
+        missing = missing_keys(sweep, store)
+        store.manifest.setdefault("resumed", []).append(
+            {"at": datetime.now(UTC).isoformat(), "missing": len(missing)}
+        )
+        if not missing:
+            store.finish("ok")
+            return store, []
+        only = set(missing)
+        total = sum(1 for j in plan(sweep) if _wanted(sweep, j, only))
+        _run_into(sweep, store, total, on_progress, only)
+    return store, missing

@@ -25,6 +25,7 @@ from workbench.harness.memory import peak_rss_bytes, reset_peak_rss
 from workbench.harness.stats import summarize
 from workbench.harness.timing import StopRule, time_calls
 from workbench.options import Options
+from workbench.procs import describe_memory_error
 from workbench.registry import get_runtime
 from workbench.runtimes.base import LoadedModel, RuntimeOptions, by_input_name
 from workbench.signature import FixedBatchError, TensorSpec, make_input_pool, resolve_shape
@@ -118,6 +119,8 @@ def outcome_rows(
 
 
 def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return describe_memory_error(exc)
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
 

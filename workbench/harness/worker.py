@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from workbench.devices import parse_device
 from workbench.errors import UnavailableError, UserError
 from workbench.harness.runner import BenchConfig, outcome_rows, run_config
+from workbench.procs import apply_memory_limit, die_with_parent
 from workbench.registry import get_runtime
 from workbench.results import RunStore
 from workbench.runtimes.base import RuntimeOptions
@@ -33,6 +35,23 @@ def run_job(job: dict[str, Any]) -> None:
         done.add(row["batch_size"])
         print(f"ROW {row['batch_size']}", flush=True)
 
+    # An artifact whose bytes changed since its export (flipped, truncated) is never measured.
+    expected = config.labels.get("artifact_sha256")
+    if config.path and expected:
+        from exporters.base import sha256_of
+
+        try:
+            actual = sha256_of(Path(config.path))
+        except OSError as exc:
+            actual = f"unreadable ({exc.strerror})"
+        if actual != expected:
+            reason = (
+                f"artifact changed on disk since its export (sha256 {actual[:12]}, manifest "
+                f"{expected[:12]}): not measured; run again to export it afresh"
+            )
+            for row in outcome_rows(config, "failed", reason):
+                emit(row)
+            return
     # A runtime that cannot run here (no GPU, framework not installed) costs no model build.
     reason = get_runtime(config.runtime).unavailable_reason(parse_device(config.device))
     if reason:
@@ -89,6 +108,8 @@ def run_job(job: dict[str, Any]) -> None:
 
 
 def main() -> int:
+    die_with_parent()
+    apply_memory_limit()
     run_job(json.loads(sys.stdin.read()))
     return 0
 

@@ -58,6 +58,9 @@ def render(frame: pd.DataFrame, manifest: dict) -> str:
         _figure("Latency distribution", plots.latency_cdf(frame, caption), "latency CDF"),
         _figure("Memory", plots.memory(frame, caption), "memory per configuration"),
     ]
+    fleet = manifest.get("config", {}).get("fleet")
+    if isinstance(fleet, dict) and "host" in frame and frame["host"].notna().any():
+        figures.append(_cross_host_figure(frame, fleet, caption))
     return templates.render(
         "run.html.j2",
         run_id=str(manifest.get("run_id")),
@@ -72,6 +75,16 @@ def render(frame: pd.DataFrame, manifest: dict) -> str:
             for r in frame.to_dict(orient="records")
         ],
     )
+
+
+def _cross_host_figure(frame: pd.DataFrame, fleet: dict, caption: str) -> dict[str, str]:
+    """A fleet run's configurations side by side per host group (workbench.report.fleet)."""
+    from workbench.report import fleet as cross
+
+    each = bool(fleet.get("each_host"))
+    table = cross.cross_host_table(frame, by_threads=not fleet.get("host_threads"), each_host=each)
+    fig = cross.cross_host_plot(table, caption + "; (!) marks hosts whose software differs")
+    return _figure("Across hosts", fig, "p50 latency per configuration and host")
 
 
 def write_run_report(run_id: str | None, out_dir: Path) -> Path:

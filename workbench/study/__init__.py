@@ -8,12 +8,14 @@
 - `claims`: the source guide's claims as data, and their verdicts;
 - `demos`: real-photo predictions and detections drawn from exported artifacts;
 - `notebook_params`: typed notebook parameters, checked before any work starts;
-- `notebooks`: the papermill runner, HTML conversion and output stripping.
+- `notebooks`: the papermill runner, HTML conversion and output stripping;
+- `fleet`: the same sweep over a Dask cluster's hosts, and the hosts side by side.
 
 A notebook imports this package as `from workbench import study` and calls the
 functions re-exported below.
 """
 
+from workbench.study.fleet import cross_host, run_on_cluster
 from workbench.study.headlines import (
     caption,
     headlines_table,
@@ -46,6 +48,7 @@ from workbench.sweep import from_profile as sweep_for  # each empty argument: th
 __all__ = [
     "caption",
     "cpu_gpu_sweep",
+    "cross_host",
     "crossover",
     "describe",
     "end_to_end",
@@ -62,6 +65,7 @@ __all__ = [
     "record_headline",
     "reports_dir",
     "run",
+    "run_on_cluster",
     "speedup_over_fp32",
     "stop_rule",
     "sweep_for",
