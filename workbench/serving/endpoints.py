@@ -33,7 +33,6 @@ import importlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from fastapi import FastAPI, Request
 

@@ -67,7 +67,7 @@ def from_json_data(data: Any, shape: tuple[int, ...], dtype: np.dtype, name: str
     if not isinstance(data, list):
         raise BadRequest(f"input {name!r}: 'data' must be a list, got {type(data).__name__}")
     try:
-        if dtype == object:
+        if dtype.kind == "O":
             flat = np.array(_flatten(data), dtype=object)
             flat = np.array([v.encode() if isinstance(v, str) else v for v in flat], dtype=object)
         else:
@@ -84,7 +84,7 @@ def from_json_data(data: Any, shape: tuple[int, ...], dtype: np.dtype, name: str
 
 def from_raw(raw: bytes, shape: tuple[int, ...], dtype: np.dtype, name: str) -> np.ndarray:
     """Raw little-endian bytes (the binary extension, gRPC raw contents) -> an array."""
-    if dtype == object:
+    if dtype.kind == "O":
         return _bytes_elements(raw, shape, name)
     expected = math.prod(shape) * dtype.itemsize
     if len(raw) != expected:
