@@ -61,23 +61,18 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _BodyTooLarge(self._message(seen))
+                    # Raised inside the handler's body read: the app's ServeError
+                    # handler answers 413.
+                    raise TooLarge(self._message(seen))
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _BodyTooLarge as exc:
-            await _send_error(send, TooLarge(str(exc)))
+        await self.app(scope, limited, send)
 
     def _message(self, size: int) -> str:
         return (
             f"request body of {size:,} bytes is over this server's cap of "
             f"{self.max_bytes:,} bytes (--max-body-mb)"
         )
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 async def _send_error(send: Any, error: ServeError) -> None:

@@ -155,3 +155,56 @@ def serve(
 def _print(info: dict) -> None:
     print(json.dumps(info), flush=True)
     sys.stdout.flush()
+
+
+class ServerThread:
+    """A server on loopback in background threads (tests, notebooks, benchmarks):
+    uvicorn in its own thread (no signal handlers off the main thread) plus gRPC.
+
+        with ServerThread(service) as srv:
+            httpx.get(f"{srv.url}/v2/health/ready")
+    """
+
+    def __init__(
+        self,
+        service: InferenceService,
+        endpoints: Sequence[Any] = (),
+        host: str = "127.0.0.1",
+        grpc: bool = True,
+    ) -> None:
+        import threading
+
+        import uvicorn
+
+        from workbench.serving.grpc_front import start_grpc
+        from workbench.serving.http_app import create_app
+
+        self.service = service
+        self.sock = bind(host, 0)
+        self.host = host
+        self.http_port = self.sock.getsockname()[1]
+        self.url = f"http://{host}:{self.http_port}"
+        self.grpc_server, self.grpc_port = start_grpc(service, host, 0) if grpc else (None, None)
+        config = uvicorn.Config(
+            create_app(service, endpoints), log_config=None, access_log=False, lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.service.draining = True
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        if self.grpc_server is not None:
+            self.grpc_server.stop(1).wait(2)
+        self.service.models.close()
+        self.sock.close()
+
+    def __enter__(self) -> ServerThread:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
