@@ -88,6 +88,7 @@ def bind(host: str, port: int) -> socket.socket:
         raise UserError(
             f"cannot listen on {host}:{port}: {exc}; pick another --http-port"
         ) from None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.listen(2048)
     return sock
 
