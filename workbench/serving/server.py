@@ -123,6 +123,11 @@ def serve(
                 if grpc_server is not None:
                     stopping.append(grpc_server.stop(drain_s))
             super().handle_exit(sig, frame)
+            # uvicorn re-raises the signal once shut down, which would kill the process
+            # before gRPC and the batchers are drained: the drain below exits 0 instead.
+            captured = getattr(self, "_captured_signals", None)
+            if isinstance(captured, list):
+                captured.clear()
 
     config = uvicorn.Config(
         app,
