@@ -150,9 +150,10 @@ def create_app(service: InferenceService, endpoints: Sequence[Any] = ()) -> Any:
         return JSONResponse(body, status_code=200 if entry.ready else 503)
 
     # ---- inference -----------------------------------------------------------------
-    @app.post("/v2/models/{name}/infer")
-    @app.post("/v2/models/{name}/versions/{version}/infer")
-    async def infer(name: str, request: Request, version: str | None = None) -> Response:
+    async def infer(request: Request) -> Response:
+        # A plain Starlette route (no FastAPI parameter injection): the hot path.
+        name = request.path_params["name"]
+        version = request.path_params.get("version")
         body = await request.body()
         header_length = request.headers.get(HEADER_LENGTH)
         try:
@@ -162,6 +163,9 @@ def create_app(service: InferenceService, endpoints: Sequence[Any] = ()) -> Any:
             raise
         result = await service.infer(name, feed, version, protocol="http")
         return infer_response(payload, result, binary_out)
+
+    app.add_route("/v2/models/{name}/infer", infer, methods=["POST"])
+    app.add_route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"])
 
     # ---- repository extension (load/unload without a restart) ----------------------
     if service.settings.model_control:
