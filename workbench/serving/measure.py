@@ -277,3 +277,24 @@ def _peak_row(front: str, batched: bool, served: ServedModel, settings: Any, pro
             for r in rows
         ],
     }
+
+
+def overhead_rows(profile: str = "ci") -> list[dict[str, Any]]:
+    """`overhead` as tidy rows (one per path; the fronts carry their added ms)."""
+    result = overhead(profile)
+    added = result["added"]
+    out = []
+    for row in result["rows"]:
+        front = row["path"]
+        out.append(
+            {
+                **row,
+                "status": "ok",
+                "added_p50_ms": added.get(f"{front}_added_p50_ms"),
+                "added_p99_ms": added.get(f"{front}_added_p99_ms"),
+                "client_cores": result["client_cores"],
+                "server_cores": result["server_cores"],
+                "load_average_1m": result["load_average"][0],
+            }
+        )
+    return out
