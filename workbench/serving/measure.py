@@ -135,14 +135,25 @@ def _latency_row(path: str, served: ServedModel, settings: Any) -> dict[str, Any
     }
 
 
-def overhead(profile: str = "ci") -> dict[str, Any]:
-    """Per-request latency of each path on the null model, and what each front adds."""
+def overhead(profile: str = "ci", min_duration_ms: int | None = None) -> dict[str, Any]:
+    """Per-request latency of each path on the null model, and what each front adds
+    (this process runs on the client cores meanwhile; its affinity is restored after)."""
+    before = os.sched_getaffinity(0)
+    try:
+        return _overhead(profile, min_duration_ms)
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def _overhead(profile: str, min_duration_ms: int | None) -> dict[str, Any]:
     from workbench.serving.server import ModelSpec, build_service
     from workbench.serving.service import ServeSettings
 
     client_cores, server_cores = split_cores()
     os.sched_setaffinity(0, client_cores)
-    settings = for_profile(profile, "single_stream", sample_count=len(NULL_SAMPLES))
+    settings = for_profile(
+        profile, "single_stream", sample_count=len(NULL_SAMPLES), min_duration_ms=min_duration_ms
+    )
     rows = []
     batcher = BatcherConfig(max_batch_size=8, max_queue_delay_ms=0.0)
     service = build_service([ModelSpec("m", "null")], batcher, ServeSettings())
@@ -208,6 +219,25 @@ def peak(
 ) -> list[dict[str, Any]]:
     """Max QPS with p99 under `bound_ms` through each front, with and without the
     server's batcher; one row per (front, batcher) with the peak and its probes."""
+    before = os.sched_getaffinity(0)
+    try:
+        return _peak(
+            source, bound_ms, profile, fronts, max_probes, concurrency, max_batch, delay_ms
+        )
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def _peak(
+    source: str,
+    bound_ms: float,
+    profile: str,
+    fronts: Sequence[str],
+    max_probes: int,
+    concurrency: int,
+    max_batch: int,
+    delay_ms: float,
+) -> list[dict[str, Any]]:
     from workbench.serving.registry import load_source
     from workbench.serving.server import ModelSpec, build_service
     from workbench.serving.service import ServeSettings
