@@ -107,3 +107,34 @@ def make_service(
     service = InferenceService(registry, settings or ServeSettings())
     service.warm = True
     return service
+
+
+def detector_onnx(path: Path, size: int = 320) -> Path:
+    """images float32 [batch, 3, size, size] -> YOLOv8-shaped [batch, 5, 2] (one class, two
+    anchors, boxes normalized to 0..1): anchor 0 a centred box of score 0.9 whatever the
+    image, anchor 1 score 0. Drives /api/v1/detect's letterbox and decoding for real."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    bias = np.array([[0.5, 0.5], [0.5, 0.5], [0.25, 0.25], [0.25, 0.25], [0.9, 0.0]], np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["images", "axes"], ["m"], keepdims=0),
+            helper.make_node("MatMul", ["m", "W"], ["z"]),
+            helper.make_node("Add", ["z", "B"], ["flat"]),
+            helper.make_node("Reshape", ["flat", "shape"], ["output0"]),
+        ],
+        "detector",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", 5, 2])],
+        initializer=[
+            numpy_helper.from_array(np.array([2, 3], np.int64), "axes"),
+            numpy_helper.from_array(np.zeros((3, 10), np.float32), "W"),
+            numpy_helper.from_array(bias.reshape(10), "B"),
+            numpy_helper.from_array(np.array([-1, 5, 2], np.int64), "shape"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+    return path

@@ -194,3 +194,27 @@ def test_endpoint_config_parsing_and_unknown_endpoints(head):
     with pytest.raises(UserError, match="unknown endpoint 'nope'"):
         ServerThread(service, [EndpointConfig("nope", "m")], grpc=False)
     service.models.close()
+
+
+def test_detect_letterboxes_decodes_and_maps_boxes_back(tmp_path):
+    from tests.serving_util import detector_onnx
+
+    model = str(detector_onnx(tmp_path / "det.onnx"))
+    service = make_service([("det", model, "1")])
+    config = EndpointConfig.parse("detect=det,task_model=yolov8n_320")
+    with ServerThread(service, [config], grpc=False) as srv:
+        reply = httpx.post(srv.url + "/api/v1/detect", files={"image": ("x.png", PNG)}, timeout=30)
+        assert reply.status_code == 200, reply.text
+        found = reply.json()["detections"]
+        assert len(found) == 1 and found[0]["class_id"] == 0
+        assert found[0]["score"] == pytest.approx(0.9)
+        # a centred box a quarter of the 320 input, mapped back into the 60x40 image
+        x0, y0, x1, y1 = found[0]["box_xyxy"]
+        assert (x0 + x1) / 2 == pytest.approx(30, abs=0.5) and (y0 + y1) / 2 == pytest.approx(
+            20, abs=0.5
+        )
+        assert x1 - x0 == pytest.approx(15, abs=0.5)
+        bad = httpx.post(
+            srv.url + "/api/v1/detect", files={"image": ("x.png", b"GIF89a...")}, timeout=30
+        )
+        assert bad.status_code == 400 and "not a readable image" in bad.json()["error"]
