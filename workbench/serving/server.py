@@ -186,14 +186,13 @@ class ServerThread:
         from workbench.serving.http_app import create_app
 
         self.service = service
+        app = create_app(service, endpoints)  # first: a bad endpoint leaves nothing open
         self.sock = bind(host, 0)
         self.host = host
         self.http_port = self.sock.getsockname()[1]
         self.url = f"http://{host}:{self.http_port}"
         self.grpc_server, self.grpc_port = start_grpc(service, host, 0) if grpc else (None, None)
-        config = uvicorn.Config(
-            create_app(service, endpoints), log_config=None, access_log=False, lifespan="off"
-        )
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True

@@ -131,10 +131,15 @@ class InferenceService:
                 if timeout_s is None
                 else min(timeout_s, self.settings.timeout_s)
             )
-            if not request._event.wait(wait):
-                raise Timeout(
-                    f"no answer from model {name!r} within {wait:g} s (queueing + compute)"
-                )
+            try:
+                request.result(wait)
+            except TimeoutError:
+                if not request.done:
+                    raise Timeout(
+                        f"no answer from model {name!r} within {wait:g} s (queueing + compute)"
+                    ) from None
+            except Exception:
+                pass  # the request's own failure: _finish maps it
             return self._finish(entry, request, started, protocol)
         except ServeError as exc:
             self.record_error(entry, name, protocol, exc.http)
@@ -151,7 +156,7 @@ class InferenceService:
             raise ModelFailed(f"model {entry.name!r} version {entry.version!r}: {error}")
         if error is not None:
             raise ModelFailed(f"model {entry.name!r}: {error}")
-        outputs = request._outputs or []
+        outputs = request.result(0)
         queue_s = (request.dispatched or request.submitted) - request.submitted
         compute_s = (request.finished or request.submitted) - (
             request.dispatched or request.submitted
