@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections import Counter
 
 import httpx
@@ -346,3 +347,21 @@ def test_not_ready_until_warm_and_not_ready_while_draining():
         service.draining = True
         assert httpx.get(srv.url + "/v2/health/ready").status_code == 503
         assert httpx.get(srv.url + "/v2/health/live").status_code == 200
+
+
+def test_a_client_gone_while_its_request_computes_does_not_hurt_the_server():
+    service = make_service([("slow", "slow", "1")], delay_s=0.2)
+    body = json.dumps(
+        {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [0] * 4}]}
+    ).encode()
+    with ServerThread(service, grpc=False) as srv:
+        with socket.create_connection((srv.host, srv.http_port), timeout=5) as s:
+            s.sendall(
+                b"POST /v2/models/slow/infer HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                + str(len(body)).encode()
+                + b"\r\n\r\n"
+                + body
+            )
+            time.sleep(0.05)  # queued or computing, then the client vanishes
+        r = httpx.post(srv.url + "/v2/models/slow/infer", content=body, timeout=10)
+        assert r.status_code == 200 and r.json()["outputs"][0]["data"] == [0, 0, 0, 0]
