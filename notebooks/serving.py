@@ -33,6 +33,7 @@ task: str = "image_classification"  # a registered task with an ONNX export
 model: str = "efficientnet_lite0"  # the task's model
 latency_bound_ms: float = 100.0  # the p99 bound of the server scenario
 instances: int = 1  # model instances (worker threads), each with its own session
+measure_fronts: bool = True  # also time what workbench serve's HTTP and gRPC fronts add
 
 # %%
 # Fails fast, naming the parameter and its type, on an unknown name or a wrong type.
@@ -112,9 +113,32 @@ for key, value in headline.items():
     print(f"{key}: {value}")
 
 # %% [markdown]
+# ## What the server's fronts add per request
+# `workbench serve` puts this batcher behind KServe v2 HTTP (FastAPI on uvicorn) and gRPC
+# (grpcio). LoadGen single_stream, in this process, drives the server in its own process
+# over loopback (client and server on different cores where there are two): the null
+# model through each front, the same client against a trivial server that answers a
+# fixed reply (the client's own cost), and the server called in-process. What a front adds
+# is `front - baseline - (in-process - driver)` at each percentile: a difference of
+# percentiles, so an estimate; on a busy shared host the p99 differences are noise.
+
+# %%
+if P.measure_fronts:
+    from workbench.serving import measure
+
+    fronts = measure.overhead(P.profile, min_duration_ms=500 if P.profile == "ci" else None)
+    display(pd.DataFrame(fronts["rows"]).set_index("path")[["p50_ms", "p99_ms", "queries"]])
+    print({k: round(v, 3) for k, v in fronts["added"].items()})
+    print(
+        f"client cores {fronts['client_cores']}, server cores {fronts['server_cores']}, "
+        f"load average {fronts['load_average'][0]:.2f}"
+    )
+
+# %% [markdown]
 # ## Reading
 # A request waits in the queue for a batch to form and then for the batch to compute; the
 # batcher trades the first for throughput. In the `ci` profile each LoadGen run lasts 1 s,
 # so its p99 is the tail of a few dozen queries and no run is LoadGen-compliant (the rows say
 # `full_length: false`); `workbench bench --scenario server --find-peak --profile full`
-# runs the 600 s searches.
+# runs the 600 s searches. `benchmarks/serving_overhead.py` measures the fronts with longer
+# runs and the max QPS under the bound through each front, with and without the batcher.

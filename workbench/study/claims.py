@@ -184,7 +184,18 @@ def run_sweeps(profile: str, devices: list[str] | None = None) -> dict[str, pd.D
     }
     frames["null"] = harness_overhead(profile)
     frames["serving"] = serving_frame(profile)
+    if profile != "ci":  # two server processes and six LoadGen runs: ~1 min
+        frames["serving_overhead"] = serving_overhead_frame(profile)
     return frames
+
+
+def serving_overhead_frame(profile: str) -> pd.DataFrame:
+    """1.1 for serving: what the Python HTTP and gRPC fronts of `workbench serve` add per
+    request over calling the server in-process (null model, client cost subtracted through
+    a trivial-server baseline; workbench.serving.measure)."""
+    from workbench.serving.measure import overhead_rows
+
+    return pd.DataFrame(overhead_rows(profile))
 
 
 def serving_frame(profile: str) -> pd.DataFrame:
@@ -502,6 +513,19 @@ def _python_vs_compiled(fields: Mapping[str, Any]) -> str:
     return f"eager {eager.latency_us:.1f} us vs {parts} ({fields['value']:.1f}x){overhead}"
 
 
+def _fronts_added(fields: Mapping[str, Any]) -> str:
+    """1.1 in serving: the ms each Python front adds per request, p50 and p99."""
+    frame = fields["frames"]["serving_overhead"]
+    added = frame.set_index("path")
+    grpc = added.loc["grpc"] if "grpc" in added.index else None
+    http = fields["http"]
+    text = f"HTTP +{http.added_p50_ms:.3f} ms (p99 {http.added_p99_ms:+.3f})"
+    if grpc is not None:
+        text += f", gRPC +{grpc['added_p50_ms']:.3f} ms (p99 {grpc['added_p99_ms']:+.3f})"
+    return text + " per request at p50; in-process and client baseline subtracted"
+
+
+_FRONTS = rows("serving_overhead", path="http")
 _CNN_CPU = rows("cnn", device="cpu", batch_size=CNN_BATCH)
 _CNN_GPU = rows("cnn", device_prefix="cuda", batch_size=CNN_BATCH)
 _GPU_ERROR = ErrorOf(_CNN_GPU)
@@ -711,6 +735,20 @@ CLAIM_PARTS: tuple[Claim, ...] = (
             "compiled", _SMALL_1, ("onnx", "torchscript"), "latency_ms_p50", ErrorOf(_SMALL_1)
         ),
         measured=_python_vs_compiled,
+    ),
+    # 1.1 in serving: what the Python server fronts add per request (workbench serve).
+    Claim(
+        section="1.1",
+        wording="Python serving fronts (FastAPI/uvicorn HTTP, grpcio gRPC), null model: "
+        "added per request over in-process",
+        claimed="5-10x",
+        rule=NotMeasurable(
+            "no compiled (Go/C++) server here to compare with; the added ms bound what a "
+            "compiled front could save per request"
+        ),
+        numerator=First("http", _FRONTS, "added_p50_ms"),
+        measured=_fronts_added,
+        unmeasured="not run in the ci profile: benchmarks/serving_overhead.py or quick/full",
     ),
 )
 
