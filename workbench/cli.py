@@ -195,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     nb_new.add_argument("task", help="a registered task without a notebook")
     nb_new.add_argument("--notebooks", default="notebooks", help="folder (default notebooks/)")
 
+    from workbench.serving.cli import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
+
     listing = sub.add_parser("list", help="list the registered tasks, runtimes and passes")
     listing.add_argument(
         "what", nargs="?", choices=("tasks", "runtimes", "passes"), help="one registry only"
@@ -694,6 +698,12 @@ def _print_table(rows: list[dict[str, Any]], columns: Sequence[Any]) -> None:
     console.print(table)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from workbench.serving.cli import cmd_serve as serve
+
+    return serve(args)
+
+
 COMMANDS = {
     "env": cmd_env,
     "bench": cmd_bench,
@@ -701,6 +711,7 @@ COMMANDS = {
     "report": cmd_report,
     "notebooks": cmd_notebooks,
     "list": cmd_list,
+    "serve": cmd_serve,
 }
 
 

@@ -206,6 +206,11 @@ class DynamicBatcher:
         for thread in self._threads:
             thread.start()
 
+    @property
+    def queue_depth(self) -> int:
+        """Requests waiting for a batch now (a gauge for the server's metrics)."""
+        return len(self._queue)
+
     # ---- callers -------------------------------------------------------------------
     def submit(
         self,

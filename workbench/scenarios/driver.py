@@ -44,6 +44,9 @@ class ServedModel:
     fixed_batch: int | None = None
     labels: dict[str, Any] = field(default_factory=dict)
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # The model's own signature (the serving layer's metadata and input checks).
+    inputs: list[Any] = field(default_factory=list)
+    outputs: list[Any] = field(default_factory=list)
 
     def close(self) -> None:
         for close in self.closers:

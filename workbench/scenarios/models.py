@@ -78,6 +78,8 @@ def _served(
         fixed_batch=_fixed_batch(first),
         labels={"provider": first.provider, **labels},
         closers=[m.close for m in loaded],
+        inputs=list(first.inputs),
+        outputs=list(first.outputs or []),
     )
 
 

@@ -1,0 +1,343 @@
+"""The HTTP front: KServe v2 REST on FastAPI, plus /metrics, /health and task endpoints.
+
+    app = create_app(service, endpoints=[EndpointConfig("classify", model="effnet")])
+
+Routes: `/v2/health/live|ready`, `/v2`, `/v2/models/{name}[/versions/{v}]`,
+`.../ready`, `.../infer` (JSON tensors and the binary-data extension), the repository
+extension `/v2/repository/index` and `/v2/repository/models/{name}/load|unload` (only
+with `model_control`), `/metrics` (Prometheus), `/health` (the guide's) and the task
+endpoints mounted from `workbench.serving.endpoints`. Errors answer `{"error": message}`
+with a 4xx/5xx status; handlers read the raw body (no pydantic models on the hot path).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
+
+from workbench.errors import UserError
+from workbench.serving.errors import BadRequest, NotFound, ServeError, TooLarge
+from workbench.serving.metrics import CONTENT_TYPE
+from workbench.serving.service import InferenceService
+from workbench.serving.tensors import (
+    check_shape,
+    from_json_data,
+    from_raw,
+    numpy_dtype,
+    to_json,
+    to_raw,
+    v2_datatype,
+)
+
+log = logging.getLogger("workbench.serving")
+HEADER_LENGTH = "inference-header-content-length"
+
+
+class BodyLimit:
+    """ASGI middleware: a body over `max_bytes` (declared or streamed) answers 413 before
+    the app reads it whole."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for key, value in scope.get("headers", ()):
+            if key == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                return await _send_error(send, TooLarge(self._message(int(value))))
+        seen = 0
+
+        async def limited() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    # Raised inside the handler's body read: the app's ServeError
+                    # handler answers 413.
+                    raise TooLarge(self._message(seen))
+            return message
+
+        await self.app(scope, limited, send)
+
+    def _message(self, size: int) -> str:
+        return (
+            f"request body of {size:,} bytes is over this server's cap of "
+            f"{self.max_bytes:,} bytes (--max-body-mb)"
+        )
+
+
+async def _send_error(send: Any, error: ServeError) -> None:
+    body = json.dumps({"error": error.message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.http,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def error_response(exc: ServeError) -> JSONResponse:
+    return JSONResponse({"error": exc.message}, status_code=exc.http)
+
+
+def create_app(service: InferenceService, endpoints: Sequence[Any] = ()) -> Any:
+    """The ASGI app: FastAPI routes wrapped in the body-size limit."""
+    app = FastAPI(title="workbench serve", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.service = service
+
+    @app.exception_handler(ServeError)
+    async def _serve_error(_: Request, exc: ServeError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(UserError)
+    async def _user_error(_: Request, exc: UserError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(_: Request, exc: ClientDisconnect) -> Response:
+        service.metrics.observe("", "", "http", 499)
+        return Response(status_code=499)
+
+    # ---- health and metadata -------------------------------------------------------
+    @app.get("/v2/health/live")
+    async def live() -> Response:
+        return JSONResponse({"live": service.live}, status_code=200 if service.live else 503)
+
+    @app.get("/v2/health/ready")
+    async def ready() -> Response:
+        ok = service.ready
+        return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+
+    @app.get("/v2")
+    async def server_metadata() -> dict:
+        return service.server_metadata()
+
+    @app.get("/health")
+    async def health() -> Response:
+        ok = service.ready
+        body = {"status": "ok" if ok else "not ready", "models": service.models.index()}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get("/v2/models/{name}")
+    @app.get("/v2/models/{name}/versions/{version}")
+    async def model_metadata(name: str, version: str | None = None) -> dict:
+        entry = _lookup(service, name, version)
+        return entry.metadata(service.models.versions(name))
+
+    @app.get("/v2/models/{name}/ready")
+    @app.get("/v2/models/{name}/versions/{version}/ready")
+    async def model_ready(name: str, version: str | None = None) -> Response:
+        try:
+            entry = _lookup(service, name, version)
+        except NotFound as exc:
+            return error_response(exc)
+        body = {"name": name, "version": entry.version, "ready": entry.ready}
+        return JSONResponse(body, status_code=200 if entry.ready else 503)
+
+    # ---- inference -----------------------------------------------------------------
+    async def infer(request: Request) -> Response:
+        # A plain Starlette route (no FastAPI parameter injection): the hot path.
+        name = request.path_params["name"]
+        version = request.path_params.get("version")
+        body = await request.body()
+        header_length = request.headers.get(HEADER_LENGTH)
+        try:
+            payload, feed, binary_out = parse_infer(body, header_length)
+        except ServeError as exc:
+            service.record_error(None, name, "http", exc.http)
+            raise
+        result = await service.infer(name, feed, version, protocol="http")
+        return infer_response(payload, result, binary_out)
+
+    app.add_route("/v2/models/{name}/infer", infer, methods=["POST"])
+    app.add_route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"])
+
+    # ---- repository extension (load/unload without a restart) ----------------------
+    if service.settings.model_control:
+        _add_repository(app, service)
+
+    from workbench.serving.endpoints import mount
+
+    mount(app, service, endpoints)
+    return BodyLimit(app, service.settings.max_body_bytes)
+
+
+def _lookup(service: InferenceService, name: str, version: str | None) -> Any:
+    """The named version, else the default one (metadata never draws an A/B choice)."""
+    return service.models.get(name, version)
+
+
+def parse_infer(body: bytes, header_length: str | None) -> tuple[dict, dict, set[str]]:
+    """A v2 infer request body -> (JSON payload, feed, names of outputs wanted binary)."""
+    if header_length is not None:
+        if not header_length.isdigit() or int(header_length) > len(body):
+            raise BadRequest(
+                f"{HEADER_LENGTH} {header_length!r} is not a length within the body "
+                f"({len(body)} bytes)"
+            )
+        split = int(header_length)
+        head, blobs = body[:split], body[split:]
+    else:
+        head, blobs = body, b""
+    try:
+        payload = json.loads(head)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
+        raise BadRequest("an infer request is a JSON object with an 'inputs' list")
+    if not payload["inputs"]:
+        raise BadRequest("'inputs' is empty: send at least one input tensor")
+    feed, at = {}, 0
+    for tensor in payload["inputs"]:
+        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
+            raise BadRequest("each input is an object with a 'name', 'shape', 'datatype'")
+        name = tensor["name"]
+        if name in feed:
+            raise BadRequest(f"input {name!r} is given twice")
+        dtype = numpy_dtype(tensor.get("datatype"), name)
+        shape = check_shape(tensor.get("shape"), name)
+        size = (tensor.get("parameters") or {}).get("binary_data_size")
+        if size is not None:
+            if not isinstance(size, int) or size < 0 or at + size > len(blobs):
+                raise BadRequest(
+                    f"input {name!r}: binary_data_size {size!r} runs past the body's "
+                    f"{len(blobs)} binary bytes"
+                )
+            feed[name] = from_raw(blobs[at : at + size], shape, dtype, name)
+            at += size
+        else:
+            feed[name] = from_json_data(tensor.get("data"), shape, dtype, name)
+    if at != len(blobs):
+        raise BadRequest(f"{len(blobs) - at} binary bytes after the last input's data")
+    binary_out = _binary_outputs(payload)
+    return payload, feed, binary_out
+
+
+def _binary_outputs(payload: dict) -> set[str]:
+    """Outputs the client asked for as binary ('*' = all, by the request's parameter)."""
+    wanted: set[str] = set()
+    params = payload.get("parameters") or {}
+    if isinstance(params, dict) and params.get("binary_data_output"):
+        wanted.add("*")
+    for out in payload.get("outputs") or []:
+        if isinstance(out, dict) and (out.get("parameters") or {}).get("binary_data"):
+            wanted.add(str(out.get("name")))
+    return wanted
+
+
+def infer_response(payload: dict, result: Any, binary_out: set[str]) -> Response:
+    requested = [o.get("name") for o in payload.get("outputs") or [] if isinstance(o, dict)]
+    names = result.output_names
+    if requested:
+        unknown = [n for n in requested if n not in names]
+        if unknown:
+            raise BadRequest(f"model {result.model!r} has no output {unknown[0]!r}: {names}")
+    outputs, blobs = [], []
+    for name, array in zip(names, result.outputs, strict=True):
+        if requested and name not in requested:
+            continue
+        if "*" in binary_out or name in binary_out:
+            raw = to_raw(array)
+            tensor = {
+                "name": name,
+                "datatype": v2_datatype(array.dtype),
+                "shape": list(array.shape),
+                "parameters": {"binary_data_size": len(raw)},
+            }
+            blobs.append(raw)
+        else:
+            tensor = to_json(name, array)
+        outputs.append(tensor)
+    body: dict[str, Any] = {
+        "model_name": result.model,
+        "model_version": result.version,
+        "outputs": outputs,
+    }
+    if "id" in payload:
+        body["id"] = payload["id"]
+    head = json.dumps(body).encode()
+    headers = {"x-model-version": result.version}
+    if blobs:
+        headers[HEADER_LENGTH] = str(len(head))
+        return Response(
+            head + b"".join(blobs), media_type="application/octet-stream", headers=headers
+        )
+    return Response(head, media_type="application/json", headers=headers)
+
+
+def _add_repository(app: FastAPI, service: InferenceService) -> None:
+    import asyncio
+
+    @app.post("/v2/repository/index")
+    async def index() -> list:
+        return service.models.index()
+
+    @app.post("/v2/repository/models/{name}/load")
+    async def load(name: str, request: Request) -> dict:
+        params = await _params(request)
+        source = params.get("source")
+        if not isinstance(source, str) or not source:
+            raise BadRequest(
+                "load needs parameters.source: null, task:TASK[/MODEL] or a model file path"
+            )
+        version = str(params.get("version") or "1")
+        weight = params.get("weight")
+        entry = await asyncio.to_thread(
+            service.models.load,
+            name,
+            source,
+            version,
+            float(weight) if weight is not None else None,
+            bool(params.get("default", False)),
+        )
+        log.info("model loaded", extra={"model": name, "version": entry.version, "source": source})
+        return {"name": name, "version": entry.version, "state": "READY"}
+
+    @app.post("/v2/repository/models/{name}/unload")
+    async def unload(name: str, request: Request) -> dict:
+        params = await _params(request)
+        version = params.get("version")
+        gone = await asyncio.to_thread(
+            service.models.unload, name, str(version) if version is not None else None
+        )
+        log.info("model unloaded", extra={"model": name, "versions": gone})
+        return {"name": name, "unloaded": gone}
+
+    @app.post("/v2/repository/models/{name}/weights")
+    async def weights(name: str, request: Request) -> dict:
+        params = await _params(request)
+        try:
+            values = {str(k): float(v) for k, v in params.items()}
+        except (TypeError, ValueError):
+            raise BadRequest("weights are parameters {version: weight >= 0}") from None
+        service.models.set_weights(name, values)
+        return {"name": name, "weights": values}
+
+
+async def _params(request: Request) -> dict:
+    body = await request.body()
+    if not body:
+        return {}
+    try:
+        payload = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    params = payload.get("parameters", {}) if isinstance(payload, dict) else None
+    if not isinstance(params, dict):
+        raise BadRequest("expected a JSON object with a 'parameters' object")
+    return params

@@ -1,0 +1,210 @@
+"""What both fronts call: resolve a model version, run a feed through its batcher with a
+timeout, record metrics and a structured log line, and map failures to ServeErrors.
+
+Task endpoints (workbench.serving.endpoints) call `InferenceService.infer` too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from workbench.errors import UserError
+from workbench.scenarios.batcher import BatchFailedError, RejectedError, Request
+from workbench.serving.errors import (
+    BadRequest,
+    ModelFailed,
+    NotReady,
+    Overloaded,
+    ServeError,
+    Timeout,
+)
+from workbench.serving.metrics import ServerMetrics
+from workbench.serving.registry import ModelRegistry, ModelVersion
+from workbench.serving.tensors import check_against
+from workbench.serving.urlfetch import UrlPolicy
+
+log = logging.getLogger("workbench.serving")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Operational limits of one server."""
+
+    max_body_bytes: int = 16 * 1024 * 1024
+    timeout_s: float = 10.0  # per request, queueing + compute
+    model_control: bool = False  # the v2 repository load/unload endpoints
+    url_policy: UrlPolicy = field(default_factory=UrlPolicy)
+    drain_s: float = 30.0  # SIGTERM: longest wait for in-flight requests
+
+
+@dataclass
+class InferResult:
+    """One answered request: the version that answered and the timings."""
+
+    model: str
+    version: str
+    outputs: list[np.ndarray]
+    output_names: list[str]
+    queue_s: float
+    compute_s: float
+    total_s: float
+
+
+class InferenceService:
+    """The model registry, the metrics and the limits, shared by HTTP, gRPC and tasks."""
+
+    def __init__(self, models: ModelRegistry, settings: ServeSettings | None = None) -> None:
+        self.models = models
+        self.settings = settings or ServeSettings()
+        self.metrics = ServerMetrics(models)
+        self.live = True
+        self.warm = False  # set once the initial models are loaded and warmed up
+        self.draining = False
+
+    @property
+    def ready(self) -> bool:
+        return self.live and self.warm and not self.draining and self.models.all_ready()
+
+    # ---- inference -----------------------------------------------------------------
+    def _submit(self, name: str, version: str | None, feed: dict[str, np.ndarray], on_done):
+        if self.draining:
+            raise NotReady("the server is shutting down: send the request to another replica")
+        entry = self.models.resolve(name, version)
+        check_against(feed, entry.served.inputs, name)
+        try:
+            request = entry.batcher.submit(feed, on_done=on_done)
+        except UserError as exc:  # more rows than the max batch
+            raise BadRequest(str(exc)) from None
+        return entry, request
+
+    async def infer(
+        self,
+        name: str,
+        feed: dict[str, np.ndarray],
+        version: str | None = None,
+        protocol: str = "task",
+    ) -> InferResult:
+        """Run one request from async code (the HTTP front, task endpoints)."""
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
+
+        def done(_: Request) -> None:
+            loop.call_soon_threadsafe(_resolve, future)
+
+        entry = None
+        try:
+            entry, request = self._submit(name, version, feed, done)
+            try:
+                await asyncio.wait_for(future, self.settings.timeout_s)
+            except TimeoutError:
+                raise Timeout(
+                    f"no answer from model {name!r} within {self.settings.timeout_s:g} s "
+                    "(queueing + compute): the server is overloaded or the model is slow"
+                ) from None
+            return self._finish(entry, request, started, protocol)
+        except ServeError as exc:
+            self.record_error(entry, name, protocol, exc.http)
+            raise
+
+    def infer_sync(
+        self,
+        name: str,
+        feed: dict[str, np.ndarray],
+        version: str | None = None,
+        protocol: str = "grpc",
+        timeout_s: float | None = None,
+    ) -> InferResult:
+        """Run one request from a thread (the gRPC front)."""
+        started = time.perf_counter()
+        entry = None
+        try:
+            entry, request = self._submit(name, version, feed, None)
+            wait = (
+                self.settings.timeout_s
+                if timeout_s is None
+                else min(timeout_s, self.settings.timeout_s)
+            )
+            if not request._event.wait(wait):
+                raise Timeout(
+                    f"no answer from model {name!r} within {wait:g} s (queueing + compute)"
+                )
+            return self._finish(entry, request, started, protocol)
+        except ServeError as exc:
+            self.record_error(entry, name, protocol, exc.http)
+            raise
+
+    def _finish(
+        self, entry: ModelVersion, request: Request, started: float, protocol: str
+    ) -> InferResult:
+        error = request.error
+        if isinstance(error, RejectedError):
+            raise Overloaded(f"model {entry.name!r} version {entry.version!r}: {error}")
+        if isinstance(error, BatchFailedError):
+            log.error("model failed", extra={"model": entry.name, "version": entry.version})
+            raise ModelFailed(f"model {entry.name!r} version {entry.version!r}: {error}")
+        if error is not None:
+            raise ModelFailed(f"model {entry.name!r}: {error}")
+        outputs = request._outputs or []
+        queue_s = (request.dispatched or request.submitted) - request.submitted
+        compute_s = (request.finished or request.submitted) - (
+            request.dispatched or request.submitted
+        )
+        total_s = time.perf_counter() - started
+        self.metrics.observe(entry.name, entry.version, protocol, 200, queue_s, compute_s, total_s)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "request",
+                extra={
+                    "model": entry.name,
+                    "version": entry.version,
+                    "protocol": protocol,
+                    "status": 200,
+                    "total_ms": round(total_s * 1000, 3),
+                },
+            )
+        return InferResult(
+            entry.name,
+            entry.version,
+            outputs,
+            entry.output_names(len(outputs)),
+            queue_s,
+            compute_s,
+            total_s,
+        )
+
+    def record_error(
+        self, entry: ModelVersion | None, name: str, protocol: str, status: int
+    ) -> None:
+        """Count an error; unknown model names are counted under model ''."""
+        known = entry is not None or bool(self.models.versions(name))
+        self.metrics.observe(
+            name if known else "", entry.version if entry else "", protocol, status
+        )
+        if status >= 500 or status == 429:
+            log.warning(
+                "request failed",
+                extra={"model": name, "protocol": protocol, "status": status},
+            )
+
+    def server_metadata(self) -> dict[str, Any]:
+        from workbench import __version__
+
+        return {
+            "name": "workbench",
+            "version": __version__,
+            "extensions": ["binary_tensor_data", "model_repository"]
+            if self.settings.model_control
+            else ["binary_tensor_data"],
+        }
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
