@@ -20,14 +20,7 @@ from workbench.harness.stats import summarize
 from workbench.moderation.pipeline import Moderator
 from workbench.moderation.policy import DEFAULT_POLICY, Policy
 from workbench.moderation.request import ModerationRequest
-from workbench.moderation.stages import (
-    FP32,
-    STAGE_CLASSES,
-    STAGES,
-    TEXT_STAGES,
-    Variant,
-    build_stages,
-)
+from workbench.moderation.stages import FP32, STAGE_CLASSES, STAGES, TEXT_STAGES, Variant
 
 AGREEMENT_GOAL = 0.99
 
@@ -109,16 +102,19 @@ def agreement(reference: list[dict[str, Any]], candidate: list[dict[str, Any]]) 
     }
 
 
-def stage_timing(stage: Any, items: Sequence[Any], repeats: int = 1) -> float:
-    """Median ms of one item through `stage` (batch of 1), over `items` x `repeats`."""
-    stage.run([items[0]])  # warm-up
-    times = []
+def stage_timing(stages: Sequence[Any], items: Sequence[Any], repeats: int = 2) -> list[float]:
+    """Median ms of one item (batch of 1) through each of `stages`, the stages interleaved
+    item by item so load drift on a shared host hits them alike."""
+    for stage in stages:
+        stage.run([items[0]])  # warm-up
+    times: list[list[int]] = [[] for _ in stages]
     for _ in range(repeats):
         for item in items:
-            t0 = time.perf_counter_ns()
-            stage.run([item])
-            times.append(time.perf_counter_ns() - t0)
-    return float(np.median(times)) / 1e6
+            for k, stage in enumerate(stages):
+                t0 = time.perf_counter_ns()
+                stage.run([item])
+                times[k].append(time.perf_counter_ns() - t0)
+    return [float(np.median(t)) / 1e6 for t in times]
 
 
 def _stage_items(stage: str, requests: Sequence[ModerationRequest]) -> list[Any]:
@@ -156,70 +152,109 @@ def _stage_key(stage: str, finding: dict[str, Any], policy: Policy, full: bool =
     )
 
 
+def stage_findings(
+    stage: Any, requests: Sequence[ModerationRequest], batch: int = 8
+) -> list[dict[str, Any] | None]:
+    """`stage`'s finding for each request (None where the request has no such input),
+    batched exactly as `run_batched` batches the pipeline: dynamic INT8 scales its
+    activations per batch, so its findings depend on the batch they ran in."""
+    attr = "text" if stage.name in TEXT_STAGES else "image"
+    out: list[dict[str, Any] | None] = [None] * len(requests)
+    for i in range(0, len(requests), batch):
+        idx = [
+            j
+            for j in range(i, min(i + batch, len(requests)))
+            if getattr(requests[j], attr) is not None
+        ]
+        if idx:
+            for j, found in zip(
+                idx, stage.run([getattr(requests[j], attr) for j in idx]), strict=True
+            ):
+                out[j] = found
+    return out
+
+
 def fastest_passing(
     requests: Sequence[ModerationRequest],
     policy: Policy = DEFAULT_POLICY,
-    timing_items: int = 8,
+    timing_items: int = 12,
     threads: int = 1,
 ) -> tuple[Variant, list[dict[str, Any]]]:
-    """Per stage: FP32 vs INT8 agreement on the evaluation items -- on what the policy's
-    decision uses (which passes at >= 99 %) and on the whole finding (reported) -- and
-    median latency at batch 1; INT8 is chosen where it passes and is faster."""
-    rows, chosen = [], {}
+    """Per stage: FP32 and INT8 findings on every evaluation request, their agreement on
+    what the decision uses and on the whole finding, and median latency at batch 1.
+    Then every mix of precisions is decided from those findings (stages are independent),
+    and the mix with the lowest summed stage latency whose whole-pipeline decisions agree
+    with FP32 on >= 99 % of the requests wins. Rows: one per stage, plus `mixes`."""
+    import itertools
+
+    from workbench.moderation.pipeline import decide
+
+    rows: list[dict[str, Any]] = []
+    found: dict[tuple[str, str], list[dict[str, Any] | None]] = {}
+    ms: dict[tuple[str, str], float] = {}
     for name, cls in STAGE_CLASSES.items():
         items = _stage_items(name, requests)
-        fp32 = cls("fp32", threads)
-        ref_found = _run_chunks(fp32, items)
-        ref = [_stage_key(name, f, policy) for f in ref_found]
-        row: dict[str, Any] = {
-            "stage": name,
-            "items": len(items),
-            "fp32_ms": stage_timing(fp32, items[:timing_items]),
-        }
+        precisions = ("fp32",) if name == "profanity" else ("fp32", "int8")
+        row: dict[str, Any] = {"stage": name, "items": len(items)}
+        loaded = [cls(precision, threads) for precision in precisions]
+        timed = stage_timing(loaded, items[:timing_items]) if items else [0.0] * len(loaded)
+        for precision, stage, median in zip(precisions, loaded, timed, strict=True):
+            found[name, precision] = stage_findings(stage, requests)
+            ms[name, precision] = median
+            row[f"{precision}_ms"] = median
+            if precision == "int8":
+                row["int8_artifact"] = str(stage.path)
         if name == "profanity":
-            rows.append(
-                {
-                    **row,
-                    "int8": "none: TF-IDF + linear model, nothing for INT8 to speed up",
-                    "chosen": "fp32",
-                }
-            )
-            continue
-        int8 = cls("int8", threads)
-        cand_found = _run_chunks(int8, items)
-        cand = [_stage_key(name, f, policy) for f in cand_found]
-        agree = float(np.mean([a == b for a, b in zip(ref, cand, strict=True)]))
-        full = float(
-            np.mean(
-                [
-                    _stage_key(name, a, policy, True) == _stage_key(name, b, policy, True)
-                    for a, b in zip(ref_found, cand_found, strict=True)
-                ]
-            )
-        )
-        int8_ms = stage_timing(int8, items[:timing_items])
-        passes = agree >= AGREEMENT_GOAL
-        pick = "int8" if passes and int8_ms < row["fp32_ms"] else "fp32"
-        chosen[name] = pick
-        rows.append(
+            row["int8"] = "none: TF-IDF + linear model, nothing for INT8 to speed up"
+        else:
+            pairs = [
+                (a, b)
+                for a, b in zip(found[name, "fp32"], found[name, "int8"], strict=True)
+                if a is not None
+            ]
+            for label, full in (("int8_agreement", False), ("int8_full_agreement", True)):
+                row[label] = (
+                    float(
+                        np.mean(
+                            [
+                                _stage_key(name, a, policy, full)
+                                == _stage_key(name, b, policy, full)
+                                for a, b in pairs
+                            ]
+                        )
+                    )
+                    if pairs
+                    else None
+                )
+        rows.append(row)
+
+    def decisions(mix: dict[str, str]) -> list[dict[str, Any]]:
+        out = []
+        for i, request in enumerate(requests):
+            findings = {s: found[s, mix[s]][i] for s in STAGES if found[s, mix[s]][i] is not None}
+            out.append(decide(request, findings, policy))
+        return out
+
+    reference = decisions({s: "fp32" for s in STAGES})
+    quantizable = [s for s in STAGES if s != "profanity"]
+    mixes = []
+    for choice in itertools.product(("fp32", "int8"), repeat=len(quantizable)):
+        mix = {"profanity": "fp32", **dict(zip(quantizable, choice, strict=True))}
+        agree = agreement(reference, decisions(mix))["decision_agreement"]
+        mixes.append(
             {
-                **row,
-                "int8_ms": int8_ms,
-                "int8_agreement": agree,
-                "int8_full_agreement": full,
-                "int8_passes": passes,
-                "chosen": pick,
-                "int8_artifact": str(int8.path),
+                "mix": mix,
+                "decision_agreement": agree,
+                "stage_ms_sum": sum(ms[s, p] for s, p in mix.items()),
             }
         )
+    passing = [m for m in mixes if m["decision_agreement"] >= AGREEMENT_GOAL]
+    best = min(passing, key=lambda m: m["stage_ms_sum"])  # all-FP32 always passes
+    for row in rows:
+        row["chosen"] = best["mix"][row["stage"]]
+    chosen = {s: p for s, p in best["mix"].items() if s != "profanity"}
+    rows.append({"stage": "mixes", "mixes": mixes, "chosen": best})
     return Variant("fastest-passing", chosen), rows
-
-
-def _run_chunks(stage: Any, items: Sequence[Any], size: int = 8) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for i in range(0, len(items), size):
-        out += stage.run(items[i : i + size])
-    return out
 
 
 def compare_variants(
@@ -276,15 +311,33 @@ def build(
     mode: str, variant: Variant = FP32, policy: Policy = DEFAULT_POLICY, threads: int | None = None
 ) -> Moderator:
     """A moderator (stages loaded) for the notebook and the benchmark."""
-    moderator = Moderator(mode, variant, policy, threads)
-    return moderator
+    return Moderator(mode, variant, policy, threads)
 
 
-__all__ = [
-    "build",
-    "build_stages",
-    "compare_variants",
-    "eval_requests",
-    "fastest_passing",
-    "latency_rows",
-]
+# Evaluation and timing sizes per profile (texts, generated images, latency repeats).
+SIZES: dict[str, dict[str, int]] = {
+    "ci": {"n_texts": 30, "n_generated": 3, "repeats": 1},
+    "quick": {"n_texts": 120, "n_generated": 24, "repeats": 2},
+    "full": {"n_texts": 400, "n_generated": 60, "repeats": 5},
+}
+
+
+def sizes(profile: str) -> dict[str, int]:
+    from workbench.profiles import get_profile
+
+    get_profile(profile)
+    return SIZES[profile]
+
+
+def profanity_parity(texts: Sequence[str], policy: Policy = DEFAULT_POLICY) -> dict[str, Any]:
+    """ONNX vs scikit-learn on `texts` plus a few non-ASCII probes (accents, German, CJK)."""
+    from workbench.moderation.profanity import OnnxProfanity, parity
+
+    probes = [
+        "Café naïve résumé shit",
+        "Ich hasse dich, du Arschloch",
+        "日本語 fuck",
+        "¡Qué idiota!",
+    ]
+    texts = list(texts) + probes
+    return parity(texts, OnnxProfanity().scores(texts), policy.profanity_threshold)
