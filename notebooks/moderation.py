@@ -31,7 +31,7 @@ from workbench.study import notebook_params
 notebook_params.begin(globals())  # names defined before the parameters cell
 
 # %% tags=["parameters"]
-profile: str = "ci"  # "ci": 30 texts, 12 images; "quick": 120 and 33; "full": 400 and 69
+profile: str = "ci"  # "ci": 30 texts, 15 images; "quick": 120 and 33; "full": 400 and 69
 redact: bool = True  # the demo decision returns the text with sensitive spans replaced
 
 # %%

@@ -316,7 +316,7 @@ def build(
 
 # Evaluation and timing sizes per profile (texts, generated images, latency repeats).
 SIZES: dict[str, dict[str, int]] = {
-    "ci": {"n_texts": 30, "n_generated": 3, "repeats": 1},
+    "ci": {"n_texts": 30, "n_generated": 6, "repeats": 1},
     "quick": {"n_texts": 120, "n_generated": 24, "repeats": 2},
     "full": {"n_texts": 400, "n_generated": 60, "repeats": 5},
 }
