@@ -233,3 +233,23 @@ def test_windows_cover_every_character_and_redact_replaces_spans() -> None:
     assert "".join(p for _, p in pieces) == text
     assert all(len(p) <= 300 and text[s : s + len(p)] == p for s, p in pieces)
     assert redact("call Bob at home", [(5, 8, "person name")]) == "call [PERSON_NAME] at home"
+
+
+def test_endpoint_options_are_checked_before_models_load(tmp_path: Any) -> None:
+    from workbench.serving.endpoints import EndpointContext
+    from workbench.serving.moderate_endpoint import moderator_from
+
+    def ctx(mode: str = "sequential", **options: str) -> EndpointContext:
+        return EndpointContext(service=None, model=mode, options=options)  # type: ignore[arg-type]
+
+    with pytest.raises(UserError, match="unknown options"):
+        moderator_from(ctx(bogus="1"))
+    with pytest.raises(UserError, match="unknown stage"):
+        moderator_from(ctx(int8="sentiment+bogus"))
+    with pytest.raises(UserError, match="cannot read policy"):
+        moderator_from(ctx(policy=str(tmp_path / "missing.json")))
+    (tmp_path / "p.json").write_text('{"nsfw_treshold": 0.5}')
+    with pytest.raises(UserError, match="unknown keys"):
+        moderator_from(ctx(policy=str(tmp_path / "p.json")))
+    with pytest.raises(UserError, match="unknown moderation mode"):
+        moderator_from(ctx("parallel"))
