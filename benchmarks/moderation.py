@@ -13,7 +13,7 @@ generated scenes, sent as JSON with the image base64-encoded.
 
 Run:  flock /tmp/wb-timing.lock .venv/bin/python benchmarks/moderation.py
           [--profile ci|quick] [--modes sequential,concurrent] [--bound-ms 200]
-          [--one-qps-queries 100] [--probes 4] [--clients 4] [--out PATH]
+          [--one-qps-queries 100] [--probes 4] [--probe-queries 100] [--clients 4] [--out PATH]
 The client (LoadGen + httpx) and the server share the host's cores (with 2 cores,
 pinning them apart would leave the concurrent mode one core): say so with the numbers.
 """
@@ -176,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bound-ms", type=float, default=200.0)
     parser.add_argument("--one-qps-queries", type=int, default=100)
     parser.add_argument("--probes", type=int, default=4)
+    parser.add_argument(
+        "--probe-queries", type=int, default=100, help="queries per peak probe (p99 needs 100)"
+    )
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
