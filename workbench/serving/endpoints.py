@@ -42,7 +42,7 @@ from workbench.serving.service import InferenceService
 from workbench.serving.urlfetch import fetch_image
 
 # Modules whose import registers endpoints (the decorator runs at import).
-ENDPOINT_MODULES = ("workbench.serving.vision_endpoints",)
+ENDPOINT_MODULES = ("workbench.serving.vision_endpoints", "workbench.serving.moderate_endpoint")
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,8 @@ from workbench.study.notebook_params import check_values
 
 KERNEL = "workbench"
 LAST = ("summary",)
+# Pipelines over several tasks' artifacts: run after the task notebooks that export them.
+AFTER_TASKS = ("moderation",)
 EXECUTED = "executed"
 HEADLINES = "headlines"
 # Cell metadata and notebook metadata that a run adds and a commit must not carry.
@@ -80,7 +82,7 @@ def discover(folder: Path) -> list[str]:
     if not folder.is_dir():
         raise UserError(f"no notebooks folder at {folder}")
     names = [p.stem for p in folder.glob("*.ipynb") if not p.name.startswith(".")]
-    return sorted(names, key=lambda n: (n in LAST, n))
+    return sorted(names, key=lambda n: (n in LAST, n in AFTER_TASKS, n))
 
 
 def select(names: list[str], only: Iterable[str] | None) -> list[str]:
