@@ -339,3 +339,39 @@ def detections(examples: list[Any], classes: list[str], caption: str, columns: i
         )
         ax.axis("off")
     return _finish(fig, caption)
+
+
+def compare_ratios(table: pd.DataFrame, floor: float, caption: str) -> Figure:
+    """Every matched configuration's median-latency ratio B/A with its bootstrap 95 %
+    interval, sorted, against the noise band: readable at any number of configurations
+    because it is one point per configuration and the outliers are labelled."""
+    fig, (ax,) = _figure(1, width=11, height=4.2)
+    part = table.dropna(subset=["p50 ratio"]) if not table.empty else table
+    if part.empty:
+        _empty(ax, "no configuration measured in both runs")
+        return _finish(fig, caption)
+    part = part.sort_values("p50 ratio").reset_index(drop=True)
+    xs = np.arange(len(part))
+    colours = part["verdict"].map({"slower": "#c62828", "faster": "#1a7f37"}).fillna("#7a9cc6")
+    low = (part["p50 ratio"] - part["ratio CI low"]).clip(lower=0).fillna(0)
+    high = (part["ratio CI high"] - part["p50 ratio"]).clip(lower=0).fillna(0)
+    ax.axhspan(1 - floor, 1 + floor, color="#ddd", alpha=0.6, label=f"noise floor ±{floor:.0%}")
+    ax.axhline(1.0, color="#333", linewidth=0.8)
+    ax.errorbar(xs, part["p50 ratio"], yerr=[low, high], fmt="none", ecolor="#999", lw=0.8)
+    ax.scatter(xs, part["p50 ratio"], c=list(colours), s=14, zorder=3)
+    changed = part[part["verdict"].isin(["slower", "faster"])]
+    for i, row in changed.head(8).iterrows():
+        ax.annotate(
+            row["config"],
+            (i, row["p50 ratio"]),
+            fontsize=6.5,
+            xytext=(4, 2),
+            textcoords="offset points",
+        )
+    ax.set_xlabel("matched configurations, sorted by ratio")
+    ax.set_ylabel("median latency B / A (x)")
+    ax.set_title("change per configuration (red: slower, green: faster, blue: within noise)")
+    ax.set_xticks([])
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return _finish(fig, caption)

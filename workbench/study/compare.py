@@ -1,0 +1,238 @@
+"""Two runs side by side: per matching configuration, the change in p50, p99 and
+throughput, with a verdict that knows about noise.
+
+The verdict comes from the raw per-call latencies each row keeps: a bootstrap 95 %
+confidence interval of the ratio of medians (B over A), resampling each run's calls.
+A configuration is "slower" (or "faster") only when the interval excludes 1 AND the
+point ratio moves by at least the noise floor (default 5 %): a tight interval around a
+2 % drift on a shared host is real but not a change worth a verdict. Everything else
+is "within noise". Rows without raw latencies fall back to the rows' own p50 CIs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workbench.errors import UserError
+from workbench.study import tables
+
+MATCH_KEYS = [
+    "task",
+    "model",
+    "source_framework",
+    "format",
+    "precision",
+    "runtime",
+    "device",
+    "threads",
+    "batch_size",
+    "seq_len",
+    "scenario",
+]
+VERDICTS = ("slower", "faster", "within noise", "no raw latencies")
+DEFAULT_FLOOR = 0.05
+N_BOOT = 1000
+MAX_CALLS = 2000  # each side is subsampled to this many calls before bootstrapping
+
+
+@dataclass
+class Comparison:
+    run_a: str
+    run_b: str
+    table: pd.DataFrame  # one row per matched configuration
+    only_a: pd.DataFrame  # configurations measured in A only
+    only_b: pd.DataFrame
+    fingerprint_diff: list[str] = field(default_factory=list)
+    floor: float = DEFAULT_FLOOR
+
+    def counts(self) -> dict[str, int]:
+        if self.table.empty:
+            return {}
+        return self.table["verdict"].value_counts().to_dict()
+
+    def regressions(self, threshold: float) -> pd.DataFrame:
+        """Matched configurations judged slower whose p50 grew by more than `threshold`."""
+        if self.table.empty:
+            return self.table
+        slower = self.table[self.table["verdict"] == "slower"]
+        return slower[slower["p50 ratio"] - 1 > threshold]
+
+    def summary(self) -> str:
+        counts = self.counts()
+        parts = [f"{counts.get(v, 0)} {v}" for v in VERDICTS if counts.get(v)]
+        text = (
+            f"{len(self.table)} matching configurations: " + ", ".join(parts)
+            if parts
+            else "no matching configurations"
+        )
+        if len(self.only_a) or len(self.only_b):
+            text += f"; {len(self.only_a)} only in A, {len(self.only_b)} only in B"
+        return text
+
+
+def _median_ratio_ci(
+    a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_boot: int = N_BOOT
+) -> tuple[float, float, float]:
+    """median(b)/median(a) and its bootstrap 95 % percentile interval."""
+    if len(a) > MAX_CALLS:
+        a = rng.choice(a, MAX_CALLS, replace=False)
+    if len(b) > MAX_CALLS:
+        b = rng.choice(b, MAX_CALLS, replace=False)
+    point = float(np.median(b) / np.median(a))
+    ma = np.median(rng.choice(a, (n_boot, len(a)), replace=True), axis=1)
+    mb = np.median(rng.choice(b, (n_boot, len(b)), replace=True), axis=1)
+    low, high = np.percentile(mb / ma, [2.5, 97.5])
+    return point, float(low), float(high)
+
+
+def _verdict(point: float, low: float, high: float, floor: float) -> str:
+    if low > 1 and point - 1 >= floor:
+        return "slower"
+    if high < 1 and 1 - point >= floor:
+        return "faster"
+    return "within noise"
+
+
+def _calls(value: Any) -> np.ndarray | None:
+    if isinstance(value, (list, np.ndarray)) and len(value) >= 5:
+        return np.asarray(value, dtype=float)
+    return None
+
+
+def _key_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    ok = tables.ok_rows(frame)
+    keys = [k for k in MATCH_KEYS if k in ok]
+    ok = ok.sort_values("timestamp").drop_duplicates(subset=keys, keep="last")
+    ok["_key"] = [" | ".join(map(str, values)) for values in ok[keys].itertuples(index=False)]
+    return ok.set_index("_key")
+
+
+def fingerprint_diff(fa: dict[str, Any], fb: dict[str, Any]) -> list[str]:
+    """What differs between two environment fingerprints that can move timings: CPU,
+    cores, GPU, OS release, Python, library versions and thread variables (timestamps,
+    hostnames and git state aside)."""
+    out = []
+    if not fa or not fb:
+        return ["a fingerprint is missing: the runs cannot be checked for a changed host"]
+    pairs = [
+        (f"cpu {key}", fa.get("cpu", {}).get(key), fb.get("cpu", {}).get(key))
+        for key in ("model", "logical_cores", "physical_cores", "affinity_cores")
+    ]
+    pairs.append(("gpu", _gpus(fa), _gpus(fb)))
+    pairs.append(("os release", fa.get("os", {}).get("release"), fb.get("os", {}).get("release")))
+    pairs.append(
+        ("python", fa.get("python", {}).get("version"), fb.get("python", {}).get("version"))
+    )
+    for section in ("libraries", "threads"):
+        sa, sb = fa.get(section) or {}, fb.get(section) or {}
+        pairs += [(name, sa.get(name), sb.get(name)) for name in sorted(set(sa) | set(sb))]
+    for name, va, vb in pairs:
+        if va != vb:
+            out.append(
+                f"{name}: {va if va is not None else 'absent'} -> {vb if vb is not None else 'absent'}"
+            )
+    return out
+
+
+def _gpus(fp: dict[str, Any]) -> str:
+    gpus = fp.get("gpu", {}).get("gpus", [])
+    return (
+        ", ".join(str(g.get("name", g)) if isinstance(g, dict) else str(g) for g in gpus) or "none"
+    )
+
+
+def compare(
+    frame_a: pd.DataFrame,
+    frame_b: pd.DataFrame,
+    manifest_a: dict[str, Any] | None = None,
+    manifest_b: dict[str, Any] | None = None,
+    floor: float = DEFAULT_FLOOR,
+    seed: int = 0,
+) -> Comparison:
+    """Match the ok rows of two runs by configuration and judge each change (module doc)."""
+    if not 0 <= floor < 1:
+        raise UserError(f"the noise floor must be a fraction in [0, 1), got {floor}")
+    run_a = str((manifest_a or {}).get("run_id", "A"))
+    run_b = str((manifest_b or {}).get("run_id", "B"))
+    a, b = _key_frame(frame_a), _key_frame(frame_b)
+    common = [k for k in a.index if k in b.index]
+    rng = np.random.default_rng(seed)
+    rows = []
+    for key in common:
+        ra, rb = a.loc[key], b.loc[key]
+        calls_a, calls_b = _calls(ra["latencies_ms"]), _calls(rb["latencies_ms"])
+        row = {k: ra[k] for k in MATCH_KEYS if k in a.columns}
+        row["config"] = (
+            f"{ra['model']} {tables.label(ra)} b{int(ra['batch_size'])} t{ra['threads']}"
+        )
+        row["p50 A ms"], row["p50 B ms"] = ra["latency_ms_p50"], rb["latency_ms_p50"]
+        row["p99 A ms"], row["p99 B ms"] = ra["latency_ms_p99"], rb["latency_ms_p99"]
+        row["items/s A"], row["items/s B"] = (
+            ra["throughput_items_per_s"],
+            rb["throughput_items_per_s"],
+        )
+        row["p99 change"] = rb["latency_ms_p99"] / ra["latency_ms_p99"] - 1
+        row["throughput change"] = rb["throughput_items_per_s"] / ra["throughput_items_per_s"] - 1
+        if calls_a is not None and calls_b is not None:
+            point, low, high = _median_ratio_ci(calls_a, calls_b, rng)
+            verdict = _verdict(point, low, high, floor)
+        else:
+            point = rb["latency_ms_p50"] / ra["latency_ms_p50"]
+            low = high = float("nan")
+            verdict = "no raw latencies"
+        row["p50 ratio"], row["ratio CI low"], row["ratio CI high"] = point, low, high
+        row["p50 change"] = point - 1
+        row["verdict"] = verdict
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        order = {"slower": 0, "faster": 1, "no raw latencies": 2, "within noise": 3}
+        table = table.sort_values(
+            ["verdict", "p50 change"],
+            key=lambda s: s.map(order) if s.name == "verdict" else -s.abs(),
+        ).reset_index(drop=True)
+    cols = [k for k in MATCH_KEYS if k in a.columns]
+    only_a = a.loc[[k for k in a.index if k not in b.index], cols].reset_index(drop=True)
+    only_b = b.loc[[k for k in b.index if k not in a.index], cols].reset_index(drop=True)
+    diff = fingerprint_diff(
+        (manifest_a or {}).get("fingerprint", {}), (manifest_b or {}).get("fingerprint", {})
+    )
+    return Comparison(run_a, run_b, table, only_a, only_b, diff, floor)
+
+
+def parse_threshold(text: str) -> float:
+    """`5%` or `0.05` -> 0.05."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise UserError(f"a regression threshold looks like 5% or 0.05, got {text!r}") from None
+    if not 0 <= value < 10:
+        raise UserError(f"the regression threshold must be between 0% and 1000%, got {text!r}")
+    return value
+
+
+def load_run(run_id: str) -> tuple[dict[str, Any], pd.DataFrame]:
+    """A run's manifest and rows, by id, unique id prefix, or `latest` / `previous`."""
+    from workbench import results
+
+    manifests = results.load_manifests()
+    if not manifests:
+        raise UserError("no runs yet: run `workbench bench ...` first")
+    if run_id in ("latest", "previous"):
+        index = -1 if run_id == "latest" else -2
+        if len(manifests) < -index:
+            raise UserError(f"there is no {run_id} run: only {len(manifests)} run(s) stored")
+        manifest = manifests[index]
+    else:
+        found = [m for m in manifests if str(m.get("run_id", "")).startswith(run_id)]
+        if len(found) != 1:
+            known = ", ".join(m["run_id"] for m in manifests[-5:])
+            what = "no run" if not found else f"{len(found)} runs match"
+            raise UserError(f"{what} {run_id!r}: give a full run id (latest: {known})")
+        manifest = found[0]
+    return manifest, results.load(run_ids=[manifest["run_id"]])
