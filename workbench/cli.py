@@ -191,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.add_argument("--max-size-mb", type=float, help="artifact size at most this (MB)")
     rec.add_argument("--device", help="only this device, e.g. cpu or cuda:0")
+    rec.add_argument("--model", help="only this model variant of the task")
     rec.add_argument("--objective", choices=("latency", "throughput"), help="what 'best' means")
     rec.add_argument("--top", type=int, default=3, help="runners-up shown (default 3)")
     rec.add_argument("--output", choices=("table", "json"), default="table")
@@ -601,6 +602,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         max_accuracy_drop=args.max_accuracy_drop,
         max_size_mb=args.max_size_mb,
         device=args.device,
+        model=args.model,
         objective=args.objective,
     )
     result = recommend(pd.concat(frames, ignore_index=True), constraints, top=args.top)
@@ -608,6 +610,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_json(), default=str))
         return 0 if result.best is not None else 1
     print(f"constraints: {constraints.describe()}")
+    for note in result.notes:
+        print(f"note: {note}")
     print(result.summary())
     if result.best is not None:
         print(f"\nrunners-up ({len(result.runners_up)}):")

@@ -45,6 +45,7 @@ class Constraints:
     max_accuracy_drop: float | None = None  # points below the FP32 reference; None: parity
     max_size_mb: float | None = None  # artifact size at most this
     device: str | None = None  # e.g. cpu, cuda:0
+    model: str | None = None  # one model variant of the task (None: every variant competes)
     objective: str | None = None  # latency (lowest p99) or throughput; None: from the rest
 
     def __post_init__(self) -> None:
@@ -84,6 +85,8 @@ class Constraints:
             parts.append(f"size <= {self.max_size_mb:g} MB")
         if self.device:
             parts.append(f"device {self.device}")
+        if self.model:
+            parts.append(f"model {self.model}")
         goal = "highest throughput" if self.goal == "throughput" else "lowest p99"
         return ", ".join(parts) + f"; best = {goal}"
 
@@ -149,13 +152,14 @@ def _latest(frame: pd.DataFrame) -> pd.DataFrame:
     return ordered.drop_duplicates(subset=keys, keep="last").reset_index(drop=True)
 
 
-def _reference_quality(ok: pd.DataFrame) -> pd.DataFrame:
-    """Per (task, model): the FP32 reference accuracy, from the native source model where
-    measured, else the best FP32 artifact."""
+def _reference_quality(ok: pd.DataFrame) -> pd.Series:
+    """Per task: the FP32 reference accuracy, the best over the task's model variants (from
+    the native source models where measured), so a smaller variant's lower accuracy counts
+    as a drop too."""
     fp32 = ok[(ok["precision"] == "fp32") & ok["accuracy"].notna()]
     native = fp32[fp32["format"].isin(list(SOURCE_FRAMEWORK_OF_NATIVE))]
     chosen = native if not native.empty else fp32
-    return chosen.groupby(["task", "model"], dropna=False)["accuracy"].max().rename("ref_accuracy")
+    return chosen.groupby("task", dropna=False)["accuracy"].max().rename("ref_accuracy")
 
 
 def _check(row: pd.Series, c: Constraints) -> list[str]:
@@ -163,6 +167,8 @@ def _check(row: pd.Series, c: Constraints) -> list[str]:
     why = []
     if c.device and row["device"] != c.device:
         why.append(f"device {row['device']}, not {c.device}")
+    if c.model and row["model"] != c.model:
+        why.append(f"model {row['model']}, not {c.model}")
     if c.batch_size is not None and row["batch_size"] != c.batch_size:
         why.append(f"batch {int(row['batch_size'])}, not {c.batch_size}")
     p99 = row.get("latency_ms_p99")
@@ -275,6 +281,14 @@ def recommend(
     c = constraints or Constraints()
     ok = _latest(tables.ok_rows(frame)) if not frame.empty else frame
     notes = []
+    models = sorted(set(ok["model"].dropna())) if not ok.empty else []
+    if c.model and not ok.empty and c.model not in models:
+        notes.append(f"no row of model {c.model} (measured: {', '.join(models)})")
+    elif not c.model and len(models) > 1 and c.max_accuracy_drop is None:
+        notes.append(
+            f"{len(models)} model variants ({', '.join(models)}) compete on speed alone: give "
+            "a model or an accuracy-drop limit to weigh their accuracy"
+        )
     if c.device and not ok.empty and c.device not in set(ok["device"]):
         notes.append(
             f"no row on device {c.device} (measured: {', '.join(sorted(set(ok['device'])))})"
@@ -283,7 +297,7 @@ def recommend(
         empty = pd.DataFrame()
         return Recommendation(c, None, "", empty, empty, empty, notes or ["no ok rows"])
     ref = _reference_quality(ok)
-    ok = ok.join(ref, on=["task", "model"]) if not ref.empty else ok.assign(ref_accuracy=None)
+    ok = ok.join(ref, on="task") if not ref.empty else ok.assign(ref_accuracy=float("nan"))
     ok["accuracy_drop"] = 100 * (ok["ref_accuracy"].astype(float) - ok["accuracy"].astype(float))
     reasons = ok.apply(lambda r: _check(r, c), axis=1)
     feasible = ok[reasons.map(len) == 0].copy()
@@ -322,43 +336,53 @@ def _front(feasible: pd.DataFrame, batch: int) -> pd.DataFrame:
 
 
 def per_batch_and_device(frame: pd.DataFrame) -> pd.DataFrame:
-    """For each (device, batch size): the lowest-p99 configuration whose parity passes, with
-    its speedup over the slowest passing one, the report's first table."""
+    """For each (model, device, batch size): the lowest-p99 configuration whose parity passes,
+    with its speedup over the source model in FP32 (or the slowest passing one): the answer
+    the run report opens with."""
     ok = tables.ok_rows(frame)
+    columns = [
+        "model",
+        "device",
+        "batch",
+        "recommended",
+        "p99 ms",
+        "items/s",
+        "speedup",
+        "over",
+        "of",
+    ]
     rows = []
     if ok.empty:
-        return pd.DataFrame(
-            columns=["device", "batch", "recommended", "p99 ms", "items/s", "speedup"]
+        return pd.DataFrame(columns=columns)
+    for (model, device, batch), candidates in ok.groupby(
+        ["model", "device", "batch_size"], sort=True
+    ):
+        rec = recommend(
+            frame, Constraints(model=model, device=device, batch_size=int(batch)), top=0
         )
-    for (device, batch), _ in ok.groupby(["device", "batch_size"], sort=True):
-        rec = recommend(frame, Constraints(device=device, batch_size=int(batch)), top=0)
+        head = {"model": model, "device": device, "batch": int(batch)}
         if rec.best is None:
-            rows.append(
-                {"device": device, "batch": int(batch), "recommended": "none passes parity"}
-            )
+            rows.append({**head, "recommended": "none passes parity", "of": len(candidates)})
             continue
         b = rec.best
-        candidates = ok[(ok["device"] == device) & (ok["batch_size"] == batch)]
         native = candidates[
             candidates["format"].isin(list(SOURCE_FRAMEWORK_OF_NATIVE))
             & (candidates["precision"] == "fp32")
-        ]
-        base = native if not native.empty else candidates
-        baseline = (
-            base["latency_ms_p99"].min() if not native.empty else base["latency_ms_p99"].max()
-        )
+        ].dropna(subset=["latency_ms_p99"])
+        if not native.empty:
+            baseline, over = native["latency_ms_p99"].min(), "source model, fp32"
+        else:
+            baseline, over = candidates["latency_ms_p99"].max(), "slowest"
+        threads = "" if pd.isna(b.get("threads")) else f", {int(b['threads'])} threads"
         rows.append(
             {
-                "device": device,
-                "batch": int(batch),
-                "recommended": f"{b['model']} {tables.label(b)}, {int(b['threads'])} threads"
-                if pd.notna(b.get("threads"))
-                else f"{b['model']} {tables.label(b)}",
+                **head,
+                "recommended": f"{tables.label(b)}{threads}",
                 "p99 ms": b["latency_ms_p99"],
                 "items/s": b["throughput_items_per_s"],
                 "speedup": baseline / b["latency_ms_p99"],
-                "speedup over": "source model fp32" if not native.empty else "slowest passing",
+                "over": over,
                 "of": len(candidates),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)
