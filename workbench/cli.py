@@ -207,7 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PCT",
         help="exit 1 when a configuration is judged slower by more than PCT (e.g. 5%%)",
     )
-    cmp_.add_argument("--html", help="also write the HTML diff report to this file")
+    cmp_.add_argument(
+        "--html",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="also write the HTML diff report (default file: reports/compare-A-vs-B.html, "
+        "listed in reports/index.html)",
+    )
     cmp_.add_argument("--output", choices=("table", "json"), default="table")
 
     notebooks = sub.add_parser("notebooks", help="run the notebooks (papermill) into reports/")
@@ -643,7 +650,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     manifest_a, frame_a = load_run(args.run_a)
     manifest_b, frame_b = load_run(args.run_b)
     result = compare(frame_a, frame_b, manifest_a, manifest_b, floor=floor)
-    if args.html:
+    if args.html is not None:
         from workbench.report import compare_html
         from workbench.study.headlines import host_text
 
@@ -651,7 +658,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
             f"A: run {result.run_a} on {host_text(manifest_a.get('fingerprint', {}))}; "
             f"B: run {result.run_b} on {host_text(manifest_b.get('fingerprint', {}))}"
         )
-        path = compare_html.write(result, Path(args.html), caption)
+        if args.html:
+            path = compare_html.write(result, Path(args.html), caption)
+        else:
+            from workbench.report.index import write_index
+
+            name = f"compare-{result.run_a}-vs-{result.run_b}.html"
+            path = compare_html.write(result, Path("reports") / name, caption)
+            write_index(path.parent)
     regressions = result.regressions(gate) if gate is not None else None
     if args.output == "json":
         print(
@@ -683,7 +697,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 f"{r['ratio CI low']:.3f}-{r['ratio CI high']:.3f}), p99 {r['p99 change']:+.1%}, "
                 f"throughput {r['throughput change']:+.1%}: {r['config']}"
             )
-        if args.html:
+        if args.html is not None:
             print(f"HTML diff report: {path}")
     if regressions is not None and len(regressions):
         print(

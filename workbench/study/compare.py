@@ -1,12 +1,20 @@
 """Two runs side by side: per matching configuration, the change in p50, p99 and
 throughput, with a verdict that knows about noise.
 
-The verdict comes from the raw per-call latencies each row keeps: a bootstrap 95 %
-confidence interval of the ratio of medians (B over A), resampling each run's calls.
+The verdict comes from the raw per-call latencies each row keeps, in call order: a
+bootstrap 95 % confidence interval of the ratio of medians (B over A) that resamples
+blocks of consecutive calls, so a stretch of host load inside a run widens the interval.
 A configuration is "slower" (or "faster") only when the interval excludes 1 AND the
 point ratio moves by at least the noise floor (default 5 %): a tight interval around a
 2 % drift on a shared host is real but not a change worth a verdict. Everything else
-is "within noise". Rows without raw latencies fall back to the rows' own p50 CIs.
+is "within noise". Where the runs were taken with `--repeats N`, the floor of a configuration grows
+to the wider spread of its repeated p50s in either run: between-run drift that a
+single timing loop cannot see. A configuration the harness flagged unstable in either run
+(`stable` false: its p50 interval or its repeats spread too wide) is "unstable" and
+never counted as a change. Rows without raw latencies get "no raw latencies".
+
+What no statistic inside two runs can see is a host that was busier during the whole
+of one run: compare runs taken on a quiet host (the manifests' load averages are shown).
 """
 
 from __future__ import annotations
@@ -33,10 +41,11 @@ MATCH_KEYS = [
     "seq_len",
     "scenario",
 ]
-VERDICTS = ("slower", "faster", "within noise", "no raw latencies")
+VERDICTS = ("slower", "faster", "within noise", "unstable", "no raw latencies")
 DEFAULT_FLOOR = 0.05
 N_BOOT = 1000
-MAX_CALLS = 2000  # each side is subsampled to this many calls before bootstrapping
+MAX_CALLS = 2000  # each side is thinned (evenly, in time order) to this many calls
+N_BLOCKS = 20  # consecutive-call blocks resampled by the bootstrap
 
 
 @dataclass
@@ -74,18 +83,32 @@ class Comparison:
         return text
 
 
+def _blocks(calls: np.ndarray, n_blocks: int) -> np.ndarray:
+    """The calls in time order, thinned evenly to at most MAX_CALLS, cut into `n_blocks`
+    contiguous blocks of equal length (rows: blocks)."""
+    if len(calls) > MAX_CALLS:
+        calls = calls[np.linspace(0, len(calls) - 1, MAX_CALLS).astype(int)]
+    length = len(calls) // n_blocks
+    return calls[: length * n_blocks].reshape(n_blocks, length)
+
+
+def _block_medians(calls: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """Bootstrap medians that resample whole blocks of consecutive calls: a burst of host
+    load lasts many calls, so resampling single calls would call a disturbed stretch
+    precise; resampling blocks widens the interval by as much as the run drifted."""
+    n_blocks = int(min(N_BLOCKS, max(2, len(calls) // 5)))
+    blocks = _blocks(calls, n_blocks)
+    picks = rng.integers(0, n_blocks, size=(n_boot, n_blocks))
+    return np.median(blocks[picks].reshape(n_boot, -1), axis=1)
+
+
 def _median_ratio_ci(
     a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_boot: int = N_BOOT
 ) -> tuple[float, float, float]:
-    """median(b)/median(a) and its bootstrap 95 % percentile interval."""
-    if len(a) > MAX_CALLS:
-        a = rng.choice(a, MAX_CALLS, replace=False)
-    if len(b) > MAX_CALLS:
-        b = rng.choice(b, MAX_CALLS, replace=False)
+    """median(b)/median(a) and its block-bootstrap 95 % percentile interval."""
     point = float(np.median(b) / np.median(a))
-    ma = np.median(rng.choice(a, (n_boot, len(a)), replace=True), axis=1)
-    mb = np.median(rng.choice(b, (n_boot, len(b)), replace=True), axis=1)
-    low, high = np.percentile(mb / ma, [2.5, 97.5])
+    ratios = _block_medians(b, rng, n_boot) / _block_medians(a, rng, n_boot)
+    low, high = np.percentile(ratios, [2.5, 97.5])
     return point, float(low), float(high)
 
 
@@ -95,6 +118,15 @@ def _verdict(point: float, low: float, high: float, floor: float) -> str:
     if high < 1 and 1 - point >= floor:
         return "faster"
     return "within noise"
+
+
+def _repeat_spread(row: pd.Series) -> float:
+    """The largest relative deviation of a row's repeated p50s (0 without repeats)."""
+    value = row.get("repeat_p50_max_dev")
+    try:
+        return 0.0 if value is None or pd.isna(value) else float(value)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _calls(value: Any) -> np.ndarray | None:
@@ -177,9 +209,15 @@ def compare(
         )
         row["p99 change"] = rb["latency_ms_p99"] / ra["latency_ms_p99"] - 1
         row["throughput change"] = rb["throughput_items_per_s"] / ra["throughput_items_per_s"] - 1
+        # a run whose own repeated timing loops disagree by x % cannot vouch for a change
+        # smaller than that: the floor grows to the wider repeat spread of the two rows
+        spread = max(_repeat_spread(ra), _repeat_spread(rb))
+        row["floor"] = max(floor, spread)
         if calls_a is not None and calls_b is not None:
             point, low, high = _median_ratio_ci(calls_a, calls_b, rng)
-            verdict = _verdict(point, low, high, floor)
+            verdict = _verdict(point, low, high, row["floor"])
+            if verdict != "within noise" and (ra["stable"] is False or rb["stable"] is False):
+                verdict = "unstable"
         else:
             point = rb["latency_ms_p50"] / ra["latency_ms_p50"]
             low = high = float("nan")
@@ -190,7 +228,7 @@ def compare(
         rows.append(row)
     table = pd.DataFrame(rows)
     if not table.empty:
-        order = {"slower": 0, "faster": 1, "no raw latencies": 2, "within noise": 3}
+        order = {"slower": 0, "faster": 1, "unstable": 2, "no raw latencies": 3, "within noise": 4}
         table = table.sort_values(
             ["verdict", "p50 change"],
             key=lambda s: s.map(order) if s.name == "verdict" else -s.abs(),

@@ -362,7 +362,15 @@ def per_batch_and_device(frame: pd.DataFrame) -> pd.DataFrame:
         )
         head = {"model": model, "device": device, "batch": int(batch)}
         if rec.best is None:
-            rows.append({**head, "recommended": "none passes parity", "of": len(candidates)})
+            reasons = rec.rejected["why"].value_counts() if not rec.rejected.empty else []
+            why = "; ".join(f"{why} ({n})" for why, n in list(reasons.items())[:2])
+            rows.append(
+                {
+                    **head,
+                    "recommended": f"none qualifies: {why or 'no ok row'}",
+                    "of": len(candidates),
+                }
+            )
             continue
         b = rec.best
         native = candidates[
@@ -381,6 +389,7 @@ def per_batch_and_device(frame: pd.DataFrame) -> pd.DataFrame:
                 "p99 ms": b["latency_ms_p99"],
                 "items/s": b["throughput_items_per_s"],
                 "speedup": baseline / b["latency_ms_p99"],
+                "accuracy": b.get("accuracy"),
                 "over": over,
                 "of": len(candidates),
             }
