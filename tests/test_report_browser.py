@@ -3,7 +3,7 @@ test_browser): no console error or failed load, every image decoded, the table's
 JavaScript sorts and filters, and 1280 px screenshots are saved under reports/.
 
 The run is a small stored run of several formats and precisions (rows as the harness
-writes them) and the compare report diffs two real `null`-runtime runs, one with a 10 %
+writes them) and the compare report diffs two real `null`-runtime runs, one with a 20 %
 longer delay per call, so the whole module takes seconds, not a notebook run."""
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def reports(workspace: Path, tmp_path: Path) -> Path:
     )
     store.finish("ok")
     write_run_report(store.run_id, out)
-    a, b = _null_run(1.0), _null_run(1.1)
+    a, b = _null_run(1.0), _null_run(1.2)
     (ma, fa), (mb, fb) = load_run(a.run_id), load_run(b.run_id)
     compare_html.write(compare(fa, fb, ma, mb), out / f"compare-{a.run_id}-vs-{b.run_id}.html", "c")
     write_index(out)

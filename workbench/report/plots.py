@@ -361,12 +361,14 @@ def compare_ratios(table: pd.DataFrame, floor: float, caption: str) -> Figure:
     ax.scatter(xs, part["p50 ratio"], c=list(colours), s=14, zorder=3)
     changed = part[part["verdict"].isin(["slower", "faster"])]
     for i, row in changed.head(8).iterrows():
+        right = i > len(part) / 2  # labels point inwards, away from the frame
         ax.annotate(
             row["config"],
             (i, row["p50 ratio"]),
             fontsize=6.5,
-            xytext=(4, 2),
+            xytext=(-4 if right else 4, 2),
             textcoords="offset points",
+            ha="right" if right else "left",
         )
     ax.set_xlabel("matched configurations, sorted by ratio")
     ax.set_ylabel("median latency B / A (x)")

@@ -198,9 +198,8 @@ def compare(
         ra, rb = a.loc[key], b.loc[key]
         calls_a, calls_b = _calls(ra["latencies_ms"]), _calls(rb["latencies_ms"])
         row = {k: ra[k] for k in MATCH_KEYS if k in a.columns}
-        row["config"] = (
-            f"{ra['model']} {tables.label(ra)} b{int(ra['batch_size'])} t{ra['threads']}"
-        )
+        threads = "" if pd.isna(ra["threads"]) else f" t{int(ra['threads'])}"
+        row["config"] = f"{ra['model']} {tables.label(ra)} b{int(ra['batch_size'])}{threads}"
         row["p50 A ms"], row["p50 B ms"] = ra["latency_ms_p50"], rb["latency_ms_p50"]
         row["p99 A ms"], row["p99 B ms"] = ra["latency_ms_p99"], rb["latency_ms_p99"]
         row["items/s A"], row["items/s B"] = (
