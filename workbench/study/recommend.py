@@ -241,15 +241,14 @@ def _margin(row: pd.Series, c: Constraints) -> str:
     if c.max_accuracy_drop is not None and pd.notna(row.get("accuracy_drop")):
         drop = row["accuracy_drop"]
         slack.append((None, f"accuracy drop {drop:.2f} points", f"(limit {c.max_accuracy_drop:g})"))
-    if not slack:
-        return (
-            f"p99 {row['latency_ms_p99']:.3g} ms, {row['throughput_items_per_s']:.4g} items/s "
-            "(no numeric budget given)"
-        )
     numeric = sorted((s for s in slack if s[0] is not None), key=lambda s: s[0])
     text = [f"{what} ({frac:.0%} {where})" for frac, what, where in numeric]
     text += [f"{what} {where}" for frac, what, where in slack if frac is None]
-    return "; ".join(text)
+    if c.p99_ms is None and c.min_throughput is None:  # the speed, for context
+        text.insert(
+            0, f"p99 {row['latency_ms_p99']:.3g} ms, {row['throughput_items_per_s']:.4g} items/s"
+        )
+    return "; ".join(text) if slack else text[0] + " (no numeric budget given)"
 
 
 def _gives_up(row: pd.Series, best: pd.Series) -> str:
