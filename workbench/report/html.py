@@ -19,7 +19,8 @@ from workbench.columns import SUMMARY_COLUMNS, Column, format_value, is_missing
 from workbench.errors import UserError
 from workbench.report import plots, run_headline, templates
 from workbench.report.index import write_index
-from workbench.study import recommend, tables
+from workbench.study import tables
+from workbench.study.recommend import per_batch_and_device
 
 # The run report shows every configuration's summary, plus what ran it (provider) and
 # the parity error, in the summary columns' own formats.
@@ -63,7 +64,7 @@ def _sort_value(value: object, kind: str) -> str | None:
 
 def _answers(frame: pd.DataFrame) -> list[dict[str, str]]:
     """The page's first lines: per model, device and batch, what to ship."""
-    table = recommend.per_batch_and_device(frame)
+    table = per_batch_and_device(frame)
     out = []
     for r in table.to_dict(orient="records"):
         if is_missing(r.get("p99 ms")):

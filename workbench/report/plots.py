@@ -543,7 +543,7 @@ def speedup_heatmap(table: pd.DataFrame, caption: str) -> Figure:
         textwrap.wrap(
             caption
             + ". Cells: geometric mean over batch sizes (and threads); blue: faster than FP32, red: slower.",
-            CAPTION_WIDTH,
+            int(fig.get_figwidth() * 15),
         )
     )
     fig.text(0.01, 0.005, text, fontsize=7, color="#444", va="bottom")
