@@ -102,3 +102,10 @@ def test_threshold_parsing(text: str, value: float) -> None:
 def test_bad_threshold_is_a_user_error() -> None:
     with pytest.raises(UserError, match="5% or 0.05"):
         parse_threshold("five")
+
+
+def test_null_runtime_delay_must_be_a_non_negative_number() -> None:
+    with pytest.raises(UserError, match="delay_ms must be >= 0"):
+        BenchConfig("null", "null", runtime_settings={"delay_ms": -1})
+    with pytest.raises(UserError, match="delay_ms"):
+        BenchConfig("null", "null", runtime_settings={"delay_ms": "slow"})
