@@ -109,3 +109,44 @@ def test_null_runtime_delay_must_be_a_non_negative_number() -> None:
         BenchConfig("null", "null", runtime_settings={"delay_ms": -1})
     with pytest.raises(UserError, match="delay_ms"):
         BenchConfig("null", "null", runtime_settings={"delay_ms": "slow"})
+
+
+def test_busy_host_and_run_wide_drift_are_warned() -> None:
+    import pandas as pd
+
+    def frame(scale: float) -> pd.DataFrame:
+        rows = []
+        for batch in range(1, 7):
+            calls = [scale * (1 + 0.001 * (k % 7)) for k in range(60)]
+            rows.append(
+                {
+                    "status": "ok",
+                    "task": "t",
+                    "model": "m",
+                    "source_framework": "s",
+                    "format": "f",
+                    "precision": "fp32",
+                    "runtime": "r",
+                    "device": "cpu",
+                    "threads": 1,
+                    "batch_size": batch,
+                    "seq_len": None,
+                    "scenario": "x",
+                    "timestamp": "2030",
+                    "stable": True,
+                    "latencies_ms": calls,
+                    "latency_ms_p50": scale,
+                    "latency_ms_p99": scale,
+                    "throughput_items_per_s": 1 / scale,
+                }
+            )
+        return pd.DataFrame(rows)
+
+    fp = {"cpu": {"logical_cores": 2}}
+    busy = {"run_id": "B", "fingerprint": fp, "load_avg": {"start": [9.5, 8, 6], "end": None}}
+    result = compare(frame(1.0), frame(1.3), {"run_id": "A", "fingerprint": fp}, busy)
+    assert result.counts() == {"slower": 6}
+    assert any(
+        "run B ran on a busy host: 1-minute load average up to 9.5" in w for w in result.warnings
+    )
+    assert any("median configuration moved by +30.0%" in w for w in result.warnings)

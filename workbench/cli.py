@@ -676,6 +676,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                     "summary": result.summary(),
                     "counts": result.counts(),
                     "fingerprint_diff": result.fingerprint_diff,
+                    "warnings": result.warnings,
                     "rows": result.table.to_dict(orient="records"),
                 },
                 default=str,
@@ -685,6 +686,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"A: {result.run_a}  B: {result.run_b}  noise floor {floor:.0%}")
         for line in result.fingerprint_diff:
             print(f"warning: environments differ: {line}")
+        for line in result.warnings:
+            print(f"warning: {line}")
         print(result.summary())
         changed = (
             result.table[result.table["verdict"].isin(["slower", "faster"])]

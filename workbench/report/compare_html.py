@@ -20,6 +20,7 @@ COLUMNS = [
     ("verdict", "verdict", "verdict"),
     ("p50 change", "p50 change", "pct"),
     ("95% CI of B/A", None, "ci"),
+    ("floor", "floor", "floor"),
     ("p50 A ms", "p50 A ms", "num"),
     ("p50 B ms", "p50 B ms", "num"),
     ("p99 change", "p99 change", "pct"),
@@ -39,6 +40,8 @@ def _cell(row: dict[str, Any], column: str | None, kind: str) -> dict[str, Any]:
     value = row.get(column)
     if is_missing(value):
         return {"text": "\u2013", "v": None, "cls": None}
+    if kind == "floor":
+        return {"text": f"{value:.0%}", "v": f"{value:.6g}", "cls": None}
     if kind == "pct":
         return {"text": f"{value:+.1%}", "v": f"{value:.6g}", "cls": None}
     if kind == "num":
@@ -67,6 +70,7 @@ def render(comparison: Comparison, caption: str) -> str:
         now=datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
         summary=comparison.summary(),
         fingerprint_diff=comparison.fingerprint_diff,
+        warnings=comparison.warnings,
         figure={
             "alt": "median latency ratio B/A per configuration",
             "png_base64": base64.b64encode(plots.png(fig)).decode(),

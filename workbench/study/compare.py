@@ -57,6 +57,7 @@ class Comparison:
     only_b: pd.DataFrame
     fingerprint_diff: list[str] = field(default_factory=list)
     floor: float = DEFAULT_FLOOR
+    warnings: list[str] = field(default_factory=list)  # host load, run-wide drift
 
     def counts(self) -> dict[str, int]:
         if self.table.empty:
@@ -238,7 +239,30 @@ def compare(
     diff = fingerprint_diff(
         (manifest_a or {}).get("fingerprint", {}), (manifest_b or {}).get("fingerprint", {})
     )
-    return Comparison(run_a, run_b, table, only_a, only_b, diff, floor)
+    warnings = _load_warnings(manifest_a or {}, manifest_b or {}, ("A", "B"))
+    if len(table) >= 5:
+        drift = float(np.median(table["p50 ratio"].dropna()))
+        if abs(drift - 1) >= floor / 2:
+            warnings.append(
+                f"the median configuration moved by {drift - 1:+.1%}: a shift of the whole run "
+                "(host load, CPU frequency, or a change that touches everything, such as a "
+                "library): rerun both on a quiet host before trusting per-configuration verdicts"
+            )
+    return Comparison(run_a, run_b, table, only_a, only_b, diff, floor, warnings)
+
+
+def _load_warnings(ma: dict[str, Any], mb: dict[str, Any], names: tuple[str, str]) -> list[str]:
+    """A warning per run whose host was busier than its cores while it ran."""
+    out = []
+    for name, m in zip(names, (ma, mb), strict=True):
+        cores = m.get("fingerprint", {}).get("cpu", {}).get("logical_cores")
+        loads = [v[0] for v in (m.get("load_avg") or {}).values() if v]
+        if cores and loads and max(loads) > cores:
+            out.append(
+                f"run {name} ran on a busy host: 1-minute load average up to {max(loads):.1f} on "
+                f"{cores} cores, so its timings are contended"
+            )
+    return out
 
 
 def parse_threshold(text: str) -> float:
