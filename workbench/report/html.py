@@ -75,8 +75,8 @@ def _answers(frame: pd.DataFrame) -> list[dict[str, str]]:
             accuracy = "" if is_missing(r.get("accuracy")) else f", accuracy {r['accuracy']:.3f}"
             text = (
                 f"{r['recommended']}: p99 {format_value(r['p99 ms'], 'ms')} ms, "
-                f"{format_value(r['items/s'], 'rate')} items/s{accuracy}; {times} faster than "
-                f"the {r['over']} (of {r['of']} measured)"
+                f"{format_value(r['items/s'], 'rate')} items/s{accuracy}; p50 {times} faster "
+                f"than the {r['over']} (of {r['of']} measured)"
             )
         out.append({"model": r["model"], "device": r["device"], "batch": r["batch"], "text": text})
     return out
