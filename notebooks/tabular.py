@@ -114,6 +114,10 @@ speedups = study.speedup_over_fp32(frame)
 display(speedups[speedups["precision"] != "fp32"])
 plots.speedup(speedups, caption)
 
+# %%
+# The run report's heatmap: format x precision against FP32, geometric mean over batch sizes.
+plots.speedup_heatmap(speedups, caption)
+
 # %% [markdown]
 # ## End to end: pre-processing, model, post-processing
 # Where the task has pre- and post-processing (decoding images, resizing, normalizing;
