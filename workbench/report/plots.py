@@ -352,27 +352,48 @@ def compare_ratios(table: pd.DataFrame, floor: float, caption: str) -> Figure:
         return _finish(fig, caption)
     part = part.sort_values("p50 ratio").reset_index(drop=True)
     xs = np.arange(len(part))
-    colours = part["verdict"].map({"slower": "#c62828", "faster": "#1a7f37"}).fillna("#7a9cc6")
+    colours = (
+        part["verdict"]
+        .map({"slower": "#c62828", "faster": "#1a7f37", "unstable": "#e08600"})
+        .fillna("#7a9cc6")
+    )
     low = (part["p50 ratio"] - part["ratio CI low"]).clip(lower=0).fillna(0)
     high = (part["ratio CI high"] - part["p50 ratio"]).clip(lower=0).fillna(0)
     ax.axhspan(1 - floor, 1 + floor, color="#ddd", alpha=0.6, label=f"noise floor ±{floor:.0%}")
     ax.axhline(1.0, color="#333", linewidth=0.8)
     ax.errorbar(xs, part["p50 ratio"], yerr=[low, high], fmt="none", ecolor="#999", lw=0.8)
     ax.scatter(xs, part["p50 ratio"], c=list(colours), s=14, zorder=3)
+    # direct labels for the three largest changes each way only, stacked so they never overlap
     changed = part[part["verdict"].isin(["slower", "faster"])]
-    for i, row in changed.head(8).iterrows():
-        right = i > len(part) / 2  # labels point inwards, away from the frame
+    slower = changed[changed["p50 ratio"] > 1].tail(3).iloc[::-1]
+    faster = changed[changed["p50 ratio"] < 1].head(3)
+    for rank, (i, row) in enumerate(slower.iterrows()):
         ax.annotate(
             row["config"],
             (i, row["p50 ratio"]),
             fontsize=6.5,
-            xytext=(-4 if right else 4, 2),
+            ha="right",
+            xytext=(-8, -10 - 11 * rank),
             textcoords="offset points",
-            ha="right" if right else "left",
+            arrowprops={"arrowstyle": "-", "color": "#c62828", "lw": 0.5},
         )
+    for rank, (i, row) in enumerate(faster.iterrows()):
+        ax.annotate(
+            row["config"],
+            (i, row["p50 ratio"]),
+            fontsize=6.5,
+            ha="left",
+            xytext=(8, 10 + 11 * rank),
+            textcoords="offset points",
+            arrowprops={"arrowstyle": "-", "color": "#1a7f37", "lw": 0.5},
+        )
+    ax.set_yscale("log")
     ax.set_xlabel("matched configurations, sorted by ratio")
-    ax.set_ylabel("median latency B / A (x)")
-    ax.set_title("change per configuration (red: slower, green: faster, blue: within noise)")
+    ax.set_ylabel("median latency B / A (x, log scale)")
+    ax.set_title(
+        "change per configuration (red: slower, green: faster, orange: unstable, "
+        "blue: within noise)"
+    )
     ax.set_xticks([])
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
