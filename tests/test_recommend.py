@@ -123,3 +123,11 @@ def test_cli_on_a_stored_run(workspace: Path, capsys) -> None:
     assert main(["recommend", "--run", store.run_id, "--p99-ms", "0.01", "--output", "json"]) == 1
     payload = json.loads(capsys.readouterr().out)
     assert payload["best"] is None and payload["rejected"]
+
+
+def test_numpy_booleans_from_a_bool_column_still_fail_parity() -> None:
+    frame = pd.DataFrame(ROWS[1:4])  # no eager row: parity_pass is a pure bool column
+    frame["parity_pass"] = frame["parity_pass"].astype(bool)
+    rec = recommend(frame, Constraints(batch_size=1))
+    assert rec.best["precision"] == "int8-dynamic"  # not the faster int8-static
+    assert "parity failed" in set(rec.rejected["why"])

@@ -121,6 +121,12 @@ def _verdict(point: float, low: float, high: float, floor: float) -> str:
     return "within noise"
 
 
+def _stable(row: pd.Series) -> bool:
+    """False only where the harness flagged the row unstable (None: not judged)."""
+    value = row.get("stable")
+    return True if value is None or pd.isna(value) else bool(value)
+
+
 def _repeat_spread(row: pd.Series) -> float:
     """The largest relative deviation of a row's repeated p50s (0 without repeats)."""
     value = row.get("repeat_p50_max_dev")
@@ -216,7 +222,7 @@ def compare(
         if calls_a is not None and calls_b is not None:
             point, low, high = _median_ratio_ci(calls_a, calls_b, rng)
             verdict = _verdict(point, low, high, row["floor"])
-            if verdict != "within noise" and (ra["stable"] is False or rb["stable"] is False):
+            if verdict != "within noise" and not (_stable(ra) and _stable(rb)):
                 verdict = "unstable"
         else:
             point = rb["latency_ms_p50"] / ra["latency_ms_p50"]

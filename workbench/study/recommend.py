@@ -172,6 +172,14 @@ def _check(row: pd.Series, c: Constraints) -> list[str]:
     if c.batch_size is not None and row["batch_size"] != c.batch_size:
         why.append(f"batch {int(row['batch_size'])}, not {c.batch_size}")
     p99 = row.get("latency_ms_p99")
+    if c.goal == "latency" and c.p99_ms is None and pd.isna(p99):
+        why.append("no p99 measured (too few calls)")
+    if (
+        c.goal == "throughput"
+        and c.min_throughput is None
+        and pd.isna(row.get("throughput_items_per_s"))
+    ):
+        why.append("no throughput measured")
     if c.p99_ms is not None:
         if pd.isna(p99):
             why.append("no p99 measured")
@@ -191,8 +199,12 @@ def _check(row: pd.Series, c: Constraints) -> list[str]:
             why.append(f"size {size / 1e6:.3g} MB > {c.max_size_mb:g} MB")
     native = row["format"] in SOURCE_FRAMEWORK_OF_NATIVE
     if c.max_accuracy_drop is None:
-        if row.get("parity_pass") is False or (pd.isna(row.get("parity_pass")) and not native):
-            why.append("parity failed" if row.get("parity_pass") is False else "parity not checked")
+        parity = row.get("parity_pass")  # True / False (numpy or Python) / None
+        if pd.isna(parity):
+            if not native:
+                why.append("parity not checked")
+        elif not bool(parity):
+            why.append("parity failed")
     else:
         drop = row.get("accuracy_drop")
         if pd.isna(drop):
