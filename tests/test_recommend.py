@@ -100,6 +100,7 @@ def test_size_limit_front_and_nothing_feasible() -> None:
 def test_per_batch_and_device_table() -> None:
     table = per_batch_and_device(FRAME)
     assert list(table["batch"]) == [1, 8] and list(table["over"]) == ["source model, fp32"] * 2
+    assert table["accuracy"].tolist() == [0.88, 0.88]
     assert table["recommended"].str.contains("int8-dynamic").all()
     assert table["speedup"].tolist() == pytest.approx([2.0 / 0.6, 6.0 / 2.5])
 

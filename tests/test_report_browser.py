@@ -152,6 +152,7 @@ def test_run_compare_and_index_pages_in_chromium(reports: Path, browser: DevTool
     text = _check_page(browser, run_page, "screenshot-run.png", min_images=5)
     assert text.index("What to ship") < text.index("Speedup over FP32") < text.index("All rows")
     assert "mlp, batch 1 on cpu: torch/onnx/fp32 on onnxruntime (cpu), 2 threads" in text
+    assert "accuracy 0.890; p50 4.5x faster than the source model, fp32" in text
     assert "FixedBatchError: input has a fixed batch of 1" in text
     order = json.loads(browser.evaluate(SORT_JS))
     assert order["up"] == sorted(order["up"]) and order["down"] == sorted(order["down"])[::-1]

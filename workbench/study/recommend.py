@@ -361,6 +361,7 @@ def per_batch_and_device(frame: pd.DataFrame) -> pd.DataFrame:
         "speedup",
         "over",
         "of",
+        "accuracy",
     ]
     rows = []
     if ok.empty:
