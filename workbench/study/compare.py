@@ -13,8 +13,11 @@ single timing loop cannot see. A configuration the harness flagged unstable in e
 (`stable` false: its p50 interval or its repeats spread too wide) is "unstable" and
 never counted as a change. Rows without raw latencies get "no raw latencies".
 
-What no statistic inside two runs can see is a host that was busier during the whole
-of one run: compare runs taken on a quiet host (the manifests' load averages are shown).
+What no statistic inside two runs can see is run-to-run drift: a host busier during one
+whole run, another CPU frequency, another memory layout. Two back-to-back quick tabular
+sweeps on the 2-core dev host differ by 5-20 % in many configurations with tight intervals,
+so a gate's floor should come from an A/A pair of the same host. A busy host (load average
+above the cores, from the manifests) and a shift of the whole run are warned about.
 """
 
 from __future__ import annotations
