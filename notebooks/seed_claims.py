@@ -16,7 +16,9 @@
 # # The source guide's claims, re-measured on this host
 #
 # Each claim in DESIGN.md's table is measured with the workbench's own runs and marked
-# **confirmed**, **refuted** or **not measurable here**, with the numbers and the reason. The
+# **confirmed**, **refuted** or **not measurable here**, with the numbers and the reason; a
+# profile that measures another method than the claim's (the ci profile's dynamic INT8 for
+# the guide's static INT8) says **not measured in this profile** and never refutes. The
 # rules: a ratio claim is confirmed within `ratio_tolerance` of the claimed range, an absolute
 # hardware figure within `absolute_tolerance` (it depends on the exact CPU or GPU).
 
@@ -97,7 +99,8 @@ n = claims.counts(verdicts)
 headline = {
     "verdicts": (
         f"{n['confirmed']} confirmed, {n['refuted']} refuted, "
-        f"{n['not measurable here']} not measurable here"
+        f"{n['not measurable here']} not measurable here, "
+        f"{n['not measured in this profile']} not measured in this profile"
     ),
     **{
         f"{r.section} {r.claim}": f"{r.verdict}: {r.measured if r.measured != '-' else r.why}"

@@ -261,16 +261,18 @@ EXPECTED: dict[tuple[str, str, float, float], list[tuple[str, ...]]] = {
             "resnet50 int8-dynamic vs fp32, batch 1, CPU: latency",
             "50 -> 15 ms (3.3x)",
             "48.2 -> 21.9 ms (2.20x)",
-            "refuted",
-            "2.20x is below 3.33x (+/-25%)",
+            "not measured in this profile",
+            "the ci profile measured int8-dynamic, not the claim's int8-static: the numbers "
+            "are shown, not judged (the full profile measures int8-static)",
         ),
         (
             "9.1",
             "resnet50 int8-dynamic vs fp32, batch 1, CPU: size",
             "98 -> 25 MB (4x)",
             "102.4 -> 25.9 MB (3.95x)",
-            "confirmed",
-            "3.95x is within 3.92x (+/-25%)",
+            "not measured in this profile",
+            "the ci profile measured int8-dynamic, not the claim's int8-static: the numbers "
+            "are shown, not judged (the full profile measures int8-static)",
         ),
         (
             "9.1",

@@ -102,7 +102,9 @@ def test_index_tolerates_records_with_missing_fields(tmp_path: Path) -> None:
 
 def test_unknown_template_variable_raises() -> None:
     with pytest.raises(jinja2.UndefinedError, match="runs"):
-        templates.render("index.html.j2", now="now", status=None)  # no `runs`
+        templates.render(
+            "index.html.j2", now="now", status=None, headlines=[], compares=[]
+        )  # no `runs`
     with pytest.raises(jinja2.UndefinedError, match="nope"):
         templates.environment().from_string("{{ nope }}").render()
     with pytest.raises(jinja2.UndefinedError):
@@ -178,31 +180,55 @@ def test_run_report_of_a_small_real_run(tmp_path: Path, workspace: Path) -> None
     path = write_run_report(None, out)
     assert path == out / f"run-{store.run_id}.html"
     page = path.read_text()
-    _no_raw_markup(page)
+    assert page.count("<script") == 1  # the table's own inline script, nothing loaded
+    _no_raw_markup(re.sub(r"<script>.*?</script>", "", page, flags=re.S))
     assert f"<title>workbench run {store.run_id}</title>" in page
     assert f"<h1>workbench run {store.run_id}</h1>" in page
-    assert "rows by status:\n{&#39;ok&#39;: 2, &#39;failed&#39;: 1}." in page
+    assert "rows: 1 failed, 2 ok." in page
     fp = store.manifest["fingerprint_id"]
-    assert f"fingerprint\n{fp};" in page
-    for title in ("Throughput", "Latency", "Latency distribution", "Memory", "All rows"):
+    assert f"fingerprint\n{fp}" in page
+    # it opens with the answer: what to ship per model x batch x device, before any plot
+    titles = re.findall(r"<h2>([^<]+)</h2>", page)
+    assert titles[:3] == ["What to ship", "Speedup over FP32", "Failures (1 row)"], titles
+    # (these rows carry no parity verdict, so nothing qualifies, and the page says why)
+    assert "<b>mlp, batch 1 on cpu</b>: none qualifies: parity not checked (1)" in page
+    assert f"<b>{NASTY_ESCAPED}, batch 8 on cpu</b>" in page
+    assert page.index("What to ship") < page.index("<img")
+    # failures grouped by reason, escaped
+    assert (
+        f"<td>load failed: {NASTY_ESCAPED}</td><td>mlp tflite/int8 on litert (batch 1)</td>" in page
+    )
+    for title in (
+        "Latency by batch size",
+        "Throughput by batch size",
+        "Latency spread",
+        "Memory",
+        "All rows",
+    ):
         assert f"<h2>{title}</h2>" in page
-    # four self-contained plots: real PNGs as data URIs, nothing loaded from elsewhere
+    # five self-contained plots: real PNGs as data URIs, nothing loaded from elsewhere
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)">', page)
     assert [alt for alt, _ in images] == [
-        "throughput vs batch",
-        "p50 latency vs batch",
-        "latency CDF",
-        "memory per configuration",
+        "speedup heatmap, format x precision against FP32",
+        "p50 latency vs batch, small multiples",
+        "throughput vs batch, small multiples",
+        "p50 to p99 of the fastest configurations",
+        "peak RSS by runtime",
     ]
     assert all(base64.b64decode(data).startswith(b"\x89PNG\r\n\x1a\n") for _, data in images)
     assert "http://" not in page and "https://" not in page and "<link" not in page
-    # the table: one header per field, one row per result, data escaped, gaps as a dash
-    assert page.count("<th>") == len(TABLE_COLUMNS) and page.count("<tr><td>") == 3
-    assert f"<td>{NASTY_ESCAPED}</td>" in page
-    assert f"<td>load failed: {NASTY_ESCAPED}</td>" in page
+    # the sortable table: one header per field, one row per result, data escaped, gaps as
+    # a dash, numbers carrying their sort value
+    table = page[page.index('<table id="rows"') :]
+    assert table.count("<th>") == len(TABLE_COLUMNS) and table.count("<tr><td>") == 3
+    assert f"<td>{NASTY_ESCAPED}</td>" in table
+    assert f"<td>load failed: {NASTY_ESCAPED}</td>" in table
     # p50, p99, mean ms and items/s in the summary columns' formats
-    assert "<td>1.6</td><td>2.4</td><td>2</td><td>5,000</td>" in page
-    assert "<td>&ndash;</td>" in page
+    assert (
+        '<td data-v="1.6">1.6</td><td data-v="2.4">2.4</td><td data-v="2">2</td>'
+        '<td data-v="5000">5,000</td>' in table
+    )
+    assert "<td>&ndash;</td>" in table
     # the index is rebuilt and links the run report
     assert f'<a href="{path.name}">{path.stem}</a>' in (out / "index.html").read_text()
     # the CLI writes the same report; an unknown run id is a UserError naming known runs

@@ -235,6 +235,48 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--run", help="run id (default: the latest run)")
     report.add_argument("--out", default="reports", help="output folder (default reports/)")
 
+    rec = sub.add_parser(
+        "recommend", help="the best configuration of a run within a latency/size/accuracy budget"
+    )
+    rec.add_argument(
+        "--run", nargs="+", action="extend", metavar="RUN", help="run id(s) (default: latest)"
+    )
+    rec.add_argument("--p99-ms", type=float, help="p99 latency per call at most this (ms)")
+    rec.add_argument("--batch", type=int, help="only this batch size")
+    rec.add_argument("--min-throughput", type=float, help="at least this many items/s")
+    rec.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        help="accuracy may drop this many points below FP32 (default: parity must pass)",
+    )
+    rec.add_argument("--max-size-mb", type=float, help="artifact size at most this (MB)")
+    rec.add_argument("--device", help="only this device, e.g. cpu or cuda:0")
+    rec.add_argument("--model", help="only this model variant of the task")
+    rec.add_argument("--objective", choices=("latency", "throughput"), help="what 'best' means")
+    rec.add_argument("--top", type=int, default=3, help="runners-up shown (default 3)")
+    rec.add_argument("--output", choices=("table", "json"), default="table")
+
+    cmp_ = sub.add_parser(
+        "compare", help="compare two runs: per-configuration change with a noise-aware verdict"
+    )
+    cmp_.add_argument("run_a", help="the baseline run id (or latest / previous)")
+    cmp_.add_argument("run_b", help="the run compared with it")
+    cmp_.add_argument("--noise-floor", default="5%", help="smallest change judged (default 5%%)")
+    cmp_.add_argument(
+        "--fail-on-regression",
+        metavar="PCT",
+        help="exit 1 when a configuration is judged slower by more than PCT (e.g. 5%%)",
+    )
+    cmp_.add_argument(
+        "--html",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="also write the HTML diff report (default file: reports/compare-A-vs-B.html, "
+        "listed in reports/index.html)",
+    )
+    cmp_.add_argument("--output", choices=("table", "json"), default="table")
+
     notebooks = sub.add_parser("notebooks", help="run the notebooks (papermill) into reports/")
     nb_sub = notebooks.add_subparsers(
         dest="notebooks_command",
@@ -760,6 +802,122 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recommend(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from workbench.study.compare import load_run
+    from workbench.study.recommend import Constraints, describe_config, recommend
+
+    frames = [load_run(r)[1] for r in (args.run or ["latest"])]
+    constraints = Constraints(
+        p99_ms=args.p99_ms,
+        batch_size=args.batch,
+        min_throughput=args.min_throughput,
+        max_accuracy_drop=args.max_accuracy_drop,
+        max_size_mb=args.max_size_mb,
+        device=args.device,
+        model=args.model,
+        objective=args.objective,
+    )
+    result = recommend(pd.concat(frames, ignore_index=True), constraints, top=args.top)
+    if args.output == "json":
+        print(json.dumps(result.to_json(), default=str))
+        return 0 if result.best is not None else 1
+    print(f"constraints: {constraints.describe()}")
+    for note in result.notes:
+        print(f"note: {note}")
+    print(result.summary())
+    if result.best is not None:
+        print(f"\nrunners-up ({len(result.runners_up)}):")
+        for r in result.runners_up.to_dict(orient="records"):
+            print(f"  {describe_config(r)}: {r['gives up']}")
+        front = result.front[result.front["on_front"]] if not result.front.empty else result.front
+        print(
+            f"\nPareto front, p99 x quality x size ({len(front)} of {len(result.front)} at this batch):"
+        )
+        for r in front.to_dict(orient="records"):
+            print(
+                f"  {r['model']} {r['source_framework']}/{r['format']}/{r['precision']} on "
+                f"{r['runtime']}: p99 {r['latency_ms_p99']:.3g} ms, {r['quality_metric']} "
+                f"{r['quality']:.4g}, {r['model_size_bytes'] / 1e6:.3g} MB"
+            )
+    reasons = result.rejected["why"].value_counts() if not result.rejected.empty else []
+    if len(reasons):
+        print(f"\nrejected ({len(result.rejected)}), most common reasons:")
+        for why, n in list(reasons.items())[:5]:
+            print(f"  {n} x {why}")
+    return 0 if result.best is not None else 1
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from workbench.study.compare import compare, load_run, parse_threshold
+
+    floor = parse_threshold(args.noise_floor)
+    gate = parse_threshold(args.fail_on_regression) if args.fail_on_regression else None
+    manifest_a, frame_a = load_run(args.run_a)
+    manifest_b, frame_b = load_run(args.run_b)
+    result = compare(frame_a, frame_b, manifest_a, manifest_b, floor=floor)
+    if args.html is not None:
+        from workbench.report import compare_html
+        from workbench.study.headlines import host_text
+
+        caption = (
+            f"A: run {result.run_a} on {host_text(manifest_a.get('fingerprint', {}))}; "
+            f"B: run {result.run_b} on {host_text(manifest_b.get('fingerprint', {}))}"
+        )
+        if args.html:
+            path = compare_html.write(result, Path(args.html), caption)
+        else:
+            from workbench.report.index import write_index
+
+            name = f"compare-{result.run_a}-vs-{result.run_b}.html"
+            path = compare_html.write(result, Path("reports") / name, caption)
+            write_index(path.parent)
+    regressions = result.regressions(gate) if gate is not None else None
+    if args.output == "json":
+        print(
+            json.dumps(
+                {
+                    "run_a": result.run_a,
+                    "run_b": result.run_b,
+                    "summary": result.summary(),
+                    "counts": result.counts(),
+                    "fingerprint_diff": result.fingerprint_diff,
+                    "warnings": result.warnings,
+                    "rows": result.table.to_dict(orient="records"),
+                },
+                default=str,
+            )
+        )
+    else:
+        print(f"A: {result.run_a}  B: {result.run_b}  noise floor {floor:.0%}")
+        for line in result.fingerprint_diff:
+            print(f"warning: environments differ: {line}")
+        for line in result.warnings:
+            print(f"warning: {line}")
+        print(result.summary())
+        changed = (
+            result.table[result.table["verdict"].isin(["slower", "faster"])]
+            if not result.table.empty
+            else result.table
+        )
+        for r in changed.to_dict(orient="records"):
+            print(
+                f"  {r['verdict']:>6} {r['p50 change']:+.1%} p50 (95% CI of B/A "
+                f"{r['ratio CI low']:.3f}-{r['ratio CI high']:.3f}), p99 {r['p99 change']:+.1%}, "
+                f"throughput {r['throughput change']:+.1%}: {r['config']}"
+            )
+        if args.html is not None:
+            print(f"HTML diff report: {path}")
+    if regressions is not None and len(regressions):
+        print(
+            f"regression gate: {len(regressions)} configuration(s) slower by more than {gate:.0%}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def cmd_notebooks(args: argparse.Namespace) -> int:
     from workbench.study import notebooks
 
@@ -913,6 +1071,8 @@ COMMANDS = {
     "export": cmd_export,
     "cache": cmd_cache,
     "report": cmd_report,
+    "recommend": cmd_recommend,
+    "compare": cmd_compare,
     "notebooks": cmd_notebooks,
     "list": cmd_list,
     "cluster": lambda args: _cmd_cluster(args),

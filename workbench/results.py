@@ -157,6 +157,13 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _load_avg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # not on every platform
+        return None
+
+
 def new_run_id(now: datetime | None = None) -> str:
     """A sortable run id: UTC time to the millisecond plus a short random suffix."""
     now = now or _utcnow()
@@ -197,6 +204,8 @@ class RunStore:
             "config": config,
             "fingerprint": fp,
             "fingerprint_id": env.fingerprint_id(fp),
+            # the host's 1/5/15-minute load averages: a busy host explains a slow run
+            "load_avg": {"start": _load_avg(), "end": None},
         }
         (path / ROWS).touch()
         write_json_atomic(path / MANIFEST, manifest)
@@ -268,6 +277,7 @@ class RunStore:
         with self._lock:
             self.manifest["status"] = status
             self.manifest["finished"] = _utcnow().isoformat()
+            self.manifest.setdefault("load_avg", {"start": None})["end"] = _load_avg()
             self.manifest["row_count"] = sum(1 for _ in _read_rows(self.rows_path, warn=False))
             write_json_atomic(self.path / MANIFEST, self.manifest)
 

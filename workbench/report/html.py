@@ -1,4 +1,7 @@
-"""A self-contained HTML report of one run: environment, plots inline, the result table.
+"""A self-contained HTML report of one run that opens with the answer: what to ship per
+model, device and batch size, the speedup heatmap against FP32 and the failures with
+their reasons; then small multiples; then every row in a sortable, filterable table
+(inline JavaScript, nothing loaded from the network).
 
 The markup is `templates/run.html.j2`; every string that comes from data (model names,
 errors, paths) is escaped by the template's autoescape.
@@ -14,8 +17,10 @@ import pandas as pd
 from workbench import results
 from workbench.columns import SUMMARY_COLUMNS, Column, format_value, is_missing
 from workbench.errors import UserError
-from workbench.report import plots, templates
+from workbench.report import plots, run_headline, templates
 from workbench.report.index import write_index
+from workbench.study import tables
+from workbench.study.recommend import per_batch_and_device
 
 # The run report shows every configuration's summary, plus what ran it (provider) and
 # the parity error, in the summary columns' own formats.
@@ -29,9 +34,14 @@ TABLE_COLUMNS: tuple[Column, ...] = (
 )
 
 
-def _figure(title: str, fig: object, alt: str) -> dict[str, str]:
+def _figure(title: str, fig: object, alt: str, note: str = "") -> dict[str, str]:
     """A plot section: the template inlines the PNG as a base64 data URI."""
-    return {"title": title, "alt": alt, "png_base64": base64.b64encode(plots.png(fig)).decode()}
+    return {
+        "title": title,
+        "alt": alt,
+        "note": note,
+        "png_base64": base64.b64encode(plots.png(fig)).decode(),
+    }
 
 
 def _cell(value: object, kind: str) -> str | None:
@@ -40,6 +50,36 @@ def _cell(value: object, kind: str) -> str | None:
     if is_missing(value):
         return None
     return str(value) if kind == "text" else format_value(value, kind)
+
+
+def _sort_value(value: object, kind: str) -> str | None:
+    """The number a sortable table sorts a cell by (None: sort by its text)."""
+    if kind == "text" or kind == "bool" or is_missing(value):
+        return None
+    try:
+        return f"{float(value):.6g}"
+    except (TypeError, ValueError):
+        return None
+
+
+def _answers(frame: pd.DataFrame) -> list[dict[str, str]]:
+    """The page's first lines: per model, device and batch, what to ship."""
+    table = per_batch_and_device(frame)
+    out = []
+    for r in table.to_dict(orient="records"):
+        if is_missing(r.get("p99 ms")):
+            text = r["recommended"]
+        else:
+            speedup = r["speedup"]
+            times = f"{speedup:.2g}x" if speedup < 100 else f"{speedup:,.0f}x"
+            accuracy = "" if is_missing(r.get("accuracy")) else f", accuracy {r['accuracy']:.3f}"
+            text = (
+                f"{r['recommended']}: p99 {format_value(r['p99 ms'], 'ms')} ms, "
+                f"{format_value(r['items/s'], 'rate')} items/s{accuracy}; p50 {times} faster "
+                f"than the {r['over']} (of {r['of']} measured)"
+            )
+        out.append({"model": r["model"], "device": r["device"], "batch": r["batch"], "text": text})
+    return out
 
 
 def render(frame: pd.DataFrame, manifest: dict) -> str:
@@ -52,26 +92,55 @@ def render(frame: pd.DataFrame, manifest: dict) -> str:
     ) or gpu.get("gpu_reason", "none")
     caption = f"host: {host}; run {manifest.get('run_id')} ({manifest.get('created', '')[:19]} UTC)"
     counts = frame["status"].value_counts().to_dict() if not frame.empty else {}
+    tasks = sorted(set(frame["task"].dropna())) if not frame.empty else []
+    facet = "format" if frame.empty or frame["format"].nunique() > 1 else "runtime"
     figures = [
-        _figure("Throughput", plots.throughput_vs_batch(frame, caption), "throughput vs batch"),
-        _figure("Latency", plots.latency_vs_batch(frame, caption), "p50 latency vs batch"),
-        _figure("Latency distribution", plots.latency_cdf(frame, caption), "latency CDF"),
-        _figure("Memory", plots.memory(frame, caption), "memory per configuration"),
+        _figure(
+            "Latency by batch size",
+            plots.facets(frame, "latency_ms_p50", "p50 per call (ms)", caption, facet=facet),
+            "p50 latency vs batch, small multiples",
+            f"One panel per model and {facet}; colour: precision, line style: source framework.",
+        ),
+        _figure(
+            "Throughput by batch size",
+            plots.facets(frame, "throughput_items_per_s", "items/s", caption, facet=facet),
+            "throughput vs batch, small multiples",
+        ),
+        _figure(
+            "Latency spread",
+            plots.latency_spread(frame, caption),
+            "p50 to p99 of the fastest configurations",
+        ),
+        _figure("Memory", plots.memory_by_runtime(frame, caption), "peak RSS by runtime"),
     ]
     fleet = manifest.get("config", {}).get("fleet")
     if isinstance(fleet, dict) and "host" in frame and frame["host"].notna().any():
         figures.append(_cross_host_figure(frame, fleet, caption))
+    load = manifest.get("load_avg") or {}
+    load_text = ", ".join(f"{when} {' / '.join(map(str, v))}" for when, v in load.items() if v)
     return templates.render(
         "run.html.j2",
         run_id=str(manifest.get("run_id")),
+        tasks=", ".join(tasks) or "?",
         host=host,
         gpu=gpu_text,
+        load=load_text,
         fingerprint_id=str(manifest.get("fingerprint_id")),
-        counts=str(counts),
+        counts=", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
+        answers=_answers(frame),
+        heatmap=_figure(
+            "Speedup over FP32",
+            plots.speedup_heatmap(tables.speedup_over_fp32(frame), caption),
+            "speedup heatmap, format x precision against FP32",
+        ),
+        failures=tables.failures(frame).to_dict(orient="records"),
         figures=figures,
         fields=[c.header for c in TABLE_COLUMNS],
         rows=[
-            [_cell(r.get(c.field), c.kind) for c in TABLE_COLUMNS]
+            [
+                {"text": _cell(r.get(c.field), c.kind), "v": _sort_value(r.get(c.field), c.kind)}
+                for c in TABLE_COLUMNS
+            ]
             for r in frame.to_dict(orient="records")
         ],
     )
@@ -105,5 +174,6 @@ def write_run_report(run_id: str | None, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"run-{chosen['run_id']}.html"
     path.write_text(render(frame, chosen))
+    run_headline.write(frame, chosen, out_dir)
     write_index(out_dir)
     return path

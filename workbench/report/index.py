@@ -1,5 +1,5 @@
-"""`reports/index.html`: every notebook report with its status and headline numbers,
-then every run report. Rebuilt whenever either kind of report is written.
+"""`reports/index.html`: each task's headline (from its newest run report and from its
+notebook), every notebook report with its status, then every run and compare report. Rebuilt whenever either kind of report is written.
 
 The notebook runner leaves `notebooks.json` (one record per notebook of the last
 run) in the reports folder; run reports are the `run-*.html` files. The markup is
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from workbench.report import templates
+from workbench.report import run_headline, templates
 
 STATUS_FILE = "notebooks.json"
 
@@ -65,14 +65,51 @@ def _status(status: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _task_headlines(out_dir: Path, status: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """One entry per task and source: the newest run report's headline for each task
+    (best latency, best throughput, recommended configuration), then each notebook's
+    recorded headline numbers."""
+    seen: set[str] = set()
+    out = []
+    for record in run_headline.read_all(out_dir):
+        if record.get("task") in seen:
+            continue
+        seen.add(record.get("task"))
+        values = {k: record.get(k) for k in ("recommended", "best latency", "best throughput")}
+        out.append(
+            {
+                "task": record.get("task"),
+                "source": f"run {record.get('run_id')}",
+                "href": record["href"],
+                "when": record.get("created"),
+                "values": values,
+            }
+        )
+    for r in (status or {}).get("notebooks", []):
+        if r.get("headline"):
+            out.append(
+                {
+                    "task": r.get("name"),
+                    "source": f"notebook ({r.get('profile') or '?'} profile)",
+                    "href": r.get("html"),
+                    "when": r.get("finished"),
+                    "values": r.get("headline"),
+                }
+            )
+    return sorted(out, key=lambda e: str(e["task"]))
+
+
 def render_index(out_dir: Path) -> str:
     status = read_status(out_dir)
     runs = sorted(out_dir.glob("run-*.html"), reverse=True)
+    compares = sorted(out_dir.glob("compare-*.html"), reverse=True)
     return templates.render(
         "index.html.j2",
         now=datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+        headlines=_task_headlines(out_dir, status),
         status=_status(status) if status else None,
         runs=[{"href": p.name, "text": p.stem} for p in runs],
+        compares=[{"href": p.name, "text": p.stem} for p in compares],
     )
 
 

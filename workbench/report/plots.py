@@ -345,3 +345,321 @@ def detections(examples: list[Any], classes: list[str], caption: str, columns: i
         )
         ax.axis("off")
     return _finish(fig, caption)
+
+
+def compare_ratios(table: pd.DataFrame, floor: float, caption: str) -> Figure:
+    """Every matched configuration's median-latency ratio B/A with its bootstrap 95 %
+    interval, sorted, against the noise band: readable at any number of configurations
+    because it is one point per configuration and the outliers are labelled."""
+    fig, (ax,) = _figure(1, width=11, height=4.2)
+    part = table.dropna(subset=["p50 ratio"]) if not table.empty else table
+    if part.empty:
+        _empty(ax, "no configuration measured in both runs")
+        return _finish(fig, caption)
+    part = part.sort_values("p50 ratio").reset_index(drop=True)
+    xs = np.arange(len(part))
+    colours = (
+        part["verdict"]
+        .map({"slower": "#c62828", "faster": "#1a7f37", "unstable": "#e08600"})
+        .fillna("#7a9cc6")
+    )
+    low = (part["p50 ratio"] - part["ratio CI low"]).clip(lower=0).fillna(0)
+    high = (part["ratio CI high"] - part["p50 ratio"]).clip(lower=0).fillna(0)
+    ax.axhspan(1 - floor, 1 + floor, color="#ddd", alpha=0.6, label=f"noise floor ±{floor:.0%}")
+    ax.axhline(1.0, color="#333", linewidth=0.8)
+    ax.errorbar(xs, part["p50 ratio"], yerr=[low, high], fmt="none", ecolor="#999", lw=0.8)
+    ax.scatter(xs, part["p50 ratio"], c=list(colours), s=14, zorder=3)
+    # direct labels for the three largest changes each way only, stacked so they never overlap
+    changed = part[part["verdict"].isin(["slower", "faster"])]
+    slower = changed[changed["p50 ratio"] > 1].tail(3).iloc[::-1]
+    faster = changed[changed["p50 ratio"] < 1].head(3)
+    for rank, (i, row) in enumerate(slower.iterrows()):
+        ax.annotate(
+            row["config"],
+            (i, row["p50 ratio"]),
+            fontsize=6.5,
+            ha="right",
+            xytext=(-8, -10 - 11 * rank),
+            textcoords="offset points",
+            arrowprops={"arrowstyle": "-", "color": "#c62828", "lw": 0.5},
+        )
+    for rank, (i, row) in enumerate(faster.iterrows()):
+        ax.annotate(
+            row["config"],
+            (i, row["p50 ratio"]),
+            fontsize=6.5,
+            ha="left",
+            xytext=(8, 10 + 11 * rank),
+            textcoords="offset points",
+            arrowprops={"arrowstyle": "-", "color": "#1a7f37", "lw": 0.5},
+        )
+    ax.set_yscale("log")
+    ax.set_xlabel("matched configurations, sorted by ratio")
+    ax.set_ylabel("median latency B / A (x, log scale)")
+    ax.set_title(
+        "change per configuration (red: slower, green: faster, orange: unstable, "
+        "blue: within noise)"
+    )
+    ax.set_xticks([])
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return _finish(fig, caption)
+
+
+# Consistent encodings across every panel of a small-multiples figure, so one legend,
+# outside the data, serves them all: colour = precision, line style = source framework.
+PRECISION_COLOURS = {
+    "fp32": "#1f77b4",
+    "fp16": "#ff7f0e",
+    "bf16": "#8c564b",
+    "int8-dynamic": "#2ca02c",
+    "int8-static": "#d62728",
+    "int8": "#9467bd",
+}
+FRAMEWORK_STYLES = ["-", "--", ":", "-."]
+
+
+def _colour(precision: str) -> str:
+    return PRECISION_COLOURS.get(str(precision), "#7f7f7f")
+
+
+def facets(
+    frame: pd.DataFrame,
+    column: str,
+    ylabel: str,
+    caption: str,
+    facet: str = "format",
+    max_columns: int = 4,
+) -> Figure:
+    """Small multiples of `column` against batch size: one panel per model x `facet` value
+    (format or runtime), a few lines per panel (precision x source framework, each on its
+    runtime), the same colours and line styles in every panel and one legend outside them.
+    Stays readable at any number of configurations because no panel holds more than the
+    handful of artifacts that share its format."""
+    from matplotlib.lines import Line2D
+
+    ok = _ok(frame).dropna(subset=[column])
+    ok = ok[ok["batch_size"].notna()]
+    if ok.empty:
+        fig, (ax,) = _figure(1)
+        _empty(ax, "no successful rows")
+        return _finish(fig, caption)
+    models = sorted(ok["model"].dropna().unique())
+    values = sorted(ok[facet].dropna().astype(str).unique())
+    panels = [
+        (m, v)
+        for m in models
+        for v in values
+        if not ok[(ok["model"] == m) & (ok[facet].astype(str) == v)].empty
+    ]
+    n_cols = min(max_columns, len(panels))
+    n_rows = -(-len(panels) // n_cols)
+    fig = Figure(figsize=(3.3 * n_cols + 2.2, 2.6 * n_rows + 0.6))
+    axes = fig.subplots(n_rows, n_cols, squeeze=False, sharey=True).ravel()
+    frameworks = sorted(ok["source_framework"].dropna().astype(str).unique())
+    styles = {f: FRAMEWORK_STYLES[i % len(FRAMEWORK_STYLES)] for i, f in enumerate(frameworks)}
+    for ax in axes[len(panels) :]:
+        ax.axis("off")
+    batches = sorted(ok["batch_size"].unique())
+    for ax, (model, value) in zip(axes, panels, strict=False):
+        part = ok[(ok["model"] == model) & (ok[facet].astype(str) == value)]
+        keys = ["source_framework", "format", "precision", "runtime"]
+        for key, group in part.groupby(keys, sort=True):
+            group = group.sort_values("batch_size")
+            ax.plot(
+                group["batch_size"],
+                group[column],
+                styles.get(str(key[0]), "-"),
+                color=_colour(key[2]),
+                marker="o",
+                markersize=3,
+                linewidth=1.3,
+            )
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(batches)
+        ax.set_xticklabels([str(int(b)) for b in batches], fontsize=7)
+        ax.tick_params(axis="y", labelsize=7)
+        runtimes = ", ".join(sorted(part["runtime"].astype(str).unique()))
+        ax.set_title(f"{model}: {value}\n({runtimes})", fontsize=8)
+        ax.grid(True, which="both", alpha=0.25)
+    for ax in axes[: len(panels)][-n_cols:]:
+        ax.set_xlabel("batch size", fontsize=8)
+    for i in range(n_rows):
+        axes[i * n_cols].set_ylabel(ylabel, fontsize=8)
+    precisions = [p for p in PRECISION_COLOURS if p in set(ok["precision"])] + sorted(
+        set(ok["precision"]) - set(PRECISION_COLOURS)
+    )
+    handles = [Line2D([], [], color=_colour(p), marker="o", label=p) for p in precisions]
+    handles += [
+        Line2D([], [], color="#444", linestyle=styles[f], label=f"from {f}") for f in frameworks
+    ]
+    fig.legend(
+        handles=handles,
+        loc="upper right",
+        fontsize=8,
+        frameon=False,
+        title="colour: precision\nline: source",
+        title_fontsize=8,
+    )
+    text = "\n".join(textwrap.wrap(caption, CAPTION_WIDTH))
+    fig.text(0.01, 0.005, text, fontsize=7, color="#444", va="bottom")
+    fig.tight_layout(rect=(0, 0.04, 1 - 1.9 / fig.get_figwidth(), 1))
+    return fig
+
+
+def speedup_heatmap(table: pd.DataFrame, caption: str) -> Figure:
+    """Format x precision, each cell the geometric-mean speedup of that precision over the
+    same artifact family in FP32 (same model, source, format, runtime, device, threads and
+    batch), across batch sizes; one panel per model. `table` is
+    `workbench.study.speedup_over_fp32(frame)`; blank cells were not measured."""
+    if table.empty:
+        fig, (ax,) = _figure(1, width=7, height=3)
+        _empty(ax, "no precision with an FP32 twin was measured")
+        return _finish(fig, caption)
+    table = table.assign(
+        row=table["source_framework"].astype(str)
+        + "/"
+        + table["format"].astype(str)
+        + " ("
+        + table["runtime"].astype(str)
+        + ")",
+        log_speedup=np.log(table["speedup"].astype(float)),
+    )
+    models = sorted(table["model"].unique())
+    precisions = [
+        p
+        for p in ("fp32", "fp16", "bf16", "int8-dynamic", "int8-static", "int8")
+        if p in set(table["precision"])
+    ]
+    rows = sorted(table["row"].unique())
+    fig = Figure(figsize=(1.1 * len(precisions) * len(models) + 2.8, 0.32 * len(rows) + 1.9))
+    axes = fig.subplots(1, len(models), squeeze=False)[0]
+    limit = np.log(8)  # colours saturate at 8x either way; the numbers in the cells do not
+    for ax, model in zip(axes, models, strict=True):
+        part = table[table["model"] == model]
+        grid = (
+            part.groupby(["row", "precision"])["log_speedup"]
+            .mean()
+            .unstack()
+            .reindex(index=rows, columns=precisions)
+        )
+        values = grid.to_numpy(float)
+        ax.imshow(
+            np.clip(values, -limit, limit), cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto"
+        )
+        for (i, j), value in np.ndenumerate(values):
+            if np.isfinite(value):
+                speed = np.exp(value)
+                label = f"{speed:.2g}x" if speed >= 0.01 else f"{speed:.1e}x"
+                ax.text(
+                    j,
+                    i,
+                    label,
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if abs(value) > 0.6 * limit else "black",
+                )
+        ax.set_xticks(range(len(precisions)))
+        ax.set_xticklabels(precisions, fontsize=8)
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels(rows if ax is axes[0] else [""] * len(rows), fontsize=8)
+        ax.set_title(f"{model}: speedup over FP32", fontsize=9)
+    text = "\n".join(
+        textwrap.wrap(
+            caption
+            + ". Cells: geometric mean over batch sizes (and threads); blue: faster than FP32, red: slower.",
+            int(fig.get_figwidth() * 15),
+        )
+    )
+    fig.text(0.01, 0.005, text, fontsize=7, color="#444", va="bottom")
+    fig.tight_layout(rect=(0, 0.5 / fig.get_figheight(), 1, 1))
+    return fig
+
+
+def latency_spread(frame: pd.DataFrame, caption: str, top: int = 12) -> Figure:
+    """p50 to p99 of each configuration (a bar per configuration, a tick at p90), at each
+    model's smallest batch: each model's fastest by p99 (`top` in all) plus the source models, labelled
+    directly, instead of dozens of overlapping CDF curves."""
+    ok = _ok(frame).dropna(subset=["latency_ms_p50", "latency_ms_p99"])
+    if ok.empty:
+        fig, (ax,) = _figure(1, width=9, height=3)
+        _empty(ax, "no successful rows with p50 and p99")
+        return _finish(fig, caption)
+    smallest = ok.groupby("model")["batch_size"].transform("min")
+    part = ok[ok["batch_size"] == smallest].sort_values("latency_ms_p99")
+    native = part["format"].isin(["eager", "keras"])
+    per_model = max(3, top // max(1, part["model"].nunique()))
+    fastest = part.groupby("model", sort=True).head(per_model)
+    chosen = pd.concat([fastest, part[native]]).drop_duplicates(subset=["row_id"])
+    chosen = chosen.sort_values("latency_ms_p99", ascending=False)
+    fig, (ax,) = _figure(1, width=10, height=0.3 * len(chosen) + 1.6)
+    names = [
+        f"{r['model']}: {r['source_framework']}/{r['format']}/{r['precision']} on {r['runtime']} b{int(r['batch_size'])}"
+        for _, r in chosen.iterrows()
+    ]
+    ys = np.arange(len(chosen))
+    colours = [_colour(p) for p in chosen["precision"]]
+    ax.hlines(
+        ys,
+        chosen["latency_ms_p50"],
+        chosen["latency_ms_p99"],
+        colors=colours,
+        linewidth=5,
+        alpha=0.8,
+    )
+    ax.plot(chosen["latency_ms_p50"], ys, "|", color="black", markersize=9, label="p50")
+    if chosen["latency_ms_p90"].notna().any():
+        ax.plot(chosen["latency_ms_p90"], ys, "|", color="#555", markersize=6, label="p90")
+    ax.set_yticks(ys)
+    ax.set_yticklabels(names, fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency per call (ms): bar from p50 to p99, colour = precision")
+    ax.set_title(
+        f"latency spread: each model's {per_model} lowest p99 at its smallest batch, and the "
+        "source models"
+    )
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return _finish(fig, caption)
+
+
+def memory_by_runtime(frame: pd.DataFrame, caption: str) -> Figure:
+    """Peak RSS of the measuring process per runtime, one dot per artifact at its largest
+    batch, the heaviest labelled: a strip, not 150 bars."""
+    ok = _ok(frame).dropna(subset=["peak_rss_bytes"])
+    fig, (ax,) = _figure(1, width=9, height=3.2)
+    if ok.empty:
+        _empty(ax, "no peak-RSS measurement")
+        return _finish(fig, caption)
+    keys = ["model", "source_framework", "format", "precision", "runtime", "device"]
+    last = ok.sort_values("batch_size").groupby(keys, sort=True).tail(1)
+    runtimes = sorted(last["runtime"].astype(str).unique())
+    rng = np.random.default_rng(0)
+    for i, runtime in enumerate(runtimes):
+        part = last[last["runtime"] == runtime]
+        ys = i + rng.uniform(-0.15, 0.15, len(part))
+        ax.scatter(
+            part["peak_rss_bytes"] / 2**20,
+            ys,
+            c=[_colour(p) for p in part["precision"]],
+            s=18,
+            alpha=0.8,
+        )
+        top = part.sort_values("peak_rss_bytes").tail(1)
+        for _, r in top.iterrows():
+            ax.annotate(
+                f"{r['model']} {r['source_framework']}/{r['format']}/{r['precision']}",
+                (r["peak_rss_bytes"] / 2**20, i),
+                fontsize=6.5,
+                xytext=(4, 6),
+                textcoords="offset points",
+            )
+    ax.set_yticks(range(len(runtimes)))
+    ax.set_yticklabels(runtimes, fontsize=8)
+    ax.set_ylim(-0.6, len(runtimes) - 0.4)
+    ax.set_xlabel("peak RSS of the measuring process (MiB), colour = precision")
+    ax.set_title("memory by runtime (one dot per artifact, at its largest batch)")
+    ax.grid(True, axis="x", alpha=0.3)
+    return _finish(fig, caption)

@@ -5,6 +5,8 @@
 - `tables`: tidy tables derived from result rows (export matrix, speedups, Pareto
   front, CPU/GPU crossover, headline numbers);
 - `headlines`: captions (host and date) and the headline numbers each notebook records;
+- `recommend`: the best configuration within a budget, runners-up, the Pareto front;
+- `compare`: two runs' change per configuration with a noise-aware verdict;
 - `claims`: the source guide's claims as data, and their verdicts;
 - `demos`: real-photo predictions and detections drawn from exported artifacts;
 - `notebook_params`: typed notebook parameters, checked before any work starts;
@@ -24,6 +26,7 @@ from workbench.study.headlines import (
     record_headline,
     reports_dir,
 )
+from workbench.study.recommend import Constraints, per_batch_and_device, recommend
 from workbench.study.sweeps import (
     cpu_gpu_sweep,
     describe,
@@ -35,6 +38,7 @@ from workbench.study.tables import (
     crossover,
     end_to_end,
     export_matrix,
+    failures,
     headline_numbers,
     label,
     ok_rows,
@@ -46,6 +50,7 @@ from workbench.study.tables import (
 from workbench.sweep import from_profile as sweep_for  # each empty argument: the preset
 
 __all__ = [
+    "Constraints",
     "caption",
     "cpu_gpu_sweep",
     "cross_host",
@@ -53,16 +58,19 @@ __all__ = [
     "describe",
     "end_to_end",
     "export_matrix",
+    "failures",
     "headline_numbers",
     "headlines_table",
     "host_text",
     "label",
     "ok_rows",
     "pareto",
+    "per_batch_and_device",
     "quality_column",
     "quantization_sweep",
     "read_headlines",
     "record_headline",
+    "recommend",
     "reports_dir",
     "run",
     "run_on_cluster",

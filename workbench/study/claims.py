@@ -47,6 +47,9 @@ CLAIMS: dict[str, str] = {
 }
 
 CONFIRMED, REFUTED, NOT_MEASURABLE = "confirmed", "refuted", "not measurable here"
+# The profile measured another method than the claim's (e.g. dynamic for static INT8):
+# its numbers are shown, never judged, so a cheap stand-in can never refute a claim.
+NOT_IN_PROFILE = "not measured in this profile"
 
 
 @dataclass(frozen=True)
@@ -470,6 +473,8 @@ class Claim:
     measured: str | Callable[[Mapping[str, Any]], str]
     unmeasured_wording: str | None = None
     unmeasured: str = "-"
+    # The INT8 method the claim is about; a profile measuring another one is not judged.
+    int8_method: str | None = None
 
     def pick(self, frames: Frames, s: ClaimSettings) -> tuple[dict[str, Any], str | None]:
         """The template fields and, when a row is missing, why (the first missing one)."""
@@ -654,6 +659,7 @@ CLAIM_PARTS: tuple[Claim, ...] = (
     Claim(
         section="9.1",
         wording="{s.cnn_model} {s.int8} vs fp32, batch 1, CPU: latency",
+        int8_method="int8-static",
         claimed="50 -> 15 ms (3.3x)",
         rule=RatioRange(50 / 15),
         **_vs_fp32(INT8, "latency_ms_p50"),
@@ -662,6 +668,7 @@ CLAIM_PARTS: tuple[Claim, ...] = (
     Claim(
         section="9.1",
         wording="{s.cnn_model} {s.int8} vs fp32, batch 1, CPU: size",
+        int8_method="int8-static",
         claimed="98 -> 25 MB (4x)",
         rule=RatioRange(98 / 25),
         **_vs_fp32(INT8, "model_size_bytes"),
@@ -769,6 +776,13 @@ def judge(
             fields["value"] = claim.value(fields)
             verdict, why = claim.rule.verdict(fields["value"], ratio_tolerance, absolute_tolerance)
             wording, measured = claim.wording, claim.describe(fields)
+            if claim.int8_method and s.int8 != claim.int8_method and verdict != NOT_MEASURABLE:
+                verdict = NOT_IN_PROFILE
+                why = (
+                    f"the {profile} profile measured {s.int8}, not the claim's "
+                    f"{claim.int8_method}: the numbers are shown, not judged (the full "
+                    f"profile measures {claim.int8_method})"
+                )
         else:
             verdict, why = claim.rule.unmeasured(missing)
             wording, measured = claim.unmeasured_wording or claim.wording, claim.unmeasured
@@ -787,4 +801,7 @@ def judge(
 
 def counts(verdicts: pd.DataFrame) -> dict[str, int]:
     """How many parts got each verdict (the notebook's headline)."""
-    return {v: int((verdicts["verdict"] == v).sum()) for v in (CONFIRMED, REFUTED, NOT_MEASURABLE)}
+    return {
+        v: int((verdicts["verdict"] == v).sum())
+        for v in (CONFIRMED, REFUTED, NOT_MEASURABLE, NOT_IN_PROFILE)
+    }

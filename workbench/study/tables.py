@@ -199,3 +199,36 @@ def headline_numbers(frame: pd.DataFrame) -> dict[str, str]:
         f"{label(best)}"
     )
     return out
+
+
+def failures(frame: pd.DataFrame) -> pd.DataFrame:
+    """Failed and unavailable rows grouped by reason (the error's first line): how many
+    rows, and which configurations and batch sizes, most frequent reason first."""
+    columns = ["status", "reason", "rows", "configurations"]
+    bad = frame[frame["status"] != "ok"] if not frame.empty else frame
+    if bad.empty:
+        return pd.DataFrame(columns=columns)
+    bad = bad.assign(
+        reason=bad["error"].fillna("(no error recorded)").astype(str).str.split("\n").str[0]
+    )
+    out = []
+    for (status, reason), group in bad.groupby(["status", "reason"], sort=False):
+        configs = {}
+        for _, r in group.iterrows():
+            artifact = "/".join(
+                str(r[k]) for k in ("source_framework", "format", "precision") if pd.notna(r[k])
+            )
+            name = f"{r['model']} {artifact} on {r['runtime']}"
+            configs.setdefault(name, []).append(r["batch_size"])
+        text = "; ".join(
+            f"{name} (batch {', '.join(str(int(b)) for b in sorted(x for x in bs if pd.notna(x)))})"
+            if any(pd.notna(b) for b in bs)
+            else name
+            for name, bs in configs.items()
+        )
+        out.append({"status": status, "reason": reason, "rows": len(group), "configurations": text})
+    return (
+        pd.DataFrame(out, columns=columns)
+        .sort_values("rows", ascending=False)
+        .reset_index(drop=True)
+    )
