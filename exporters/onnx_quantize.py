@@ -412,10 +412,11 @@ class _OneBatch:
 
 def _calibration_batch(session: Any, feed: Mapping[str, np.ndarray], memory_bytes: int) -> int:
     """The largest calibration batch (at most CALIBRATION_BATCH) whose run fits
-    `memory_bytes`, from the peak RSS that runs of one and of four items add: the memory
+    `memory_bytes`, from the peak RSS that runs of one and of two items add: the memory
     of a run is not proportional to its batch at small sizes (ResNet-50 added ~30 MB for
-    one image, ~3 GB for 32), so the slope between the two counts too. Where the peak
-    cannot be reset (not Linux), one item at a time."""
+    one image, ~3 GB for 32), so the slope between the two counts too. (A probe of four
+    640-px images cost more than the batch it chose.) Where the peak cannot be reset
+    (not Linux), one item at a time."""
     from workbench.harness.memory import current_rss_bytes, peak_rss_bytes, reset_peak_rss
 
     count = len(next(iter(feed.values())))
@@ -427,7 +428,7 @@ def _calibration_batch(session: Any, feed: Mapping[str, np.ndarray], memory_byte
         session.run(None, {name: np.ascontiguousarray(v[:n]) for name, v in feed.items()})
         return max(peak_rss_bytes() - base, 0)
 
-    one, n = added(1), min(4, count)
+    one, n = added(1), min(2, count)
     more = added(n) if one is not None and n > 1 else None
     if one is None or more is None:
         return 1
