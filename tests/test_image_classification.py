@@ -97,7 +97,9 @@ def test_cli_bench_task_measures_the_task_s_preset(monkeypatch):
     from workbench import cli
 
     seen = []
-    monkeypatch.setattr(cli, "_run_sweep", lambda sweep, command: seen.append(sweep) or [])
+    monkeypatch.setattr(
+        cli, "_run_sweep", lambda sweep, command, args=None: seen.append(sweep) or []
+    )
     assert cli.main(["bench", "--task", "image_classification", "--quick"]) == 0
     assert cli.main(["bench", "--task", "object_detection"]) == 0
     assert cli.main(["bench", "--task", "tabular", "--quick", "--batch", "2"]) == 0
