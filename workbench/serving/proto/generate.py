@@ -7,6 +7,7 @@ fresh generation (same grpcio-tools, same protobuf gencode version).
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -22,23 +23,32 @@ STUBS = (
 
 
 def generated_sources() -> dict[str, str]:
-    """Generate into a temporary folder; {stub file name: text}."""
-    from grpc_tools import protoc
+    """Generate into a temporary folder; {stub file name: text}.
 
+    protoc runs in its own process: called in-process it segfaulted inside a test session
+    that had already loaded other native protobuf users (TensorFlow, ONNX)."""
     with tempfile.TemporaryDirectory() as tmp:
         rel = PROTO.relative_to(ROOT)
-        code = protoc.main(
+        proc = subprocess.run(
             [
+                sys.executable,
+                "-m",
                 "grpc_tools.protoc",
                 f"-I{ROOT}",
                 f"--python_out={tmp}",
                 f"--pyi_out={tmp}",
                 f"--grpc_python_out={tmp}",
                 str(rel),
-            ]
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
-        if code != 0:
-            raise RuntimeError(f"protoc failed with code {code} on {PROTO}")
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"protoc failed with code {proc.returncode} on {PROTO}: {proc.stderr.strip()}"
+            )
         out = Path(tmp) / rel.parent
         return {name: (out / name).read_text() for name in STUBS}
 
