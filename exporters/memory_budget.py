@@ -11,11 +11,10 @@ budget runs by itself.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
-
-import psutil
 
 from workbench.workspace import artifacts_dir
 
@@ -25,7 +24,26 @@ BUDGET_FRACTION = 0.8  # of the memory available now; the rest for the host and 
 
 
 def default_budget() -> int:
-    return int(psutil.virtual_memory().available * BUDGET_FRACTION)
+    return int(_available_bytes() * BUDGET_FRACTION)
+
+
+def _available_bytes() -> int:
+    """Memory available now: psutil where installed, else the kernel's MemAvailable, else
+    the machine's physical pages (psutil is optional: the torch-only install lacks it)."""
+    try:
+        import psutil
+    except ImportError:
+        pass
+    else:
+        return int(psutil.virtual_memory().available)
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def estimate_peak(request: Any) -> int:
