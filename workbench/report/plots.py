@@ -13,9 +13,11 @@ import io
 import textwrap
 from typing import Any
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 CAPTION_WIDTH = 150
 
@@ -23,8 +25,18 @@ CAPTION_WIDTH = 150
 def png(fig: Figure, dpi: int = 90) -> bytes:
     """The figure as PNG bytes."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    with matplotlib.rc_context({"text.parse_math": False}):
+        _literal_text(fig)
+        fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
+
+
+def _literal_text(fig: Figure) -> None:
+    """Every text of the figure shown literally, never parsed as mathtext: labels carry
+    user strings (model names, paths), and a `$` in one (`a$\\frac{$b`) would otherwise
+    fail the whole figure. The figures use no mathtext of their own."""
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
 
 
 def _figure(n_panels: int, width: float = 6.5, height: float = 4.5) -> tuple[Figure, list[Any]]:
@@ -37,8 +49,15 @@ def _finish(fig: Figure, caption: str) -> Figure:
     text = "\n".join(textwrap.wrap(caption, CAPTION_WIDTH)) or ""
     lines = text.count("\n") + 1
     fig.text(0.01, 0.01, plain(text), fontsize=7.5, color="#444", va="bottom")
-    fig.tight_layout(rect=(0, 0.035 * lines + 0.01, 1, 1))
+    _tight(fig, rect=(0, 0.035 * lines + 0.01, 1, 1))
     return fig
+
+
+def _tight(fig: Figure, rect: tuple[float, float, float, float]) -> None:
+    """tight_layout draws the texts, so they must be literal first (`_literal_text`)."""
+    _literal_text(fig)
+    with matplotlib.rc_context({"text.parse_math": False}):
+        fig.tight_layout(rect=rect)
 
 
 def _empty(ax: Any, message: str) -> None:
@@ -48,9 +67,9 @@ def _empty(ax: Any, message: str) -> None:
 
 
 def plain(text: object) -> str:
-    """User text (a model name, a path) as matplotlib shows it literally: a `$` would
-    start mathtext, and a name like `a$\\frac{$b` would fail the whole figure."""
-    return str(text).replace("$", r"\$")
+    """User text (a model name, a path) for a label. Figures never parse mathtext
+    (`_literal_text`), so a `$` in it is shown as it is."""
+    return str(text)
 
 
 def _series(row: pd.Series, with_model: bool = False, with_device: bool = True) -> str:
@@ -504,7 +523,7 @@ def facets(
     )
     text = "\n".join(textwrap.wrap(caption, CAPTION_WIDTH))
     fig.text(0.01, 0.005, text, fontsize=7, color="#444", va="bottom")
-    fig.tight_layout(rect=(0, 0.04, 1 - 1.9 / fig.get_figwidth(), 1))
+    _tight(fig, rect=(0, 0.04, 1 - 1.9 / fig.get_figwidth(), 1))
     return fig
 
 
@@ -574,7 +593,7 @@ def speedup_heatmap(table: pd.DataFrame, caption: str) -> Figure:
         )
     )
     fig.text(0.01, 0.005, text, fontsize=7, color="#444", va="bottom")
-    fig.tight_layout(rect=(0, 0.5 / fig.get_figheight(), 1, 1))
+    _tight(fig, rect=(0, 0.5 / fig.get_figheight(), 1, 1))
     return fig
 
 
