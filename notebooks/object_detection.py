@@ -69,6 +69,19 @@ caption = study.caption(frame)
 print(caption)
 
 # %% [markdown]
+# ## What to ship
+# Per model, device and batch size: the lowest p99 among the configurations whose parity
+# passed, and its speedup over the source model (the run report opens with the same table).
+# Then the one configuration `workbench recommend` would pick at the smallest batch measured;
+# `study.recommend` takes budgets (p99, throughput, size, accuracy drop) like the CLI.
+
+# %%
+print(study.per_batch_and_device(frame).to_string(index=False))
+smallest = int(frame["batch_size"].min())
+choice = study.recommend(frame, study.Constraints(batch_size=smallest))
+print(choice.summary())
+
+# %% [markdown]
 # ## Export matrix
 # What was measured, its status and the parity verdict (the artifact against its source model on held-out inputs).
 
@@ -134,6 +147,7 @@ plots.memory(frame, caption)
 
 # %%
 headline = study.headline_numbers(frame)
+headline["recommended"] = choice.summary()
 study.record_headline(TASK, headline, P.profile)
 for key, value in headline.items():
     print(f"{key}: {value}")

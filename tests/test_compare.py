@@ -150,3 +150,38 @@ def test_busy_host_and_run_wide_drift_are_warned() -> None:
         "run B ran on a busy host: 1-minute load average up to 9.5" in w for w in result.warnings
     )
     assert any("median configuration moved by +30.0%" in w for w in result.warnings)
+
+
+def test_aa_calibration_absorbs_between_run_noise_and_keeps_a_real_slowdown(workspace) -> None:
+    """Between-run noise injected as the null runtime's delay moving by 8 % between two
+    identical runs: uncalibrated, a 6 % move is a false verdict; calibrated on that A/A pair,
+    it is within noise, while a real +30 % slowdown is still slower."""
+    from workbench.study.compare import load_calibration
+
+    a0, a1 = _run(1.0), _run(1.08)  # the A/A pair: same sweep, host drifted +8 %
+    base, drifted, slow = _run(1.06), _run(1.0), _run(1.38)
+    calibration = load_calibration([a0.run_id, a1.run_id])
+    assert 0.05 < calibration.run_wide < 0.12 and len(calibration.per_config) == 2
+    (mb, fb), (md, fd), (ms, fs) = (load_run(s.run_id) for s in (base, drifted, slow))
+
+    before = compare(fb, fd, mb, md)
+    assert set(before.table["verdict"]) == {"faster"}, before.table
+    assert any("--noise-from" in w for w in before.warnings)
+    after = compare(fb, fd, mb, md, calibration=calibration)
+    assert set(after.table["verdict"]) == {"within noise"}, after.table
+    assert (after.table["floor"] > 0.06).all()
+    assert all("A/A" in s and a0.run_id in s for s in after.table["floor source"])
+    assert not any("--noise-from" in w for w in after.warnings)
+    hit = compare(fb, fs, mb, ms, calibration=calibration)
+    assert set(hit.table["verdict"]) == {"slower"}, hit.table
+
+
+def test_cli_noise_from(workspace, capsys) -> None:
+    a0, a1, b = _run(1.0), _run(1.0), _run(1.0)
+    assert main(["compare", a0.run_id, b.run_id]) == 0
+    assert "between-run noise is not accounted for" in capsys.readouterr().out
+    assert main(["compare", a0.run_id, b.run_id, "--noise-from", a0.run_id, a1.run_id]) == 0
+    out = capsys.readouterr().out
+    assert "A/A calibration from" in out and "not accounted for" not in out
+    assert main(["compare", a0.run_id, b.run_id, "--noise-from", a0.run_id]) == 2
+    assert "pairs of identical runs" in capsys.readouterr().err

@@ -263,6 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("run_b", help="the run compared with it")
     cmp_.add_argument("--noise-floor", default="5%", help="smallest change judged (default 5%%)")
     cmp_.add_argument(
+        "--noise-from",
+        nargs="+",
+        metavar="RUN",
+        help="A/A calibration: one or more earlier pairs of identical runs (A0 A1 [A2 A3 ...]); "
+        "each configuration's floor rises to the between-run drift they show",
+    )
+    cmp_.add_argument(
         "--fail-on-regression",
         metavar="PCT",
         help="exit 1 when a configuration is judged slower by more than PCT (e.g. 5%%)",
@@ -850,13 +857,14 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from workbench.study.compare import compare, load_run, parse_threshold
+    from workbench.study.compare import compare, load_calibration, load_run, parse_threshold
 
     floor = parse_threshold(args.noise_floor)
     gate = parse_threshold(args.fail_on_regression) if args.fail_on_regression else None
+    calibration = load_calibration(args.noise_from) if args.noise_from else None
     manifest_a, frame_a = load_run(args.run_a)
     manifest_b, frame_b = load_run(args.run_b)
-    result = compare(frame_a, frame_b, manifest_a, manifest_b, floor=floor)
+    result = compare(frame_a, frame_b, manifest_a, manifest_b, floor=floor, calibration=calibration)
     if args.html is not None:
         from workbench.report import compare_html
         from workbench.study.headlines import host_text
@@ -884,6 +892,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
                     "counts": result.counts(),
                     "fingerprint_diff": result.fingerprint_diff,
                     "warnings": result.warnings,
+                    "calibration": None
+                    if calibration is None
+                    else {
+                        "sources": calibration.sources,
+                        "quantile": calibration.quantile,
+                        "run_wide_floor": math.expm1(calibration.run_wide),
+                        "configurations": len(calibration.per_config),
+                    },
                     "rows": result.table.to_dict(orient="records"),
                 },
                 default=str,
@@ -891,6 +907,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
     else:
         print(f"A: {result.run_a}  B: {result.run_b}  noise floor {floor:.0%}")
+        if calibration is not None:
+            print(
+                f"A/A calibration from {'; '.join(calibration.sources)}: "
+                f"{len(calibration.per_config)} configurations, run-wide "
+                f"p{calibration.quantile * 100:.0f} floor {math.expm1(calibration.run_wide):.0%}"
+            )
         for line in result.fingerprint_diff:
             print(f"warning: environments differ: {line}")
         for line in result.warnings:
@@ -905,7 +927,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(
                 f"  {r['verdict']:>6} {r['p50 change']:+.1%} p50 (95% CI of B/A "
                 f"{r['ratio CI low']:.3f}-{r['ratio CI high']:.3f}), p99 {r['p99 change']:+.1%}, "
-                f"throughput {r['throughput change']:+.1%}: {r['config']}"
+                f"throughput {r['throughput change']:+.1%}, floor {r['floor']:.0%} "
+                f"({r['floor source']}): {r['config']}"
             )
         if args.html is not None:
             print(f"HTML diff report: {path}")

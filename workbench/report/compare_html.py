@@ -4,6 +4,7 @@ fingerprint warning, the ratio plot and a sortable, filterable table of every ch
 from __future__ import annotations
 
 import base64
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ COLUMNS = [
     ("p50 change", "p50 change", "pct"),
     ("95% CI of B/A", None, "ci"),
     ("floor", "floor", "floor"),
+    ("floor from", "floor source", "text"),
     ("p50 A ms", "p50 A ms", "num"),
     ("p50 B ms", "p50 B ms", "num"),
     ("p99 change", "p99 change", "pct"),
@@ -71,6 +73,14 @@ def render(comparison: Comparison, caption: str) -> str:
         summary=comparison.summary(),
         fingerprint_diff=comparison.fingerprint_diff,
         warnings=comparison.warnings,
+        calibration=None
+        if comparison.calibration is None
+        else (
+            f"A/A calibration from {'; '.join(comparison.calibration.sources)}: each "
+            "configuration's floor is the larger of its own between-run drift and the "
+            f"p{comparison.calibration.quantile * 100:.0f} of all configurations' "
+            f"({math.expm1(comparison.calibration.run_wide):.0%})"
+        ),
         figure={
             "alt": "median latency ratio B/A per configuration",
             "png_base64": base64.b64encode(plots.png(fig)).decode(),

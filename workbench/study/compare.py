@@ -16,8 +16,15 @@ never counted as a change. Rows without raw latencies get "no raw latencies".
 What no statistic inside two runs can see is run-to-run drift: a host busier during one
 whole run, another CPU frequency, another memory layout. Two back-to-back quick tabular
 sweeps on the 2-core dev host differ by 5-20 % in many configurations with tight intervals,
-so a gate's floor should come from an A/A pair of the same host. A busy host (load average
-above the cores, from the manifests) and a shift of the whole run are warned about.
+so a gate's floor should come from an A/A pair of the same host: `calibrate` (CLI:
+`--noise-from A0 A1`) measures, on one or more earlier pairs of identical runs, each
+configuration's between-run |log ratio| of p50s and a run-wide quantile of it; `compare`
+then raises each configuration's floor to the larger of its own A/A figure and the
+run-wide one (one A/A pair is one draw of a configuration's drift, so its own figure alone
+undershoots, see `NoiseCalibration.floor_for`). Each row says which floor it used and where it came from. Without a
+calibration a warning says that between-run noise is not accounted for. A busy host
+(load average above the cores, from the manifests) and a shift of the whole run are warned
+about.
 """
 
 from __future__ import annotations
@@ -52,6 +59,30 @@ N_BLOCKS = 20  # consecutive-call blocks resampled by the bootstrap
 
 
 @dataclass
+class NoiseCalibration:
+    """Between-run noise measured on A/A pairs: per configuration key, the largest
+    |log(p50 B / p50 A)| over the pairs, and the run-wide `quantile` of all of them."""
+
+    per_config: dict[str, float]
+    run_wide: float
+    quantile: float
+    sources: list[str]  # "A0 vs A1" per pair
+
+    def floor_for(self, key: str) -> tuple[float, str]:
+        """The floor (a fraction) this calibration sets for a configuration, and its source:
+        the larger of its own A/A drift and the run-wide quantile. Measured on this host's
+        tabular pairs, one configuration's drift in one pair barely predicts its drift in
+        the next (the big movers change), so the own figure alone left 17-52 of 146 false
+        verdicts; the run-wide quantile is what brings them to 0."""
+        pairs = ", ".join(self.sources)
+        wide = float(np.expm1(self.run_wide))
+        own = self.per_config.get(key)
+        if own is not None and np.expm1(own) > wide:
+            return float(np.expm1(own)), f"A/A of this configuration ({pairs})"
+        return wide, f"A/A p{self.quantile * 100:.0f} of all configurations ({pairs})"
+
+
+@dataclass
 class Comparison:
     run_a: str
     run_b: str
@@ -61,6 +92,7 @@ class Comparison:
     fingerprint_diff: list[str] = field(default_factory=list)
     floor: float = DEFAULT_FLOOR
     warnings: list[str] = field(default_factory=list)  # host load, run-wide drift
+    calibration: NoiseCalibration | None = None
 
     def counts(self) -> dict[str, int]:
         if self.table.empty:
@@ -187,6 +219,35 @@ def _gpus(fp: dict[str, Any]) -> str:
     )
 
 
+def calibrate(
+    pairs: list[tuple[pd.DataFrame, pd.DataFrame]],
+    names: list[str] | None = None,
+    quantile: float = 0.95,
+) -> NoiseCalibration:
+    """Between-run noise from A/A pairs of identical runs (module doc)."""
+    if not pairs:
+        raise UserError("a noise calibration needs at least one A/A pair of runs")
+    if not 0 < quantile <= 1:
+        raise UserError(f"the calibration quantile must be in (0, 1], got {quantile}")
+    per_config: dict[str, float] = {}
+    for frame_0, frame_1 in pairs:
+        a, b = _key_frame(frame_0), _key_frame(frame_1)
+        for key in (k for k in a.index if k in b.index):
+            pa, pb = a.loc[key, "latency_ms_p50"], b.loc[key, "latency_ms_p50"]
+            if pd.isna(pa) or pd.isna(pb) or pa <= 0 or pb <= 0:
+                continue
+            drift = abs(float(np.log(pb / pa)))
+            per_config[key] = max(per_config.get(key, 0.0), drift)
+    if not per_config:
+        raise UserError(
+            "the A/A runs share no measured configuration: give --noise-from two runs of "
+            "the same sweep"
+        )
+    run_wide = float(np.quantile(list(per_config.values()), quantile))
+    names = names or [f"pair {i + 1}" for i in range(len(pairs))]
+    return NoiseCalibration(per_config, run_wide, quantile, names)
+
+
 def compare(
     frame_a: pd.DataFrame,
     frame_b: pd.DataFrame,
@@ -194,6 +255,7 @@ def compare(
     manifest_b: dict[str, Any] | None = None,
     floor: float = DEFAULT_FLOOR,
     seed: int = 0,
+    calibration: NoiseCalibration | None = None,
 ) -> Comparison:
     """Match the ok rows of two runs by configuration and judge each change (module doc)."""
     if not 0 <= floor < 1:
@@ -221,7 +283,13 @@ def compare(
         # a run whose own repeated timing loops disagree by x % cannot vouch for a change
         # smaller than that: the floor grows to the wider repeat spread of the two rows
         spread = max(_repeat_spread(ra), _repeat_spread(rb))
-        row["floor"] = max(floor, spread)
+        row["floor"], row["floor source"] = floor, f"default {floor:.0%}"
+        if spread > row["floor"]:
+            row["floor"], row["floor source"] = spread, "repeats spread"
+        if calibration is not None:
+            aa, source = calibration.floor_for(key)
+            if aa > row["floor"]:
+                row["floor"], row["floor source"] = aa, source
         if calls_a is not None and calls_b is not None:
             point, low, high = _median_ratio_ci(calls_a, calls_b, rng)
             verdict = _verdict(point, low, high, row["floor"])
@@ -249,6 +317,12 @@ def compare(
         (manifest_a or {}).get("fingerprint", {}), (manifest_b or {}).get("fingerprint", {})
     )
     warnings = _load_warnings(manifest_a or {}, manifest_b or {}, ("A", "B"))
+    if calibration is None:
+        warnings.append(
+            "between-run noise is not accounted for: verdicts use within-run statistics and "
+            f"a {floor:.0%} floor only, and identical runs on a shared host can differ by "
+            "more; calibrate with --noise-from A0 A1 (an earlier pair of identical runs)"
+        )
     if len(table) >= 5:
         drift = float(np.median(table["p50 ratio"].dropna()))
         if abs(drift - 1) >= floor / 2:
@@ -257,7 +331,7 @@ def compare(
                 "(host load, CPU frequency, or a change that touches everything, such as a "
                 "library): rerun both on a quiet host before trusting per-configuration verdicts"
             )
-    return Comparison(run_a, run_b, table, only_a, only_b, diff, floor, warnings)
+    return Comparison(run_a, run_b, table, only_a, only_b, diff, floor, warnings, calibration)
 
 
 def _load_warnings(ma: dict[str, Any], mb: dict[str, Any], names: tuple[str, str]) -> list[str]:
@@ -306,3 +380,19 @@ def load_run(run_id: str) -> tuple[dict[str, Any], pd.DataFrame]:
             raise UserError(f"{what} {run_id!r}: give a full run id (latest: {known})")
         manifest = found[0]
     return manifest, results.load(run_ids=[manifest["run_id"]])
+
+
+def load_calibration(run_ids: list[str], quantile: float = 0.95) -> NoiseCalibration:
+    """A calibration from stored runs given as A/A pairs: A0 A1 [A2 A3 ...]."""
+    if len(run_ids) < 2 or len(run_ids) % 2:
+        raise UserError(
+            f"--noise-from takes pairs of identical runs (A0 A1 [A2 A3 ...]), got {len(run_ids)} "
+            "run id(s)"
+        )
+    loaded = [load_run(r) for r in run_ids]
+    pairs = [(loaded[i][1], loaded[i + 1][1]) for i in range(0, len(loaded), 2)]
+    names = [
+        f"{loaded[i][0]['run_id']} vs {loaded[i + 1][0]['run_id']}"
+        for i in range(0, len(loaded), 2)
+    ]
+    return calibrate(pairs, names, quantile)
