@@ -37,20 +37,9 @@ import pandas as pd
 
 from workbench.errors import UserError
 from workbench.study import tables
+from workbench.study.recommend import CONFIG_KEYS
 
-MATCH_KEYS = [
-    "task",
-    "model",
-    "source_framework",
-    "format",
-    "precision",
-    "runtime",
-    "device",
-    "threads",
-    "batch_size",
-    "seq_len",
-    "scenario",
-]
+MATCH_KEYS = [*CONFIG_KEYS, "scenario"]  # a configuration, and the load it ran under
 VERDICTS = ("slower", "faster", "within noise", "unstable", "no raw latencies")
 DEFAULT_FLOOR = 0.05
 N_BOOT = 1000
