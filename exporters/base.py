@@ -23,15 +23,14 @@ from typing import Any, ClassVar
 
 from exporters.cache_key import code_digest, library_versions
 from workbench import workspace
-from workbench.atomic import write_json_atomic
 from workbench.errors import UserError
+from workbench.manifests import MANIFEST, read_manifest, sha256_of, write_manifest
 from workbench.options import NoOptions, Options
 from workbench.parity_thresholds import current_verdict
 from workbench.procs import file_lock, memory_limit_env, worker_env
 from workbench.registry import PASSES
 from workbench.workspace import artifacts_dir
 
-MANIFEST = "manifest.json"
 DEFAULT_TIMEOUT_S = 1800.0  # a first export may include training the task's model
 
 
@@ -192,41 +191,6 @@ def _runtime_module(fmt: str) -> str | None:
     try:
         return RUNTIMES.all()[runtime_for(fmt)].__module__
     except (UserError, KeyError):
-        return None
-
-
-def artifact_files(path: Path) -> list[Path]:
-    """Every file of the artifact at `path`: a directory's files, or the file plus its
-    external-data file (`model.onnx.data`, written beside an ONNX model over 2 GiB or by
-    the dynamo exporter with external_data=True), which must travel with it."""
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file())
-    data = path.with_name(path.name + ".data")
-    return [path, data] if data.is_file() else [path]
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    for file in artifact_files(path):
-        with file.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def size_of(path: Path) -> int:
-    return sum(p.stat().st_size for p in artifact_files(path))
-
-
-def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
-    """Atomically replace `directory/manifest.json`."""
-    write_json_atomic(directory / MANIFEST, manifest, sort_keys=True)
-
-
-def read_manifest(directory: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((directory / MANIFEST).read_text())
-    except (OSError, ValueError):
         return None
 
 

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from workbench.manifests import read_manifest
 from workbench.workspace import artifacts_dir
 
 UNKNOWN_PEAK_BYTES = 3 * 2**30  # a first export: converters of the existing tasks stay below
@@ -51,8 +52,6 @@ def estimate_peak(request: Any) -> int:
     peaks = []
     folder = artifacts_dir() / f"{request.task}-{request.model}"
     for manifest_file in folder.glob("*/manifest.json"):
-        from exporters.base import read_manifest
-
         m = read_manifest(manifest_file.parent) or {}
         same = all(
             m.get(k) == getattr(request, k) for k in ("source_framework", "format", "precision")

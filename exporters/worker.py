@@ -24,11 +24,11 @@ from exporters.base import (
     export,
     find_pass,
     sha256_of,
-    size_of,
     write_manifest,
 )
 from workbench.devices import parse_device
 from workbench.formats import runtime_for
+from workbench.manifests import size_of
 from workbench.parity_thresholds import verdict
 from workbench.procs import apply_memory_limit, describe_memory_error, die_with_parent
 from workbench.registry import get_runtime, get_task

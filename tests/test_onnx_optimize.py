@@ -12,11 +12,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from exporters.base import ArtifactRequest, ExportContext, artifact_files, effective_params
+from exporters.base import ArtifactRequest, ExportContext, effective_params
 from exporters.onnx_optimize import OnnxTransformerOptimize
 from exporters.onnx_quantize import OnnxFusedInt8Dynamic
 from exporters.torch_onnx import TorchOnnx
 from workbench.errors import UserError
+from workbench.manifests import artifact_files
 from workbench.models import minilm_encoder as me
 from workbench.registry import get_task
 from workbench.sweep import TaskSweep, _has_pass, plan

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench import workspace
+from workbench.manifests import artifact_files, sha256_of
 
 LINK = ".link"
 COMPLETE = ".complete"
@@ -29,8 +30,6 @@ def _cache_dir(sha256: str) -> Path:
 def local_artifact(sha256: str, name: str, hint: str | None = None) -> str | None:
     """The path of the artifact with this hash on this host, or None. `hint` is where the
     exporter put it; used (and remembered) when it is here with the same hash."""
-    from exporters.base import sha256_of
-
     cache = _cache_dir(sha256)
     if (cache / COMPLETE).exists() and (cache / name).exists():
         return str(cache / name)
@@ -47,8 +46,6 @@ def local_artifact(sha256: str, name: str, hint: str | None = None) -> str | Non
 
 def read_artifact(path: str) -> dict[str, bytes]:
     """An artifact's files as {path relative to its parent folder: bytes}."""
-    from exporters.base import artifact_files
-
     root = Path(path)
     return {str(f.relative_to(root.parent)): f.read_bytes() for f in artifact_files(root)}
 
@@ -56,8 +53,6 @@ def read_artifact(path: str) -> dict[str, bytes]:
 def store_artifact(sha256: str, name: str, files: dict[str, bytes]) -> str:
     """Write sent files into this host's hash cache, check their hash, and return the
     artifact's path; a ValueError when the bytes do not hash to `sha256`."""
-    from exporters.base import sha256_of
-
     cache = _cache_dir(sha256)
     if (cache / COMPLETE).exists() and (cache / name).exists():
         return str(cache / name)

@@ -16,6 +16,7 @@ from typing import Any
 
 from workbench.devices import parse_device
 from workbench.errors import UnavailableError, UserError
+from workbench.manifests import sha256_of
 from workbench.harness.runner import BenchConfig, outcome_rows, run_config
 from workbench.procs import apply_memory_limit, die_with_parent
 from workbench.registry import get_runtime
@@ -38,8 +39,6 @@ def run_job(job: dict[str, Any]) -> None:
     # An artifact whose bytes changed since its export (flipped, truncated) is never measured.
     expected = config.labels.get("artifact_sha256")
     if config.path and expected:
-        from exporters.base import sha256_of
-
         try:
             actual = sha256_of(Path(config.path))
         except OSError as exc:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import UserError
+from workbench.manifests import read_manifest
 from workbench.parity import output_errors
 from workbench.recsys import movielens, rec_data, recommender
 from workbench.signature import TensorSpec
@@ -199,8 +200,6 @@ def artifact_parity(frame: Any) -> Any:
     the artifact's manifest: top-10 overlap with the source, recall@10 of source and
     artifact (the frame itself carries only the verdict's metric)."""
     import pandas as pd
-
-    from exporters.base import read_manifest
 
     rows = []
     if frame.empty or "artifact_path" not in frame:
