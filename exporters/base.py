@@ -17,18 +17,21 @@ import subprocess
 import sys
 import time
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from exporters.cache_key import code_digest, library_versions
+from exporters.memory_budget import MemoryGate, default_budget, estimate_peak
 from workbench import workspace
 from workbench.errors import UserError
+from workbench.formats import runtime_for
 from workbench.manifests import MANIFEST, read_manifest, sha256_of, write_manifest
 from workbench.options import NoOptions, Options
 from workbench.parity_thresholds import current_verdict
 from workbench.procs import file_lock, memory_limit_env, worker_env
-from workbench.registry import PASSES
+from workbench.registry import PASSES, RUNTIMES, get_task
 from workbench.workspace import artifacts_dir
 
 DEFAULT_TIMEOUT_S = 1800.0  # a first export may include training the task's model
@@ -185,9 +188,6 @@ class ArtifactRequest:
 
 def _runtime_module(fmt: str) -> str | None:
     """The module of the runtime that runs `fmt` (parity runs the artifact through it)."""
-    from workbench.formats import runtime_for
-    from workbench.registry import RUNTIMES
-
     try:
         return RUNTIMES.all()[runtime_for(fmt)].__module__
     except (UserError, KeyError):
@@ -213,8 +213,6 @@ def export(
     """Export `request` (or reuse the cached artifact) and return its manifest. Never
     raises for a converter failure: the manifest's status says `failed` and why. The
     converter process gets `timeout_s` and, when given, an address-space limit."""
-    from workbench.registry import get_task
-
     task_obj = get_task(request.task)
     task_obj.check_model(request.model)
     pass_ = find_pass(request.source_framework, request.format, request.precision)
@@ -240,10 +238,6 @@ def export_many(
     only as many as fit the memory budget by their estimated peak RSS
     (`exporters.memory_budget`; default 80% of the available memory); order is kept.
     Artifacts already in the cache are served without waiting."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from exporters.memory_budget import MemoryGate, default_budget, estimate_peak
-
     jobs = jobs or max(1, len(os.sched_getaffinity(0)))
     gate = MemoryGate(memory_budget_bytes or default_budget())
 
@@ -259,8 +253,6 @@ def export_many(
 
 def _is_cached(request: ArtifactRequest) -> bool:
     """A valid cached artifact answers `request` (a quick look, without the lock)."""
-    from workbench.registry import get_task
-
     try:
         task_obj = get_task(request.task)
         pass_ = find_pass(request.source_framework, request.format, request.precision)

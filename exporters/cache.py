@@ -29,6 +29,7 @@ from exporters.base import (
 from workbench.errors import UserError
 from workbench.parity_thresholds import current_verdict
 from workbench.procs import file_lock
+from workbench.registry import get_task
 from workbench.workspace import artifacts_dir
 
 STATES = ("no-manifest", "corrupt", "failed", "stale", "ok")
@@ -104,8 +105,6 @@ def check(entry: Entry, hashes: bool = True, keys: bool = True) -> Entry:
 def current_key(manifest: dict[str, Any]) -> str | None:
     """The key today's code gives the request that made `manifest` (None: it cannot be
     made any more)."""
-    from workbench.registry import get_task
-
     try:
         task = get_task(manifest["task"])
         pass_ = find_pass(manifest["source_framework"], manifest["format"], manifest["precision"])

@@ -15,7 +15,9 @@ from typing import Any
 
 from exporters.base import ExportContext, Pass
 from exporters.torch_onnx import check_onnx
+from workbench.deps import require
 from workbench.options import Options
+from workbench.runtimes.tf_runtime import require_keras
 
 
 @dataclass(frozen=True)
@@ -31,9 +33,6 @@ class KerasOnnx(Pass):
     Params = KerasOnnxParams
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
-        from workbench.deps import require
-        from workbench.runtimes.tf_runtime import require_keras
-
         require_keras(f"pass {self.name!r}")
         for module in ("tf2onnx", "onnx"):
             require(
@@ -41,6 +40,7 @@ class KerasOnnx(Pass):
                 f"{module} is not installed: pass {self.name!r} converts with tf2onnx and "
                 "checks the file with onnx (pip install tf2onnx onnx)",
             )
+        # lazy: tensorflow, tf2onnx
         import tensorflow as tf
         import tf2onnx
 
@@ -61,6 +61,7 @@ class KerasOnnx(Pass):
         if got != wanted:
             raise ValueError(f"tf2onnx named the inputs {got}, the task's inputs are {wanted}")
         _name_dynamic_axes(proto, specs)
+        # lazy: onnx
         import onnx
 
         onnx.save(proto, str(out))

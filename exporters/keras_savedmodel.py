@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from exporters.base import ExportContext, Pass
+from workbench.runtimes.tf_runtime import require_keras
 
 
 class KerasSavedModel(Pass):
@@ -15,10 +16,9 @@ class KerasSavedModel(Pass):
     filename = "saved_model"
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
-        from workbench.runtimes.tf_runtime import require_keras
-
         require_keras(f"pass {self.name!r}")
         source_model = ctx.source_model
+        # lazy: tensorflow
         import tensorflow as tf
 
         source_model.export(str(out), format="tf_saved_model", verbose=False)

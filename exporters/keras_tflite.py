@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from exporters.base import ExportContext, Pass
+from workbench.runtimes.tf_runtime import require_keras
 
 
 class KerasTFLite(Pass):
@@ -16,10 +17,9 @@ class KerasTFLite(Pass):
     filename = "model.tflite"
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
-        from workbench.runtimes.tf_runtime import require_keras
-
         require_keras(f"pass {self.name!r}")
         source_model = ctx.source_model
+        # lazy: tensorflow
         import tensorflow as tf
 
         converter = tf.lite.TFLiteConverter.from_keras_model(source_model)

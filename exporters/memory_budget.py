@@ -32,6 +32,7 @@ def _available_bytes() -> int:
     """Memory available now: psutil where installed, else the kernel's MemAvailable, else
     the machine's physical pages (psutil is optional: the torch-only install lacks it)."""
     try:
+        # lazy: psutil (optional: the torch-only install lacks it)
         import psutil
     except ImportError:
         pass

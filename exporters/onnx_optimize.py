@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from exporters.base import ExportContext, Pass
+from exporters.torch_onnx import check_onnx
 from workbench.errors import UserError
 from workbench.options import Options
 
@@ -61,6 +62,7 @@ class TransformerOptimizeParams(Options):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        # lazy: onnxruntime
         from onnxruntime.transformers.optimizer import MODEL_TYPES
 
         if self.model_type not in MODEL_TYPES:
@@ -105,6 +107,7 @@ def optimize_transformer(
     """Run ORT's transformer optimizer on `source`, write `out` (one file, weights inline)
     and return the fused-operator counts. Raises UserError when attention did not fuse
     and `params.require_attention`."""
+    # lazy: onnxruntime
     from onnxruntime.transformers.optimizer import optimize_model
 
     optimized = optimize_model(
@@ -138,9 +141,8 @@ class OnnxTransformerOptimize(Pass):
     opt_in = True
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
+        # lazy: onnxruntime
         import onnxruntime
-
-        from exporters.torch_onnx import check_onnx
 
         if ctx.upstream_path is None:
             raise RuntimeError(f"pass {self.name!r} needs the FP32 ONNX artifact to optimize")

@@ -41,7 +41,10 @@ from typing import Any, Literal
 import numpy as np
 
 from exporters.base import ExportContext, Pass
+from exporters.torch_onnx import check_onnx
+from workbench.env import cpu_flags
 from workbench.errors import UserError
+from workbench.harness.memory import current_rss_bytes, peak_rss_bytes, reset_peak_rss
 from workbench.options import Options
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -210,6 +213,7 @@ class OnnxInput:
 
 def onnx_inputs(model: Any) -> list[OnnxInput]:
     """The real inputs (not initializers) of an onnx ModelProto."""
+    # lazy: onnx
     from onnx import helper
 
     initializers = {init.name for init in model.graph.initializer}
@@ -296,6 +300,7 @@ def _data_reader(
 ) -> Any:
     """A CalibrationDataReader yielding `feed` in batches of `batch` items (dropping a short
     last batch when `whole_batches`, for models whose batch axis is fixed)."""
+    # lazy: onnxruntime
     from onnxruntime.quantization import CalibrationDataReader
 
     class _Reader(CalibrationDataReader):
@@ -331,6 +336,7 @@ CALIBRATOR_OPTIONS: dict[str, dict[str, Any]] = {
 
 
 def _calibration_method(name: str) -> Any:
+    # lazy: onnxruntime
     from onnxruntime.quantization import CalibrationMethod
 
     return {
@@ -363,6 +369,7 @@ def calibrate(
       calls; histograms merge as ORT merges them batch by batch. (ORT's own
       `max_intermediate_outputs` option is no help: in 1.31 it drops the outputs it
       clears instead of merging them.)"""
+    # lazy: onnxruntime
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
@@ -387,6 +394,7 @@ def _without_arena(calibrator: Any) -> None:
     """Rebuild the calibrator's session (as ORT builds it) without the CPU memory arena:
     an arena keeps the largest batch's activations (rounded up) for the session's life,
     which is the process's peak; without it each run returns its memory."""
+    # lazy: onnxruntime
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -417,8 +425,6 @@ def _calibration_batch(session: Any, feed: Mapping[str, np.ndarray], memory_byte
     one image, ~3 GB for 32), so the slope between the two counts too. (A probe of four
     640-px images cost more than the batch it chose.) Where the peak cannot be reset
     (not Linux), one item at a time."""
-    from workbench.harness.memory import current_rss_bytes, peak_rss_bytes, reset_peak_rss
-
     count = len(next(iter(feed.values())))
 
     def added(n: int) -> int | None:
@@ -437,6 +443,7 @@ def _calibration_batch(session: Any, feed: Mapping[str, np.ndarray], memory_byte
 
 
 def _quant_type(name: str) -> Any:
+    # lazy: onnxruntime
     from onnxruntime.quantization import QuantType
 
     return {"qint8": QuantType.QInt8, "quint8": QuantType.QUInt8}[name]
@@ -445,6 +452,7 @@ def _quant_type(name: str) -> Any:
 def _preprocess(source: Path, out: Path) -> None:
     """ORT's quantization pre-processing: symbolic shape inference, graph optimization,
     ONNX shape inference."""
+    # lazy: onnxruntime
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     # auto_merge: symbolic shape inference merges conflicting symbolic dims (e.g. after
@@ -455,6 +463,7 @@ def _preprocess(source: Path, out: Path) -> None:
 def _restore_io_dim_names(source: Any, out: Path) -> None:
     """Pre-processing renames symbolic dims ("batch" -> "s31"); give the inputs and outputs
     of `out` the symbolic names of the FP32 model again so `--dim NAME=` keeps working."""
+    # lazy: onnx
     import onnx
 
     model = onnx.load(str(out))
@@ -486,6 +495,7 @@ def select_nodes(path: Path, config: NodeSelection, pass_name: str) -> dict[str,
     node of an excluded op type; unnamed nodes get a name in the file first) and warnings
     for op types named that the graph does not have. A node name the graph lacks is a
     UserError listing some that exist."""
+    # lazy: onnx
     import onnx
 
     model = onnx.load(str(path))
@@ -583,6 +593,7 @@ def _count_integer_ops(model: Any) -> int:
 def cpu_runtime_graph(path: Path) -> Any:
     """The graph ONNX Runtime's CPU provider runs for the model at `path` on this machine,
     after all its graph optimizations (QDQ fusion included), as an onnx ModelProto."""
+    # lazy: onnx, onnxruntime
     import onnx
     import onnxruntime
 
@@ -620,6 +631,7 @@ def _int8_op_types(model: Any) -> list[str]:
     """Op types in a dynamically quantized graph that compute on 8-bit data: ops other than
     DequantizeLinear fed by an int8/uint8 initializer or a (Dynamic)QuantizeLinear output,
     e.g. ["Gather", "MatMulInteger"] (says whether an embedding lookup was quantized)."""
+    # lazy: onnx
     import onnx
 
     eight_bit = {onnx.TensorProto.INT8, onnx.TensorProto.UINT8}
@@ -650,6 +662,7 @@ def _count_qdq_ops(model: Any) -> int:
 
 
 def _count_fp16_ops(model: Any) -> int:
+    # lazy: onnx
     import onnx
 
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
@@ -665,8 +678,6 @@ def _count_fp16_ops(model: Any) -> int:
 
 
 def _int8_support() -> dict[str, bool]:
-    from workbench.env import cpu_flags
-
     flags = cpu_flags()
     return {name: bool(flags.get(name)) for name in INT8_FLAGS}
 
@@ -684,6 +695,7 @@ def _int8_warnings(support: Mapping[str, bool], kernels: Mapping[str, int | None
 
 
 def _base_extras(exporter: str, params: Options, definition: str) -> dict[str, Any]:
+    # lazy: onnxruntime
     import onnxruntime
 
     return {
@@ -695,8 +707,6 @@ def _base_extras(exporter: str, params: Options, definition: str) -> dict[str, A
 
 
 def _finish(source: Any, out: Path, extras: dict[str, Any]) -> dict[str, Any]:
-    from exporters.torch_onnx import check_onnx
-
     _restore_io_dim_names(source, out)
     extras["opset"] = check_onnx(out)
     return extras
@@ -723,6 +733,7 @@ class OnnxInt8Dynamic(_OnnxTransform):
     Params = DynamicConfig
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
+        # lazy: onnx, onnxruntime
         import onnx
         from onnxruntime.quantization import quantize_dynamic
 
@@ -773,6 +784,7 @@ class OnnxInt8Static(_OnnxTransform):
     Params = StaticConfig
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
+        # lazy: onnx, onnxruntime
         import onnx
         from onnxruntime.quantization import QuantFormat, quantize_static
 
@@ -854,6 +866,7 @@ class OnnxFp16(_OnnxTransform):
     Params = Fp16Config
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
+        # lazy: onnx, onnxruntime
         import onnx
         from onnxruntime.transformers.float16 import convert_float_to_float16
         from onnxruntime.transformers.onnx_model import OnnxModel

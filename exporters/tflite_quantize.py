@@ -30,8 +30,11 @@ from typing import Any
 import numpy as np
 
 from exporters.base import ExportContext, Pass
+from workbench.deps import require
 from workbench.errors import UserError
 from workbench.options import Options
+from workbench.runtimes.litert_runtime import LITERT_MISSING
+from workbench.runtimes.tf_runtime import require_keras
 
 
 def check_calibration_shapes(
@@ -84,6 +87,7 @@ def representative_dataset(
 def tensor_census(model_path: Path) -> dict[str, Any]:
     """How many tensors are quantized (int8/int16/int32 with quantization parameters, or
     float16) out of all the interpreter's tensors, with dtype and op counts."""
+    # lazy: ai_edge_litert
     from ai_edge_litert import interpreter as litert
 
     interp = litert.Interpreter(model_path=str(model_path))
@@ -152,6 +156,7 @@ def tail_nodes(model_content: bytes) -> tuple[list[str], Counter]:
     op's output (yolov8n_320: `Sum` of the DFL, 0..15 bins, logged as 0..480, the range
     of `Sum * stride`; `Softmax` logged as 0..15), so int8 there rounds box distances to
     ~1.9 bins = 15..60 px. These ops have no weights to shrink and little compute."""
+    # lazy: ai_edge_litert
     from ai_edge_litert import interpreter as litert
 
     interp = litert.Interpreter(
@@ -180,10 +185,6 @@ def tail_nodes(model_content: bytes) -> tuple[list[str], Counter]:
 def _require_converter_and_interpreter(pass_name: str) -> None:
     """A ModuleNotFoundError naming what is missing: TensorFlow's converter, or the
     ai-edge-litert interpreter that inspects the quantized file."""
-    from workbench.deps import require
-    from workbench.runtimes.litert_runtime import LITERT_MISSING
-    from workbench.runtimes.tf_runtime import require_keras
-
     require_keras(f"pass {pass_name!r}")
     require(
         "ai_edge_litert",
@@ -204,6 +205,7 @@ class _KerasTFLiteQuantized(Pass):
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
         _require_converter_and_interpreter(self.name)
+        # lazy: tensorflow
         import tensorflow as tf
 
         converter = tf.lite.TFLiteConverter.from_keras_model(ctx.source_model)
@@ -293,6 +295,7 @@ class KerasTFLiteInt8Static(_KerasTFLiteQuantized):
         else:
             extras = {**super().export(ctx, out), "float_tail": False}
         if extras["int8_io"]:
+            # lazy: ai_edge_litert
             from ai_edge_litert import interpreter as litert
 
             interp = litert.Interpreter(model_path=str(out))
@@ -311,6 +314,7 @@ class KerasTFLiteInt8Static(_KerasTFLiteQuantized):
         `TFLiteConverter.convert()` runs itself (calibrate, `mlir_quantize`), split the way
         `tf.lite.experimental.QuantizationDebugger` splits them for selective quantization
         (its `denylisted_nodes`), here without its numeric-verify debug model."""
+        # lazy: tensorflow
         import tensorflow as tf
         from tensorflow.lite.python import convert  # mlir_quantize: what the debugger calls
 

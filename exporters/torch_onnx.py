@@ -22,6 +22,7 @@ def _dynamic_axes(ctx: ExportContext) -> dict[str, dict[int, str]]:
 
 def check_onnx(path: Path) -> int:
     """Run onnx.checker and shape inference on the file; return its opset."""
+    # lazy: onnx
     import onnx
 
     onnx.checker.check_model(str(path), full_check=False)
@@ -46,6 +47,7 @@ class TorchOnnx(Pass):
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
         source_model, params = ctx.source_model, ctx.params
+        # lazy: torch
         import torch
 
         specs = ctx.input_specs()

@@ -24,6 +24,7 @@ class TorchDynamicInt8(Pass):
     filename = "model.pt"
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
+        # lazy: torch
         import torch
         from torch import nn
         from torch.ao.quantization import quantize_dynamic

@@ -12,12 +12,11 @@ from typing import Any, Literal
 
 from exporters.base import ExportContext, Pass
 from workbench.options import Options
+from workbench.runtimes.torch_runtime import write_signature_sidecar
 
 
 def write_signature(out: Path, specs: list[Any]) -> None:
     """The input signature beside a TorchScript/pt2 file (TorchScript carries none)."""
-    from workbench.runtimes.torch_runtime import write_signature_sidecar
-
     write_signature_sidecar(out, specs)
 
 
@@ -35,6 +34,7 @@ class TorchScriptPass(Pass):
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
         source_model, params = ctx.source_model, ctx.params
+        # lazy: torch
         import torch
 
         example = tuple(torch.from_numpy(v) for v in ctx.example_inputs(2).values())
@@ -58,6 +58,7 @@ class TorchExportPass(Pass):
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
         source_model = ctx.source_model
+        # lazy: torch
         import torch
 
         specs = ctx.input_specs()

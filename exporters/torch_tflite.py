@@ -19,8 +19,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from exporters.base import ExportContext, Pass
+from workbench.deps import require
+from workbench.devices import parse_device
 from workbench.errors import UserError
 from workbench.options import Options
+from workbench.registry import get_runtime
+from workbench.runtimes.base import RuntimeOptions
+from workbench.runtimes.litert_runtime import litert_missing
 
 
 @dataclass(frozen=True)
@@ -47,9 +52,6 @@ class TorchTFLite(Pass):
     Params = TorchTFLiteParams
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
-        from workbench.deps import require
-        from workbench.runtimes.litert_runtime import litert_missing
-
         require(
             "litert_torch",
             f"litert-torch is not installed: pass {self.name!r} converts with litert-torch "
@@ -64,6 +66,7 @@ class TorchTFLite(Pass):
             )
         # The worker has already imported torch to build the source model, so torch (and
         # torch.export) load before anything litert-torch brings in.
+        # lazy: litert_torch, torch
         import litert_torch
         import torch
 
@@ -110,10 +113,6 @@ def _litert_problem(path: Path, ctx: ExportContext) -> str | None:
     """Why LiteRT (with XNNPACK, as benchmarks run it) cannot run a dynamic-batch file at
     batch 1 and 3, or None. litert-torch can emit a file whose batch axis is dynamic in the
     signature yet that XNNPACK fails to reshape at load or invoke."""
-    from workbench.devices import parse_device
-    from workbench.registry import get_runtime
-    from workbench.runtimes.base import RuntimeOptions
-
     try:
         loaded = get_runtime("litert").load(path, RuntimeOptions(parse_device("cpu")))
         try:

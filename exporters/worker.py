@@ -45,6 +45,7 @@ HINTS = {
 def reference_outputs(framework: str, source: Any, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
     """The source model's own outputs for `feed` (inputs in the task's order)."""
     if framework == "torch":
+        # lazy: torch
         import torch
 
         with torch.inference_mode():

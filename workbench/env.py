@@ -110,6 +110,7 @@ def cpu_flags(flags_line: str | None = None) -> dict[str, bool]:
 
 def _physical_cores() -> int | None:
     try:
+        # lazy: psutil (optional: the torch-only install lacks it)
         import psutil
     except ImportError:
         return None
@@ -132,6 +133,7 @@ def cpu_info() -> dict[str, Any]:
 def memory_bytes() -> int | None:
     """Total physical memory in bytes (psutil, else /proc/meminfo)."""
     try:
+        # lazy: psutil (optional: the torch-only install lacks it)
         import psutil
 
         return int(psutil.virtual_memory().total)

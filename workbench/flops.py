@@ -22,6 +22,8 @@ listed as uncounted too.
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -80,6 +82,7 @@ class FlopCount:
 
 
 def _load(model: Any) -> Any:
+    # lazy: onnx
     import onnx
 
     if isinstance(model, onnx.ModelProto):
@@ -242,6 +245,7 @@ def count_flops(
     at `batch_size`. `input_dims` gives full shapes for inputs with other symbolic dims
     (e.g. a sequence length). Nodes whose shapes stay unknown are listed in `unresolved`
     and left out of the total rather than guessed."""
+    # lazy: onnx
     import onnx
 
     if batch_size < 1:
@@ -281,9 +285,6 @@ def count_flops(
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m workbench.flops MODEL.onnx [--batch N]`: print the count as JSON."""
-    import argparse
-    import json
-
     ap = argparse.ArgumentParser(description="FLOPs of an ONNX model")
     ap.add_argument("model", type=Path)
     ap.add_argument("--batch", type=int, default=1)

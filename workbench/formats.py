@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 from workbench.errors import UserError
+from workbench.registry import RUNTIMES
 
 PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
 # onnx-fused: ONNX rewritten by ORT's transformer optimizer (com.microsoft fused ops)
@@ -134,6 +135,7 @@ def _zip_format(path: Path) -> str:
 
 def _onnx_error(path: Path) -> str | None:
     """None when `path` parses as an ONNX model with a graph; else the reason."""
+    # lazy: onnx
     import onnx
 
     try:
@@ -158,7 +160,6 @@ def runtime_for(fmt: str) -> str:
     (a plugin's, say) that lists the format."""
     if fmt in DEFAULT_RUNTIME:
         return DEFAULT_RUNTIME[fmt]
-    from workbench.registry import RUNTIMES
 
     for name, cls in RUNTIMES.all().items():
         if fmt in cls.formats:

@@ -76,6 +76,7 @@ def declared_int_ranges(path: Path, fmt: str) -> tuple[dict[str, list[Any]], boo
     such information in a form read here (the second value is then True)."""
     if fmt not in ("onnx", "onnx-fused"):
         return {}, True
+    # lazy: onnx
     import onnx
 
     try:

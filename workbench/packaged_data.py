@@ -127,6 +127,7 @@ def read_bytes(dist: str, member: str) -> bytes:
 
 def read_parquet(dist: str, member: str) -> Any:
     """A parquet member (brotli-compressed files included) as a pandas DataFrame."""
+    # lazy: pandas
     import pandas as pd
 
     return pd.read_parquet(io.BytesIO(read_bytes(dist, member)))

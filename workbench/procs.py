@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import workbench
 
 CODE_ROOT = Path(workbench.__file__).resolve().parents[1]
@@ -110,8 +112,6 @@ def cached_npz(path: Path, producer: str, *args: str) -> dict[str, Any]:
     ("package.module:function", called as function(path, *args)) in a child process --
     weights come from PyTorch, which must not load into a Keras process -- under a file
     lock, so that concurrent callers make it once; then read from the cache."""
-    import numpy as np
-
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         module, function = producer.split(":")

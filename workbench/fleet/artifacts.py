@@ -143,6 +143,7 @@ def settle(client: Any, pinned_futures: list[tuple[Any, ...]], poll_s: float = 1
     """Wait until each future is done, or a host it needs has left the cluster (a task
     pinned to a lost worker, or waiting on data from one, would wait forever). Items are
     (address, future, other addresses it needs...); None addresses are ignored."""
+    # lazy: distributed
     from distributed import wait
 
     while True:

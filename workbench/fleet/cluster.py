@@ -29,6 +29,7 @@ CONNECT_TIMEOUT_S = 30
 def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Any:
     """A `distributed.Client` on the scheduler at `address` (e.g. tcp://host:8786), or a
     UserError saying it cannot be reached."""
+    # lazy: distributed
     from distributed import Client
 
     if "://" not in address:
@@ -183,6 +184,7 @@ def _wait_for_scheduler(
 
 
 def _wait_for_workers(cluster: LocalCluster, n: int, timeout_s: float) -> None:
+    # lazy: distributed
     from distributed import Client
 
     with Client(cluster.address, timeout=timeout_s, set_as_default=False) as client:

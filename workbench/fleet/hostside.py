@@ -16,7 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from exporters.base import ArtifactRequest, export
 from workbench import workspace
+from workbench.harness.runner import BenchConfig, outcome_rows
 from workbench.manifests import artifact_files, sha256_of
 
 LINK = ".link"
@@ -84,8 +86,6 @@ def export_here(
 ) -> dict[str, Any]:
     """Export an artifact on this host (its architecture differs from the client's) and
     put it in the hash cache; its manifest."""
-    from exporters.base import ArtifactRequest, export
-
     manifest = export(
         ArtifactRequest(**request), timeout_s=timeout_s, memory_limit_bytes=memory_limit_bytes
     )
@@ -95,6 +95,7 @@ def export_here(
 
 
 def whoami() -> str:
+    # lazy: distributed
     from distributed import get_worker
 
     return str(get_worker().address)
@@ -104,7 +105,7 @@ def bench(payload: dict[str, Any]) -> dict[str, Any]:
     """Measure one configuration here: find its artifact by hash, run the harness worker
     process into a scratch run, and return the rows with this host's address and
     fingerprint."""
-    from workbench.harness.runner import BenchConfig, outcome_rows
+    # lazy: pandas (via workbench.results, workbench.sweep)
     from workbench.results import RunStore
     from workbench.sweep import WORKER_TIMEOUT_S, _run_worker
 

@@ -23,6 +23,7 @@ from workbench.atomic import write_json_atomic
 from workbench.errors import UserError
 from workbench.fleet import hostside
 from workbench.fleet.artifacts import ArtifactKey, export_all, stage
+from workbench.fleet.cluster import connect
 from workbench.fleet.inventory import RESOURCE, Host, inventory
 from workbench.fleet.select import select
 from workbench.formats import runtime_for
@@ -241,6 +242,7 @@ def run_fleet(
 ) -> None:
     """Measure `sweep` on `hosts` (once per group) into `store`; with `only`, just those
     (row identity, group) pairs (what a resume still lacks)."""
+    # lazy: distributed
     from distributed import wait
 
     groups = groups_of(hosts, options.each_host)
@@ -396,8 +398,6 @@ def run_stored_fleet(
 ) -> RunStore:
     """Run `sweep` over the cluster into a new stored run (its manifest keeps the sweep
     and the fleet options, so `resume_fleet` can finish it); the finished store."""
-    from workbench.fleet.cluster import connect
-
     own = client is None
     client = client or connect(options.cluster)
     try:
@@ -448,8 +448,6 @@ def resume_fleet(
     current hosts, exactly the (configuration, host group) pairs with no row yet.
     Returns the store and the (row identity, host group) pairs that were missing; fails
     with a UserError while another process still writes the run."""
-    from workbench.fleet.cluster import connect
-
     path = workspace.runs_dir() / run_id
     if not run_id or "/" in run_id or not path.is_dir():
         raise UserError(f"no run {run_id!r} in this workspace: `ls .workbench/runs` lists them")

@@ -24,6 +24,7 @@ from workbench.errors import UnavailableError, UserError
 from workbench.harness.memory import peak_rss_bytes, reset_peak_rss
 from workbench.harness.stats import summarize
 from workbench.harness.timing import StopRule, time_calls
+from workbench.model_inputs import InputPlan, describe, make_feeds
 from workbench.options import Options
 from workbench.procs import describe_memory_error
 from workbench.registry import get_runtime
@@ -234,8 +235,6 @@ def _measure_batch(
     real_shape = tuple(next(iter(pool[0].values())).shape) if pool else None
     note = None
     if pool is None and config.input_plan is not None:
-        from workbench.model_inputs import InputPlan, describe, make_feeds
-
         plan = InputPlan.from_json(config.input_plan)
         pool = make_feeds(specs, batch_size, config.dims, plan, config.pool_size, batch_size)
         real_shape = tuple(next(iter(pool[0].values())).shape) if specs else None

@@ -16,10 +16,10 @@ from typing import Any
 
 from workbench.devices import parse_device
 from workbench.errors import UnavailableError, UserError
-from workbench.manifests import sha256_of
 from workbench.harness.runner import BenchConfig, outcome_rows, run_config
+from workbench.manifests import sha256_of
 from workbench.procs import apply_memory_limit, die_with_parent
-from workbench.registry import get_runtime
+from workbench.registry import get_runtime, get_task
 from workbench.results import RunStore
 from workbench.runtimes.base import RuntimeOptions
 from workbench.signature import TensorSpec
@@ -61,8 +61,6 @@ def run_job(job: dict[str, Any]) -> None:
     specs = None
     pipeline = None
     if job.get("task"):
-        from workbench.registry import get_task
-
         task = get_task(job["task"])
         specs = task.input_specs(job["model"], job["source_framework"])
         if config.end_to_end:

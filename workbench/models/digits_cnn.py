@@ -23,9 +23,11 @@ child process (PyTorch must never load into a Keras process), cached in
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,7 @@ def digits_split(
     """(x_train, y_train, x_test, y_test): the fixed stratified split of the digits, images
     as float32 ``x / 16`` in [0, 1] in `layout` ("nchw" or "nhwc"), labels int64."""
     _require_sklearn()
+    # lazy: sklearn
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -103,8 +106,7 @@ def random_shift(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def torch_net(fused: bool = False) -> Any:
     """The network as an nn.Sequential: with BatchNorm and dropout for training, or
     (fused=True) as deployed -- convolutions with biases, no BatchNorm, no dropout."""
-    from collections import OrderedDict
-
+    # lazy: torch
     from torch import nn
 
     layers: list[tuple[str, nn.Module]] = []
@@ -126,6 +128,7 @@ def torch_net(fused: bool = False) -> Any:
 def fused_state(net: Any) -> dict[str, np.ndarray]:
     """A training net's weights with each BatchNorm folded into the convolution before it,
     as float32 NumPy arrays keyed like `torch_net(fused=True)`'s state dict (OIHW)."""
+    # lazy: torch
     from torch import nn
 
     out: dict[str, np.ndarray] = {}
@@ -154,6 +157,7 @@ def weights_only(state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def build_torch(weights: Mapping[str, np.ndarray]) -> Any:
     """The inference model (BatchNorm folded, eval mode): [B, 1, 8, 8] -> logits [B, 10]."""
+    # lazy: torch
     import torch
 
     net = torch_net(fused=True)
@@ -163,6 +167,7 @@ def build_torch(weights: Mapping[str, np.ndarray]) -> Any:
 
 def predict_torch(model: Any, images: np.ndarray, batch: int = 512) -> np.ndarray:
     """Logits of a PyTorch model for NCHW images, as a NumPy array."""
+    # lazy: torch
     import torch
 
     with torch.no_grad():
@@ -175,8 +180,7 @@ def predict_torch(model: Any, images: np.ndarray, batch: int = 512) -> np.ndarra
 def train(seed: int = TRAIN_SEED, epochs: int = EPOCHS, log: Any = None) -> Any:
     """Train the network on the training split; returns it in eval mode (with BatchNorm).
     AdamW, one-cycle-like schedule (linear warm-up, cosine decay), label smoothing."""
-    import math
-
+    # lazy: torch
     import torch
     import torch.nn.functional as F
 
@@ -217,6 +221,7 @@ def train_to(path: str, seed: int | str = TRAIN_SEED) -> None:
     """Train and write the fused weights to `path` (.npz, atomically), with __meta entries:
     training seconds, thread count, and the fused model's held-out accuracy."""
     seed = int(seed)
+    # lazy: torch
     import torch
 
     # At most 2 intra-op threads unless $WORKBENCH_TRAIN_THREADS says otherwise: spinning
@@ -259,6 +264,7 @@ def build_keras(weights: Mapping[str, np.ndarray] | None = None, name: str = "di
     """The same inference network in Keras 3 (NHWC): input "input" [B, 8, 8, 1] -> output
     "logits" [B, 10]; with `weights` (a fused PyTorch state), those weights are copied in
     (kernels OIHW -> HWIO, dense [out, in] -> [in, out])."""
+    # lazy: keras
     import keras
 
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name=INPUT_NAME, dtype="float32")

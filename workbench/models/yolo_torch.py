@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from workbench.models.yolo_config import STRIDES, YoloConfig, anchor_points
 
@@ -243,8 +244,6 @@ def build_fused(cfg: YoloConfig, state: dict[str, np.ndarray]) -> YoloV8:
 
 def complexity(model: nn.Module, image_size: int) -> dict[str, float]:
     """Parameter count and GFLOPs (multiply-add = 2 FLOPs) of one image at image_size."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     params = sum(p.numel() for p in model.parameters())
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():

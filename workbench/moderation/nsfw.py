@@ -12,6 +12,7 @@ JPEG round trip (Pillow's default quality; the Caffe model was trained on JPEG d
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from collections.abc import Sequence
@@ -71,8 +72,6 @@ def preprocess(images: Sequence[Any], jpeg_roundtrip: bool = True) -> np.ndarray
 def int8_path(calibration: Sequence[Any]) -> Path:
     """Static INT8 (QDQ, per-channel weights, MinMax on `calibration` images), built once
     per machine and calibration set."""
-    import hashlib
-
     feed = preprocess(calibration)
     key = hashlib.sha256(feed.tobytes()).hexdigest()[:12]
     path = weights_dir() / f"open_nsfw-1.0.0-int8-static-{key}.onnx"
@@ -84,6 +83,7 @@ def int8_path(calibration: Sequence[Any]) -> Path:
 
 
 def _quantize_static(source: Path, out: Path, feed: np.ndarray) -> None:
+    # lazy: onnxruntime
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
 
     class Reader(CalibrationDataReader):

@@ -31,6 +31,7 @@ OPSET = 17
 
 def _require() -> Any:
     try:
+        # lazy: profanity_check
         import profanity_check  # noqa: F401
     except ImportError as exc:
         raise UnavailableError(
@@ -42,6 +43,7 @@ def _require() -> Any:
 @cache
 def sklearn_pipeline() -> Any:
     """The package's own fitted vectorizer and calibrated SVM as one sklearn Pipeline."""
+    # lazy: sklearn
     from sklearn.pipeline import make_pipeline
 
     module = _require()
@@ -77,6 +79,7 @@ def _skl2onnx_version() -> str:
 
 def convert() -> Any:
     """skl2onnx conversion: string input [N, 1] -> label, probabilities [N, 2]."""
+    # lazy: skl2onnx
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import StringTensorType
 
@@ -96,6 +99,7 @@ class OnnxProfanity:
     running side by side do not fight over the cores)."""
 
     def __init__(self, threads: int = 1) -> None:
+        # lazy: onnxruntime
         import onnxruntime as ort
 
         options = ort.SessionOptions()

@@ -24,7 +24,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from exporters.base import ArtifactRequest, export
 from workbench.errors import UserError
+from workbench.moderation import nsfw
+from workbench.moderation.profanity import OnnxProfanity
+from workbench.nlp.data import SENTIMENTS
+from workbench.nlp.text_task import tokenizer
+from workbench.registry import get_task
+from workbench.tasks.ner import entities
+from workbench.tasks.text_classification import softmax
+from workbench.vision.scenes import make_scenes
 
 TEXT_STAGES = ("profanity", "sentiment", "sensitive")
 IMAGE_STAGES = ("nsfw", "objects")
@@ -63,6 +72,7 @@ FP32 = Variant()
 
 
 def session(path: Path | str, threads: int) -> Any:
+    # lazy: onnxruntime
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -73,8 +83,6 @@ def session(path: Path | str, threads: int) -> Any:
 
 def task_artifact(task: str, model: str, precision: str) -> Path:
     """A task's ONNX artifact from the export cache (exported now if missing)."""
-    from exporters.base import ArtifactRequest, export
-
     wanted = {
         "fp32": "fp32",
         "int8": "int8-static" if task == "object_detection" else "int8-dynamic",
@@ -109,8 +117,6 @@ class ProfanityStage(Stage):
     branch = "text"
 
     def __init__(self, precision: str = "fp32", threads: int = 1) -> None:
-        from workbench.moderation.profanity import OnnxProfanity
-
         super().__init__(precision, threads)
         self.model = OnnxProfanity(threads)
         self.path = self.model.path
@@ -129,10 +135,6 @@ class SentimentStage(Stage):
         self.session = session(self.path, threads)
 
     def run(self, items: Sequence[str]) -> list[dict[str, Any]]:
-        from workbench.nlp.data import SENTIMENTS
-        from workbench.nlp.text_task import tokenizer
-        from workbench.tasks.text_classification import softmax
-
         batch = tokenizer(SEQ_CUT).encode(list(items), "longest")
         probs = softmax(self.session.run(None, batch.feed())[0])
         return [
@@ -170,9 +172,6 @@ class SensitiveStage(Stage):
         self.session = session(self.path, threads)
 
     def run(self, items: Sequence[str]) -> list[dict[str, Any]]:
-        from workbench.nlp.text_task import tokenizer
-        from workbench.tasks.ner import entities
-
         owners, starts, pieces = [], [], []
         for i, text in enumerate(items):
             for start, piece in windows(text):
@@ -195,15 +194,11 @@ class NsfwStage(Stage):
     branch = "image"
 
     def __init__(self, precision: str = "fp32", threads: int = 1) -> None:
-        from workbench.moderation import nsfw
-
         super().__init__(precision, threads)
         self.path = nsfw.fp32_path() if precision == "fp32" else nsfw.int8_path(calibration())
         self.session = session(self.path, threads)
 
     def run(self, items: Sequence[np.ndarray]) -> list[dict[str, Any]]:
-        from workbench.moderation import nsfw
-
         probs = self.session.run(None, {nsfw.INPUT: nsfw.preprocess(list(items))})[0]
         return [{"score": float(p[nsfw.NSFW_INDEX])} for p in probs]
 
@@ -211,8 +206,6 @@ class NsfwStage(Stage):
 def calibration() -> list[np.ndarray]:
     """Calibration images for the static INT8 NSFW model: generated scenes only, so the
     real photos of the evaluation set are never seen by the calibrator."""
-    from workbench.vision.scenes import make_scenes
-
     return [s.image for s in make_scenes(16, 320, seed=4242, stream="calibration")]
 
 
@@ -221,8 +214,6 @@ class ObjectStage(Stage):
     branch = "image"
 
     def __init__(self, precision: str = "fp32", threads: int = 1) -> None:
-        from workbench.registry import get_task
-
         super().__init__(precision, threads)
         self.task = get_task("object_detection")
         self.path = task_artifact("object_detection", DETECTOR, precision)

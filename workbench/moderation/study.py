@@ -10,6 +10,7 @@ artifacts from the export cache.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -17,18 +18,21 @@ from typing import Any
 import numpy as np
 
 from workbench.harness.stats import summarize
-from workbench.moderation.pipeline import Moderator
+from workbench.moderation.pipeline import Moderator, decide
 from workbench.moderation.policy import DEFAULT_POLICY, Policy
+from workbench.moderation.profanity import OnnxProfanity, parity
 from workbench.moderation.request import ModerationRequest
 from workbench.moderation.stages import FP32, STAGE_CLASSES, STAGES, TEXT_STAGES, Variant
+from workbench.nlp.data import ner_sentences, reviews
+from workbench.profiles import get_profile
+from workbench.vision.photos import photo, photo_names
+from workbench.vision.scenes import make_scenes
 
 AGREEMENT_GOAL = 0.99
 
 
 def eval_texts(n: int) -> list[str]:
     """Real texts, half held-out clothing reviews, half held-out tweets (fixed order)."""
-    from workbench.nlp.data import ner_sentences, reviews
-
     reviews_ = list(reviews()[1].texts)
     tweets = [s.text for s in ner_sentences()[1]]
     half = n // 2
@@ -39,9 +43,6 @@ def eval_images(n_generated: int) -> list[tuple[str, np.ndarray]]:
     """Every bundled photo (scikit-image, scikit-learn), generated detection scenes (shapes
     on photo and terrain backgrounds; crosses are what the default policy forbids) and
     flat, noise and gradient images."""
-    from workbench.vision.photos import photo, photo_names
-    from workbench.vision.scenes import make_scenes
-
     images = [(f"photo:{name}", np.array(photo(name))) for name in photo_names()]
     scenes = make_scenes(max(n_generated - 3, 0), 320, seed=99, stream="held_out")
     images += [(f"scene:{i}", s.image) for i, s in enumerate(scenes)]
@@ -185,10 +186,6 @@ def fastest_passing(
     Then every mix of precisions is decided from those findings (stages are independent),
     and the mix with the lowest summed stage latency whose whole-pipeline decisions agree
     with FP32 on >= 99 % of the requests wins. Rows: one per stage, plus `mixes`."""
-    import itertools
-
-    from workbench.moderation.pipeline import decide
-
     rows: list[dict[str, Any]] = []
     found: dict[tuple[str, str], list[dict[str, Any] | None]] = {}
     ms: dict[tuple[str, str], float] = {}
@@ -323,16 +320,12 @@ SIZES: dict[str, dict[str, int]] = {
 
 
 def sizes(profile: str) -> dict[str, int]:
-    from workbench.profiles import get_profile
-
     get_profile(profile)
     return SIZES[profile]
 
 
 def profanity_parity(texts: Sequence[str], policy: Policy = DEFAULT_POLICY) -> dict[str, Any]:
     """ONNX vs scikit-learn on `texts` plus a few non-ASCII probes (accents, German, CJK)."""
-    from workbench.moderation.profanity import OnnxProfanity, parity
-
     probes = [
         "Café naïve résumé shit",
         "Ich hasse dich, du Arschloch",

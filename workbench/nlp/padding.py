@@ -131,6 +131,7 @@ def compare_padding(
 
 def onnx_runner(path: str, threads: int | None = None) -> ModelFn:
     """A CPU ONNX Runtime session as a feed -> outputs function."""
+    # lazy: onnxruntime
     import onnxruntime as ort
 
     options = ort.SessionOptions()

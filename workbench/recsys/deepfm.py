@@ -57,6 +57,7 @@ def offsets(sizes: tuple[int, ...]) -> np.ndarray:
 
 def torch_module(sizes: tuple[int, ...]) -> Any:
     """A fresh DeepFM nn.Module for fields with `sizes` rows each."""
+    # lazy: torch
     import torch
     from torch import nn
 
@@ -99,6 +100,7 @@ def torch_module(sizes: tuple[int, ...]) -> Any:
 
 def build_torch(weights: Mapping[str, np.ndarray]) -> Any:
     """The trained model in eval mode: (ids [B, 7] int32, genres [B, 19]) -> logit [B, 1]."""
+    # lazy: torch
     import torch
 
     state = weights_only(weights)
@@ -109,6 +111,7 @@ def build_torch(weights: Mapping[str, np.ndarray]) -> Any:
 
 def predict_torch(model: Any, feed: Mapping[str, np.ndarray], batch: int = 8192) -> np.ndarray:
     """Logits [N] of a PyTorch DeepFM, in chunks."""
+    # lazy: torch
     import torch
 
     ids, genres = feed["ids"], feed["genres"]
@@ -127,6 +130,7 @@ def weights_only(state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def train(epochs: int = EPOCHS, seed: int = SEED, log: Any = None) -> Any:
     """Adam on binary cross-entropy over the training split, fixed seed and shuffles."""
+    # lazy: torch
     import torch
     import torch.nn.functional as F
 
@@ -162,6 +166,7 @@ def train(epochs: int = EPOCHS, seed: int = SEED, log: Any = None) -> Any:
 
 def evaluate(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """AUC and log loss (scikit-learn) of logits against 0/1 labels."""
+    # lazy: sklearn
     from sklearn.metrics import log_loss, roc_auc_score
 
     prob = 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
@@ -171,6 +176,7 @@ def evaluate(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 def train_to(path: str, seed: int | str = SEED) -> None:
     """Train, evaluate on the test split and write the weights to `path` (.npz,
     atomically) with __meta entries: seconds, threads, test AUC and log loss."""
+    # lazy: torch
     import torch
 
     torch.set_num_threads(
@@ -212,6 +218,7 @@ def trained_weights(seed: int = SEED) -> dict[str, np.ndarray]:
 def build_keras(weights: Mapping[str, np.ndarray], name: str = "deepfm") -> Any:
     """The same network in Keras 3, the PyTorch weights copied in (Linear [out, in] ->
     Dense [in, out]): inputs "ids" int32 [B, 7] and "genres" float32 [B, 19] -> [B, 1]."""
+    # lazy: keras
     import keras
     from keras import ops
 

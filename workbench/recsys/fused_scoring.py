@@ -11,16 +11,21 @@ int64 (dense item indices), best first.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from workbench.errors import UserError
+from workbench.recsys.catalog_scale import time_call
+from workbench.recsys.metrics import recall_at_k, topk_overlap
+from workbench.recsys.retrieval import exact_topk
 
 
 def scoring_graph(catalog: np.ndarray, k: int, input_name: str = "embedding", opset: int = 17):
     """The ONNX model embedding [batch, DIM] + exclude [batch, n] -> (scores, items)."""
+    # lazy: onnx
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -59,6 +64,7 @@ def scoring_graph(catalog: np.ndarray, k: int, input_name: str = "embedding", op
 def fuse_with_tower(tower_path: Path, catalog: np.ndarray, k: int, out: Path) -> Path:
     """Append the scoring graph to an exported ONNX user tower (its single output feeds
     the MatMul) and write the fused model to `out`."""
+    # lazy: onnx
     import onnx
     from onnx import compose
 
@@ -87,14 +93,10 @@ def fused_vs_separate(tower_path: Path, kind: str, k: int = 10, reps: int = 5) -
     """All 943 users through (a) the fused ONNX graph and (b) the ONNX tower, then
     `exact_topk` in NumPy: top-k overlap, recall@k of each, p50 ms of each (ONNX Runtime,
     CPU, default threads)."""
-    import tempfile
-
+    # lazy: onnxruntime, pandas (via workbench.recsys.two_tower)
     import onnxruntime as ort
 
     from workbench.recsys import movielens, rec_data, two_tower
-    from workbench.recsys.catalog_scale import time_call
-    from workbench.recsys.metrics import recall_at_k, topk_overlap
-    from workbench.recsys.retrieval import exact_topk
 
     weights = two_tower.trained_weights()
     catalog = two_tower.catalog_embeddings(weights, kind)

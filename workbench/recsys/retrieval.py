@@ -185,6 +185,7 @@ class AnnIndex:
     @property
     def nbytes(self) -> int:
         """Serialized size: the vectors (or codes) plus the graph / inverted lists."""
+        # lazy: faiss
         import faiss
 
         return int(faiss.serialize_index(self.index).nbytes)
@@ -194,6 +195,7 @@ class AnnIndex:
         if "ef_search" in params:
             self.index.hnsw.efSearch = int(params["ef_search"])
         if "nprobe" in params:
+            # lazy: faiss
             import faiss
 
             faiss.extract_index_ivf(self.index).nprobe = int(params["nprobe"])
@@ -243,6 +245,7 @@ def build_index(items: np.ndarray, kind: str = "hnsw", **params: Any) -> AnnInde
     Training samples at most 64 points per cell, from a fixed seed. transform="l2" turns
     the inner-product search into an L2 one over augmented vectors (scores returned are
     still inner products)."""
+    # lazy: faiss
     import faiss
 
     items = _check_matrix("item embeddings", items)

@@ -30,7 +30,9 @@ from typing import Any
 import numpy as np
 
 from workbench.procs import cached_npz
-from workbench.recsys import rec_data
+from workbench.recsys import movielens, rec_data
+from workbench.recsys.metrics import ndcg_at_k, recall_at_k
+from workbench.recsys.retrieval import exact_topk
 from workbench.workspace import weights_dir
 
 DIM = 64  # output embedding size of every tower
@@ -79,6 +81,7 @@ def tower_weights(weights: Mapping[str, np.ndarray], kind: str, side: str) -> di
 
 def torch_tower(kind: str, side: str) -> Any:
     """A fresh tower nn.Module whose forward takes INPUTS[(kind, side)] in order."""
+    # lazy: torch
     import torch
     from torch import nn
 
@@ -141,6 +144,7 @@ def torch_tower(kind: str, side: str) -> Any:
 
 def build_torch(weights: Mapping[str, np.ndarray], kind: str, side: str) -> Any:
     """The trained tower in eval mode."""
+    # lazy: torch
     import torch
 
     module = torch_tower(kind, side)
@@ -156,6 +160,7 @@ def build_torch(weights: Mapping[str, np.ndarray], kind: str, side: str) -> Any:
 
 def build_keras(weights: Mapping[str, np.ndarray], kind: str, side: str) -> Any:
     """The same tower in Keras 3, inputs named as in INPUTS, output [B, DIM]."""
+    # lazy: keras
     import keras
 
     params = tower_weights(weights, kind, side)
@@ -252,16 +257,12 @@ def numpy_tower(
 
 def catalog_embeddings(weights: Mapping[str, np.ndarray], kind: str) -> np.ndarray:
     """[n_items, DIM] item vectors of the whole catalog (item index order)."""
-    from workbench.recsys import movielens
-
     items = np.arange(movielens.load().n_items)
     return numpy_tower(weights, kind, "item", rec_data.item_feed(items, kind))
 
 
 def user_embeddings(weights: Mapping[str, np.ndarray], kind: str) -> np.ndarray:
     """[n_users, DIM] vectors of every known user (user index order)."""
-    from workbench.recsys import movielens
-
     users = np.arange(movielens.load().n_users)
     return numpy_tower(weights, kind, "user", rec_data.user_feed(users, kind))
 
@@ -269,9 +270,6 @@ def user_embeddings(weights: Mapping[str, np.ndarray], kind: str) -> np.ndarray:
 def evaluate(user_vectors: np.ndarray, item_vectors: np.ndarray, k: int = 10) -> dict[str, float]:
     """recall@k and NDCG@k of the leave-last-out held-out items, ranking the whole
     catalog per user and excluding each user's training items."""
-    from workbench.recsys.metrics import ndcg_at_k, recall_at_k
-    from workbench.recsys.retrieval import exact_topk
-
     split = rec_data.leave_last_out()
     top = exact_topk(user_vectors, item_vectors, k, exclude=split.seen)
     return {
@@ -282,9 +280,6 @@ def evaluate(user_vectors: np.ndarray, item_vectors: np.ndarray, k: int = 10) ->
 
 def popularity_baseline(k: int = 10) -> dict[str, float]:
     """The same metrics for "most rated items first": what a model must beat."""
-    from workbench.recsys.metrics import ndcg_at_k, recall_at_k
-    from workbench.recsys.retrieval import exact_topk
-
     split = rec_data.leave_last_out()
     scores = rec_data.popularity()[None, :]
     top = exact_topk(np.ones((len(split.seen), 1), np.float32), scores.T, k, exclude=split.seen)
@@ -312,10 +307,9 @@ def quality_table(weights: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
 
 def _train(kind: str, seed: int, log: Any = None) -> dict[str, np.ndarray]:
     """One model's towers, trained with a sampled softmax."""
+    # lazy: torch
     import torch
     import torch.nn.functional as F
-
-    from workbench.recsys import movielens
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -369,6 +363,7 @@ def train_to(path: str, seed: int | str = SEED) -> None:
     """Train both models and write their weights to `path` (.npz, atomically), with
     __meta entries: seconds, threads, recall@10 / NDCG@10 of each and of popularity."""
     seed = int(seed)
+    # lazy: torch
     import torch
 
     # One intra-op thread unless $WORKBENCH_TRAIN_THREADS says otherwise: the matmuls are

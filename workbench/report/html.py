@@ -17,6 +17,7 @@ import pandas as pd
 from workbench import results
 from workbench.columns import SUMMARY_COLUMNS, Column, format_value, is_missing
 from workbench.errors import UserError
+from workbench.report import fleet as cross
 from workbench.report import plots, run_headline, templates
 from workbench.report.index import write_index
 from workbench.study import tables
@@ -148,8 +149,6 @@ def render(frame: pd.DataFrame, manifest: dict) -> str:
 
 def _cross_host_figure(frame: pd.DataFrame, fleet: dict, caption: str) -> dict[str, str]:
     """A fleet run's configurations side by side per host group (workbench.report.fleet)."""
-    from workbench.report import fleet as cross
-
     each = bool(fleet.get("each_host"))
     table = cross.cross_host_table(frame, by_threads=not fleet.get("host_threads"), each_host=each)
     fig = cross.cross_host_plot(table, caption + "; (!) marks hosts whose software differs")

@@ -17,6 +17,8 @@ import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 from matplotlib.text import Text
 
 CAPTION_WIDTH = 150
@@ -326,8 +328,6 @@ def end_to_end_stages(table: pd.DataFrame, caption: str, batch_size: int | None 
 def detections(examples: list[Any], classes: list[str], caption: str, columns: int = 2) -> Figure:
     """Held-out scenes with ground truth (green, dashed) and an artifact's detections (red,
     class and score), one panel per (artifact, scene), from `demos.detection_examples`."""
-    from matplotlib.patches import Rectangle
-
     n = max(1, len(examples))
     rows = -(-n // columns)
     fig = Figure(figsize=(4.2 * columns, 4.0 * rows + 0.4))
@@ -455,8 +455,6 @@ def facets(
     runtime), the same colours and line styles in every panel and one legend outside them.
     Stays readable at any number of configurations because no panel holds more than the
     handful of artifacts that share its format."""
-    from matplotlib.lines import Line2D
-
     ok = _ok(frame).dropna(subset=[column])
     ok = ok[ok["batch_size"].notna()]
     if ok.empty:

@@ -23,10 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from workbench.deps import installed
 from workbench.devices import Device, host_gpu_reason
 from workbench.errors import UnavailableError, UserError
 from workbench.options import Options
 from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions
+from workbench.runtimes.tf_runtime import _import_tensorflow
 from workbench.signature import Dim, TensorSpec, normalize_dtype
 
 GPU_REASON = "the LiteRT interpreter runs on the CPU only (GPU delegates are for mobile)"
@@ -36,8 +38,6 @@ LITERT_MISSING = "ai-edge-litert is not installed"
 def litert_missing() -> str | None:
     """`LITERT_MISSING` when no interpreter can be had here (neither ai-edge-litert nor
     TensorFlow's tf.lite), else None; nothing is imported."""
-    from workbench.deps import installed
-
     if installed("ai_edge_litert") or installed("tensorflow"):
         return None
     return LITERT_MISSING
@@ -198,12 +198,12 @@ class LiteRTRuntime(Runtime):
 def _load_interpreter_module() -> tuple[Any, str]:
     """(module with Interpreter/OpResolverType, source name)."""
     try:
+        # lazy: ai_edge_litert
         from ai_edge_litert import interpreter
 
         return interpreter, "ai_edge_litert"
     except ImportError:
         pass
-    from workbench.runtimes.tf_runtime import _import_tensorflow
 
     try:
         tf = _import_tensorflow()

@@ -122,6 +122,7 @@ class OrtRuntime(Runtime):
             return host
         if not device.is_gpu:
             return None
+        # lazy: onnxruntime
         import onnxruntime
 
         available = onnxruntime.get_available_providers()
@@ -140,6 +141,7 @@ class OrtRuntime(Runtime):
         if path is None:
             raise UserError("the onnxruntime runtime needs a .onnx file path")
         settings: OrtSettings = self.settings(options)
+        # lazy: onnxruntime
         import onnxruntime
 
         providers = _providers(options.device, settings.tensorrt)
@@ -192,6 +194,7 @@ class OrtRuntime(Runtime):
         return OrtModel(session, actual)
 
     def version(self) -> str:
+        # lazy: onnxruntime
         import onnxruntime
 
         return onnxruntime.__version__

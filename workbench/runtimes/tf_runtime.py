@@ -57,10 +57,12 @@ def _import_tensorflow() -> Any:
     ModuleNotFoundError reading `TF_MISSING` where it is not installed."""
     if "tensorflow" not in sys.modules and installed("triton"):
         try:
+            # lazy: triton (only to load it before TensorFlow)
             import triton  # noqa: F401
         except Exception:  # a broken Triton must not stop TensorFlow
             pass
     try:
+        # lazy: tensorflow
         import tensorflow
     except ModuleNotFoundError as exc:
         if exc.name != "tensorflow":
@@ -294,6 +296,7 @@ class TFRuntime(Runtime):
     def _load_keras(self, model: Any, options: RuntimeOptions, provider: str) -> LoadedModel:
         tf = _import_tensorflow()
         require_keras("the keras format")
+        # lazy: keras
         import keras
 
         if model is None:

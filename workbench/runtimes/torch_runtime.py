@@ -51,6 +51,7 @@ from workbench.errors import UnavailableError, UserError
 from workbench.options import Options
 from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions
 from workbench.signature import Dim, TensorSpec, normalize_dtype
+from workbench.trust import refuse_pickled_objects, weights_only_torch_loads
 
 SIDECAR_SUFFIX = ".signature.json"
 TORCH_MISSING = "torch is not installed"
@@ -177,6 +178,7 @@ def _pt2_signature(program: Any) -> tuple[list[TensorSpec], list[TensorSpec]]:
 def _torchscript_signature(module: Any) -> list[TensorSpec]:
     """Input specs from a TorchScript graph when every input is fully typed; else a
     UserError saying how to provide them."""
+    # lazy: torch
     import torch
 
     names = [arg.name for arg in module.forward.schema.arguments[1:]]
@@ -198,6 +200,7 @@ def _torchscript_signature(module: Any) -> list[TensorSpec]:
 
 
 def _set_threads(threads: int | None, inter_op_threads: int | None) -> None:
+    # lazy: torch
     import torch
 
     if threads is not None:
@@ -244,6 +247,7 @@ class TorchModel(LoadedModel):
         provider: str,
         autocast: str = "off",
     ) -> None:
+        # lazy: torch
         import torch
 
         self.module = module
@@ -261,6 +265,7 @@ class TorchModel(LoadedModel):
         )
 
     def prepare(self, feed: dict[str, np.ndarray]) -> tuple[Any, ...]:
+        # lazy: torch
         import torch
 
         tensors = [
@@ -287,11 +292,13 @@ class TorchModel(LoadedModel):
 
     def synchronize(self) -> None:
         if self.device.is_gpu:
+            # lazy: torch
             import torch
 
             torch.cuda.synchronize(self._torch_device)
 
     def to_numpy(self, outputs: Any) -> list[np.ndarray]:
+        # lazy: torch
         import torch
 
         flat: list[np.ndarray] = []
@@ -317,6 +324,7 @@ class TorchModel(LoadedModel):
     def gpu_memory_bytes(self) -> int | None:
         if not self.device.is_gpu:
             return None
+        # lazy: torch
         import torch
 
         return int(torch.cuda.max_memory_allocated(self._torch_device))
@@ -324,6 +332,7 @@ class TorchModel(LoadedModel):
     def close(self) -> None:
         self.module = None
         if self.device.is_gpu:
+            # lazy: torch
             import torch
 
             torch.cuda.empty_cache()
@@ -346,6 +355,7 @@ class TorchRuntime(Runtime):
         host = host_gpu_reason(device)
         if host or not device.is_gpu:
             return host
+        # lazy: torch
         import torch
 
         if not torch.cuda.is_available():
@@ -369,6 +379,7 @@ class TorchRuntime(Runtime):
         reason = self.unavailable_reason(options.device)
         if reason:
             raise UnavailableError(reason)
+        # lazy: torch
         import torch
 
         device = options.device
@@ -417,12 +428,11 @@ class TorchRuntime(Runtime):
                     if inputs is None:
                         inputs = _torchscript_signature(module)
                 else:
-                    from workbench.trust import refuse_pickled_objects, weights_only_torch_loads
-
                     refuse_pickled_objects(path)
                     with weights_only_torch_loads():
                         program = torch.export.load(str(path))
                     if device.is_gpu:
+                        # lazy: torch
                         from torch.export.passes import move_to_device_pass
 
                         program = move_to_device_pass(program, str(target))
@@ -447,6 +457,7 @@ class TorchRuntime(Runtime):
         return TorchModel(module, device, list(inputs), outputs, provider, settings.autocast)
 
     def version(self) -> str:
+        # lazy: torch
         import torch
 
         return torch.__version__

@@ -65,6 +65,7 @@ def run_scenario(
     """One LoadGen run; the result row's fields (scenario, settings, verdict, latencies,
     queueing vs compute, batch sizes, rejects). `batcher=None` runs every request alone
     (batch 1) on the same worker threads, the baseline of the batcher comparison."""
+    # lazy: mlperf_loadgen
     import mlperf_loadgen as lg
 
     config = batcher or BatcherConfig(

@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from exporters.base import ArtifactRequest, export
 from workbench.devices import parse_device
 from workbench.errors import UserError
+from workbench.formats import detect_format, runtime_for
 from workbench.registry import get_runtime, get_task
 from workbench.runtimes.base import LoadedModel, RuntimeOptions, by_input_name
 from workbench.scenarios.driver import ServedModel
@@ -104,8 +106,6 @@ def load_file(
     sample_count: int = 64,
 ) -> ServedModel:
     """A model file on its runtime; samples from its input signature."""
-    from workbench.formats import detect_format, runtime_for
-
     path = Path(path)
     fmt = detect_format(path)
     name = runtime or runtime_for(fmt)
@@ -141,9 +141,6 @@ def load_task(
 ) -> ServedModel:
     """A task's exported artifact (exported now if missing; cached by content), with the
     task's own inputs as samples."""
-    from exporters.base import ArtifactRequest, export
-    from workbench.formats import runtime_for
-
     task_obj = get_task(task)
     model = task_obj.check_model(model or task_obj.models[0])
     manifest = export(ArtifactRequest(task, model, framework, fmt, precision))

@@ -127,6 +127,7 @@ def loadgen_settings(
     """LoadGen's TestSettings for `settings` (performance mode). The estimates (a few
     timed batches before the test) size what LoadGen pre-generates: the offline query's
     sample count, the single- and multi-stream query counts."""
+    # lazy: mlperf_loadgen
     import mlperf_loadgen as lg
 
     ts = lg.TestSettings()

@@ -21,6 +21,7 @@ from workbench.errors import UserError
 from workbench.results import RunStore
 from workbench.scenarios.batcher import BatcherConfig
 from workbench.scenarios.driver import ServedModel, run_scenario
+from workbench.scenarios.models import load_task
 from workbench.scenarios.peak import find_peak
 from workbench.scenarios.settings import for_profile
 
@@ -104,8 +105,6 @@ def _profile(profile: str) -> ServingProfile:
 
 
 def load(task: str, model: str, profile: str, instances: int = 1) -> ServedModel:
-    from workbench.scenarios.models import load_task
-
     sample_count = for_profile(_profile(profile).scenario_profile, "single_stream").sample_count
     return load_task(task, model, instances=instances, sample_count=sample_count)
 
@@ -260,6 +259,7 @@ def load_curve_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def plot_peaks(summary: pd.DataFrame, caption: str, bound_ms: float = LATENCY_BOUND_MS) -> Any:
     """Bars: the peak QPS under the p99 bound for each batcher setting."""
+    # lazy: matplotlib (via workbench.report.plots)
     from workbench.report.plots import _figure, _finish
 
     fig, (ax,) = _figure(1, width=8)
@@ -282,6 +282,7 @@ def plot_peaks(summary: pd.DataFrame, caption: str, bound_ms: float = LATENCY_BO
 
 def plot_load_curve(frame: pd.DataFrame, caption: str, bound_ms: float = LATENCY_BOUND_MS) -> Any:
     """p50 and p99 latency against offered load, per batcher setting: the knee."""
+    # lazy: matplotlib (via workbench.report.plots)
     from workbench.report.plots import _figure, _finish
 
     fig, (ax,) = _figure(1, width=8)

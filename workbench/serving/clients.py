@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from workbench.scenarios.driver import ServedModel
+from workbench.serving.proto import open_inference_grpc_pb2 as pb
 from workbench.serving.tensors import v2_datatype
 
 Feed = dict[str, np.ndarray]
@@ -19,6 +20,7 @@ Feed = dict[str, np.ndarray]
 
 def http_model(url: str, model: str, samples: list[Feed], instances: int = 1) -> ServedModel:
     """KServe v2 REST with the binary-data extension, keep-alive, TCP_NODELAY."""
+    # lazy: httpx
     import httpx
 
     clients = [
@@ -88,9 +90,9 @@ def _binary_outputs(reply: Any) -> list[np.ndarray]:
 
 def grpc_model(target: str, model: str, samples: list[Feed], instances: int = 1) -> ServedModel:
     """KServe v2 gRPC ModelInfer with raw input contents, one channel per instance."""
+    # lazy: grpc (via workbench.serving.proto.open_inference_grpc_pb2_grpc)
     import grpc
 
-    from workbench.serving.proto import open_inference_grpc_pb2 as pb
     from workbench.serving.proto import open_inference_grpc_pb2_grpc as pb_grpc
 
     channels = [grpc.insecure_channel(target) for _ in range(instances)]

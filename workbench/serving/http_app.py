@@ -12,6 +12,7 @@ with a 4xx/5xx status; handlers read the raw body (no pydantic models on the hot
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
 from workbench.errors import UserError
+from workbench.serving.endpoints import mount
 from workbench.serving.errors import BadRequest, NotFound, ServeError, TooLarge
 from workbench.serving.metrics import CONTENT_TYPE
 from workbench.serving.service import InferenceService
@@ -171,8 +173,6 @@ def create_app(service: InferenceService, endpoints: Sequence[Any] = ()) -> Any:
     if service.settings.model_control:
         _add_repository(app, service)
 
-    from workbench.serving.endpoints import mount
-
     mount(app, service, endpoints)
     return BodyLimit(app, service.settings.max_body_bytes)
 
@@ -281,8 +281,6 @@ def infer_response(payload: dict, result: Any, binary_out: set[str]) -> Response
 
 
 def _add_repository(app: FastAPI, service: InferenceService) -> None:
-    import asyncio
-
     @app.post("/v2/repository/index")
     async def index() -> list:
         return service.models.index()

@@ -36,6 +36,7 @@ from workbench.scenarios.driver import ServedModel, run_scenario
 from workbench.scenarios.peak import find_peak
 from workbench.scenarios.settings import for_profile
 from workbench.serving import clients
+from workbench.serving.registry import load_source
 
 ROOT = Path(__file__).resolve().parents[2]
 NULL_SAMPLES = [{"x": np.full((1, 1), i, np.float32)} for i in range(64)]
@@ -73,6 +74,7 @@ class Process:
             self._wait_ready(ready_url.format(**self.info))
 
     def _wait_ready(self, url: str, timeout_s: float = 300.0) -> None:
+        # lazy: httpx
         import httpx
 
         deadline = time.monotonic() + timeout_s
@@ -146,6 +148,7 @@ def overhead(profile: str = "ci", min_duration_ms: int | None = None) -> dict[st
 
 
 def _overhead(profile: str, min_duration_ms: int | None) -> dict[str, Any]:
+    # lazy: prometheus_client (via workbench.serving.server, workbench.serving.service)
     from workbench.serving.server import ModelSpec, build_service
     from workbench.serving.service import ServeSettings
 
@@ -238,7 +241,7 @@ def _peak(
     max_batch: int,
     delay_ms: float,
 ) -> list[dict[str, Any]]:
-    from workbench.serving.registry import load_source
+    # lazy: prometheus_client (via workbench.serving.server, workbench.serving.service)
     from workbench.serving.server import ModelSpec, build_service
     from workbench.serving.service import ServeSettings
 

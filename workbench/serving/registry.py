@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from workbench.errors import UserError
+from workbench.scenarios import models
 from workbench.scenarios.batcher import BatcherConfig, DynamicBatcher
 from workbench.scenarios.driver import ServedModel
 from workbench.serving.errors import NotFound, NotReady
@@ -30,8 +31,6 @@ WARMUP_REQUESTS = 4
 
 def load_source(source: str, instances: int = 1) -> ServedModel:
     """`null`, `task:TASK[/MODEL]` or a model file -> a loaded model (scenario loaders)."""
-    from workbench.scenarios import models
-
     if source == "null":
         return models.load_null(instances=instances, sample_count=8)
     if source.startswith("task:"):

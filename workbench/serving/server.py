@@ -12,6 +12,7 @@ import json
 import logging
 import socket
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -102,6 +103,7 @@ def serve(
     announce: Callable[[dict], None] | None = None,
 ) -> int:
     """Serve until SIGTERM/SIGINT, then drain; returns the exit code."""
+    # lazy: uvicorn, grpc, fastapi, starlette
     import uvicorn
 
     from workbench.serving.grpc_front import start_grpc
@@ -178,8 +180,7 @@ class ServerThread:
         host: str = "127.0.0.1",
         grpc: bool = True,
     ) -> None:
-        import threading
-
+        # lazy: uvicorn, grpc, fastapi, starlette
         import uvicorn
 
         from workbench.serving.grpc_front import start_grpc

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench import __version__
 from workbench.errors import UserError
 from workbench.scenarios.batcher import BatchFailedError, RejectedError, Request
 from workbench.serving.errors import (
@@ -199,8 +200,6 @@ class InferenceService:
             )
 
     def server_metadata(self) -> dict[str, Any]:
-        from workbench import __version__
-
         return {
             "name": "workbench",
             "version": __version__,

@@ -9,6 +9,7 @@ chunks up to a size cap within a timeout, and it must say it is an image.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -53,8 +54,6 @@ class UrlPolicy:
 async def fetch_image(url: str, policy: UrlPolicy) -> bytes:
     """The body of an allowed image URL, within the policy's limits (the timeout bounds
     the whole fetch, so a server dripping bytes cannot hold the request open)."""
-    import asyncio
-
     policy.check(url)
     try:
         return await asyncio.wait_for(_fetch(url, policy), policy.timeout_s)
@@ -63,6 +62,7 @@ async def fetch_image(url: str, policy: UrlPolicy) -> bytes:
 
 
 async def _fetch(url: str, policy: UrlPolicy) -> bytes:
+    # lazy: httpx
     import httpx
 
     host = policy.check(url)

@@ -16,6 +16,7 @@ from workbench.errors import UserError
 from workbench.registry import get_task
 from workbench.serving.endpoints import EndpointContext, read_image, task_endpoint
 from workbench.serving.errors import BadRequest
+from workbench.vision.classify_preprocess import imagenet_classes, top_k
 
 
 def _task_model(ctx: EndpointContext, task: Any) -> str:
@@ -38,8 +39,6 @@ async def _preprocess(pipeline: Any, data: bytes) -> tuple[dict, Any]:
 
 @task_endpoint("classify")
 def add_classify(app: FastAPI, ctx: EndpointContext) -> None:
-    from workbench.vision.classify_preprocess import imagenet_classes, top_k
-
     task = get_task("image_classification")
     k = int(ctx.options.get("top_k", 5))
     cache: dict[str, Any] = {}

@@ -32,7 +32,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.harness.runner import BenchConfig, run_config
 from workbench.harness.timing import StopRule
+from workbench.scenarios.study import LATENCY_BOUND_MS, SERVING_MODELS, claim_frame
+from workbench.serving.measure import overhead_rows
 from workbench.study import sweeps as study_sweeps
 from workbench.sweep import TaskSweep
 
@@ -165,8 +168,6 @@ def sweeps(profile: str, devices: list[str] | None = None) -> dict[str, TaskSwee
 def harness_overhead(profile: str) -> pd.DataFrame:
     """The `null` runtime through the harness in this process: the per-call cost of the
     Python loop itself (what any Python-driven runtime pays on top of its own work)."""
-    from workbench.harness.runner import BenchConfig, run_config
-
     rows: list[dict[str, Any]] = []
     config = BenchConfig(
         runtime="null",
@@ -196,16 +197,12 @@ def serving_overhead_frame(profile: str) -> pd.DataFrame:
     """1.1 for serving: what the Python HTTP and gRPC fronts of `workbench serve` add per
     request over calling the server in-process (null model, client cost subtracted through
     a trivial-server baseline; workbench.serving.measure)."""
-    from workbench.serving.measure import overhead_rows
-
     return pd.DataFrame(overhead_rows(profile))
 
 
 def serving_frame(profile: str) -> pd.DataFrame:
     """9.2 under the server scenario: peak searches with and without the dynamic batcher
     (workbench.scenarios.study; its SERVING_MODELS lists the models judged)."""
-    from workbench.scenarios.study import claim_frame
-
     return claim_frame(profile)
 
 
@@ -574,8 +571,6 @@ _BATCHING_TEXT = (
 def _serving(task: str, model: str) -> Claim:
     """9.2 under load: the max server QPS with p99 under the bound, with the dynamic
     batcher over without it (peak searches of LoadGen runs; workbench.scenarios.study)."""
-    from workbench.scenarios.study import LATENCY_BOUND_MS
-
     part = rows("serving", task=task, model=model)
     why = ErrorOf(
         part,
@@ -600,8 +595,6 @@ def _serving(task: str, model: str) -> Claim:
 
 
 def _serving_claims() -> tuple[Claim, ...]:
-    from workbench.scenarios.study import SERVING_MODELS
-
     return tuple(_serving(task, model) for task, model in SERVING_MODELS)
 
 

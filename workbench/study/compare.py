@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench import results
 from workbench.errors import UserError
 from workbench.study import tables
 from workbench.study.recommend import CONFIG_KEYS
@@ -351,8 +352,6 @@ def parse_threshold(text: str) -> float:
 
 def load_run(run_id: str) -> tuple[dict[str, Any], pd.DataFrame]:
     """A run's manifest and rows, by id, unique id prefix, or `latest` / `previous`."""
-    from workbench import results
-
     manifests = results.load_manifests()
     if not manifests:
         raise UserError("no runs yet: run `workbench bench ...` first")

@@ -19,6 +19,7 @@ import pandas as pd
 
 from workbench import results
 from workbench.atomic import write_json_atomic
+from workbench.env import fingerprint
 
 REPORTS_ENV = "WORKBENCH_REPORTS"
 HEADLINES = "headlines"
@@ -48,8 +49,6 @@ def caption(frame: pd.DataFrame) -> str:
     if manifests:
         host = host_text(manifests[0].get("fingerprint", {}))
     else:
-        from workbench.env import fingerprint
-
         host = host_text(fingerprint())
     stamps = sorted(frame["timestamp"].dropna()) if "timestamp" in frame else []
     date = (stamps[0] if stamps else datetime.now(UTC).isoformat())[:16].replace("T", " ")
@@ -72,8 +71,6 @@ def reports_dir() -> Path:
 
 def record_headline(notebook: str, values: dict[str, Any], profile: str) -> Path:
     """Write a notebook's few headline numbers to `<reports>/headlines/<notebook>.json`."""
-    from workbench.env import fingerprint
-
     folder = reports_dir() / HEADLINES
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{notebook}.json"

@@ -36,10 +36,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
 from workbench.atomic import write_json_atomic
+from workbench.env import fingerprint
 from workbench.errors import UserError
 from workbench.procs import pin_code_root
+from workbench.registry import get_task
 from workbench.report.index import STATUS_FILE, read_status, write_index
+from workbench.study.headlines import host_text
 from workbench.study.notebook_params import check_values
 
 KERNEL = "workbench"
@@ -101,6 +106,7 @@ def select(names: list[str], only: Iterable[str] | None) -> list[str]:
 
 def declared_parameters(path: Path) -> dict[str, str]:
     """Name -> type string of the notebook's `parameters` cell (papermill's reading)."""
+    # lazy: papermill
     import papermill
 
     info = papermill.inspect_notebook(str(path))
@@ -123,7 +129,7 @@ def validate(path: Path, values: Mapping[str, Any]) -> None:
 
 def to_html(executed: Path, target: Path) -> Path:
     """A self-contained HTML copy of an executed notebook (images inline, no remote scripts)."""
-    import jinja2
+    # lazy: nbformat, nbconvert
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -167,9 +173,6 @@ def _now() -> str:
 
 
 def _host() -> str:
-    from workbench.env import fingerprint
-    from workbench.study.headlines import host_text
-
     return host_text(fingerprint())
 
 
@@ -186,6 +189,7 @@ def run_notebooks(
     """Run the chosen notebooks (all by default) with `profile`, each with papermill on
     `kernel_name`; `parameters` maps a notebook name to extra parameters for it. Every
     notebook's parameters are validated before the first one starts."""
+    # lazy: papermill
     import papermill
 
     notebooks_dir = Path(notebooks_dir).resolve()
@@ -312,6 +316,7 @@ def _write_status(out_dir: Path, status: dict[str, Any]) -> None:
 
 def output_problems(path: Path) -> list[str]:
     """What a committed notebook must not carry: outputs, execution counts, run metadata."""
+    # lazy: nbformat
     import nbformat
 
     notebook = nbformat.read(path, as_version=4)
@@ -333,6 +338,7 @@ def output_problems(path: Path) -> list[str]:
 
 def strip(path: Path) -> bool:
     """Remove outputs, execution counts and run metadata in place; True when it changed."""
+    # lazy: nbformat
     import nbformat
 
     before = path.read_text(encoding="utf-8")
@@ -369,10 +375,9 @@ def new_task_notebook(task: str, notebooks_dir: Path) -> Path:
     `{{description}}` (the first line of the task class's docstring) and `{{models}}`
     are filled from the registered task. A UserError for an unknown task, and when either
     file exists already (nothing is overwritten)."""
+    # lazy: jupytext, nbformat
     import jupytext
     import nbformat
-
-    from workbench.registry import get_task
 
     spec = get_task(task)
     notebooks_dir = Path(notebooks_dir)

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from workbench.errors import UserError
+from workbench.profiles import get_profile
 from workbench.signature import TensorSpec
 
 FRAMEWORKS = ("torch", "keras")
@@ -73,8 +74,6 @@ class Task(ABC):
 
     def preset(self, profile: str) -> Preset:
         """The task's preset for `profile` (a UserError for an unknown profile)."""
-        from workbench.profiles import get_profile
-
         get_profile(profile)
         generic = self.generic_preset(profile)
         own = self.presets.get(profile)

@@ -22,7 +22,9 @@ import numpy as np
 
 from workbench.errors import UserError
 from workbench.parity import output_errors
-from workbench.recsys import ctr_features, ctr_ranking
+from workbench.recsys import ctr_features, ctr_ranking, movielens
+from workbench.recsys.deepfm import build_keras, build_torch, evaluate, trained_weights
+from workbench.runtimes.tf_runtime import require_keras
 from workbench.signature import TensorSpec
 from workbench.tasks.base import Pipeline, Preset, Task
 
@@ -82,21 +84,17 @@ class CtrTask(Task):
 
     def accuracy(self, outputs: np.ndarray, labels: np.ndarray) -> float:
         """AUC of the logits against the click labels (scikit-learn)."""
+        # lazy: sklearn
         from sklearn.metrics import roc_auc_score
 
         return float(roc_auc_score(labels, np.asarray(outputs, np.float64).reshape(-1)))
 
     def build_torch(self, model: str) -> Any:
-        from workbench.recsys.deepfm import build_torch, trained_weights
-
         self.check_model(model)
         return build_torch(trained_weights())
 
     def build_keras(self, model: str) -> Any:
-        from workbench.runtimes.tf_runtime import require_keras
-
         require_keras(f"the Keras model {model!r} of task {self.name!r}")
-        from workbench.recsys.deepfm import build_keras, trained_weights
 
         self.check_model(model)
         return build_keras(trained_weights())
@@ -128,8 +126,6 @@ class CtrTask(Task):
         result["ranked_users"] = agreement["ranked_users"]
         labels = test.labels[:n]
         if 0 < labels.sum() < n:
-            from workbench.recsys.deepfm import evaluate
-
             source, artifact = evaluate(ref, labels), evaluate(cand, labels)
             result.update(
                 auc_source=source["auc"],
@@ -145,8 +141,6 @@ class CtrTask(Task):
 def ranking_request(n_candidates: int, seed: int) -> list[tuple[int, int]]:
     """A raw request: (MovieLens user id, item id) for `n_candidates` candidate items of
     one test-period user."""
-    from workbench.recsys import movielens
-
     data = movielens.load()
     rng = np.random.default_rng(CANDIDATE_SEED + 1000 + seed)
     user = int(data.users["user_id"].iloc[int(rng.choice(ctr_features.split("test").users))])

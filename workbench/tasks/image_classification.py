@@ -36,8 +36,16 @@ from PIL import Image
 
 from workbench.deps import installed
 from workbench.errors import UserError
-from workbench.models.efficientnet_lite import LITE0_MEAN, LITE0_STD  # numpy only
+from workbench.models.digits_cnn import build_keras, build_torch, digits_split, trained_weights
+from workbench.models.efficientnet_lite import (  # numpy only
+    LITE0_MEAN,
+    LITE0_STD,
+    build_keras_lite0,
+    build_torch_lite0,
+    lite0_weights,
+)
 from workbench.parity import output_errors
+from workbench.runtimes.tf_runtime import require_keras
 from workbench.signature import TensorSpec
 from workbench.tasks.base import Pipeline, Preset, Task
 from workbench.vision.classify_preprocess import (
@@ -98,6 +106,7 @@ def top5_overlap(reference: np.ndarray, candidate: np.ndarray) -> float:
 
 
 def _matplotlib_sample(name: str) -> Path:
+    # lazy: matplotlib
     import matplotlib
 
     return Path(matplotlib.get_data_path()) / "sample_data" / name
@@ -205,8 +214,6 @@ class ImageClassificationTask(Task):
     def parity_count(self, model: str) -> int:
         """The digits CNN is checked on its whole held-out split (360 labelled images)."""
         if model == DIGITS:
-            from workbench.models.digits_cnn import digits_split
-
             return len(digits_split()[3])
         return self.parity_samples
 
@@ -232,8 +239,6 @@ class ImageClassificationTask(Task):
         """Digits: training-split images. ImageNet models: preprocessed crops of real
         photographs."""
         if self.check_model(model) == DIGITS:
-            from workbench.models.digits_cnn import digits_split
-
             x_train = digits_split(_layout(framework))[0]
             idx = np.random.default_rng(seed).integers(0, len(x_train), batch_size)
             return {"input": np.ascontiguousarray(x_train[idx])}
@@ -245,8 +250,6 @@ class ImageClassificationTask(Task):
         """Digits: the whole held-out split with its true labels. ImageNet models: photo
         crops never used for calibration (no labels)."""
         if self.check_model(model) == DIGITS:
-            from workbench.models.digits_cnn import digits_split
-
             _, _, x_test, y_test = digits_split(_layout(framework))
             return {"input": x_test}, y_test
         return self.make_inputs(model, n, seed=12345, framework=framework), None
@@ -265,13 +268,10 @@ class ImageClassificationTask(Task):
 
     def build_torch(self, model: str) -> Any:
         if model == DIGITS:
-            from workbench.models.digits_cnn import build_torch, trained_weights
-
             return build_torch(trained_weights())
         if model == "efficientnet_lite0":
-            from workbench.models.efficientnet_lite import build_torch_lite0
-
             return build_torch_lite0()  # a clear ModuleNotFoundError without its packages
+        # lazy: torch, torchvision
         import torch
         import torchvision
 
@@ -279,17 +279,12 @@ class ImageClassificationTask(Task):
         return getattr(torchvision.models, IMAGENET_MODELS[model].torch_name)(weights=None).eval()
 
     def build_keras(self, model: str) -> Any:
-        from workbench.runtimes.tf_runtime import require_keras
-
         require_keras(f"the Keras model {model!r} of task {self.name!r}")
         if model == DIGITS:
-            from workbench.models.digits_cnn import build_keras, trained_weights
-
             return build_keras(trained_weights())
         if model == "efficientnet_lite0":
-            from workbench.models.efficientnet_lite import build_keras_lite0, lite0_weights
-
             return build_keras_lite0(lite0_weights())
+        # lazy: keras
         import keras
 
         keras.utils.set_random_seed(0)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench.models.minilm import build_torch, full_state_npz
 from workbench.nlp.data import NER_TAGS, ner_sentences
 from workbench.nlp.metrics import entity_f1, tag_sequences
 from workbench.nlp.spans import Entity, align_labels, decode_entities
@@ -27,6 +28,7 @@ from workbench.nlp.text_task import (
 )
 from workbench.nlp.tokenize import TokenizedBatch
 from workbench.parity import output_errors
+from workbench.runtimes.tf_runtime import require_keras
 from workbench.tasks.base import Pipeline, Preset
 
 TAG_ID = {t: i for i, t in enumerate(NER_TAGS)}
@@ -92,14 +94,9 @@ class NerTask(TextTask):
         return batch.feed(), labels
 
     def build_torch(self, model: str) -> Any:
-        from workbench.models.minilm import build_torch
-
         return build_torch(self.check_model(model))
 
     def build_keras(self, model: str) -> Any:
-        from workbench.models.minilm import full_state_npz
-        from workbench.runtimes.tf_runtime import require_keras
-
         require_keras_encoder(self.check_model(model))
         require_keras(f"the Keras model {model!r} of task {self.name!r}")
         return keras_text_model(model, full_state_npz(self.check_model(model)), True)

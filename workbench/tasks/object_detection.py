@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -34,6 +35,7 @@ import numpy as np
 from workbench.models.yolo_config import YoloConfig
 from workbench.parity import output_errors
 from workbench.procs import cached_npz
+from workbench.runtimes.tf_runtime import require_keras
 from workbench.signature import TensorSpec
 from workbench.tasks.base import Pipeline, Preset, Task
 from workbench.vision.detection_metrics import GroundTruth, box_f1, evaluate
@@ -80,8 +82,8 @@ def training_batch(step: int, batch: int = TRAIN_BATCH, size: int = TRAIN_SIZE, 
 def train_to(path: str, steps: int | str = TRAIN_STEPS, seed: int | str = TRAIN_SEED) -> None:
     """Train the detector and write its fused weights to `path` (.npz, atomically)."""
     steps, seed = int(steps), int(seed)
-    import time
 
+    # lazy: torch (via workbench.models.yolo_torch)
     import torch
 
     from workbench.models.yolo_torch import fused_state, train
@@ -227,14 +229,14 @@ class ObjectDetectionTask(Task):
         return feed, DetectionLabels(truths, boxes)
 
     def build_torch(self, model: str) -> Any:
+        # lazy: torch (via workbench.models.yolo_torch)
         from workbench.models.yolo_torch import build_fused
 
         return build_fused(config(self.image_size(model)), _weights_only(trained_weights()))
 
     def build_keras(self, model: str) -> Any:
-        from workbench.runtimes.tf_runtime import require_keras
-
         require_keras(f"the Keras model {model!r} of task {self.name!r}")
+        # lazy: keras (via workbench.models.yolo_keras)
         from workbench.models.yolo_keras import build_yolo_keras  # imports keras
 
         return build_yolo_keras(

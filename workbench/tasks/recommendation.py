@@ -22,11 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from workbench.errors import UserError
 from workbench.manifests import read_manifest
 from workbench.parity import output_errors
-from workbench.recsys import movielens, rec_data, recommender
+from workbench.recsys import movielens, rec_data, recommender, two_tower
+from workbench.recsys.metrics import recall_at_k, topk_overlap
+from workbench.recsys.retrieval import exact_topk
+from workbench.recsys.two_tower import INPUTS, build_keras, build_torch, trained_weights
+from workbench.runtimes.tf_runtime import require_keras
 from workbench.signature import TensorSpec
 from workbench.tasks.base import FULL_BATCHES, Pipeline, Preset, Task
 
@@ -42,8 +47,6 @@ def model_parts(model: str) -> tuple[str, str]:
 
 @cache
 def _source_vectors(kind: str, side: str) -> np.ndarray:
-    from workbench.recsys import two_tower
-
     weights = two_tower.trained_weights()
     if side == "user":
         return two_tower.user_embeddings(weights, kind)
@@ -71,8 +74,6 @@ class RecommendationTask(Task):
     }
 
     def input_specs(self, model: str, framework: str = "torch") -> list[TensorSpec]:
-        from workbench.recsys.two_tower import INPUTS
-
         kind, side = model_parts(self.check_model(model))
         widths = {
             "user_features": len(rec_data.USER_COLUMNS),
@@ -112,15 +113,10 @@ class RecommendationTask(Task):
         return self._feed(self.check_model(model), np.arange(n)), None
 
     def build_torch(self, model: str) -> Any:
-        from workbench.recsys.two_tower import build_torch, trained_weights
-
         return build_torch(trained_weights(), *model_parts(self.check_model(model)))
 
     def build_keras(self, model: str) -> Any:
-        from workbench.runtimes.tf_runtime import require_keras
-
         require_keras(f"the Keras model {model!r} of task {self.name!r}")
-        from workbench.recsys.two_tower import build_keras, trained_weights
 
         return build_keras(trained_weights(), *model_parts(self.check_model(model)))
 
@@ -151,9 +147,6 @@ class RecommendationTask(Task):
     ) -> dict[str, Any]:
         """Output errors, and when the outputs are `model`'s whole population (as `held_out`
         gives them): top-10 overlap with the source's exact top 10 and recall@10 of both."""
-        from workbench.recsys.metrics import recall_at_k, topk_overlap
-        from workbench.recsys.retrieval import exact_topk
-
         result: dict[str, Any] = dict(output_errors(reference, candidate))
         ref = np.asarray(reference[0], np.float32)
         cand = np.asarray(candidate[0], np.float32).reshape(ref.shape)
@@ -199,8 +192,6 @@ def artifact_parity(frame: Any) -> Any:
     """One row per exported artifact in a results frame, with its retrieval parity from
     the artifact's manifest: top-10 overlap with the source, recall@10 of source and
     artifact (the frame itself carries only the verdict's metric)."""
-    import pandas as pd
-
     rows = []
     if frame.empty or "artifact_path" not in frame:
         return pd.DataFrame(rows)

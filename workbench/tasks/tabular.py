@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from workbench.parity import argmax_agreement, output_errors
+from workbench.runtimes.tf_runtime import require_keras
 from workbench.signature import TensorSpec
 from workbench.tasks.base import FULL_BATCHES, Preset, Task
 from workbench.workspace import weights_dir
@@ -137,6 +138,7 @@ class TabularTask(Task):
         return {"input": x}, y
 
     def build_torch(self, model: str) -> Any:
+        # lazy: torch
         import torch
         from torch import nn
 
@@ -154,9 +156,8 @@ class TabularTask(Task):
         return nn.Sequential(*layers).eval()
 
     def build_keras(self, model: str) -> Any:
-        from workbench.runtimes.tf_runtime import require_keras
-
         require_keras(f"the Keras model {model!r} of task {self.name!r}")
+        # lazy: keras
         import keras
 
         params = trained_weights(self.check_model(model))

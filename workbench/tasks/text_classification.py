@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from workbench.models.minilm import build_torch, full_state_npz
 from workbench.nlp.data import SENTIMENTS, reviews
+from workbench.nlp.metrics import macro_f1
 from workbench.nlp.text_task import (
     TextTask,
     keras_text_model,
@@ -24,6 +26,7 @@ from workbench.nlp.text_task import (
     tokenizer,
 )
 from workbench.parity import argmax_agreement, output_errors
+from workbench.runtimes.tf_runtime import require_keras
 from workbench.tasks.base import Pipeline, Preset
 
 
@@ -77,14 +80,9 @@ class TextClassificationTask(TextTask):
         return batch.feed(), test.labels[:n]
 
     def build_torch(self, model: str) -> Any:
-        from workbench.models.minilm import build_torch
-
         return build_torch(self.check_model(model))
 
     def build_keras(self, model: str) -> Any:
-        from workbench.models.minilm import full_state_npz
-        from workbench.runtimes.tf_runtime import require_keras
-
         require_keras_encoder(self.check_model(model))
         require_keras(f"the Keras model {model!r} of task {self.name!r}")
         return keras_text_model(model, full_state_npz(self.check_model(model)), False)
@@ -113,6 +111,4 @@ class TextClassificationTask(TextTask):
         }
 
     def macro_f1(self, outputs: np.ndarray, labels: np.ndarray) -> float:
-        from workbench.nlp.metrics import macro_f1
-
         return macro_f1(labels, np.asarray(outputs).argmax(1), len(SENTIMENTS))

@@ -45,6 +45,7 @@ class Scene:
 
 
 def _sample_data(name: str) -> Path:
+    # lazy: matplotlib
     import matplotlib
 
     return Path(matplotlib.get_data_path()) / "sample_data" / name
