@@ -65,9 +65,10 @@ lab: setup ## Start JupyterLab with the workbench kernel
 fuzz: setup ## Long fuzzing run (>= 100,000 inputs: parsers, command line, every model loader); writes reports/fuzz.json
 	PYTHONPATH=$(CURDIR) $(PY) scripts/fuzz.py
 
-lint: setup ## ruff lint and format check
+lint: setup ## ruff lint and format check, and the import layers (pyproject.toml)
 	$(PY) -m ruff check workbench exporters tests benchmarks notebooks
 	$(PY) -m ruff format --check workbench exporters tests benchmarks notebooks
+	PYTHONPATH=$(CURDIR) .venv/bin/lint-imports --no-logo
 
 format: setup ## ruff format in place (then the notebooks' .ipynb follow their .py)
 	$(PY) -m ruff format workbench exporters tests benchmarks notebooks

@@ -41,7 +41,7 @@ def test_cached_weights_carry_their_held_out_scores() -> None:
 def test_onnx_export_agrees_on_real_sentences(classifier, tmp_path: Path) -> None:
     from exporters.base import ExportContext
     from exporters.torch_onnx import TorchOnnx, TorchOnnxParams
-    from workbench.nlp.text_task import tokenizer
+    from workbench.tasks.text_task import tokenizer
 
     task = get_task("text_classification")
     params = TorchOnnxParams(dynamo=False)  # the faster exporter; `auto` tries dynamo first

@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,7 +30,11 @@ from workbench.procs import describe_memory_error
 from workbench.registry import get_runtime
 from workbench.runtimes.base import LoadedModel, RuntimeOptions, by_input_name
 from workbench.signature import FixedBatchError, TensorSpec, make_input_pool, resolve_shape
-from workbench.tasks.base import Pipeline
+
+if TYPE_CHECKING:
+    # Type hints only: the runner measures any object with a task pipeline's methods, so
+    # the harness does not depend on the tasks package (which sits below it).
+    from workbench.tasks.base import Pipeline
 
 Row = dict[str, Any]
 REPEAT_P50_MAX_DEV = 0.03  # repeated runs whose p50s spread wider than this are flagged

@@ -29,10 +29,10 @@ from workbench.errors import UserError
 from workbench.moderation import nsfw
 from workbench.moderation.profanity import OnnxProfanity
 from workbench.nlp.data import SENTIMENTS
-from workbench.nlp.text_task import tokenizer
 from workbench.registry import get_task
 from workbench.tasks.ner import entities
 from workbench.tasks.text_classification import softmax
+from workbench.tasks.text_task import tokenizer
 from workbench.vision.scenes import make_scenes
 
 TEXT_STAGES = ("profanity", "sentiment", "sensitive")

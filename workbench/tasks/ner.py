@@ -19,17 +19,17 @@ from workbench.models.minilm import build_torch, full_state_npz
 from workbench.nlp.data import NER_TAGS, ner_sentences
 from workbench.nlp.metrics import entity_f1, tag_sequences
 from workbench.nlp.spans import Entity, align_labels, decode_entities
-from workbench.nlp.text_task import (
+from workbench.nlp.tokenize import TokenizedBatch
+from workbench.parity import output_errors
+from workbench.runtimes.tf_runtime import require_keras
+from workbench.tasks.base import Pipeline, Preset
+from workbench.tasks.text_task import (
     TextTask,
     keras_text_model,
     pick,
     require_keras_encoder,
     tokenizer,
 )
-from workbench.nlp.tokenize import TokenizedBatch
-from workbench.parity import output_errors
-from workbench.runtimes.tf_runtime import require_keras
-from workbench.tasks.base import Pipeline, Preset
 
 TAG_ID = {t: i for i, t in enumerate(NER_TAGS)}
 

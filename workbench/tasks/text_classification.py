@@ -18,16 +18,16 @@ import numpy as np
 from workbench.models.minilm import build_torch, full_state_npz
 from workbench.nlp.data import SENTIMENTS, reviews
 from workbench.nlp.metrics import macro_f1
-from workbench.nlp.text_task import (
+from workbench.parity import argmax_agreement, output_errors
+from workbench.runtimes.tf_runtime import require_keras
+from workbench.tasks.base import Pipeline, Preset
+from workbench.tasks.text_task import (
     TextTask,
     keras_text_model,
     pick,
     require_keras_encoder,
     tokenizer,
 )
-from workbench.parity import argmax_agreement, output_errors
-from workbench.runtimes.tf_runtime import require_keras
-from workbench.tasks.base import Pipeline, Preset
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
