@@ -32,8 +32,8 @@ from workbench.runtimes.base import LoadedModel, RuntimeOptions, by_input_name
 from workbench.signature import FixedBatchError, TensorSpec, make_input_pool, resolve_shape
 
 if TYPE_CHECKING:
-    # Type hints only: the runner measures any object with a task pipeline's methods, so
-    # the harness does not depend on the tasks package (which sits below it).
+    # Type hints only: the runner measures any object with a pipeline's methods and needs
+    # nothing from the tasks package at run time.
     from workbench.tasks.base import Pipeline
 
 Row = dict[str, Any]
