@@ -153,7 +153,7 @@ for key, value in headline.items():
 # come from users absent from the training period, who get the "unknown" user row).
 
 # %%
-from workbench.recsys import ctr_study
+from workbench.study import ctr_study
 
 ctr_study.model_quality()
 

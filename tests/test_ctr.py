@@ -267,7 +267,7 @@ def test_dynamic_int8_quantizes_the_tables_unless_only_matmul_is_asked(module_wo
     """ORT's default op types include Gather (8-bit tables); MatMul only keeps them float.
     Every variant keeps AUC within 0.005 and the held-out rankings close."""
     from workbench.recsys.ctr_quant import study
-    from workbench.recsys.ctr_study import fp32_onnx
+    from workbench.study.ctr_study import fp32_onnx
 
     rows = {row["variant"]: row for row in study(fp32_onnx(), tmp_path)}
     assert rows["fp32"]["table_dtype"] == "float32" and rows["fp32"]["auc_delta"] == 0.0

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-from workbench.study.demos import artifacts
-
 QUALITY_COLUMNS = [
     "model",
     "source_framework",
@@ -43,8 +41,18 @@ def quality_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def fp32_onnx_path(frame: pd.DataFrame, task: str, model: str) -> str | None:
-    """The FP32 ONNX artifact of `model` measured in `frame`, if any."""
-    for artifact in artifacts(frame, task, model):
-        if artifact.format == "onnx" and artifact.precision == "fp32":
-            return artifact.path
-    return None
+    """The FP32 ONNX artifact of `model` measured in `frame`, if any (the first by source
+    framework, then path, when several)."""
+    if frame.empty:
+        return None
+    ok = frame[
+        (frame["status"] == "ok")
+        & (frame["task"] == task)
+        & (frame["model"] == model)
+        & (frame["format"] == "onnx")
+        & (frame["precision"] == "fp32")
+        & frame["artifact_path"].notna()
+    ]
+    if ok.empty:
+        return None
+    return str(ok.sort_values(["source_framework", "artifact_path"])["artifact_path"].iloc[0])

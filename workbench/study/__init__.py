@@ -12,6 +12,7 @@
 - `notebook_params`: typed notebook parameters, checked before any work starts;
 - `notebooks`: the papermill runner, HTML conversion and output stripping;
 - `fleet`: the same sweep over a Dask cluster's hosts, and the hosts side by side.
+- `ctr_study`: what the `ctr` notebook shows beyond the generic task sections.
 
 A notebook imports this package as `from workbench import study` and calls the
 functions re-exported below.
