@@ -43,7 +43,7 @@ import pandas as pd
 from IPython.display import display
 
 from workbench import study
-from workbench.scenarios import study as serving
+from workbench.study import scenarios as serving
 
 pd.set_option("display.max_columns", 40)
 pd.set_option("display.width", 200)

@@ -34,9 +34,9 @@ import pandas as pd
 
 from workbench.harness.runner import BenchConfig, run_config
 from workbench.harness.timing import StopRule
-from workbench.scenarios.study import LATENCY_BOUND_MS, SERVING_MODELS, claim_frame
 from workbench.serving.measure import overhead_rows
 from workbench.study import sweeps as study_sweeps
+from workbench.study.scenarios import LATENCY_BOUND_MS, SERVING_MODELS, claim_frame
 from workbench.sweep import TaskSweep
 
 CLAIMS: dict[str, str] = {
@@ -202,7 +202,7 @@ def serving_overhead_frame(profile: str) -> pd.DataFrame:
 
 def serving_frame(profile: str) -> pd.DataFrame:
     """9.2 under the server scenario: peak searches with and without the dynamic batcher
-    (workbench.scenarios.study; its SERVING_MODELS lists the models judged)."""
+    (workbench.study.scenarios; its SERVING_MODELS lists the models judged)."""
     return claim_frame(profile)
 
 
@@ -570,7 +570,7 @@ _BATCHING_TEXT = (
 
 def _serving(task: str, model: str) -> Claim:
     """9.2 under load: the max server QPS with p99 under the bound, with the dynamic
-    batcher over without it (peak searches of LoadGen runs; workbench.scenarios.study)."""
+    batcher over without it (peak searches of LoadGen runs; workbench.study.scenarios)."""
     part = rows("serving", task=task, model=model)
     why = ErrorOf(
         part,

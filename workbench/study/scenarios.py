@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from workbench.errors import UserError
+from workbench.report.plots import _figure, _finish
 from workbench.results import RunStore
 from workbench.scenarios.batcher import BatcherConfig
 from workbench.scenarios.driver import ServedModel, run_scenario
@@ -259,9 +260,6 @@ def load_curve_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def plot_peaks(summary: pd.DataFrame, caption: str, bound_ms: float = LATENCY_BOUND_MS) -> Any:
     """Bars: the peak QPS under the p99 bound for each batcher setting."""
-    # lazy: matplotlib (via workbench.report.plots)
-    from workbench.report.plots import _figure, _finish
-
     fig, (ax,) = _figure(1, width=8)
     peaks_ = summary["peak QPS"].fillna(0.0).astype(float)
     bars = ax.bar(summary["batcher"], peaks_, color="#4c72b0")
@@ -282,9 +280,6 @@ def plot_peaks(summary: pd.DataFrame, caption: str, bound_ms: float = LATENCY_BO
 
 def plot_load_curve(frame: pd.DataFrame, caption: str, bound_ms: float = LATENCY_BOUND_MS) -> Any:
     """p50 and p99 latency against offered load, per batcher setting: the knee."""
-    # lazy: matplotlib (via workbench.report.plots)
-    from workbench.report.plots import _figure, _finish
-
     fig, (ax,) = _figure(1, width=8)
     table = load_curve_table(frame)
     for label, part in table.groupby("batcher", sort=False):
