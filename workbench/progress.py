@@ -57,13 +57,16 @@ def _silent(total: int | None, description: str, unit: str) -> Bar:
 
 
 def tqdm_renderer(total: int | None, description: str, unit: str) -> Bar:
-    """A tqdm bar on stderr, shown only on a terminal (tqdm's `disable=None`); silent
-    where tqdm is not installed (a host with only PyTorch's stack)."""
+    """A tqdm bar on stderr, shown only on a terminal (tqdm's `disable=None`) and removed
+    when done (the log says what finished); silent where tqdm is not installed (a host
+    with only PyTorch's stack)."""
     try:
         from tqdm import tqdm  # lazy: tqdm is optional, and only an interface wants it
     except ModuleNotFoundError:
         return _Silent()
-    return tqdm(total=total, desc=description, unit=unit, file=sys.stderr, disable=None)
+    return tqdm(
+        total=total, desc=description, unit=unit, file=sys.stderr, disable=None, leave=False
+    )
 
 
 RENDERERS: dict[str, Renderer] = {"none": _silent, "tqdm": tqdm_renderer}
