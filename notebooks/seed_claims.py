@@ -15,7 +15,7 @@
 # %% [markdown]
 # # The source guide's claims, re-measured on this host
 #
-# Each claim in DESIGN.md's table is measured with the workbench's own runs and marked
+# Each claim in docs/claims.md is measured with the workbench's own runs and marked
 # **confirmed**, **refuted** or **not measurable here**, with the numbers and the reason; a
 # profile that measures another method than the claim's (the ci profile's dynamic INT8 for
 # the guide's static INT8) says **not measured in this profile** and never refutes. The

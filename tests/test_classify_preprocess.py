@@ -1,4 +1,4 @@
-"""§6.1 preprocessing against torchvision's own transforms, on real bundled photos; image
+"""Guide §6.1 preprocessing against torchvision's own transforms, on real bundled photos; image
 decoding of bad input; softmax and top-k."""
 
 from __future__ import annotations

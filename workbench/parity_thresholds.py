@@ -3,7 +3,8 @@
 Kept apart from the measuring code (`workbench.parity`) on purpose: the artifact cache key
 covers the code that makes an artifact and its numbers, not this module, and verdicts
 are recomputed from the stored numbers whenever they are read (`current_verdict`), so
-changing a threshold re-judges every cached artifact without exporting it again.
+changing a threshold re-judges every cached artifact without exporting it again. The
+thresholds in a table: docs/method.md §10.
 """
 
 from __future__ import annotations

@@ -121,7 +121,9 @@ def cached_npz(path: Path, producer: str, *args: str) -> dict[str, Any]:
                     [
                         sys.executable,
                         "-c",
-                        f"import sys; from {module} import {function}; {function}(*sys.argv[1:])",
+                        # the logging and progress bars the parent's interface chose
+                        "import sys; from workbench.logs import inherit; inherit(); "
+                        f"from {module} import {function}; {function}(*sys.argv[1:])",
                         str(path),
                         *args,
                     ],

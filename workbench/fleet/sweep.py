@@ -11,7 +11,7 @@ from the client's, `host_warning`; the run's manifest keeps every host's fingerp
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -32,6 +32,7 @@ from workbench.results import MANIFEST, RunStore
 from workbench.sweep import ConfigKey, Job, TaskSweep, _labels, config_key, plan, row_key
 
 Progress = Callable[[int, int, str], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -256,7 +257,7 @@ def run_fleet(
         client, requests, hosts, sweep.export_timeout_s, sweep.memory_limit_bytes
     )
     for address, reason in stage(client, hosts, manifests, options.share_paths).items():
-        print(f"workbench: {address}: {reason}", file=sys.stderr)
+        log.warning("%s: %s", address, reason)
     writer = _Writer(store, options.each_host)
     items = _items(sweep, groups, options, manifests, only)
     total, done = len(items), 0
@@ -350,7 +351,7 @@ def _lost(
             for address, w in workers.items():
                 same = h.worker_name is not None and str(w.get("name")) == h.worker_name
                 if same and w.get("resources", {}).get(RESOURCE):
-                    print(f"workbench: host {h.name} is back at {address}", file=sys.stderr)
+                    log.info("host %s is back at %s", h.name, address)
                     h.address, rejoined = address, True
                     by_address[address] = h
         since = lost_since.setdefault(g.key, now)
@@ -378,14 +379,14 @@ def _collect(fut: Any, item: Item, writer: _Writer, by_address: dict[str, Host])
 
 
 def hosts_for(client: Any, spec: str | None) -> list[Host]:
-    """The chosen hosts, with a warning on stderr for each whose software differs."""
+    """The chosen hosts; a warning is logged for each whose software differs."""
     hosts, skipped = inventory(client)
     for note in skipped:
-        print(f"workbench: {note}", file=sys.stderr)
+        log.warning("%s", note)
     chosen = select(hosts, spec)
     for h in chosen:
         if h.warning:
-            print(f"workbench: warning: host {h.name} {h.warning}", file=sys.stderr)
+            log.warning("host %s %s", h.name, h.warning)
     return chosen
 
 

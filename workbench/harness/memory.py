@@ -3,7 +3,7 @@
 Linux keeps a high-water mark (VmHWM) that writing "5" to /proc/self/clear_refs
 resets, so one worker process can report the peak of each configuration on
 its own. Where that is not possible the lifetime peak (ru_maxrss) is reported
-and `peak_is_per_config` says so.
+and `peak_is_per_config` says so (docs/method.md §7).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ bootstrap confidence intervals, throughput, and a stability verdict.
 
 A percentile q needs at least `min_samples_for(q)` samples (p99 needs 100):
 with fewer, the value is reported missing with the reason, never guessed.
+The method in words: docs/method.md §5.
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ def time_calls(
     synchronize: Callable[[], None] | None = None,
     clock: Clock = time.perf_counter_ns,
 ) -> Measurement:
-    """Time `run(pool[i % len(pool)])` per DESIGN.md's method. `synchronize`, when given
+    """Time `run(pool[i % len(pool)])` per docs/method.md §3-§4. `synchronize`, when given
     (CUDA), is called inside the timed region after every call so device work counts."""
     if not pool:
         raise ValueError("the input pool is empty")

@@ -4,7 +4,8 @@ A task sweep starts one worker per (artifact, runtime, device, threads) so each
 measurement gets a clean process: thread settings that can only be set once
 take effect, PyTorch and TensorFlow never share a process, and a runtime that
 crashes the interpreter costs only its own rows (the parent records them as
-failed). Each stored row is announced on stdout as `ROW <batch_size>`.
+failed). Each stored row is announced on stdout as `ROW <batch_size>`. Why one process
+per configuration: docs/method.md §8.
 """
 
 from __future__ import annotations

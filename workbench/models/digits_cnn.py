@@ -23,9 +23,9 @@ child process (PyTorch must never load into a Keras process), cached in
 
 from __future__ import annotations
 
+import logging
 import math
 import os
-import sys
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -36,7 +36,10 @@ import numpy as np
 
 from workbench.deps import require
 from workbench.procs import cached_npz
+from workbench.progress import progress
 from workbench.workspace import weights_dir
+
+log = logging.getLogger(__name__)
 
 NUM_CLASSES = 10
 IMAGE_SIZE = 8
@@ -177,9 +180,10 @@ def predict_torch(model: Any, images: np.ndarray, batch: int = 512) -> np.ndarra
     return torch.cat(parts).numpy()
 
 
-def train(seed: int = TRAIN_SEED, epochs: int = EPOCHS, log: Any = None) -> Any:
+def train(seed: int = TRAIN_SEED, epochs: int = EPOCHS) -> Any:
     """Train the network on the training split; returns it in eval mode (with BatchNorm).
-    AdamW, one-cycle-like schedule (linear warm-up, cosine decay), label smoothing."""
+    AdamW, one-cycle-like schedule (linear warm-up, cosine decay), label smoothing.
+    Epochs are reported through `workbench.progress`, the loss every 10 at debug level."""
     # lazy: torch
     import torch
     import torch.nn.functional as F
@@ -192,7 +196,7 @@ def train(seed: int = TRAIN_SEED, epochs: int = EPOCHS, log: Any = None) -> Any:
     steps_per_epoch = math.ceil(len(x_train) / BATCH)
     total, warmup = epochs * steps_per_epoch, steps_per_epoch
     step = 0
-    for epoch in range(epochs):
+    for epoch in progress(range(epochs), "train digits_cnn", unit="epoch"):
         order = rng.permutation(len(x_train))
         images = random_shift(x_train[order], rng)
         labels = y_train[order]
@@ -212,8 +216,8 @@ def train(seed: int = TRAIN_SEED, epochs: int = EPOCHS, log: Any = None) -> Any:
             loss.backward()
             optimizer.step()
             step += 1
-        if log and ((epoch + 1) % 10 == 0 or epoch == 0):
-            log(f"epoch {epoch + 1}/{epochs} loss {loss.item():.4f}")
+        if (epoch + 1) % 10 == 0 or epoch == 0:
+            log.debug("digits_cnn epoch %d/%d loss %.4f", epoch + 1, epochs, loss.item())
     return net.eval()
 
 
@@ -229,14 +233,14 @@ def train_to(path: str, seed: int | str = TRAIN_SEED) -> None:
     torch.set_num_threads(
         int(os.environ.get("WORKBENCH_TRAIN_THREADS", min(2, os.cpu_count() or 1)))
     )
-    print(f"[digits_cnn] training once ({EPOCHS} epochs); cached in {path}", file=sys.stderr)
+    log.info("digits_cnn: training once (%d epochs); cached in %s", EPOCHS, path)
     started = time.perf_counter()
-    net = train(seed, log=lambda line: print(f"[digits_cnn] {line}", file=sys.stderr, flush=True))
+    net = train(seed)
     seconds = time.perf_counter() - started
     state = fused_state(net)
     _, _, x_test, y_test = digits_split("nchw")
     accuracy = float(np.mean(predict_torch(build_torch(state), x_test).argmax(1) == y_test))
-    print(f"[digits_cnn] {seconds:.1f} s, held-out accuracy {accuracy:.4f}", file=sys.stderr)
+    log.info("digits_cnn: trained in %.1f s, held-out accuracy %.4f", seconds, accuracy)
     state["__meta_train_seconds"] = np.asarray(seconds)
     state["__meta_test_accuracy"] = np.asarray(accuracy)
     state["__meta_torch_threads"] = np.asarray(torch.get_num_threads())

@@ -19,8 +19,8 @@ step budget sized for an idle 2-core host; the cache holds only what training ch
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,7 +34,10 @@ from workbench.nlp.metrics import accuracy, entity_f1, macro_f1, tag_sequences
 from workbench.nlp.spans import IGNORE, align_labels
 from workbench.nlp.tokenize import WordPieceTokenizer, minilm_dir
 from workbench.procs import cached_npz
+from workbench.progress import progress
 from workbench.workspace import weights_dir
+
+log = logging.getLogger(__name__)
 
 WEIGHTS_VERSION = "1"  # bump when a model, its data or its training change (retrains)
 HIDDEN = 384
@@ -211,9 +214,10 @@ def review_arrays(max_length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 # ---------------------------------------------------------------------------- training
 
 
-def train(name: str, log: Any = print) -> Any:
+def train(name: str) -> Any:
     """Fine-tune `name` deterministically; returns the torch model in eval mode. AdamW,
-    linear warm-up over 10 % of the steps then linear decay; dropout as pre-trained."""
+    linear warm-up over 10 % of the steps then linear decay; dropout as pre-trained.
+    Steps are reported through `workbench.progress`, the loss every 40 steps at debug."""
     # lazy: torch
     import torch
     import torch.nn.functional as F
@@ -255,7 +259,7 @@ def train(name: str, log: Any = print) -> Any:
     groups = [g for opt in optimizers for g in opt.param_groups]
     base = [g["lr"] for g in groups]
     warmup = max(1, plan.steps // 10)
-    for step in range(plan.steps):
+    for step in progress(range(plan.steps), f"train {name}", unit="step"):
         scale = (
             (step + 1) / warmup if step < warmup else (plan.steps - step) / (plan.steps - warmup)
         )
@@ -275,8 +279,8 @@ def train(name: str, log: Any = print) -> Any:
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         for opt in optimizers:
             opt.step()
-        if log and (step % 40 == 0 or step == plan.steps - 1):
-            log(f"step {step + 1}/{plan.steps} loss {loss.item():.4f}")
+        if step % 40 == 0 or step == plan.steps - 1:
+            log.debug("%s step %d/%d loss %.4f", name, step + 1, plan.steps, loss.item())
     return net.eval()
 
 
@@ -323,12 +327,12 @@ def train_to(path: str, name: str) -> None:
         int(os.environ.get("WORKBENCH_TRAIN_THREADS", min(2, os.cpu_count() or 1)))
     )
     plan = PLANS[name]
-    print(f"[{name}] training once ({plan.steps} steps); cached in {path}", file=sys.stderr)
+    log.info("%s: training once (%d steps); cached in %s", name, plan.steps, path)
     started = time.perf_counter()
-    net = train(name, log=lambda line: print(f"[{name}] {line}", file=sys.stderr, flush=True))
+    net = train(name)
     seconds = time.perf_counter() - started
     scores = evaluate(name, net)
-    print(f"[{name}] {seconds:.1f} s; held-out {scores}", file=sys.stderr)
+    log.info("%s: trained in %.1f s; held-out %s", name, seconds, scores)
     state = {
         k: v.detach().float().numpy().copy()
         for k, v in net.state_dict().items()

@@ -28,6 +28,7 @@ the convolutions (`fused_state`), as deployment does.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -39,6 +40,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from workbench.models.yolo_config import STRIDES, YoloConfig, anchor_points
+from workbench.progress import progress
+
+log = logging.getLogger(__name__)
 
 
 class Conv(nn.Module):
@@ -389,10 +393,10 @@ def train(
     seed: int = 0,
     lr: float = 2e-3,
     warmup: int = 100,
-    log: Callable[[str], None] | None = None,
 ) -> YoloV8:
     """Train a detector at cfg.image_size; `batches(step)` returns (NCHW float32 images,
-    boxes xyxy px per image, classes per image). Returns the EMA model (eval mode)."""
+    boxes xyxy px per image, classes per image). Returns the EMA model (eval mode). Steps
+    are reported through `workbench.progress`, the losses every 50 steps at debug level."""
     torch.manual_seed(seed)
     model = YoloV8(cfg).train()
     ema = YoloV8(cfg).eval()
@@ -412,7 +416,7 @@ def train(
         betas=(0.9, 0.999),
     )
     started = time.perf_counter()
-    for step in range(steps):
+    for step in progress(range(steps), "train detector", unit="step"):
         scale = (
             (step + 1) / warmup
             if step < warmup
@@ -435,10 +439,13 @@ def train(
                     e.mul_(decay).add_(p.detach(), alpha=1 - decay)
                 else:
                     e.copy_(p)
-        if log and (step % 50 == 0 or step == steps - 1):
-            log(
-                f"step {step:5d}/{steps} loss {float(loss):.3f} "
-                + " ".join(f"{k} {v:.3f}" for k, v in parts.items())
-                + f"  {time.perf_counter() - started:.0f} s"
+        if step % 50 == 0 or step == steps - 1:
+            log.debug(
+                "detector step %5d/%d loss %.3f %s  %.0f s",
+                step,
+                steps,
+                float(loss),
+                " ".join(f"{k} {v:.3f}" for k, v in parts.items()),
+                time.perf_counter() - started,
             )
     return ema.eval()

@@ -21,8 +21,8 @@ framework at the top.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,9 +31,11 @@ from typing import Any
 import numpy as np
 
 from workbench.procs import cached_npz
+from workbench.progress import progress
 from workbench.recsys import ctr_features
 from workbench.workspace import weights_dir
 
+log = logging.getLogger(__name__)
 EMBED_DIM = 16
 HIDDEN = (64, 32)
 EPOCHS = 3
@@ -128,8 +130,9 @@ def weights_only(state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in state.items() if not k.startswith("__meta")}
 
 
-def train(epochs: int = EPOCHS, seed: int = SEED, log: Any = None) -> Any:
-    """Adam on binary cross-entropy over the training split, fixed seed and shuffles."""
+def train(epochs: int = EPOCHS, seed: int = SEED) -> Any:
+    """Adam on binary cross-entropy over the training split, fixed seed and shuffles.
+    Epochs are reported through `workbench.progress`, each one's loss at debug level."""
     # lazy: torch
     import torch
     import torch.nn.functional as F
@@ -141,7 +144,7 @@ def train(epochs: int = EPOCHS, seed: int = SEED, log: Any = None) -> Any:
     ids_all, genres_all, labels_all = data.feed["ids"], data.feed["genres"], data.labels
     model = torch_module(ctr_features.field_sizes()).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
-    for epoch in range(epochs):
+    for epoch in progress(range(epochs), "train deepfm", unit="epoch"):
         order = rng.permutation(len(labels_all))
         ids = ids_all[order].copy()
         drop = rng.random((len(ids), 2)) < ID_DROPOUT  # user (col 0), item (col 1) -> unknown
@@ -159,8 +162,7 @@ def train(epochs: int = EPOCHS, seed: int = SEED, log: Any = None) -> Any:
             loss.backward()
             optimizer.step()
             total += float(loss.detach()) * len(logit)
-        if log:
-            log(f"epoch {epoch + 1}/{epochs} train log loss {total / len(ids):.4f}")
+        log.debug("deepfm epoch %d/%d train log loss %.4f", epoch + 1, epochs, total / len(ids))
     return model.eval()
 
 
@@ -182,16 +184,18 @@ def train_to(path: str, seed: int | str = SEED) -> None:
     torch.set_num_threads(
         int(os.environ.get("WORKBENCH_TRAIN_THREADS", min(2, os.cpu_count() or 1)))
     )
-    print(f"[deepfm] training once ({EPOCHS} epochs); cached in {path}", file=sys.stderr)
+    log.info("deepfm: training once (%d epochs); cached in %s", EPOCHS, path)
     started = time.perf_counter()
-    model = train(seed=int(seed), log=lambda line: print(f"[deepfm] {line}", file=sys.stderr))
+    model = train(seed=int(seed))
     seconds = time.perf_counter() - started
     state = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
     test = ctr_features.split("test")
     scores = evaluate(predict_torch(build_torch(state), test.feed), test.labels)
-    print(
-        f"[deepfm] {seconds:.1f} s, test AUC {scores['auc']:.4f} log loss {scores['log_loss']:.4f}",
-        file=sys.stderr,
+    log.info(
+        "deepfm: trained in %.1f s, test AUC %.4f log loss %.4f",
+        seconds,
+        scores["auc"],
+        scores["log_loss"],
     )
     state["__meta_train_seconds"] = np.asarray(seconds)
     state["__meta_test_auc"] = np.asarray(scores["auc"])

@@ -20,8 +20,8 @@ by WEIGHTS_VERSION. This module imports neither framework at the top.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,10 +30,13 @@ from typing import Any
 import numpy as np
 
 from workbench.procs import cached_npz
+from workbench.progress import progress
 from workbench.recsys import movielens, rec_data
 from workbench.recsys.metrics import ndcg_at_k, recall_at_k
 from workbench.recsys.retrieval import exact_topk
 from workbench.workspace import weights_dir
+
+log = logging.getLogger(__name__)
 
 DIM = 64  # output embedding size of every tower
 ID_DIM = 32  # two-tower id embeddings
@@ -305,8 +308,9 @@ def quality_table(weights: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------- training
 
 
-def _train(kind: str, seed: int, log: Any = None) -> dict[str, np.ndarray]:
-    """One model's towers, trained with a sampled softmax."""
+def _train(kind: str, seed: int) -> dict[str, np.ndarray]:
+    """One model's towers, trained with a sampled softmax (epochs reported through
+    `workbench.progress`, each one's loss at debug level)."""
     # lazy: torch
     import torch
     import torch.nn.functional as F
@@ -322,7 +326,7 @@ def _train(kind: str, seed: int, log: Any = None) -> dict[str, np.ndarray]:
     (user_input,) = INPUTS[(kind, "user")]
     catalog = torch.from_numpy(rec_data.item_feed(np.arange(data.n_items), kind)[item_input])
     n = len(split.train_users)
-    for epoch in range(EPOCHS[kind]):
+    for epoch in progress(range(EPOCHS[kind]), f"train {kind}", unit="epoch"):
         order = rng.permutation(n)
         for start in range(0, n, BATCH):
             rows = order[start : start + BATCH]
@@ -350,8 +354,7 @@ def _train(kind: str, seed: int, log: Any = None) -> dict[str, np.ndarray]:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        if log:
-            log(f"{kind} epoch {epoch + 1}/{EPOCHS[kind]} loss {loss.item():.4f}")
+        log.debug("%s epoch %d/%d loss %.4f", kind, epoch + 1, EPOCHS[kind], loss.item())
     state = {}
     for side, tower in (("user", user_tower), ("item", item_tower)):
         for key, value in tower.state_dict().items():
@@ -371,20 +374,14 @@ def train_to(path: str, seed: int | str = SEED) -> None:
     # two OpenMP threads made the two-tower run 10x slower (132 s against 13 s); one
     # thread also gives the same weights whatever the machine's core count.
     torch.set_num_threads(int(os.environ.get("WORKBENCH_TRAIN_THREADS", 1)))
-    print(f"[two_tower] training mf and two_tower once; cached in {path}", file=sys.stderr)
+    log.info("two_tower: training mf and two_tower once; cached in %s", path)
     state: dict[str, np.ndarray] = {}
     for kind in KINDS:
         started = time.perf_counter()
-        state.update(
-            _train(
-                kind,
-                seed,
-                log=lambda line: print(f"[two_tower] {line}", file=sys.stderr, flush=True),
-            )
-        )
+        state.update(_train(kind, seed))
         seconds = time.perf_counter() - started
         metrics = evaluate(user_embeddings(state, kind), catalog_embeddings(state, kind))
-        print(f"[two_tower] {kind}: {seconds:.1f} s, {metrics}", file=sys.stderr)
+        log.info("two_tower: %s trained in %.1f s, %s", kind, seconds, metrics)
         state[f"__meta_{kind}_train_seconds"] = np.asarray(seconds)
         for name, value in metrics.items():
             state[f"__meta_{kind}_{name.replace('@', '_at_')}"] = np.asarray(value)

@@ -37,7 +37,7 @@ from workbench.serving.tensors import (
     v2_datatype,
 )
 
-log = logging.getLogger("workbench.serving")
+log = logging.getLogger(__name__)  # under workbench.serving: serving/logs.py
 HEADER_LENGTH = "inference-header-content-length"
 
 

@@ -22,7 +22,7 @@ from workbench.scenarios.batcher import BatcherConfig
 from workbench.serving.registry import ModelRegistry
 from workbench.serving.service import InferenceService, ServeSettings
 
-log = logging.getLogger("workbench.serving")
+log = logging.getLogger(__name__)  # under workbench.serving: serving/logs.py
 
 
 @dataclass(frozen=True)

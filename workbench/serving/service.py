@@ -30,7 +30,7 @@ from workbench.serving.registry import ModelRegistry, ModelVersion
 from workbench.serving.tensors import check_against
 from workbench.serving.urlfetch import UrlPolicy
 
-log = logging.getLogger("workbench.serving")
+log = logging.getLogger(__name__)  # under workbench.serving: serving/logs.py
 
 
 @dataclass(frozen=True)

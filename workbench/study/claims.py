@@ -1,4 +1,4 @@
-"""The source guide's claims (DESIGN.md), re-measured on this host.
+"""The source guide's claims (docs/claims.md), re-measured on this host.
 
 `run_sweeps(profile)` runs the workbench's own sweeps (ResNet-50 from the
 image_classification task, the tabular MLP, a Keras model as SavedModel and

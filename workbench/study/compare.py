@@ -24,7 +24,7 @@ run-wide one (one A/A pair is one draw of a configuration's drift, so its own fi
 undershoots, see `NoiseCalibration.floor_for`). Each row says which floor it used and where it came from. Without a
 calibration a warning says that between-run noise is not accounted for. A busy host
 (load average above the cores, from the manifests) and a shift of the whole run are warned
-about.
+about. The method in words: docs/method.md §13.
 """
 
 from __future__ import annotations

@@ -218,7 +218,7 @@ class ImageClassificationTask(Task):
         return self.parity_samples
 
     def preprocessor(self, model: str, framework: str = "torch") -> ClassifyPreprocess:
-        """§6.1 preprocessing for an ImageNet model in `framework`'s layout."""
+        """Guide §6.1 preprocessing for an ImageNet model in `framework`'s layout."""
         spec = self._imagenet(model)
         return ClassifyPreprocess(IMAGE_SIZE, 256, spec.mean, spec.std, _layout(framework))
 

@@ -21,8 +21,8 @@ outside the model (`postprocess`), so artifacts stay plain tensor graphs.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +45,7 @@ from workbench.vision.scenes import CLASSES, make_scenes, scene
 from workbench.vision.yolo_decode import CONF_THRESHOLD, IOU_THRESHOLD, Detections, decode_v8
 from workbench.workspace import weights_dir
 
+log = logging.getLogger(__name__)
 MODELS = {"yolov8n_320": 320, "yolov8n_640": 640}
 ARCH = {"widths": (16, 32, 64, 128, 256), "depths": (1, 2, 2, 1), "reg_max": 16}
 TRAIN_SIZE = 128
@@ -94,18 +95,16 @@ def train_to(path: str, steps: int | str = TRAIN_STEPS, seed: int | str = TRAIN_
         int(os.environ.get("WORKBENCH_TRAIN_THREADS", min(2, os.cpu_count() or 1)))
     )
     started = time.perf_counter()
-    print(
-        f"[object_detection] training the detector once ({steps} steps of {TRAIN_BATCH} "
-        f"scenes at {TRAIN_SIZE} px); cached in {path}",
-        file=sys.stderr,
-        flush=True,
+    log.info(
+        "object_detection: training the detector once (%d steps of %d scenes at %d px); "
+        "cached in %s",
+        steps,
+        TRAIN_BATCH,
+        TRAIN_SIZE,
+        path,
     )
     model = train(
-        config(TRAIN_SIZE),
-        lambda step: training_batch(step, seed=seed),
-        steps,
-        seed=seed,
-        log=lambda line: print(f"[object_detection] {line}", file=sys.stderr, flush=True),
+        config(TRAIN_SIZE), lambda step: training_batch(step, seed=seed), steps, seed=seed
     )
     state = fused_state(model)
     state["__meta_train_seconds"] = np.asarray(time.perf_counter() - started)
