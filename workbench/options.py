@@ -44,6 +44,11 @@ class OptionField(NamedTuple):
     default: Any
     description: str  # "" when the field was declared without `option`
 
+    def text(self) -> str:
+        """`name (type; default value): description`, as `describe` and listings word it."""
+        head = f"{self.name} ({self.type}; default {self.default!r})"
+        return f"{head}: {self.description}" if self.description else head
+
 
 @dataclasses.dataclass(frozen=True)
 class Options:
@@ -101,12 +106,7 @@ class Options:
     def describe(cls) -> str:
         """Every option on one line, `name (type; default value): description; ...` (the
         description when it has one), or `no options`."""
-        parts = [
-            f"{f.name} ({f.type}; default {f.default!r})"
-            + (f": {f.description}" if f.description else "")
-            for f in cls.describe_fields()
-        ]
-        return "; ".join(parts) or "no options"
+        return "; ".join(f.text() for f in cls.describe_fields()) or "no options"
 
     def to_dict(self) -> dict[str, Any]:
         """Every option with its value (defaults included), JSON-ready."""
