@@ -16,13 +16,13 @@ from typing import Any
 from exporters.base import ExportContext, Pass
 from exporters.torch_onnx import check_onnx
 from workbench.deps import require
-from workbench.options import Options
+from workbench.options import Options, option
 from workbench.runtimes.tf_runtime import require_keras
 
 
 @dataclass(frozen=True)
 class KerasOnnxParams(Options):
-    opset: int = 17
+    opset: int = option(17, "the ONNX opset tf2onnx writes")
 
 
 class KerasOnnx(Pass):

@@ -30,7 +30,7 @@ from typing import Any
 from exporters.base import ExportContext, Pass
 from exporters.torch_onnx import check_onnx
 from workbench.errors import UserError
-from workbench.options import Options
+from workbench.options import Options, option
 
 FORMAT = "onnx-fused"
 ATTENTION_OPS = ("Attention", "MultiHeadAttention")
@@ -54,11 +54,23 @@ class TransformerOptimizeParams(Options):
     without it is not the transformer this pass is for, or its export hides the pattern).
     """
 
-    model_type: str = "bert"
-    num_heads: int = 0
-    hidden_size: int = 0
-    opt_level: int = 0
-    require_attention: bool = True
+    model_type: str = option(
+        "bert", "the model type ORT's transformer optimizer fuses for (bert, gpt2, bart...)"
+    )
+    num_heads: int = option(
+        0, "attention heads (0: from the model's config, else detected from the graph)"
+    )
+    hidden_size: int = option(
+        0, "hidden size (0: from the model's config, else detected from the graph)"
+    )
+    opt_level: int = option(
+        0,
+        "0: the Python fusions only, valid on every provider, 1, 2 or 99: ORT's own "
+        "optimizer first (99 bakes CPU-only layouts into the file)",
+    )
+    require_attention: bool = option(
+        True, "fail unless attention fused (else the graph is not a transformer it can help)"
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

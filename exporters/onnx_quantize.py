@@ -45,7 +45,7 @@ from exporters.torch_onnx import check_onnx
 from workbench.env import cpu_flags
 from workbench.errors import UserError
 from workbench.harness.memory import current_rss_bytes, peak_rss_bytes, reset_peak_rss
-from workbench.options import Options
+from workbench.options import Options, option
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 QUANT_TYPES = ("qint8", "quint8")
@@ -123,9 +123,13 @@ class NodeSelection(Options):
       pre-processing) in float.
     """
 
-    op_types_to_quantize: str = ""
-    op_types_to_exclude: str = ""
-    nodes_to_exclude: str = ""
+    op_types_to_quantize: str = option(
+        "", "quantize only these op types, comma-separated (empty: ORT's default)"
+    )
+    op_types_to_exclude: str = option("", "keep nodes of these op types in float, comma-separated")
+    nodes_to_exclude: str = option(
+        "", "keep these nodes in float, comma-separated names from the pre-processed graph"
+    )
 
 
 @dataclass(frozen=True)
@@ -135,8 +139,8 @@ class DynamicConfig(NodeSelection):
     cosine 0.990 per channel vs 0.954 per tensor, measured for issue 10); the default
     stays per-tensor so existing artifacts and their cache keys keep their meaning."""
 
-    per_channel: bool = False
-    weight_type: str = "qint8"
+    per_channel: bool = option(False, "one weight scale per output channel, not per tensor")
+    weight_type: str = option("qint8", "the 8-bit type of the weights: qint8 or quint8")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -147,9 +151,11 @@ class DynamicConfig(NodeSelection):
 class StaticConfig(NodeSelection):
     """Parameters of `onnx_int8_static` (ORT quantize_static, QDQ)."""
 
-    calibration_method: str = "minmax"
-    calibration_size: int = 256
-    per_channel: bool = True
+    calibration_method: str = option(
+        "minmax", "how activation ranges come from calibration: minmax, entropy or percentile"
+    )
+    calibration_size: int = option(256, "calibration items drawn from the task's own set")
+    per_channel: bool = option(True, "one weight scale per output channel, not per tensor")
     # quint8 activations (U8S8): ORT's docs name S8S8 in QDQ format as the general first
     # choice, but on x86-64 the CPU provider's fast integer kernels are U8S8 (VNNI's
     # VPDPBUSD multiplies u8 by s8). Measured with ORT 1.31.1 on an AVX-512-VNNI Xeon
@@ -157,19 +163,25 @@ class StaticConfig(NodeSelection):
     # the rest ran in float behind DequantizeLinear, 64 ms vs 57 ms FP32 (forcing the
     # fusion with session.qdqisint8allowed=1: 383 ms); U8S8 fused all 20, 27 ms. U8S8 can
     # saturate on AVX2/AVX-512 CPUs without VNNI (VPMADDUBSW); the manifest warns there.
-    activation_type: str = "quint8"
-    weight_type: str = "qint8"
+    activation_type: str = option("quint8", "the 8-bit type of the activations: quint8 or qint8")
+    weight_type: str = option("qint8", "the 8-bit type of the weights: qint8 or quint8")
     # Leave model outputs in float where ORT still fuses the producer into an integer
     # kernel with float output (Gemm -> QGemm, MatMul -> MatMulIntegerToFloat): a Q/DQ
     # pair on a graph output only clips and rounds what the caller gets back.
-    float_outputs: bool = True
+    float_outputs: bool = option(
+        True, "no Q/DQ pair on outputs whose producer ORT fuses into a float-output integer op"
+    )
     # Weights in 7 bits (ORT's reduce_range): without VNNI/AMX, x86 integer kernels sum
     # u8*s8 pairs into int16 (VPMADDUBSW), which saturates for full-range weights. Measured
     # on a 2-core AMD EPYC with AVX2 only (ORT 1.31.1, tabular mlp, per-channel U8S8):
     # top-1 agreement with FP32 0.984 and scaled error 0.145 (parity fails) with 8-bit
     # weights. "auto": on when the exporting host's CPU has neither VNNI nor AMX (the value
     # used is what the manifest and the cache key record).
-    reduce_range: bool | Literal["auto"] = "auto"
+    reduce_range: bool | Literal["auto"] = option(
+        "auto",
+        "7-bit weights (ORT's reduce_range), against int16 saturation on CPUs without VNNI "
+        "or AMX (auto: on when the exporting CPU has neither)",
+    )
 
     def __post_init__(self) -> None:
         if self.reduce_range == "auto":
@@ -195,7 +207,9 @@ class Fp16Config(Options):
     """Parameters of `onnx_fp16`: keep_io_types leaves the graph's inputs and outputs in
     float32 (Casts at the edges), so callers feed the same arrays as FP32."""
 
-    keep_io_types: bool = True
+    keep_io_types: bool = option(
+        True, "keep the graph's inputs and outputs float32, so callers feed FP32 arrays"
+    )
 
 
 # --------------------------------------------------------------------------- helpers

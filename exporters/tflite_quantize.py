@@ -32,7 +32,7 @@ import numpy as np
 from exporters.base import ExportContext, Pass
 from workbench.deps import require
 from workbench.errors import UserError
-from workbench.options import Options
+from workbench.options import Options, option
 from workbench.runtimes.litert_runtime import LITERT_MISSING
 from workbench.runtimes.tf_runtime import require_keras
 
@@ -241,9 +241,9 @@ class KerasTFLiteInt8Dynamic(_KerasTFLiteQuantized):
 class TFLiteInt8StaticParams(Options):
     """Parameters of `keras_tflite_int8_static` (full-integer quantization)."""
 
-    calibration_size: int = 500
-    int8_io: bool = False  # int8 model inputs and outputs (the manifest gives their scales)
-    float_tail: bool = True  # keep the weight-free ops after the last weighted layer float
+    calibration_size: int = option(500, "representative items drawn from the task's own set")
+    int8_io: bool = option(False, "int8 model inputs and outputs (the manifest gives their scales)")
+    float_tail: bool = option(True, "keep the weight-free ops after the last weighted layer float")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from exporters.base import ExportContext, Pass
-from workbench.options import Options
+from workbench.options import Options, option
 
 
 def _dynamic_axes(ctx: ExportContext) -> dict[str, dict[int, str]]:
@@ -32,10 +32,12 @@ def check_onnx(path: Path) -> int:
 
 @dataclass(frozen=True)
 class TorchOnnxParams(Options):
-    opset: int = 18
-    # True: the dynamo exporter (torch.export); False: TorchScript tracing; "auto": dynamo,
-    # then tracing if dynamo fails
-    dynamo: bool | Literal["auto"] = "auto"
+    opset: int = option(18, "the ONNX opset the exported graph targets")
+    dynamo: bool | Literal["auto"] = option(
+        "auto",
+        "true: the dynamo exporter (torch.export), false: TorchScript tracing, "
+        "auto: dynamo, then tracing if dynamo fails",
+    )
 
 
 class TorchOnnx(Pass):

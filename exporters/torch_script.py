@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from exporters.base import ExportContext, Pass
-from workbench.options import Options
+from workbench.options import Options, option
 from workbench.runtimes.torch_runtime import write_signature_sidecar
 
 
@@ -22,7 +22,9 @@ def write_signature(out: Path, specs: list[Any]) -> None:
 
 @dataclass(frozen=True)
 class TorchScriptParams(Options):
-    method: Literal["trace", "script"] = "trace"  # torch.jit.trace or torch.jit.script
+    method: Literal["trace", "script"] = option(
+        "trace", "torch.jit.trace (record one run) or torch.jit.script (compile the code)"
+    )
 
 
 class TorchScriptPass(Pass):

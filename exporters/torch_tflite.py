@@ -22,7 +22,7 @@ from exporters.base import ExportContext, Pass
 from workbench.deps import require
 from workbench.devices import parse_device
 from workbench.errors import UserError
-from workbench.options import Options
+from workbench.options import Options, option
 from workbench.registry import get_runtime
 from workbench.runtimes.base import RuntimeOptions
 from workbench.runtimes.litert_runtime import litert_missing
@@ -30,10 +30,14 @@ from workbench.runtimes.litert_runtime import litert_missing
 
 @dataclass(frozen=True)
 class TorchTFLiteParams(Options):
-    # True: a dynamic batch axis; False: a file fixed at `static_batch`; "auto": dynamic,
-    # else static
-    dynamic_batch: bool | Literal["auto"] = "auto"
-    static_batch: int = 1
+    dynamic_batch: bool | Literal["auto"] = option(
+        "auto",
+        "true: a dynamic batch axis, false: a file fixed at static_batch, "
+        "auto: dynamic when litert-torch and LiteRT manage it, else static",
+    )
+    static_batch: int = option(
+        1, "the batch a static file is fixed at (LiteRT resizes its inputs at load)"
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

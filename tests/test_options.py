@@ -9,10 +9,11 @@ from typing import Literal
 import pytest
 
 from exporters.base import find_pass
+from tests.childproc import run_child
 from workbench.cli import _parse_setting
 from workbench.errors import UserError
 from workbench.harness.runner import BenchConfig
-from workbench.options import Options
+from workbench.options import OptionField, Options, option
 from workbench.registry import get_runtime
 from workbench.sweep import TaskSweep
 
@@ -100,3 +101,55 @@ def test_an_options_class_checks_itself_when_built_directly() -> None:
     with pytest.raises(UserError, match="level must be one of low, high, got 'medium'"):
         Sample(level="medium")  # type: ignore[arg-type]
     assert Sample(scale=2).scale == 2.0 and isinstance(Sample(scale=2).scale, float)
+
+
+# ---------------------------------------------------------------- descriptions
+
+
+@dataclass(frozen=True)
+class Described(Options):
+    size: int = option(4, "how many items go in one batch")
+    mode: Literal["fast", "exact"] = option("fast", "fast rounds, exact does not")
+
+
+def test_each_option_carries_its_description() -> None:
+    assert Described.describe_fields() == [
+        OptionField("size", "an integer", 4, "how many items go in one batch"),
+        OptionField("mode", "one of fast, exact", "fast", "fast rounds, exact does not"),
+    ]
+    assert Sample.describe_fields()[1] == OptionField("count", "an integer", 3, "")
+    assert Described.describe() == (
+        "size (an integer; default 4): how many items go in one batch; "
+        "mode (one of fast, exact; default 'fast'): fast rounds, exact does not"
+    )
+
+
+def test_the_unknown_option_error_says_what_each_option_does() -> None:
+    with pytest.raises(UserError) as info:
+        Described.parse({"sise": 3}, owner="thing")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("thing has no option 'sise': it takes size (an integer; default 4)")
+    assert "how many items go in one batch" in message and "fast rounds, exact does not" in message
+    with pytest.raises(UserError, match="opset .*: the ONNX opset the exported graph targets"):
+        find_pass("torch", "onnx", "fp32").check_params({"opsett": 17})
+
+
+def test_every_builtin_pass_and_runtime_option_has_a_description() -> None:
+    """In a fresh interpreter, so only the built-in tables count (not a test's plugin)."""
+    out = run_child(
+        """
+        import json
+        from workbench.registry import PASSES, RUNTIMES
+        fields = {}
+        for registry, attr in ((RUNTIMES, "Settings"), (PASSES, "Params")):
+            for name, cls in registry.all().items():
+                for f in getattr(cls, attr).describe_fields():
+                    fields[f"{registry.kind} {name}: {f.name}"] = f.description
+        print(json.dumps(fields))
+        """
+    )
+    assert "pass torch_onnx: opset" in out and "runtime torch: autocast" in out
+    undescribed = sorted(k for k, text in out.items() if not text.strip())
+    assert undescribed == []
+    assert all("\n" not in text for text in out.values())  # one line each

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from workbench.errors import UserError
-from workbench.registry import PASSES, RUNTIMES, TASKS, Registry
+from workbench.registry import ENDPOINTS, PASSES, RUNTIMES, TASKS, Registry
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMEWORKS = ("torch", "tensorflow", "keras", "onnxruntime", "onnx", "ai_edge_litert")
@@ -243,3 +243,92 @@ def test_a_pass_plugin_that_does_not_import_is_an_error_not_a_missing_format(mon
     monkeypatch.setenv(PASSES.plugin_env or "", "no_such_pass_module_for_workbench")
     with pytest.raises(UserError, match="no_such_pass_module_for_workbench"):
         plan(TaskSweep(task="tabular", formats=["onnx"], precisions=["fp32"]))
+
+
+# ---------------------------------------------------------------------- task endpoints
+
+SERVING = ("fastapi", "starlette", "uvicorn", "grpc")
+
+
+def test_endpoints_are_listed_without_importing_a_framework_or_the_server() -> None:
+    out = _child(
+        f"""
+        import json, sys
+        from workbench.registry import registries
+        names = registries()["endpoints"].names()
+        print(json.dumps({{"names": names, "loaded": sorted(
+            set({FRAMEWORKS + SERVING!r}) & set(sys.modules)
+        )}}))
+        """
+    )
+    assert out["loaded"] == []
+    assert {"classify", "detect", "moderate"} <= set(out["names"])
+
+
+def test_every_builtin_endpoint_resolves_to_a_class_of_that_name() -> None:
+    from workbench.serving.endpoints import TaskEndpoint
+
+    for name, cls in ENDPOINTS.all().items():
+        assert cls.name == name and issubclass(cls, TaskEndpoint)
+
+
+def test_an_unknown_endpoint_is_a_one_line_error_naming_the_registered_ones() -> None:
+    from fastapi import FastAPI
+
+    from workbench.serving.endpoints import EndpointConfig, mount
+
+    with pytest.raises(UserError) as info:
+        mount(FastAPI(), None, [EndpointConfig("clasify", "m")])  # type: ignore[arg-type]
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("unknown endpoint 'clasify': choose one of ")
+    assert {"classify", "detect", "moderate"} <= set(
+        message.split(": choose one of ")[1].split(", ")
+    )
+
+
+ECHO = '''
+"""A third-party task endpoint: POST /api/v1/echo answers the model it serves."""
+from fastapi import FastAPI
+
+from workbench.serving.endpoints import EndpointContext, TaskEndpoint
+
+
+class Echo(TaskEndpoint):
+    name = "echo"
+
+    def add_routes(self, app: FastAPI, ctx: EndpointContext) -> None:
+        @app.post("/api/v1/echo")
+        async def echo() -> dict:
+            return {"model": ctx.model, "options": ctx.options}
+'''
+
+
+def test_a_third_party_package_adds_an_endpoint_that_serving_mounts(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "wb_echo").mkdir(parents=True)
+    (site / "wb_echo" / "__init__.py").write_text(ECHO)
+    info = site / "wb_echo-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: wb-echo\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[workbench.endpoints]\necho = wb_echo:Echo\n")
+    out = _child(
+        """
+        import json, sys
+        from fastapi import FastAPI
+        from fastapi.testclient import TestClient
+        from workbench.registry import ENDPOINTS
+        from workbench.serving.endpoints import EndpointConfig, mount
+
+        names = ENDPOINTS.names()
+        loaded_before = "wb_echo" in sys.modules
+        app = FastAPI()
+        mount(app, None, [EndpointConfig.parse("echo=m1,greeting=hi")])
+        reply = TestClient(app).post("/api/v1/echo").json()
+        print(json.dumps({"names": names, "loaded_before": loaded_before, "reply": reply}))
+        """,
+        site,
+    )
+    assert "echo" in out["names"] and "classify" in out["names"]
+    assert out["loaded_before"] is False  # listing the plugin's name imported nothing
+    assert out["reply"] == {"model": "m1", "options": {"greeting": "hi"}}

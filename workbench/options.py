@@ -1,12 +1,14 @@
 """Typed option sets, declared once as frozen dataclasses that check themselves.
 
 A pass declares its parameters and a runtime its settings as a subclass of
-`Options`; the defaults are the dataclass's own. `parse` turns the loose mapping a
-user or a JSON job gives into an instance, and refuses an unknown or ill-typed
-option with one line that lists the valid ones, e.g.
+`Options`, each field with `option(default, "what it does")`: the defaults are the
+dataclass's own, and the one-line description is what `workbench list` and the errors
+show, so a user learns what an option does without reading the code. `parse` turns the
+loose mapping a user or a JSON job gives into an instance, and refuses an unknown or
+ill-typed option with one line that lists the valid ones, e.g.
 
-    pass 'torch_onnx' has no option 'opsett': it takes opset (int, default 18),
-    dynamo (bool or 'auto', default 'auto')
+    pass 'torch_onnx' has no parameter 'opsett': it takes opset (an integer; default 18):
+    the ONNX opset ...; dynamo (true or false or one of auto; default 'auto'): ...
 
 Supported annotations: bool, int, float, str, Literal[...], and unions of these
 with None. A subclass adds range checks in `__post_init__` (raise `UserError`).
@@ -18,9 +20,34 @@ import dataclasses
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, Self, get_args, get_origin
+from typing import Any, ClassVar, Literal, NamedTuple, Self, TypeVar, get_args, get_origin
 
 from workbench.errors import UserError
+
+T = TypeVar("T")
+
+DESCRIPTION = "description"  # the key of a field's metadata that `option` fills
+
+
+def option(default: T, description: str) -> T:
+    """A field of an `Options` subclass: its default and a one-line description of what it
+    does (for `workbench list` and the unknown-option error), e.g.
+    `opset: int = option(18, "the ONNX opset the exported graph targets")`."""
+    return dataclasses.field(default=default, metadata={DESCRIPTION: description})
+
+
+class OptionField(NamedTuple):
+    """One option as `describe_fields` gives it: the parts a listing lays out."""
+
+    name: str
+    type: str  # as messages word it: "an integer", "one of off, fp16, bf16"
+    default: Any
+    description: str  # "" when the field was declared without `option`
+
+    def text(self) -> str:
+        """`name (type; default value): description`, as `describe` and listings word it."""
+        head = f"{self.name} ({self.type}; default {self.default!r})"
+        return f"{head}: {self.description}" if self.description else head
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,14 +92,21 @@ class Options:
         return cls(**checked)
 
     @classmethod
-    def describe(cls) -> str:
-        """`name (type, default value), ...` for every option, or `none`."""
+    def describe_fields(cls) -> list[OptionField]:
+        """Every option's name, type, default and description, in declaration order."""
         hints = typing.get_type_hints(cls)
-        parts = [
-            f"{f.name} ({_type_text(hints[f.name])}; default {_default(f)!r})"
+        return [
+            OptionField(
+                f.name, _type_text(hints[f.name]), _default(f), f.metadata.get(DESCRIPTION, "")
+            )
             for f in dataclasses.fields(cls)
         ]
-        return ", ".join(parts) or "no options"
+
+    @classmethod
+    def describe(cls) -> str:
+        """Every option on one line, `name (type; default value): description; ...` (the
+        description when it has one), or `no options`."""
+        return "; ".join(f.text() for f in cls.describe_fields()) or "no options"
 
     def to_dict(self) -> dict[str, Any]:
         """Every option with its value (defaults included), JSON-ready."""

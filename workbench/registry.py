@@ -1,18 +1,21 @@
-"""One registry mechanism for every pluggable noun: tasks, runtimes, passes, scenarios, servers.
+"""One registry mechanism for every pluggable noun: tasks, runtimes, passes and task
+endpoints (`registries()` below is the whole list; `workbench list` prints it).
 
 Each registry maps a name to a `"module:Class"` string and imports the module only
-when that name is asked for, so listing what exists imports no framework. Three
-sources fill a registry, in this order (a later one may not reuse a taken name):
+when that name is asked for, so listing what exists imports no framework. A registered
+class carries its own `name`. Three sources fill a registry, in this order (a later one
+may not reuse a taken name):
 
 1. the built-in table below: adding an implementation is one new module plus one
    line here;
 2. entry points of installed distributions, in the group named by the registry
-   (`workbench.tasks`, `workbench.runtimes`, `workbench.passes`, ...): a third-party
-   package adds a task with
+   (`workbench.tasks`, `workbench.runtimes`, `workbench.passes`, `workbench.endpoints`):
+   a third-party package adds a task with
    `[project.entry-points."workbench.tasks"] my_task = "my_pkg.task:MyTask"`;
-3. for runtimes and passes, the modules named (comma-separated) in an environment
-   variable, whose classes join with `@REGISTRY.register`: a quick hook for a local
-   file (benchmark and export worker processes inherit the variable).
+3. for runtimes, passes and endpoints, the modules named (comma-separated) in an
+   environment variable (`WORKBENCH_EXTRA_RUNTIMES`, `..._PASSES`, `..._ENDPOINTS`), whose
+   classes join with `@REGISTRY.register`: a quick hook for a local file (benchmark and
+   export worker processes inherit the variable).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from workbench.errors import UserError
 if TYPE_CHECKING:
     from exporters.base import Pass
     from workbench.runtimes.base import Runtime
+    from workbench.serving.endpoints import TaskEndpoint
     from workbench.tasks.base import Task
 
 T = TypeVar("T")
@@ -189,6 +193,17 @@ PASSES: Registry[Pass] = Registry(
     plugin_env="WORKBENCH_EXTRA_PASSES",
 )
 
+ENDPOINTS: Registry[TaskEndpoint] = Registry(
+    "endpoint",
+    "workbench.endpoints",
+    {
+        "classify": "workbench.serving.vision_endpoints:ClassifyEndpoint",
+        "detect": "workbench.serving.vision_endpoints:DetectEndpoint",
+        "moderate": "workbench.serving.moderate_endpoint:ModerateEndpoint",
+    },
+    plugin_env="WORKBENCH_EXTRA_ENDPOINTS",
+)
+
 
 def get_task(name: str) -> Task:
     """A new instance of the task registered as `name`."""
@@ -202,4 +217,4 @@ def get_runtime(name: str) -> Runtime:
 
 def registries() -> dict[str, Registry[Any]]:
     """Every registry by its plural noun (for `workbench list` and the docs)."""
-    return {"tasks": TASKS, "runtimes": RUNTIMES, "passes": PASSES}
+    return {"tasks": TASKS, "runtimes": RUNTIMES, "passes": PASSES, "endpoints": ENDPOINTS}

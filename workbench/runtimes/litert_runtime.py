@@ -26,7 +26,7 @@ import numpy as np
 from workbench.deps import installed
 from workbench.devices import Device, host_gpu_reason
 from workbench.errors import UnavailableError, UserError
-from workbench.options import Options
+from workbench.options import Options, option
 from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions
 from workbench.runtimes.tf_runtime import _import_tensorflow
 from workbench.signature import Dim, TensorSpec, normalize_dtype
@@ -129,7 +129,9 @@ class LiteRTModel(LoadedModel):
 class LiteRTSettings(Options):
     """Settings of the litert runtime."""
 
-    xnnpack: bool = True  # the default XNNPACK delegate on or off
+    xnnpack: bool = option(
+        True, "apply LiteRT's default XNNPACK delegate (false: the built-in kernels only)"
+    )
 
 
 class LiteRTRuntime(Runtime):

@@ -15,7 +15,7 @@ from typing import Any
 
 from workbench.devices import Device, host_gpu_reason
 from workbench.errors import UnavailableError, UserError
-from workbench.options import Options
+from workbench.options import Options, option
 from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions
 from workbench.signature import TensorSpec
 
@@ -26,7 +26,9 @@ DEFAULT_INPUTS = [TensorSpec("x", "float32", ("batch", 1))]
 class NullSettings(Options):
     """Settings of the null runtime."""
 
-    delay_ms: float = 0.0  # each call busy-waits this long (a known, injectable slowdown)
+    delay_ms: float = option(
+        0.0, "milliseconds each call busy-waits: a known slowdown to inject (0: none)"
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -19,7 +19,7 @@ import numpy as np
 
 from workbench.devices import Device, host_gpu_reason
 from workbench.errors import UnavailableError, UserError
-from workbench.options import Options
+from workbench.options import Options, option
 from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions
 from workbench.signature import Dim, TensorSpec, normalize_dtype
 
@@ -35,11 +35,15 @@ GRAPH_OPTIMIZATION_LEVELS = {
 class OrtSettings(Options):
     """Settings of the onnxruntime runtime."""
 
-    graph_optimization_level: Literal["disable", "basic", "extended", "all"] = "all"
-    # None: ORT's default (idle intra-op threads spin). False frees the cores for pre- and
-    # post-processing between calls, at some cost in model latency.
-    allow_spinning: bool | None = None
-    tensorrt: bool = False  # on cuda: the TensorRT provider first, CUDA after it
+    graph_optimization_level: Literal["disable", "basic", "extended", "all"] = option(
+        "all", "the graph optimizations ORT applies when it creates the session"
+    )
+    # False frees the cores for pre- and post-processing between calls, at some cost in
+    # model latency.
+    allow_spinning: bool | None = option(
+        None, "whether idle intra-op threads spin (true) or sleep (false), null: ORT's default"
+    )
+    tensorrt: bool = option(False, "on cuda, put the TensorRT provider first, with CUDA after it")
 
 
 def _providers(device: Device, tensorrt: bool) -> list[Any]:

@@ -30,7 +30,7 @@ import numpy as np
 from workbench.deps import installed, require
 from workbench.devices import Device, host_gpu_reason
 from workbench.errors import UnavailableError, UserError
-from workbench.options import Options
+from workbench.options import Options, option
 from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions
 from workbench.signature import Dim, TensorSpec, normalize_dtype
 
@@ -188,10 +188,12 @@ class TFModel(LoadedModel):
 class TFSettings(Options):
     """Settings of the tensorflow runtime."""
 
-    # The SavedModel signature to call; None: serving_default, else the first one.
-    signature: str | None = None
-    # Keras models: call through tf.function (graph mode, as serving does); False: eager.
-    tf_function: bool = True
+    signature: str | None = option(
+        None, "the SavedModel signature to call (null: serving_default, else the first one)"
+    )
+    tf_function: bool = option(
+        True, "call Keras models through tf.function, in graph mode as serving does (false: eager)"
+    )
 
 
 class TFRuntime(Runtime):

@@ -48,7 +48,7 @@ from workbench.atomic import write_json_atomic
 from workbench.deps import installed
 from workbench.devices import Device, host_gpu_reason
 from workbench.errors import UnavailableError, UserError
-from workbench.options import Options
+from workbench.options import Options, option
 from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions
 from workbench.signature import Dim, TensorSpec, normalize_dtype
 from workbench.trust import refuse_pickled_objects, weights_only_torch_loads
@@ -62,10 +62,12 @@ AUTOCAST_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
 class TorchSettings(Options):
     """Settings of the torch runtime (see the module doc)."""
 
-    # run each call under torch.autocast in this dtype; "off": the model's own dtypes
-    autocast: Literal["off", "fp16", "bf16"] = "off"
-    # torch.compile mode for eager and pt2 modules; "off": not compiled
-    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
+    autocast: Literal["off", "fp16", "bf16"] = option(
+        "off", "run each call under torch.autocast in this dtype (off: the model's own dtypes)"
+    )
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = option(
+        "off", "the torch.compile mode for eager and pt2 modules (off: not compiled)"
+    )
 
     def describe_run(self) -> str:
         """What the settings add to the provider: "autocast bf16, compile default"."""

@@ -2,22 +2,27 @@
 
 A task endpoint turns a domain request (an image, a text) into a model feed, runs it
 through the server's model registry and batcher (`ctx.service.infer`), and answers in
-the domain's terms. Each is a function that adds its routes to the app; the server
-mounts the ones named on the command line (`workbench serve --endpoint NAME=MODEL`).
+the domain's terms. Each is a `TaskEndpoint` class whose `add_routes` adds its routes to
+the app; the server mounts the ones named on the command line
+(`workbench serve --endpoint NAME=MODEL`), looking them up in `workbench.registry.ENDPOINTS`
+like any other plugin (so `workbench list` shows them and listing imports no framework).
 
-Adding one (e.g. in workbench/serving/moderate.py, then list that module in
-`ENDPOINT_MODULES` below):
+Adding one (e.g. in workbench/serving/moderate_endpoint.py, then one line in the built-in
+table of `workbench/registry.py`, or from another package the entry point
+`[project.entry-points."workbench.endpoints"] moderate = "my_pkg.mod:Moderate"`):
 
     from fastapi import FastAPI, Request
-    from workbench.serving.endpoints import EndpointContext, task_endpoint
+    from workbench.serving.endpoints import EndpointContext, TaskEndpoint
 
-    @task_endpoint("moderate")
-    def add_moderate(app: FastAPI, ctx: EndpointContext) -> None:
-        @app.post("/api/v1/moderate")
-        async def moderate(request: Request) -> dict:
-            feed = ...  # from await request.json() / request.form()
-            result = await ctx.service.infer(ctx.model, feed)
-            return {"model": result.model, "version": result.version, ...}
+    class Moderate(TaskEndpoint):
+        name = "moderate"
+
+        def add_routes(self, app: FastAPI, ctx: EndpointContext) -> None:
+            @app.post("/api/v1/moderate")
+            async def moderate(request: Request) -> dict:
+                feed = ...  # from await request.json() / request.form()
+                result = await ctx.service.infer(ctx.model, feed)
+                return {"model": result.model, "version": result.version, ...}
 
 `ctx.model` is the registry model the endpoint serves, `ctx.options` its extra
 `KEY=VALUE` settings, `ctx.service` the InferenceService (its settings hold the URL-fetch
@@ -29,20 +34,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib
 import json
-from collections.abc import Callable, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from fastapi import FastAPI, Request
 
 from workbench.errors import UserError
+from workbench.registry import ENDPOINTS
 from workbench.serving.errors import BadRequest, Unsupported
 from workbench.serving.service import InferenceService
 from workbench.serving.urlfetch import fetch_image
-
-# Modules whose import registers endpoints (the decorator runs at import).
-ENDPOINT_MODULES = ("workbench.serving.vision_endpoints", "workbench.serving.moderate_endpoint")
 
 
 @dataclass(frozen=True)
@@ -74,38 +78,32 @@ class EndpointConfig:
 
 @dataclass(frozen=True)
 class EndpointContext:
+    """What an endpoint's routes serve: the service, the model's name, its options."""
+
     service: InferenceService
     model: str
     options: dict[str, str]
 
 
-EndpointFactory = Callable[[FastAPI, EndpointContext], None]
-ENDPOINTS: dict[str, EndpointFactory] = {}
+class TaskEndpoint(ABC):
+    """A task endpoint: its `name` (the `--endpoint NAME`) and the routes it adds.
 
+    A class with a name, like tasks, runtimes and passes, so the one `Registry` holds it:
+    built-in table, `workbench.endpoints` entry points, `$WORKBENCH_EXTRA_ENDPOINTS`."""
 
-def task_endpoint(name: str) -> Callable[[EndpointFactory], EndpointFactory]:
-    """Register `factory(app, ctx)` under `name` (the --endpoint NAME)."""
+    name: ClassVar[str]
 
-    def register(factory: EndpointFactory) -> EndpointFactory:
-        ENDPOINTS[name] = factory
-        return factory
-
-    return register
-
-
-def registered() -> dict[str, EndpointFactory]:
-    for module in ENDPOINT_MODULES:
-        importlib.import_module(module)
-    return ENDPOINTS
+    @abstractmethod
+    def add_routes(self, app: FastAPI, ctx: EndpointContext) -> None:
+        """Add this endpoint's routes to `app`, serving `ctx.model`."""
 
 
 def mount(app: FastAPI, service: InferenceService, configs: Sequence[EndpointConfig]) -> None:
-    """Add each configured endpoint's routes; an unknown name is a clear error."""
-    factories = registered() if configs else {}
+    """Add each configured endpoint's routes; an unknown name is a one-line UserError
+    that lists the registered ones."""
     for config in configs:
-        if config.name not in factories:
-            raise UserError(f"unknown endpoint {config.name!r}: registered are {sorted(factories)}")
-        factories[config.name](app, EndpointContext(service, config.model, dict(config.options)))
+        endpoint = ENDPOINTS.create(config.name)
+        endpoint.add_routes(app, EndpointContext(service, config.model, dict(config.options)))
 
 
 async def read_image(request: Request, service: InferenceService) -> bytes:

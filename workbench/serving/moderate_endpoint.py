@@ -27,7 +27,7 @@ from workbench.moderation.pipeline import Moderator
 from workbench.moderation.policy import DEFAULT_POLICY, Policy
 from workbench.moderation.request import decode_b64, make_request
 from workbench.moderation.stages import STAGES, Variant
-from workbench.serving.endpoints import EndpointContext, task_endpoint
+from workbench.serving.endpoints import EndpointContext, TaskEndpoint
 from workbench.serving.errors import BadRequest, Timeout, Unsupported
 from workbench.serving.urlfetch import fetch_image
 
@@ -87,27 +87,31 @@ async def read_moderation(request: Request, ctx: EndpointContext) -> tuple[Any, 
     )
 
 
-@task_endpoint("moderate")
-def add_moderate(app: FastAPI, ctx: EndpointContext) -> None:
-    moderator = moderator_from(ctx)
-    if not hasattr(app.state, "moderators"):
-        app.state.moderators = {}
-    app.state.moderators["moderate"] = moderator  # tests and notebooks reach the stages
+class ModerateEndpoint(TaskEndpoint):
+    """`POST /api/v1/moderate`: the five-stage moderator, loaded once at mount."""
 
-    @app.post("/api/v1/moderate")
-    async def moderate(request: Request) -> dict:
-        began = time.perf_counter()
-        text, image = await read_moderation(request, ctx)
-        try:
-            checked = await run_in_threadpool(make_request, text, image, moderator.policy)
-        except UserError as exc:
-            raise BadRequest(str(exc)) from None
-        timeout = ctx.service.settings.timeout_s
-        try:
-            decision = await asyncio.wait_for(
-                run_in_threadpool(moderator.moderate, checked), timeout
-            )
-        except TimeoutError:
-            raise Timeout(f"moderation took over {timeout:g} s") from None
-        decision["latency_ms"]["request"] = (time.perf_counter() - began) * 1e3
-        return decision
+    name = "moderate"
+
+    def add_routes(self, app: FastAPI, ctx: EndpointContext) -> None:
+        moderator = moderator_from(ctx)
+        if not hasattr(app.state, "moderators"):
+            app.state.moderators = {}
+        app.state.moderators["moderate"] = moderator  # tests and notebooks reach the stages
+
+        @app.post("/api/v1/moderate")
+        async def moderate(request: Request) -> dict:
+            began = time.perf_counter()
+            text, image = await read_moderation(request, ctx)
+            try:
+                checked = await run_in_threadpool(make_request, text, image, moderator.policy)
+            except UserError as exc:
+                raise BadRequest(str(exc)) from None
+            timeout = ctx.service.settings.timeout_s
+            try:
+                decision = await asyncio.wait_for(
+                    run_in_threadpool(moderator.moderate, checked), timeout
+                )
+            except TimeoutError:
+                raise Timeout(f"moderation took over {timeout:g} s") from None
+            decision["latency_ms"]["request"] = (time.perf_counter() - began) * 1e3
+            return decision

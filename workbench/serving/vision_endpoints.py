@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from workbench.errors import UserError
 from workbench.registry import get_task
-from workbench.serving.endpoints import EndpointContext, read_image, task_endpoint
+from workbench.serving.endpoints import EndpointContext, TaskEndpoint, read_image
 from workbench.serving.errors import BadRequest
 from workbench.vision.classify_preprocess import imagenet_classes, top_k
 
@@ -37,54 +37,62 @@ async def _preprocess(pipeline: Any, data: bytes) -> tuple[dict, Any]:
         raise BadRequest(str(exc)) from None
 
 
-@task_endpoint("classify")
-def add_classify(app: FastAPI, ctx: EndpointContext) -> None:
-    task = get_task("image_classification")
-    k = int(ctx.options.get("top_k", 5))
-    cache: dict[str, Any] = {}
+class ClassifyEndpoint(TaskEndpoint):
+    """`POST /api/v1/classify`: an image in, the top-k ImageNet labels out."""
 
-    def pipeline() -> Any:
-        model = _task_model(ctx, task)
-        if model not in cache:
-            cache[model] = task.pipeline(model)
-            if cache[model] is None:
-                raise BadRequest(f"task model {model!r} takes no images: use an ImageNet model")
-        return cache[model]
+    name = "classify"
 
-    @app.post("/api/v1/classify")
-    async def classify(request: Request) -> dict:
-        data = await read_image(request, ctx.service)
-        feed, _ = await _preprocess(pipeline(), data)
-        result = await ctx.service.infer(ctx.model, feed)
-        best = top_k(result.outputs[0], k)
-        names = imagenet_classes() if result.outputs[0].shape[-1] == 1000 else None
-        return {
-            "model": result.model,
-            "version": result.version,
-            "predictions": [
-                {"label": label, "probability": p} for label, p in best.labelled(names)[0]
-            ],
-            "latency_ms": round(result.total_s * 1000, 3),
-        }
+    def add_routes(self, app: FastAPI, ctx: EndpointContext) -> None:
+        task = get_task("image_classification")
+        k = int(ctx.options.get("top_k", 5))
+        cache: dict[str, Any] = {}
+
+        def pipeline() -> Any:
+            model = _task_model(ctx, task)
+            if model not in cache:
+                cache[model] = task.pipeline(model)
+                if cache[model] is None:
+                    raise BadRequest(f"task model {model!r} takes no images: use an ImageNet model")
+            return cache[model]
+
+        @app.post("/api/v1/classify")
+        async def classify(request: Request) -> dict:
+            data = await read_image(request, ctx.service)
+            feed, _ = await _preprocess(pipeline(), data)
+            result = await ctx.service.infer(ctx.model, feed)
+            best = top_k(result.outputs[0], k)
+            names = imagenet_classes() if result.outputs[0].shape[-1] == 1000 else None
+            return {
+                "model": result.model,
+                "version": result.version,
+                "predictions": [
+                    {"label": label, "probability": p} for label, p in best.labelled(names)[0]
+                ],
+                "latency_ms": round(result.total_s * 1000, 3),
+            }
 
 
-@task_endpoint("detect")
-def add_detect(app: FastAPI, ctx: EndpointContext) -> None:
-    task = get_task("object_detection")
+class DetectEndpoint(TaskEndpoint):
+    """`POST /api/v1/detect`: an image in, boxes in its own pixel coordinates out."""
 
-    @app.post("/api/v1/detect")
-    async def detect(request: Request) -> dict:
-        data = await read_image(request, ctx.service)
-        model = _task_model(ctx, task)
-        feed, boxes = await _preprocess(task.pipeline(model), data)
-        result = await ctx.service.infer(ctx.model, feed)
-        found = task.postprocess(model, result.outputs[0], boxes)[0]
-        return {
-            "model": result.model,
-            "version": result.version,
-            "detections": [
-                {"box_xyxy": [float(v) for v in box], "score": float(s), "class_id": int(c)}
-                for box, s, c in zip(found.boxes, found.scores, found.classes, strict=True)
-            ],
-            "latency_ms": round(result.total_s * 1000, 3),
-        }
+    name = "detect"
+
+    def add_routes(self, app: FastAPI, ctx: EndpointContext) -> None:
+        task = get_task("object_detection")
+
+        @app.post("/api/v1/detect")
+        async def detect(request: Request) -> dict:
+            data = await read_image(request, ctx.service)
+            model = _task_model(ctx, task)
+            feed, boxes = await _preprocess(task.pipeline(model), data)
+            result = await ctx.service.infer(ctx.model, feed)
+            found = task.postprocess(model, result.outputs[0], boxes)[0]
+            return {
+                "model": result.model,
+                "version": result.version,
+                "detections": [
+                    {"box_xyxy": [float(v) for v in box], "score": float(s), "class_id": int(c)}
+                    for box, s, c in zip(found.boxes, found.scores, found.classes, strict=True)
+                ],
+                "latency_ms": round(result.total_s * 1000, 3),
+            }
