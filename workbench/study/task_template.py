@@ -1,0 +1,135 @@
+"""The task notebook template (`templates/task_notebook.py`): filled in for a task, and
+checked against each task notebook, so the sections they share cannot drift apart.
+
+`render(task)` fills the template's `{{task}}`, `{{description}}` (the first line of the
+task class's docstring) and `{{models}}` from the registered task; `workbench notebooks
+new TASK` writes that text. `problems(text, task)` says how a task notebook's `.py` text
+departs from it. The rules, cell by cell (type, tags and source):
+
+- every template cell is in the notebook, filled in, and in the template's order;
+- the header (the title through the sweep cell) is the notebook's first cells: nothing
+  of the task's own goes before its data exists;
+- the task's own cells (detection examples, NER spans, retrieval...) go anywhere after;
+- three template cells may go on after the template's text with text of the task's own:
+  the title (a paragraph on the task), the parameters cell (its extra parameters) and the
+  closing "Reading" (a sentence or more). Every other shared cell must be exactly the
+  template's.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+TEMPLATE = Path(__file__).parent / "templates" / "task_notebook.py"
+TEXT_FORMAT = "py:percent"  # the .py half of each pair (notebooks/jupytext.toml)
+SWEEP_CELL = 'TASK = "'  # how the header's last cell (the sweep) begins
+
+
+@dataclass(frozen=True)
+class Cell:
+    """What a notebook and the template must agree on for one cell."""
+
+    kind: str  # "code" or "markdown"
+    source: str
+    tags: tuple[str, ...]
+
+    def first_line(self) -> str:
+        return next((line for line in self.source.splitlines() if line.strip()), "")
+
+
+def fill(task: str) -> dict[str, str]:
+    """The template's placeholders for `task`, from the registered task."""
+    from workbench.registry import get_task
+
+    spec = get_task(task)
+    doc = (type(spec).__doc__ or "").strip()
+    return {
+        "task": task,
+        "description": doc.splitlines()[0] if doc else "",
+        "models": ", ".join(f"`{m}`" for m in spec.models),
+    }
+
+
+def render(task: str) -> str:
+    """The template's text filled in for `task` (a UserError for an unknown task)."""
+    values = fill(task)
+    description = values["description"]
+    return (
+        TEMPLATE.read_text(encoding="utf-8")
+        .replace("{{task}}", values["task"])
+        .replace("{{description}} ", f"{description} " if description else "")
+        .replace("{{models}}", values["models"])
+    )
+
+
+def cells(text: str) -> list[Cell]:
+    """The cells of a notebook's `.py` text, read with jupytext."""
+    import jupytext  # jupytext: loaded only where notebooks are read
+
+    notebook = jupytext.reads(text, fmt=TEXT_FORMAT)
+    return [Cell(c.cell_type, c.source, tuple(c.metadata.get("tags", []))) for c in notebook.cells]
+
+
+def _extendable(shared: list[Cell]) -> set[int]:
+    """The template cells a task may append lines to: title, parameters, closing text."""
+    parameters = next(i for i, c in enumerate(shared) if "parameters" in c.tags)
+    return {0, parameters, len(shared) - 1}
+
+
+def _matches(cell: Cell, shared: Cell, extendable: bool) -> bool:
+    if (cell.kind, cell.tags) != (shared.kind, shared.tags):
+        return False
+    if cell.source == shared.source:
+        return True
+    rest = cell.source.removeprefix(shared.source)
+    return extendable and rest != cell.source and rest[:1] in (" ", "\n")
+
+
+def _closest(shared: Cell, mine: list[Cell], offset: int) -> str:
+    """Where the notebook's most similar cell departs from the template's, in words."""
+    scored = [
+        (difflib.SequenceMatcher(None, shared.source, c.source).ratio(), offset + i, c)
+        for i, c in enumerate(mine)
+        if c.kind == shared.kind
+    ]
+    if not scored:
+        return "no such cell in the notebook"
+    ratio, index, cell = max(scored, key=lambda s: s[0])
+    if ratio < 0.5:
+        return "no such cell in the notebook"
+    want, have = shared.source.splitlines(), cell.source.splitlines()
+    for n, (a, b) in enumerate(zip(want, have, strict=False)):
+        if a != b:
+            return f"cell {index} differs at its line {n + 1}: {b!r} where the template has {a!r}"
+    if len(want) != len(have):
+        return f"cell {index} has {len(have)} lines where the template has {len(want)}"
+    return f"cell {index} has tags {list(cell.tags)} where the template has {list(shared.tags)}"
+
+
+def problems(text: str, task: str) -> list[str]:
+    """How a task notebook's `.py` text departs from the template filled in for `task`
+    (empty: every shared cell is the template's; see the module doc for the rules)."""
+    shared = cells(render(task))
+    mine = cells(text)
+    header = next(i for i, c in enumerate(shared) if c.source.startswith(SWEEP_CELL)) + 1
+    extendable = _extendable(shared)
+    found: list[str] = []
+    at = 0  # the notebook's next unmatched cell
+    for i, cell in enumerate(shared):
+        window = mine[at : at + 1] if i < header else mine[at:]
+        hit = next(
+            (at + k for k, c in enumerate(window) if _matches(c, cell, i in extendable)), None
+        )
+        if hit is not None:
+            at = hit + 1
+            continue
+        where = "in place" if i < header else "in order"
+        found.append(
+            f"{task}: shared {cell.kind} cell {i} ({cell.first_line()!r}) is not the "
+            f"template's {where}: {_closest(cell, mine[at:], at)}"
+        )
+        if i < header:
+            at += 1  # the header keeps its places
+    return found
