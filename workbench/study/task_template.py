@@ -99,6 +99,8 @@ def _closest(shared: Cell, mine: list[Cell], offset: int) -> str:
     ratio, index, cell = max(scored, key=lambda s: s[0])
     if ratio < 0.5:
         return "no such cell in the notebook"
+    if cell == shared:
+        return f"it is cell {index}, out of place (the task's own cells go after the header)"
     want, have = shared.source.splitlines(), cell.source.splitlines()
     for n, (a, b) in enumerate(zip(want, have, strict=False)):
         if a != b:
