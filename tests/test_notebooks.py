@@ -288,6 +288,53 @@ def test_a_drifted_task_notebook_fails_the_template_check() -> None:
     assert task_template.problems(more, "ner") == []
 
 
+def test_a_template_edit_reaches_every_task_notebook(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """task_template.update carries an edit of the template (a changed line, a removed
+    section, a new cell) into each task notebook, keeping the task's own cells and the text
+    it appends to the title, the parameters and "Reading"."""
+    before = task_template.TEMPLATE.read_text()
+    texts = {task: (NOTEBOOKS / f"{task}.py").read_text() for task in TASKS.names()}
+    for task, text in texts.items():
+        assert task_template.update(text, task, before) == text  # nothing to carry
+
+    throughput = "# %% [markdown]\n# ## Throughput against batch size\n\n# %%\n"
+    edited = before.replace("# ## Memory\n", "# ## Memory of the measuring process\n")
+    edited = edited.replace(throughput + "plots.throughput_vs_batch(frame, caption)\n\n", "")
+    edited = edited.replace(
+        "# %% [markdown]\n# ## Reading\n", "# %%\nP\n\n# %% [markdown]\n# ## Reading\n"
+    )
+    edited = edited.replace("next to the file size.", "next to the size of the file.")
+    assert edited.count("\n") == before.count("\n") - 3
+    template = tmp_path / "task_notebook.py"
+    template.write_text(edited)
+    monkeypatch.setattr(task_template, "TEMPLATE", template)
+
+    for task, text in texts.items():
+        updated = task_template.update(text, task, before)
+        assert task_template.problems(updated, task) == [], task
+        shared = set(task_template.cells(task_template.render(task, before)))
+        own = [c for c in task_template.cells(text) if c not in shared]
+        now = set(task_template.cells(updated))
+        # a shared cell with the task's text appended (title, parameters, Reading) changes
+        extended = [c for c in own if any(c.source.startswith(s.source) for s in shared)]
+        assert [c for c in own if c in now or c in extended] == own, task
+        sources = "\n".join(c.source for c in now)
+        for cell in extended:
+            base = next(s for s in shared if cell.source.startswith(s.source))
+            assert cell.source[len(base.source) :] in sources, task  # e.g. `seq_lens`
+        assert "plots.throughput_vs_batch" not in updated
+    ctr = task_template.update(texts["ctr"], "ctr", before)
+    assert "next to the size of the file. For ranking, the cost of a request" in ctr
+    assert "ranking_candidates: list[int] = []" in ctr
+    assert ctr.index("ctr_study.bad_inputs()") < ctr.index("# %%\nP\n") < ctr.index("## Reading")
+
+    drifted = texts["ner"].replace("plots.memory(frame, caption)\n", "plots.memory(frame)\n")
+    with pytest.raises(UserError, match=r"ner: shared code cell .*in step with the template first"):
+        task_template.update(drifted, "ner", before)
+
+
 # ---------------------------------------------------------------- parameter checks
 
 
