@@ -40,35 +40,17 @@ seq_lens: list[int] = []  # sequence lengths in tokens; empty: the profile's
 # Fails fast, naming the parameter and its type, on an unknown name or a wrong type.
 P = notebook_params.check(globals())
 
-import pandas as pd
-from IPython.display import display
-
 from workbench import study
 from workbench.report import plots
 
-pd.set_option("display.max_columns", 40)
-pd.set_option("display.width", 200)
-pd.set_option("display.max_colwidth", 80)
+study.display_options()  # wide tables: up to 40 columns, 200 characters a line
 P
 
 # %%
 TASK = "text_classification"
-sweep = study.sweep_for(
-    TASK,
-    P.profile,
-    models=P.models,
-    frameworks=P.frameworks,
-    formats=P.formats,
-    precisions=P.precisions,
-    batch_sizes=P.batch_sizes,
-    devices=P.devices,
-    threads=P.threads,
-    seq_lens=P.seq_lens,
-)
-print(study.describe(sweep))
-frame = study.run(sweep)
-caption = study.caption(frame)
-print(caption)
+# The profile's sweep with the parameters above on top: what it measures, its progress,
+# then the caption (host and date) every figure carries.
+frame, caption = study.run_task(TASK, P)
 
 # %% [markdown]
 # ## What to ship
@@ -78,10 +60,7 @@ print(caption)
 # `study.recommend` takes budgets (p99, throughput, size, accuracy drop) like the CLI.
 
 # %%
-print(study.per_batch_and_device(frame).to_string(index=False))
-smallest = int(frame["batch_size"].min())
-choice = study.recommend(frame, study.Constraints(batch_size=smallest))
-print(choice.summary())
+choice = study.what_to_ship(frame)
 
 # %% [markdown]
 # ## Export matrix
@@ -108,6 +87,8 @@ print(tables.quality_table(frame).to_string(index=False))
 # fixes the batch or sequence axis.
 
 # %%
+from IPython.display import display
+
 display(tables.seq_len_table(frame))
 
 # %% [markdown]
@@ -132,9 +113,11 @@ plots.throughput_vs_batch(frame, caption)
 # ## Speedup over FP32
 
 # %%
-speedups = study.speedup_over_fp32(frame)
-display(speedups[speedups["precision"] != "fp32"])
-plots.speedup(speedups, caption)
+speedups = study.show_speedups(frame, caption)
+
+# %%
+# The run report's heatmap: format x precision against FP32, geometric mean over batch sizes.
+plots.speedup_heatmap(speedups, caption)
 
 # %% [markdown]
 # ## End to end: pre-processing, model, post-processing
@@ -144,9 +127,7 @@ plots.speedup(speedups, caption)
 # which the model-only figures leave out.
 
 # %%
-e2e = study.end_to_end(frame)
-display(e2e)
-plots.end_to_end_stages(e2e, caption)
+study.show_end_to_end(frame, caption)
 
 # %% [markdown]
 # ## Memory
@@ -163,6 +144,7 @@ plots.memory(frame, caption)
 
 # %%
 import pandas as pd
+from IPython.display import display
 
 from workbench.nlp.data import reviews
 from workbench.nlp.padding import compare_padding, onnx_runner
@@ -184,11 +166,8 @@ else:
     )
 
 # %%
-headline = study.headline_numbers(frame)
-headline["recommended"] = choice.summary()
-study.record_headline(TASK, headline, P.profile)
-for key, value in headline.items():
-    print(f"{key}: {value}")
+# The headline numbers the summary notebook and the reports index show.
+study.record_task_headline(TASK, frame, choice, P.profile)
 
 # %% [markdown]
 # ## Reading

@@ -20,7 +20,7 @@ import pytest
 from workbench.cli import main
 from workbench.errors import UserError
 from workbench.registry import TASKS, get_task
-from workbench.study import notebook_params, notebooks
+from workbench.study import notebook_params, notebooks, task_template
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -230,6 +230,109 @@ def test_new_task_notebook_writes_the_pair_from_the_template(tmp_path: Path) -> 
     with pytest.raises(UserError, match=r"unknown task 'nope'"):
         notebooks.new_task_notebook("nope", tmp_path / "new")
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("task", TASKS.names())
+def test_task_notebook_shares_the_template(task: str) -> None:
+    """Every task notebook is the task template filled in for its task, plus cells of its
+    own: the sections they share cannot drift apart (task_template.problems says how)."""
+    problems = task_template.problems((NOTEBOOKS / f"{task}.py").read_text(), task)
+    assert not problems, (
+        f"{'; '.join(problems)}: carry a change of the shared sections to "
+        "workbench/study/templates/task_notebook.py and every task notebook"
+    )
+
+
+def _replace_once(text: str, old: str, new: str) -> str:
+    assert text.count(old) == 1, old
+    return text.replace(old, new)
+
+
+def test_a_drifted_task_notebook_fails_the_template_check() -> None:
+    """A copy of a task notebook with one shared line changed, a shared cell dropped, or a
+    cell of its own before the sweep is reported; its own cells and appended parameters
+    are not."""
+    text = (NOTEBOOKS / "ner.py").read_text()
+    assert task_template.problems(text, "ner") == []
+
+    drifted = _replace_once(text, "plots.memory(frame, caption)\n", "plots.memory(frame)\n")
+    (problem,) = task_template.problems(drifted, "ner")
+    assert "shared code cell" in problem and "'plots.memory(frame, caption)'" in problem
+    assert "'plots.memory(frame)' where the template has 'plots.memory(frame, caption)'" in problem
+
+    heading = "# ## What to ship\n"
+    renamed = _replace_once(text, heading, "# ## What we ship\n")
+    (problem,) = task_template.problems(renamed, "ner")
+    assert "shared markdown cell" in problem and "What to ship" in problem
+
+    dropped = _replace_once(
+        text,
+        "# %%\n# The run report's heatmap: format x precision against FP32, geometric mean "
+        "over batch sizes.\nplots.speedup_heatmap(speedups, caption)\n\n",
+        "",
+    )
+    (problem,) = task_template.problems(dropped, "ner")
+    assert "The run report's heatmap" in problem
+
+    early = _replace_once(text, "# %%\nTASK = ", "# %%\nprint('before the sweep')\n\n# %%\nTASK = ")
+    problems = task_template.problems(early, "ner")
+    assert problems and "in place" in problems[0]
+
+    own = text + "\n# %%\nprint('a section of its own')\n"
+    more = _replace_once(
+        own,
+        "threads: list[int] = []  # intra-op thread counts; empty: every core available\n",
+        "threads: list[int] = []  # intra-op thread counts; empty: every core available\n"
+        "extra: int = 1  # a parameter of the task's own\n",
+    )
+    assert task_template.problems(more, "ner") == []
+
+
+def test_a_template_edit_reaches_every_task_notebook(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """task_template.update carries an edit of the template (a changed line, a removed
+    section, a new cell) into each task notebook, keeping the task's own cells and the text
+    it appends to the title, the parameters and "Reading"."""
+    before = task_template.TEMPLATE.read_text()
+    texts = {task: (NOTEBOOKS / f"{task}.py").read_text() for task in TASKS.names()}
+    for task, text in texts.items():
+        assert task_template.update(text, task, before) == text  # nothing to carry
+
+    throughput = "# %% [markdown]\n# ## Throughput against batch size\n\n# %%\n"
+    edited = before.replace("# ## Memory\n", "# ## Memory of the measuring process\n")
+    edited = edited.replace(throughput + "plots.throughput_vs_batch(frame, caption)\n\n", "")
+    edited = edited.replace(
+        "# %% [markdown]\n# ## Reading\n", "# %%\nP\n\n# %% [markdown]\n# ## Reading\n"
+    )
+    edited = edited.replace("next to the file size.", "next to the size of the file.")
+    assert edited.count("\n") == before.count("\n") - 3
+    template = tmp_path / "task_notebook.py"
+    template.write_text(edited)
+    monkeypatch.setattr(task_template, "TEMPLATE", template)
+
+    for task, text in texts.items():
+        updated = task_template.update(text, task, before)
+        assert task_template.problems(updated, task) == [], task
+        shared = set(task_template.cells(task_template.render(task, before)))
+        own = [c for c in task_template.cells(text) if c not in shared]
+        now = set(task_template.cells(updated))
+        # a shared cell with the task's text appended (title, parameters, Reading) changes
+        extended = [c for c in own if any(c.source.startswith(s.source) for s in shared)]
+        assert [c for c in own if c in now or c in extended] == own, task
+        sources = "\n".join(c.source for c in now)
+        for cell in extended:
+            base = next(s for s in shared if cell.source.startswith(s.source))
+            assert cell.source[len(base.source) :] in sources, task  # e.g. `seq_lens`
+        assert "plots.throughput_vs_batch" not in updated
+    ctr = task_template.update(texts["ctr"], "ctr", before)
+    assert "next to the size of the file. For ranking, the cost of a request" in ctr
+    assert "ranking_candidates: list[int] = []" in ctr
+    assert ctr.index("ctr_study.bad_inputs()") < ctr.index("# %%\nP\n") < ctr.index("## Reading")
+
+    drifted = texts["ner"].replace("plots.memory(frame, caption)\n", "plots.memory(frame)\n")
+    with pytest.raises(UserError, match=r"ner: shared code cell .*in step with the template first"):
+        task_template.update(drifted, "ner", before)
 
 
 # ---------------------------------------------------------------- parameter checks

@@ -3,8 +3,11 @@ CPU/GPU crossover, the claim verdicts, and every plot (with units and a caption)
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 
 from workbench import study
 from workbench.errors import UserError
@@ -12,7 +15,7 @@ from workbench.profiles import get_profile
 from workbench.registry import get_task
 from workbench.report import plots
 from workbench.results import make_row
-from workbench.study import claims
+from workbench.study import claims, sections
 
 
 def _row(**fields) -> dict:
@@ -243,3 +246,89 @@ def test_export_matrix_shows_accuracy_where_labels_exist() -> None:
     matrix = study.export_matrix(_frame(rows))
     assert list(matrix["accuracy"]) == [0.9972, 0.9944]
     assert "accuracy" not in study.export_matrix(_frame([_row()]))
+
+
+# ---------------------------------------------------------------- the task notebooks' sections
+
+
+def _shown(monkeypatch: pytest.MonkeyPatch) -> list:
+    """What the sections display (tables, figures), collected instead of shown."""
+    shown: list = []
+    monkeypatch.setattr(sections, "_show", lambda *objects: shown.extend(objects))
+    return shown
+
+
+def _ship_frame() -> pd.DataFrame:
+    return _frame(
+        [
+            _row(precision="fp32", latency_ms_p50=2.0, latency_ms_p99=3.0, parity_pass=True),
+            _row(
+                precision="int8-dynamic", latency_ms_p50=0.5, latency_ms_p99=0.8, parity_pass=True
+            ),
+            _row(latency_ms_p50=8.0, latency_ms_p99=9.0, batch_size=8, parity_pass=True),
+        ]
+    )
+
+
+def test_run_task_passes_the_notebooks_sweep_parameters(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Each sweep parameter the notebook declares reaches the sweep (an empty one: the
+    preset); a parameter of the task's own (not a sweep axis) stays out of it."""
+    ran: list = []
+    frame = _ship_frame()
+    monkeypatch.setattr(sections, "run", lambda sweep: ran.append(sweep) or frame)
+    params = {"profile": "ci", "models": [], "batch_sizes": [3], "ranking_candidates": [10]}
+    rows, caption = study.run_task("tabular", params)
+    (sweep,) = ran
+    assert rows is frame and sweep.batch_sizes == [3]
+    assert sweep.models == study.sweep_for("tabular", "ci").models
+    out = capsys.readouterr().out.splitlines()
+    assert out == [study.describe(sweep), caption] and "run r1" in caption
+
+
+def test_what_to_ship_prints_the_table_and_returns_the_pick(capsys: pytest.CaptureFixture) -> None:
+    frame = _ship_frame()
+    choice = study.what_to_ship(frame)
+    assert choice.constraints.batch_size == 1 and choice.best["precision"] == "int8-dynamic"
+    out = capsys.readouterr().out
+    table = study.per_batch_and_device(frame).to_string(index=False)
+    assert out == f"{table}\n{choice.summary()}\n"
+
+
+def test_speedup_and_end_to_end_sections_show_a_table_and_a_figure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shown = _shown(monkeypatch)
+    frame = _ship_frame()
+    speedups = study.show_speedups(frame, "host: test")
+    assert speedups.equals(study.speedup_over_fp32(frame))
+    table, fig = shown
+    assert list(table["precision"]) == ["int8-dynamic"] and isinstance(fig, Figure)
+    shown.clear()
+    stages = {"pre_ms_p50": 2.0, "e2e_model_ms_p50": 5.0, "post_ms_p50": 1.0}
+    assert study.show_end_to_end(_frame([_row(e2e_ms_p50=8.5, **stages)]), "host: test") is None
+    table, fig = shown
+    assert list(table["batch"]) == [1] and isinstance(fig, Figure)
+
+
+def test_record_task_headline_records_the_pick_and_prints_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("WORKBENCH_REPORTS", str(tmp_path))
+    frame = _ship_frame()
+    choice = study.recommend(frame, study.Constraints(batch_size=1))
+    study.record_task_headline("tabular", frame, choice, "ci")
+    recorded = study.read_headlines(tmp_path / "headlines")
+    values = {**study.headline_numbers(frame), "recommended": choice.summary()}
+    assert recorded["tabular"]["values"] == values
+    assert capsys.readouterr().out == "".join(f"{k}: {v}\n" for k, v in values.items())
+
+
+def test_display_options_widen_the_tables() -> None:
+    widths = ("display.max_columns", 5, "display.width", 80, "display.max_colwidth", 50)
+    with pd.option_context(*widths):  # restored for the other tests
+        study.display_options()
+        assert pd.get_option("display.max_columns") == 40
+        assert pd.get_option("display.width") == 200
+        assert pd.get_option("display.max_colwidth") == 80

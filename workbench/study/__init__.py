@@ -11,6 +11,10 @@
 - `demos`: real-photo predictions and detections drawn from exported artifacts;
 - `notebook_params`: typed notebook parameters, checked before any work starts;
 - `notebooks`: the papermill runner, HTML conversion and output stripping;
+- `sections`: the sections every task notebook shares (run the sweep, what to ship,
+  speedups, end to end, headline), one call each;
+- `task_template`: the task notebook template, filled for a task and checked against
+  each task notebook;
 - `fleet`: the same sweep over a Dask cluster's hosts, and the hosts side by side.
 - `ctr_study`: what the `ctr` notebook shows beyond the generic task sections.
 
@@ -28,6 +32,14 @@ from workbench.study.headlines import (
     reports_dir,
 )
 from workbench.study.recommend import Constraints, per_batch_and_device, recommend
+from workbench.study.sections import (
+    display_options,
+    record_task_headline,
+    run_task,
+    show_end_to_end,
+    show_speedups,
+    what_to_ship,
+)
 from workbench.study.sweeps import (
     cpu_gpu_sweep,
     describe,
@@ -57,6 +69,7 @@ __all__ = [
     "cross_host",
     "crossover",
     "describe",
+    "display_options",
     "end_to_end",
     "export_matrix",
     "failures",
@@ -72,11 +85,16 @@ __all__ = [
     "read_headlines",
     "record_headline",
     "recommend",
+    "record_task_headline",
     "reports_dir",
     "run",
     "run_on_cluster",
+    "run_task",
+    "show_end_to_end",
+    "show_speedups",
     "speedup_over_fp32",
     "stop_rule",
     "sweep_for",
     "table",
+    "what_to_ship",
 ]

@@ -20,8 +20,8 @@ nbstripout equivalent without the dependency; `make strip`).
 
 `new_task_notebook(task, folder)` writes a newly registered task's notebook pair,
 `<task>.py` (jupytext percent format, the source a person edits) and `<task>.ipynb`,
-from the task template (`templates/task_notebook.py`, the structure of
-`notebooks/tabular.py`).
+from the task template (`templates/task_notebook.py`, filled in by `task_template`;
+every task notebook is that template plus its task's own cells).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from workbench.errors import UserError
 from workbench.procs import pin_code_root
 from workbench.registry import get_task
 from workbench.report.index import STATUS_FILE, read_status, write_index
+from workbench.study import task_template
 from workbench.study.headlines import host_text
 from workbench.study.notebook_params import check_values
 
@@ -365,21 +366,17 @@ def strip_all(folder: Path) -> list[Path]:
 
 # ------------------------------------------------------------------ a new task's notebook
 
-TASK_TEMPLATE = Path(__file__).parent / "templates" / "task_notebook.py"
-TEXT_FORMAT = "py:percent"  # the .py half of each pair (notebooks/jupytext.toml)
-
 
 def new_task_notebook(task: str, notebooks_dir: Path) -> Path:
     """Write `<notebooks_dir>/<task>.py` from the task template and its paired, stripped
-    `<task>.ipynb`; the path of the `.py` (the file to edit). The template's `{{task}}`,
-    `{{description}}` (the first line of the task class's docstring) and `{{models}}`
-    are filled from the registered task. A UserError for an unknown task, and when either
-    file exists already (nothing is overwritten)."""
+    `<task>.ipynb`; the path of the `.py` (the file to edit). The template is filled in
+    from the registered task (`task_template.render`). A UserError for an unknown task,
+    and when either file exists already (nothing is overwritten)."""
     # lazy: jupytext, nbformat
     import jupytext
     import nbformat
 
-    spec = get_task(task)
+    get_task(task)  # an unknown task is refused before anything is written
     notebooks_dir = Path(notebooks_dir)
     py, ipynb = notebooks_dir / f"{task}.py", notebooks_dir / f"{task}.ipynb"
     existing = [p.name for p in (py, ipynb) if p.exists()]
@@ -388,15 +385,8 @@ def new_task_notebook(task: str, notebooks_dir: Path) -> Path:
             f"task {task!r} has a notebook already ({' and '.join(existing)} in "
             f"{notebooks_dir}): edit it, or delete both files to start again from the template"
         )
-    doc = (type(spec).__doc__ or "").strip()
-    description = doc.splitlines()[0] if doc else ""
-    text = (
-        TASK_TEMPLATE.read_text(encoding="utf-8")
-        .replace("{{task}}", task)
-        .replace("{{description}} ", f"{description} " if description else "")
-        .replace("{{models}}", ", ".join(f"`{m}`" for m in spec.models))
-    )
-    notebook = jupytext.reads(text, fmt=TEXT_FORMAT)
+    text = task_template.render(task)
+    notebook = jupytext.reads(text, fmt=task_template.TEXT_FORMAT)
     notebook.metadata.pop("jupytext", None)  # the .ipynb half carries no text-format metadata
     notebook.metadata["language_info"] = {"name": "python"}
     for i, cell in enumerate(notebook.cells):

@@ -1,0 +1,98 @@
+"""The sections every task notebook shares, one call each.
+
+The task template (`templates/task_notebook.py`) calls these, so the seven task notebooks
+hold one line per shared section and the logic is tested here once. Each function shows
+what its cell shows (tables, printed lines, figures) and returns only what a later cell
+uses; `workbench.study.task_template` checks every task notebook against the template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from workbench.report import plots
+from workbench.study import headlines
+from workbench.study.recommend import Constraints, Recommendation, per_batch_and_device, recommend
+from workbench.study.sweeps import describe, run
+from workbench.study.tables import end_to_end, headline_numbers, speedup_over_fp32
+from workbench.sweep import from_profile
+
+# Notebook parameters that are sweep axes (`workbench.sweep.from_profile` arguments); a
+# task notebook declares the ones its task has (text tasks add `seq_lens`).
+SWEEP_PARAMETERS = (
+    "models",
+    "frameworks",
+    "formats",
+    "precisions",
+    "batch_sizes",
+    "devices",
+    "threads",
+    "seq_lens",
+)
+
+
+def _show(*objects: Any) -> None:
+    """Display each object as a cell output (a table, a figure)."""
+    from IPython.display import display  # IPython: loaded only where something is shown
+
+    display(*objects)
+
+
+def display_options() -> None:
+    """Pandas settings for the wide result tables: 40 columns, 200 characters a line."""
+    pd.set_option("display.max_columns", 40)
+    pd.set_option("display.width", 200)
+    pd.set_option("display.max_colwidth", 80)
+
+
+def run_task(task: str, params: Mapping[str, Any]) -> tuple[pd.DataFrame, str]:
+    """Measure `task` under the notebook's profile, each sweep parameter it declares on top
+    (an empty one: the profile's preset). Prints what the sweep measures, its progress and
+    the caption; returns the rows and the caption (host and date) every figure carries."""
+    axes = {name: params[name] for name in SWEEP_PARAMETERS if name in params}
+    sweep = from_profile(task, params["profile"], **axes)
+    print(describe(sweep))
+    frame = run(sweep)
+    text = headlines.caption(frame)
+    print(text)
+    return frame, text
+
+
+def what_to_ship(frame: pd.DataFrame) -> Recommendation:
+    """Prints the best configuration per model, device and batch size, then the one
+    `workbench recommend` picks at the smallest batch measured; returns that pick."""
+    print(per_batch_and_device(frame).to_string(index=False))
+    smallest = int(frame["batch_size"].min())
+    choice = recommend(frame, Constraints(batch_size=smallest))
+    print(choice.summary())
+    return choice
+
+
+def show_speedups(frame: pd.DataFrame, caption: str) -> pd.DataFrame:
+    """Shows each precision's speedup over FP32 (the non-FP32 rows) and its bar plot;
+    returns the whole speedup table (the heatmap's input)."""
+    speedups = speedup_over_fp32(frame)
+    _show(speedups[speedups["precision"] != "fp32"], plots.speedup(speedups, caption))
+    return speedups
+
+
+def show_end_to_end(frame: pd.DataFrame, caption: str) -> None:
+    """Shows the end-to-end table (pre-processing, model, post-processing per
+    configuration and batch) and its stage plot."""
+    table = end_to_end(frame)
+    _show(table, plots.end_to_end_stages(table, caption))
+
+
+def record_task_headline(
+    task: str, frame: pd.DataFrame, choice: Recommendation, profile: str
+) -> None:
+    """Records the task's headline numbers and the recommended configuration for the
+    summary notebook and the reports index, and prints them."""
+    headline = headline_numbers(frame)
+    headline["recommended"] = choice.summary()
+    headlines.record_headline(task, headline, profile)
+    for key, value in headline.items():
+        print(f"{key}: {value}")
