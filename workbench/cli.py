@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its exit code (2: bad input, 130: interrupted, 141: closed pipe)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    # (logging is configured here, before the command runs)
+    # What a person sees of the library's logging is decided here, before any command runs.
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command].run(args)
