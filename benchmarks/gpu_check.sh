@@ -115,7 +115,7 @@ STATUS=0
 note() { echo "gpu_check: $*" | tee -a "$DIR/calls.txt" >&2; }
 
 if ! "$PY" -c 'import tqdm' > /dev/null 2>&1; then
-    # workbench/cli.py imports tqdm for its progress bar; a do-nothing stand-in will do
+    # the CLI draws its progress bar with tqdm (workbench/commands/progress.py); a stand-in will do
     mkdir -p "$DIR/shim/tqdm"
     cat > "$DIR/shim/tqdm/__init__.py" << 'EOF'
 """gpu_check.sh's stand-in for tqdm (not installed here): a progress bar that shows nothing."""

@@ -41,7 +41,8 @@ def one_line_or_ok(fn: Callable[[], Any]) -> Any:
 
 def parse_option(kind: str, text: str) -> Any:
     """One command-line option value through its parser."""
-    from workbench import cli, input_options
+    from workbench import input_options
+    from workbench.commands import args as cli_args
     from workbench.signature import normalize_dtype, parse_dims
 
     parsers: dict[str, Callable[[], Any]] = {
@@ -49,8 +50,8 @@ def parse_option(kind: str, text: str) -> Any:
         "shape": lambda: input_options.parse_shapes([text]),
         "int-range": lambda: input_options.parse_int_ranges([text]),
         "batch-axis": lambda: input_options.parse_batch_axes([text]),
-        "setting": lambda: cli._parse_setting(text),
-        "batch": lambda: cli._int_list(text, "--batch"),
+        "setting": lambda: cli_args.parse_setting(text),
+        "batch": lambda: cli_args.int_list(text, "--batch"),
         "dtype": lambda: normalize_dtype(text),
     }
     return one_line_or_ok(parsers[kind])
@@ -71,17 +72,18 @@ def parse_command_line(argv: list[str]) -> Any:
     """An argument list through the CLI's parser and the bench options' own parsers (all
     that runs before any model is touched)."""
     from workbench import cli
+    from workbench.commands import args as cli_args
 
     def run() -> Any:
         args = cli.build_parser().parse_args(argv)
         if args.command == "bench":
-            cli._profile(args)
-            cli._stop_rule(args)
-            cli._runtime_settings(args)
-            cli._devices(args)
-            cli._threads(args)
+            cli_args.profile(args)
+            cli_args.stop_rule(args)
+            cli_args.runtime_settings(args)
+            cli_args.devices(args)
+            cli_args.threads(args)
             if args.batch:
-                cli._int_list(args.batch, "--batch")
+                cli_args.int_list(args.batch, "--batch")
         return args
 
     return one_line_or_ok(run)

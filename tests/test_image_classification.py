@@ -95,10 +95,11 @@ def test_cli_bench_task_measures_the_task_s_preset(monkeypatch):
     """`workbench bench --task X [--quick]` sweeps what the task's preset says, on the CLI's
     own device and thread defaults."""
     from workbench import cli
+    from workbench.commands.bench import task
 
     seen = []
     monkeypatch.setattr(
-        cli, "_run_sweep", lambda sweep, command, args=None: seen.append(sweep) or []
+        task, "run_sweep", lambda sweep, command, args=None: seen.append(sweep) or []
     )
     assert cli.main(["bench", "--task", "image_classification", "--quick"]) == 0
     assert cli.main(["bench", "--task", "object_detection"]) == 0

@@ -10,7 +10,7 @@ import pytest
 
 from exporters.base import find_pass
 from tests.childproc import run_child
-from workbench.cli import _parse_setting
+from workbench.commands.args import parse_setting
 from workbench.errors import UserError
 from workbench.harness.runner import BenchConfig
 from workbench.options import OptionField, Options, option
@@ -82,19 +82,19 @@ def test_runtime_settings_are_checked_when_a_config_is_made() -> None:
 
 
 def test_cli_settings_are_read_as_json_values() -> None:
-    assert _parse_setting("onnxruntime.allow_spinning=false") == (
+    assert parse_setting("onnxruntime.allow_spinning=false") == (
         "onnxruntime",
         "allow_spinning",
         False,
     )
-    assert _parse_setting("tensorflow.signature=serving_default") == (
+    assert parse_setting("tensorflow.signature=serving_default") == (
         "tensorflow",
         "signature",
         "serving_default",
     )
-    assert _parse_setting("x.n=3") == ("x", "n", 3)
+    assert parse_setting("x.n=3") == ("x", "n", 3)
     with pytest.raises(UserError, match="RUNTIME.NAME=VALUE"):
-        _parse_setting("allow_spinning=false")
+        parse_setting("allow_spinning=false")
 
 
 def test_an_options_class_checks_itself_when_built_directly() -> None:

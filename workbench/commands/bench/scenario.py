@@ -1,19 +1,29 @@
 """`workbench bench --scenario ...`: a LoadGen scenario (or a server peak search) on a
-model file or a task's artifact, through the dynamic batcher; rows into a stored run."""
+model file or a task's artifact, through the dynamic batcher; rows into a stored run.
+The scenario logic is workbench.scenarios'; this is its flags and the call."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from workbench.commands.args import csv_list, devices, int_list
+from workbench.commands.bench.flags import SweepFlags
+from workbench.commands.output import emit
 from workbench.errors import UserError
-from workbench.scenarios.settings import SCENARIOS
+from workbench.scenarios import models
+from workbench.scenarios.batcher import BatcherConfig
+from workbench.scenarios.driver import run_scenario
+from workbench.scenarios.peak import find_peak
+from workbench.scenarios.settings import SCENARIOS, for_profile
+from workbench.signature import parse_dims
 
 
-def add_arguments(bench: argparse.ArgumentParser) -> None:
-    """The scenario and batcher flags of `workbench bench`."""
+def add_arguments(bench: argparse.ArgumentParser, sweep: SweepFlags) -> None:
+    """The scenario and batcher flags of `workbench bench` (only --scenario says what a
+    run measures: --rerun and --resume refuse it)."""
     group = bench.add_argument_group("load scenarios (MLPerf LoadGen)")
-    group.add_argument(
+    sweep.on(group)(
         "--scenario",
         help=f"run a LoadGen scenario: {', '.join(SCENARIOS)} (durations from --profile; "
         "full keeps MLPerf's 600 s minimum)",
@@ -52,88 +62,11 @@ def add_arguments(bench: argparse.ArgumentParser) -> None:
     )
 
 
-def _batcher(args: argparse.Namespace) -> Any:
-    from workbench.scenarios.batcher import BatcherConfig
-
-    if args.no_batcher:
-        return None
-    preferred = ()
-    if args.preferred_batch:
-        from workbench.cli import _int_list
-
-        preferred = tuple(_int_list(args.preferred_batch, "--preferred-batch"))
-    return BatcherConfig(
-        max_batch_size=args.max_batch,
-        max_queue_delay_ms=args.max_queue_delay_ms,
-        preferred_batch_sizes=preferred,
-        max_queue_size=args.max_queue_size,
-        instances=args.instances,
-        adaptive=args.adaptive,
-        latency_target_ms=args.latency_bound_ms if args.adaptive else None,
-    )
-
-
-def _served(args: argparse.Namespace, sample_count: int) -> Any:
-    from workbench.cli import _csv, _devices
-    from workbench.scenarios import models
-
-    devices = _devices(args)
-    threads = int(args.threads) if args.threads and args.threads.isdigit() else None
-    if len(devices) > 1 or (args.threads and threads is None):
-        raise UserError("--scenario runs one device and one thread count: give one of each")
-    if args.runtime == "null" and not args.task:
-        return models.load_null(args.instances, sample_count)
-    if args.model_file:
-        from workbench.signature import parse_dims
-
-        return models.load_file(
-            args.model_file,
-            runtime=args.runtime,
-            instances=args.instances,
-            device=devices[0],
-            threads=threads,
-            dims=parse_dims(args.dim),
-            sample_count=sample_count,
-        )
-
-    def one(text: str | None, what: str, default: str | None) -> str | None:
-        values = _csv(text) or ([default] if default else [None])
-        if len(values) > 1:
-            raise UserError(f"--scenario measures one {what}: give one, not {text!r}")
-        return values[0]
-
-    return models.load_task(
-        args.task,
-        model=one(args.model, "model", None),
-        framework=one(args.frameworks, "framework", "torch"),
-        fmt=one(args.formats, "format", "onnx"),
-        precision=one(args.precisions, "precision", "fp32"),
-        instances=args.instances,
-        device=devices[0],
-        threads=threads,
-        sample_count=sample_count,
-    )
-
-
 def bench_scenario(args: argparse.Namespace, profile: str) -> list[dict[str, Any]]:
     """Run the scenario (or the peak search) the flags describe into a new stored run."""
-    from workbench.results import RunStore
-    from workbench.scenarios.driver import run_scenario
-    from workbench.scenarios.peak import find_peak
-    from workbench.scenarios.settings import for_profile
+    from workbench.results import RunStore  # lazy: pandas
 
-    if bool(args.model_file or args.runtime == "null") == bool(args.task):
-        raise UserError("--scenario needs either a MODEL_FILE (or --runtime null) or --task NAME")
-    if args.scenario not in SCENARIOS:
-        raise UserError(f"unknown scenario {args.scenario!r}: LoadGen runs {', '.join(SCENARIOS)}")
-    if args.find_peak and args.scenario != "server":
-        raise UserError("--find-peak searches the server scenario: add --scenario server")
-    if args.find_peak and args.target_qps is not None:
-        raise UserError("--find-peak searches the target QPS: drop --target-qps (or --start-qps)")
-    if args.instances < 1:
-        raise UserError(f"--instances must be a positive integer, got {args.instances}")
-    if args.adaptive and not args.latency_bound_ms:
-        raise UserError("--adaptive tunes toward --latency-bound-ms: give it")
+    _check(args)
     settings = for_profile(
         profile,
         args.scenario,
@@ -184,9 +117,81 @@ def bench_scenario(args: argparse.Namespace, profile: str) -> list[dict[str, Any
     return rows
 
 
+def _check(args: argparse.Namespace) -> None:
+    """The scenario flags agree with each other."""
+    if bool(args.model_file or args.runtime == "null") == bool(args.task):
+        raise UserError("--scenario needs either a MODEL_FILE (or --runtime null) or --task NAME")
+    if args.scenario not in SCENARIOS:
+        raise UserError(f"unknown scenario {args.scenario!r}: LoadGen runs {', '.join(SCENARIOS)}")
+    if args.find_peak and args.scenario != "server":
+        raise UserError("--find-peak searches the server scenario: add --scenario server")
+    if args.find_peak and args.target_qps is not None:
+        raise UserError("--find-peak searches the target QPS: drop --target-qps (or --start-qps)")
+    if args.instances < 1:
+        raise UserError(f"--instances must be a positive integer, got {args.instances}")
+    if args.adaptive and not args.latency_bound_ms:
+        raise UserError("--adaptive tunes toward --latency-bound-ms: give it")
+
+
+def _batcher(args: argparse.Namespace) -> BatcherConfig | None:
+    if args.no_batcher:
+        return None
+    preferred = ()
+    if args.preferred_batch:
+        preferred = tuple(int_list(args.preferred_batch, "--preferred-batch"))
+    return BatcherConfig(
+        max_batch_size=args.max_batch,
+        max_queue_delay_ms=args.max_queue_delay_ms,
+        preferred_batch_sizes=preferred,
+        max_queue_size=args.max_queue_size,
+        instances=args.instances,
+        adaptive=args.adaptive,
+        latency_target_ms=args.latency_bound_ms if args.adaptive else None,
+    )
+
+
+def _served(args: argparse.Namespace, sample_count: int) -> Any:
+    """The model the scenario drives: the null model, a model file or a task's artifact."""
+    chosen = devices(args)
+    threads = int(args.threads) if args.threads and args.threads.isdigit() else None
+    if len(chosen) > 1 or (args.threads and threads is None):
+        raise UserError("--scenario runs one device and one thread count: give one of each")
+    if args.runtime == "null" and not args.task:
+        return models.load_null(args.instances, sample_count)
+    if args.model_file:
+        return models.load_file(
+            args.model_file,
+            runtime=args.runtime,
+            instances=args.instances,
+            device=chosen[0],
+            threads=threads,
+            dims=parse_dims(args.dim),
+            sample_count=sample_count,
+        )
+    return models.load_task(
+        args.task,
+        model=_one(args.model, "model", None),
+        framework=_one(args.frameworks, "framework", "torch"),
+        fmt=_one(args.formats, "format", "onnx"),
+        precision=_one(args.precisions, "precision", "fp32"),
+        instances=args.instances,
+        device=chosen[0],
+        threads=threads,
+        sample_count=sample_count,
+    )
+
+
+def _one(text: str | None, what: str, default: str | None) -> str | None:
+    """The one value a scenario flag may give (its default where not given)."""
+    values = csv_list(text) or ([default] if default else [None])
+    if len(values) > 1:
+        raise UserError(f"--scenario measures one {what}: give one, not {text!r}")
+    return values[0]
+
+
 def scenario_columns() -> tuple[Any, ...]:
     """The table columns of scenario rows (the settings' target QPS shown flat)."""
-    from workbench.columns import Column
+    from workbench.columns import Column  # lazy: pandas
 
     return (
         Column("status", "status", "text"),
@@ -210,9 +215,8 @@ def scenario_columns() -> tuple[Any, ...]:
     )
 
 
-def print_rows(rows: list[dict[str, Any]], output: str) -> None:
-    from workbench.cli import _emit
-
+def print_scenario_rows(rows: list[dict[str, Any]], output: str) -> None:
+    """Scenario rows on stdout; the table shows the target QPS and reasons flat."""
     if output == "table":
         rows = [
             {
@@ -222,4 +226,4 @@ def print_rows(rows: list[dict[str, Any]], output: str) -> None:
             }
             for r in rows
         ]
-    _emit(rows, scenario_columns(), output)
+    emit(rows, scenario_columns(), output)

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
 
+from workbench.commands.args import Subparsers
 from workbench.errors import UserError
+from workbench.scenarios.batcher import BatcherConfig
+from workbench.serving import logs
+from workbench.serving.urlfetch import UrlPolicy
+
+if TYPE_CHECKING:
+    from workbench.serving.service import ServeSettings
 
 
-def add_parser(sub: Any) -> None:
-    serve = sub.add_parser(
+def add_parser(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
         "serve",
         help="serve models over HTTP and gRPC (KServe v2) through the dynamic batcher",
         description="Serve model versions (task artifacts, model files or the null model) "
         "over KServe v2 HTTP + gRPC, with task endpoints, A/B weights and /metrics.",
     )
-    serve.add_argument(
+    parser.add_argument(
         "--model",
         action="append",
         required=True,
@@ -23,54 +30,54 @@ def add_parser(sub: Any) -> None:
         help="a model version to serve; SOURCE: null, task:TASK[/MODEL] or a model file "
         "(repeat for more models or versions)",
     )
-    serve.add_argument(
+    parser.add_argument(
         "--weight",
         action="append",
         default=[],
         metavar="NAME:VERSION=W",
         help="A/B weight of a version (requests naming no version are split by weight)",
     )
-    serve.add_argument(
+    parser.add_argument(
         "--default", action="append", default=[], metavar="NAME:VERSION", help="default version"
     )
-    serve.add_argument("--seed", type=int, default=0, help="seed of the A/B draws")
-    serve.add_argument("--host", default="127.0.0.1", help="listen address (default loopback)")
-    serve.add_argument("--http-port", type=int, default=8000, help="HTTP port (0: any free)")
-    serve.add_argument(
+    parser.add_argument("--seed", type=int, default=0, help="seed of the A/B draws")
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (default loopback)")
+    parser.add_argument("--http-port", type=int, default=8000, help="HTTP port (0: any free)")
+    parser.add_argument(
         "--grpc-port", type=int, default=8001, help="gRPC port (0: any free, -1: no gRPC)"
     )
-    serve.add_argument(
+    parser.add_argument(
         "--endpoint",
         action="append",
         default=[],
         metavar="NAME=MODEL[,KEY=VALUE]",
         help="mount a task endpoint, e.g. classify=effnet (/api/v1/classify)",
     )
-    serve.add_argument("--max-batch", type=int, default=8, help="batcher: max batch size")
-    serve.add_argument("--max-queue-delay-ms", type=float, default=1.0, help="batcher delay")
-    serve.add_argument(
+    parser.add_argument("--max-batch", type=int, default=8, help="batcher: max batch size")
+    parser.add_argument("--max-queue-delay-ms", type=float, default=1.0, help="batcher delay")
+    parser.add_argument(
         "--max-queue-size", type=int, default=256, help="queued requests before HTTP 429"
     )
-    serve.add_argument("--no-batcher", action="store_true", help="run every request alone")
-    serve.add_argument("--instances", type=int, default=1, help="model instances per version")
-    serve.add_argument("--timeout-s", type=float, default=10.0, help="per-request timeout")
-    serve.add_argument("--max-body-mb", type=float, default=16.0, help="request size cap")
-    serve.add_argument("--drain-s", type=float, default=30.0, help="SIGTERM drain limit")
-    serve.add_argument(
+    parser.add_argument("--no-batcher", action="store_true", help="run every request alone")
+    parser.add_argument("--instances", type=int, default=1, help="model instances per version")
+    parser.add_argument("--timeout-s", type=float, default=10.0, help="per-request timeout")
+    parser.add_argument("--max-body-mb", type=float, default=16.0, help="request size cap")
+    parser.add_argument("--drain-s", type=float, default=30.0, help="SIGTERM drain limit")
+    parser.add_argument(
         "--model-control",
         action="store_true",
         help="enable /v2/repository load/unload/weights (loading files named by clients)",
     )
-    serve.add_argument(
+    parser.add_argument(
         "--allow-url-host",
         action="append",
         default=[],
         metavar="HOST",
         help="enable image_url on task endpoints for this host (repeat; off by default)",
     )
-    serve.add_argument("--url-max-mb", type=float, default=10.0, help="image_url size cap")
-    serve.add_argument("--url-timeout-s", type=float, default=5.0, help="image_url timeout")
-    serve.add_argument("--log-level", default="info", help="debug logs every request")
+    parser.add_argument("--url-max-mb", type=float, default=10.0, help="image_url size cap")
+    parser.add_argument("--url-timeout-s", type=float, default=5.0, help="image_url timeout")
+    parser.add_argument("--log-level", default="info", help="debug logs every request")
 
 
 def _pair(text: str, flag: str) -> tuple[str, str]:
@@ -80,28 +87,18 @@ def _pair(text: str, flag: str) -> tuple[str, str]:
     return name, version
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from workbench.scenarios.batcher import BatcherConfig
-    from workbench.serving import logs
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGTERM or Ctrl-C, then drain."""
+    # lazy: fastapi, prometheus_client (the serving stack; a PyTorch-only host may lack it)
     from workbench.serving.endpoints import EndpointConfig
     from workbench.serving.server import ModelSpec, build_service, serve
-    from workbench.serving.service import ServeSettings
-    from workbench.serving.urlfetch import UrlPolicy
 
     logs.setup(args.log_level)
     for value, flag in ((args.max_body_mb, "--max-body-mb"), (args.timeout_s, "--timeout-s")):
         if value <= 0:
             raise UserError(f"{flag} must be > 0, got {value}")
     models = [ModelSpec.parse(m) for m in args.model]
-    weights = {}
-    for item in args.weight:
-        key, sep, value = item.partition("=")
-        try:
-            weights[_pair(key, "--weight")] = float(value)
-        except ValueError:
-            raise UserError(
-                f"--weight needs NAME:VERSION=W with a number W, got {item!r}"
-            ) from None
+    weights = _weights(args.weight)
     batcher = (
         None
         if args.no_batcher
@@ -111,17 +108,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_queue_size=args.max_queue_size,
         )
     )
-    settings = ServeSettings(
-        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
-        timeout_s=args.timeout_s,
-        model_control=args.model_control,
-        url_policy=UrlPolicy(
-            tuple(h.lower() for h in args.allow_url_host),
-            int(args.url_max_mb * 1024 * 1024),
-            args.url_timeout_s,
-        ),
-        drain_s=args.drain_s,
-    )
+    settings = _settings(args)
     endpoints = [EndpointConfig.parse(e) for e in args.endpoint]
     service = build_service(
         models,
@@ -138,4 +125,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         http_port=args.http_port,
         grpc_port=None if args.grpc_port < 0 else args.grpc_port,
+    )
+
+
+def _weights(items: list[str]) -> dict[tuple[str, str], float]:
+    """`--weight NAME:VERSION=W` items by (name, version)."""
+    weights = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            weights[_pair(key, "--weight")] = float(value)
+        except ValueError:
+            raise UserError(
+                f"--weight needs NAME:VERSION=W with a number W, got {item!r}"
+            ) from None
+    return weights
+
+
+def _settings(args: argparse.Namespace) -> ServeSettings:
+    """The service's limits and policies, in bytes and seconds."""
+    from workbench.serving.service import ServeSettings  # lazy: prometheus_client
+
+    return ServeSettings(
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        timeout_s=args.timeout_s,
+        model_control=args.model_control,
+        url_policy=UrlPolicy(
+            tuple(h.lower() for h in args.allow_url_host),
+            int(args.url_max_mb * 1024 * 1024),
+            args.url_timeout_s,
+        ),
+        drain_s=args.drain_s,
     )
