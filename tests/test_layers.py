@@ -18,16 +18,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("workbench", "exporters")
-# Being rewritten into workbench/commands/ (issue #22); their function-level imports are
-# checked once that lands. Remove an entry when its file goes.
-UNCHECKED = frozenset(
-    {
-        "workbench/cli.py",
-        "workbench/scenarios/cli.py",
-        "workbench/serving/cli.py",
-        "workbench/fleet/cli.py",
-    }
-)
 
 
 # ---------------------------------------------------------------------- lint-imports
@@ -159,8 +149,6 @@ def test_function_level_imports_say_what_they_keep_unloaded() -> None:
     for package in PACKAGES:
         for path in sorted((ROOT / package).rglob("*.py")):
             rel = path.relative_to(ROOT).as_posix()
-            if rel in UNCHECKED:
-                continue
             offenders += [f"{rel}:{line}" for line in unexplained_imports(path.read_text())]
     assert offenders == [], "move these imports to the top, or say `# lazy: <framework>`"
 

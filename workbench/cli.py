@@ -29,6 +29,7 @@ from workbench.commands import (
 from workbench.commands import list as list_
 from workbench.commands.args import Parser, add_subcommands
 from workbench.errors import UserError
+from workbench.logs import configure_logging
 
 # In the order `workbench --help` lists them.
 COMMANDS: dict[str, ModuleType] = {
@@ -59,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its exit code (2: bad input, 130: interrupted, 141: closed pipe)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    # What a person sees of the library's logging is decided here, before any command runs.
+    # What a person sees of the library's logs and progress is decided here, before any
+    # command runs: info records and, on a terminal, progress bars, on stderr.
+    configure_logging()
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command].run(args)

@@ -1,5 +1,5 @@
-"""`workbench list [tasks|runtimes|passes]`: the registries, read from their tables and
-entry points."""
+"""`workbench list [tasks|runtimes|passes|endpoints]`: the registries, read from their
+tables and entry points."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ import argparse
 
 from workbench.commands.args import Subparsers
 from workbench.devices import parse_device
+from workbench.options import Options
 from workbench.registry import registries
 
 
 def add_parser(subparsers: Subparsers) -> None:
-    listing = subparsers.add_parser("list", help="list the registered tasks, runtimes and passes")
-    listing.add_argument(
-        "what", nargs="?", choices=("tasks", "runtimes", "passes"), help="one registry only"
+    listing = subparsers.add_parser(
+        "list", help="list the registered tasks, runtimes, passes and task endpoints"
     )
+    listing.add_argument("what", nargs="?", choices=tuple(registries()), help="one registry only")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,13 +25,20 @@ def run(args: argparse.Namespace) -> int:
     for noun, registry in chosen.items():
         print(f"{noun}:")
         for name in registry.names():
-            detail = ""
-            if args.what in ("runtimes", "passes"):
-                cls = registry.get(name)
-                options = cls.Settings if noun == "runtimes" else cls.Params
-                detail = f"  [{options.describe()}]"
-            if args.what == "runtimes":
-                reason = cls().unavailable_reason(parse_device("cpu"))
-                detail += f"  unavailable: {reason}" if reason else ""
-            print(f"  {name}{detail}")
+            if args.what not in ("runtimes", "passes"):
+                print(f"  {name}")
+                continue
+            cls = registry.get(name)
+            reason = cls().unavailable_reason(parse_device("cpu")) if noun == "runtimes" else None
+            print(f"  {name}  unavailable: {reason}" if reason else f"  {name}")
+            _print_options(cls.Settings if noun == "runtimes" else cls.Params)
     return 0
+
+
+def _print_options(options: type[Options]) -> None:
+    """One option a line under its runtime or pass: name, type, default, description."""
+    fields = options.describe_fields()
+    for field in fields:
+        print(f"      {field.text()}")
+    if not fields:
+        print("      no options")

@@ -36,7 +36,7 @@ SWEEP_PARAMETERS = (
 
 def _show(*objects: Any) -> None:
     """Display each object as a cell output (a table, a figure)."""
-    from IPython.display import display  # IPython: loaded only where something is shown
+    from IPython.display import display  # lazy: IPython, loaded only where something is shown
 
     display(*objects)
 

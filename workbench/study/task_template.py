@@ -77,7 +77,7 @@ def render(task: str, template: str | None = None) -> str:
 
 def cells(text: str) -> list[Cell]:
     """The cells of a notebook's `.py` text, read with jupytext."""
-    import jupytext  # jupytext: loaded only where notebooks are read
+    import jupytext  # lazy: jupytext, loaded only where notebooks are read
 
     notebook = jupytext.reads(text, fmt=TEXT_FORMAT)
     return [Cell(c.cell_type, c.source, tuple(c.metadata.get("tags", []))) for c in notebook.cells]
@@ -196,7 +196,7 @@ def update(text: str, task: str, before: str) -> str:
     the template allows that; the task's own cells stay after the shared cell they
     followed (or the one before it, where the edit removed that cell). Run
     `make notebooks-sync` after writing it, for the `.ipynb` half."""
-    import jupytext  # jupytext: loaded only where notebooks are read
+    import jupytext  # lazy: jupytext, loaded only where notebooks are read
 
     drift = problems(text, task, before)
     if drift:
@@ -229,7 +229,7 @@ def update(text: str, task: str, before: str) -> str:
 
 def _new_cell(cell: Cell, extra: str) -> Any:
     """A notebook cell of the template, with the text the task appends to it."""
-    import nbformat  # nbformat: loaded only where notebooks are written
+    import nbformat  # lazy: nbformat, loaded only where notebooks are written
 
     make = nbformat.v4.new_markdown_cell if cell.kind == "markdown" else nbformat.v4.new_code_cell
     tags = {"tags": list(cell.tags)} if cell.tags else {}
