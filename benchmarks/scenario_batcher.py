@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO))
 
-from workbench.scenarios.batcher import BatcherConfig  # noqa: E402
+from workbench.batching import BatcherConfig  # noqa: E402
 from workbench.scenarios.models import load_task  # noqa: E402
 from workbench.scenarios.peak import find_peak  # noqa: E402
 from workbench.scenarios.settings import for_profile  # noqa: E402

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from tests.serving_util import make_service
-from workbench.scenarios.batcher import BatcherConfig
+from workbench.batching import BatcherConfig
 from workbench.serving import logs
 from workbench.serving.server import serve
 from workbench.serving.service import ServeSettings

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.scenarios.batcher import BatcherConfig
+from workbench.batching import BatcherConfig
 from workbench.scenarios.driver import ServedModel
 from workbench.serving.registry import ModelRegistry, load_source
 from workbench.serving.service import InferenceService, ServeSettings

@@ -8,13 +8,13 @@ import threading
 import numpy as np
 import pytest
 
-from workbench.errors import UserError
-from workbench.scenarios.batcher import (
+from workbench.batching import (
     BatcherConfig,
     BatchFailedError,
     DynamicBatcher,
     RejectedError,
 )
+from workbench.errors import UserError
 
 
 class FakeClock:

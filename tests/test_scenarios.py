@@ -4,15 +4,16 @@ its max duration (a few seconds)."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
 import pytest
 
+from workbench.batching import BatcherConfig, DynamicBatcher
 from workbench.errors import UserError
-from workbench.scenarios.batcher import BatcherConfig
 from workbench.scenarios.driver import ServedModel, run_scenario
-from workbench.scenarios.models import load_null
+from workbench.scenarios.models import load_file, load_null
 from workbench.scenarios.settings import SCENARIOS, ScenarioSettings, for_profile
 
 SHORT = dict(min_duration_ms=500, max_duration_ms=3000, drain_grace_ms=3000)
@@ -239,11 +240,6 @@ def _dense_onnx(path, batch) -> str:
 def test_onnxruntime_file_through_the_batcher_matches_solo_runs(tmp_path):
     """A real runtime (ONNX Runtime, two instances) behind the batcher: every one of 2,000
     concurrent replies equals that request run alone on the same session."""
-    import threading
-
-    from workbench.scenarios.batcher import DynamicBatcher
-    from workbench.scenarios.models import load_file
-
     served = load_file(
         _dense_onnx(tmp_path / "dense.onnx", "batch"), instances=2, threads=1, sample_count=50
     )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.serving_util import affine_onnx, make_service
-from workbench.scenarios.batcher import BatcherConfig
+from workbench.batching import BatcherConfig
 from workbench.serving.proto import open_inference_grpc_pb2 as pb
 from workbench.serving.proto import open_inference_grpc_pb2_grpc as pb_grpc
 from workbench.serving.proto.generate import HERE, generated_sources

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests.serving_util import affine_onnx, make_service
-from workbench.scenarios.batcher import BatcherConfig
+from workbench.batching import BatcherConfig
 from workbench.serving.server import ServerThread
 from workbench.serving.service import ServeSettings
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from workbench.batching import BatcherConfig
 from workbench.commands.args import Subparsers
 from workbench.errors import UserError
-from workbench.scenarios.batcher import BatcherConfig
 from workbench.serving import logs
 from workbench.serving.urlfetch import UrlPolicy
 

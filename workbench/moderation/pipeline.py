@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench.batching import BatcherConfig, DynamicBatcher
 from workbench.errors import UserError
 from workbench.moderation.policy import DEFAULT_POLICY, Policy
 from workbench.moderation.request import ModerationRequest
@@ -30,7 +31,6 @@ from workbench.moderation.stages import (
     cores,
     redact,
 )
-from workbench.scenarios.batcher import BatcherConfig, DynamicBatcher
 
 MODES = ("sequential", "concurrent")
 Findings = dict[str, Any]

@@ -1,1 +1,1 @@
-"""Load scenarios: a dynamic batcher and the MLPerf LoadGen driver around it."""
+"""Load scenarios: the MLPerf LoadGen driver around the dynamic batcher (`workbench.batching`)."""

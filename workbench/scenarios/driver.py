@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.scenarios.batcher import (
+from workbench.batching import (
     NO_BATCHING,
     BatcherConfig,
     DynamicBatcher,

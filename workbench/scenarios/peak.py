@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from workbench.scenarios.batcher import BatcherConfig
+from workbench.batching import BatcherConfig
 from workbench.scenarios.driver import ServedModel, estimate, passes, run_scenario
 from workbench.scenarios.settings import ScenarioSettings
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.scenarios.batcher import BatcherConfig
+from workbench.batching import BatcherConfig
 from workbench.scenarios.driver import ServedModel, run_scenario
 from workbench.scenarios.peak import find_peak
 from workbench.scenarios.settings import for_profile

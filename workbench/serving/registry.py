@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from workbench.batching import BatcherConfig, DynamicBatcher
 from workbench.errors import UserError
 from workbench.scenarios import models
-from workbench.scenarios.batcher import BatcherConfig, DynamicBatcher
 from workbench.scenarios.driver import ServedModel
 from workbench.serving.errors import NotFound, NotReady
 from workbench.serving.tensors import metadata_shape, v2_datatype

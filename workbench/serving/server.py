@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.batching import BatcherConfig
 from workbench.errors import UserError
-from workbench.scenarios.batcher import BatcherConfig
 from workbench.serving.registry import ModelRegistry
 from workbench.serving.service import InferenceService, ServeSettings
 

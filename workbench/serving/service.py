@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from workbench import __version__
+from workbench.batching import BatchFailedError, RejectedError, Request
 from workbench.errors import UserError
-from workbench.scenarios.batcher import BatchFailedError, RejectedError, Request
 from workbench.serving.errors import (
     BadRequest,
     ModelFailed,

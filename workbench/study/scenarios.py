@@ -17,10 +17,10 @@ from typing import Any
 
 import pandas as pd
 
+from workbench.batching import BatcherConfig
 from workbench.errors import UserError
 from workbench.report.plots import _figure, _finish
 from workbench.results import RunStore
-from workbench.scenarios.batcher import BatcherConfig
 from workbench.scenarios.driver import ServedModel, run_scenario
 from workbench.scenarios.models import load_task
 from workbench.scenarios.peak import find_peak

@@ -7,12 +7,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from workbench.batching import BatcherConfig
 from workbench.commands.args import csv_list, devices, int_list
 from workbench.commands.bench.flags import SweepFlags
 from workbench.commands.output import emit
 from workbench.errors import UserError
 from workbench.scenarios import models
-from workbench.scenarios.batcher import BatcherConfig
 from workbench.scenarios.driver import run_scenario
 from workbench.scenarios.peak import find_peak
 from workbench.scenarios.settings import SCENARIOS, for_profile

@@ -1,7 +1,8 @@
 """A dynamic batcher: requests in, batches to a model, each caller's own result out.
 
 Independent of LoadGen and of the runtimes: it takes any `run_batch(feed) -> outputs`
-callable over numpy feeds whose axis 0 is the batch. The serving layer reuses it.
+callable over numpy feeds whose axis 0 is the batch. It sits outside the packages built on
+it (scenarios, serving, moderation), so none of them reaches into another for it.
 
 Semantics follow Triton's dynamic batcher:
 - a batch never exceeds `max_batch_size`;
