@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.test_browser import CHROMIUM, IMAGES_JS, DevTools  # noqa: E402
+from tests.support.browser import CHROMIUM, IMAGES_JS, DevTools  # noqa: E402
 
 LOAD_JS = "JSON.stringify(performance.getEntriesByType('navigation')[0].toJSON())"
 

@@ -194,7 +194,9 @@ def _runtime_module(fmt: str) -> str | None:
         return None
 
 
-def _cached(directory: Path) -> dict[str, Any] | None:
+def cached_manifest(directory: Path) -> dict[str, Any] | None:
+    """The manifest of an ok artifact in `directory` whose file still matches its hash,
+    or None: the cache serves only what it can verify."""
     manifest = read_manifest(directory)
     if not manifest or manifest.get("status") != "ok":
         return None
@@ -222,7 +224,7 @@ def export(
     # One exporter per artifact at a time, across threads and processes: parallel exports
     # that share an upstream artifact wait for it instead of writing it twice.
     with file_lock(directory / ".lock"):
-        if not force and (hit := _cached(directory)):
+        if not force and (hit := cached_manifest(directory)):
             return {**hit, "parity_pass": current_verdict(hit), "cache_hit": True}
         return _export_locked(request, pass_, params, directory, timeout_s, memory_limit_bytes)
 
@@ -259,7 +261,7 @@ def _is_cached(request: ArtifactRequest) -> bool:
     except UserError:
         return False  # export() says why
     directory = artifacts_dir() / f"{request.task}-{request.model}" / request.key(pass_, task_obj)
-    return _cached(directory) is not None
+    return cached_manifest(directory) is not None
 
 
 def _export_locked(

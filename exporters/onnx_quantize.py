@@ -185,7 +185,7 @@ class StaticConfig(NodeSelection):
 
     def __post_init__(self) -> None:
         if self.reduce_range == "auto":
-            object.__setattr__(self, "reduce_range", not any(_int8_support().values()))
+            object.__setattr__(self, "reduce_range", not any(int8_support().values()))
         super().__post_init__()
         name = "onnx_int8_static"
         _choice(name, "calibration_method", self.calibration_method, CALIBRATION_METHODS)
@@ -399,7 +399,7 @@ def calibrate(
     batch = fixed_batch or _calibration_batch(calibrator.infer_session, feed, memory_bytes)
     reader = _data_reader(feed, count, batch, whole_batches=fixed_batch is not None)
     while (item := reader.get_next()) is not None:
-        calibrator.collect_data(_OneBatch(item))
+        calibrator.collect_data(OneBatchReader(item))
     save_tensors_data(calibrator.compute_data(), cache)
     return cache
 
@@ -421,7 +421,7 @@ def _without_arena(calibrator: Any) -> None:
     )
 
 
-class _OneBatch:
+class OneBatchReader:
     """A CalibrationDataReader of one batch (ORT only calls get_next)."""
 
     def __init__(self, item: dict[str, np.ndarray]) -> None:
@@ -463,7 +463,7 @@ def _quant_type(name: str) -> Any:
     return {"qint8": QuantType.QInt8, "quint8": QuantType.QUInt8}[name]
 
 
-def _preprocess(source: Path, out: Path) -> None:
+def preprocess_model(source: Path, out: Path) -> None:
     """ORT's quantization pre-processing: symbolic shape inference, graph optimization,
     ONNX shape inference."""
     # lazy: onnxruntime
@@ -691,12 +691,15 @@ def _count_fp16_ops(model: Any) -> int:
     )
 
 
-def _int8_support() -> dict[str, bool]:
+def int8_support() -> dict[str, bool]:
+    """Which of the CPU's INT8 dot-product flags (INT8_FLAGS) this machine has."""
     flags = cpu_flags()
     return {name: bool(flags.get(name)) for name in INT8_FLAGS}
 
 
-def _int8_warnings(support: Mapping[str, bool], kernels: Mapping[str, int | None]) -> list[str]:
+def int8_warnings(support: Mapping[str, bool], kernels: Mapping[str, int | None]) -> list[str]:
+    """The warnings an INT8 artifact carries: no VNNI-class instructions, or quantized
+    nodes that ORT's CPU provider leaves unfused (both make INT8 slow here)."""
     warnings = [] if any(support.values()) else [NO_VNNI_WARNING]
     unfused = kernels.get("cpu_unfused_quantized_nodes")
     if unfused:
@@ -755,7 +758,7 @@ class OnnxInt8Dynamic(_OnnxTransform):
         source = self._upstream(ctx)
         with tempfile.TemporaryDirectory(prefix="wb-quant-") as tmp:
             pre = Path(tmp) / "preprocessed.onnx"
-            _preprocess(source, pre)
+            preprocess_model(source, pre)
             selection = select_nodes(pre, config, self.name)
             fp32 = onnx.load(str(pre))
             quantize_dynamic(
@@ -767,9 +770,9 @@ class OnnxInt8Dynamic(_OnnxTransform):
                 nodes_to_exclude=selection["nodes_to_exclude"],
             )
         result = onnx.load(str(out))
-        support = _int8_support()
+        support = int8_support()
         kernels = cpu_int8_kernels(out)
-        warnings = _int8_warnings(support, kernels)
+        warnings = int8_warnings(support, kernels)
         if any(node.op_type == "Conv" for node in fp32.graph.node):
             warnings.insert(0, CONV_DYNAMIC_WARNING)
         warnings.extend(selection["warnings"])
@@ -817,7 +820,7 @@ class OnnxInt8Static(_OnnxTransform):
             )
         with tempfile.TemporaryDirectory(prefix="wb-quant-") as tmp:
             pre = Path(tmp) / "preprocessed.onnx"
-            _preprocess(source, pre)
+            preprocess_model(source, pre)
             selection = select_nodes(pre, config, self.name)
             fp32 = onnx.load(str(pre))
             cache = calibrate(
@@ -841,9 +844,9 @@ class OnnxInt8Static(_OnnxTransform):
         float_outputs = float_graph_outputs(result) if config.float_outputs else []
         if float_outputs:
             onnx.save(result, str(out))
-        support = _int8_support()
+        support = int8_support()
         kernels = cpu_int8_kernels(out)
-        warnings = _int8_warnings(support, kernels)
+        warnings = int8_warnings(support, kernels)
         if (
             config.activation_type == "quint8"
             and not any(support.values())
@@ -906,7 +909,7 @@ class OnnxFp16(_OnnxTransform):
         extras.update(
             quantized_nodes=_count_fp16_ops(converted),
             total_nodes=len(original.graph.node),
-            cpu_int8_support=_int8_support(),
+            cpu_int8_support=int8_support(),
             warnings=[FP16_CPU_WARNING],
         )
         return _finish(original, out, extras)

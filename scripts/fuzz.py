@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fuzz_targets import (  # noqa: E402
+from tests.support.fuzz_targets import (  # noqa: E402
     build_seeds,
     fuzz_loader,
     hypothesis_targets,

@@ -21,7 +21,7 @@ from workbench.harness.runner import BenchConfig
 from workbench.harness.timing import StopRule
 from workbench.registry import get_task
 from workbench.results import RunStore
-from workbench.sweep import _run_worker
+from workbench.sweep import run_worker
 
 REPO = Path(__file__).resolve().parents[1]
 REQUEST = ArtifactRequest("tabular", "linear", "torch", "onnx")
@@ -104,7 +104,7 @@ def test_corrupt_artifact_is_found_and_exported_again(exported, damage, capsys):
         path.write_bytes(original[:-100])
     else:
         manifest_file.unlink()
-    assert base._cached(path.parent) is None  # never served from the cache
+    assert base.cached_manifest(path.parent) is None  # never served from the cache
     assert main(["cache", "verify", "--output", "json"]) == 1
     states = [json.loads(line)["state"] for line in capsys.readouterr().out.splitlines()]
     assert states == ["corrupt" if damage != "no-manifest" else "no-manifest"]
@@ -129,7 +129,7 @@ def test_a_changed_artifact_is_never_measured(exported, tmp_path):
         rule=StopRule(warmup_iters=1, min_iters=5, min_time_s=0.0, max_time_s=2),
         labels={"artifact_sha256": "0" * 64},
     )
-    _run_worker(store, config, {})
+    run_worker(store, config, {})
     rows = store.rows()
     assert [r["status"] for r in rows] == ["failed", "failed"]
     assert all("changed on disk since its export" in r["error"] for r in rows)

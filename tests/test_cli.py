@@ -4,20 +4,18 @@ good input gets result rows (JSON lines) that land in the result store."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.model_files import unnamed_dims_onnx
+from tests.support.cli import FAST, run_cli
+from tests.support.model_files import unnamed_dims_onnx
 from workbench import devices, results
 
-REPO = Path(__file__).resolve().parents[1]
 REQUIRED_JSON_KEYS = (
     "status",
     "error",
@@ -33,26 +31,6 @@ REQUIRED_JSON_KEYS = (
     "throughput_items_per_s",
     "n_iterations",
 )
-FAST = ["--min-iters", "20", "--min-time", "0.05", "--warmup", "2"]
-
-
-def run_cli(
-    args: list[str], cwd: Path, home: Path | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "WORKBENCH_HOME": str(home or cwd / "ws"),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "workbench.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 # ---------------------------------------------------------------- model files

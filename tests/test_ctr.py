@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.childproc import run_child
+from tests.support.childproc import run_child
 from workbench.errors import UserError
 from workbench.recsys import ctr_features, ctr_ranking
 from workbench.recsys.deepfm import evaluate, trained_weights

@@ -52,19 +52,19 @@ def test_host_check_without_and_with_gpus(fake_gpus):
 
 
 def test_ort_provider_lists_never_end_in_cpu_for_cuda():
-    assert ort_runtime._providers(Device("cpu"), {}) == ["CPUExecutionProvider"]
-    cuda = ort_runtime._providers(Device("cuda", 1), {})
+    assert ort_runtime.execution_providers(Device("cpu"), {}) == ["CPUExecutionProvider"]
+    cuda = ort_runtime.execution_providers(Device("cuda", 1), {})
     assert cuda == [("CUDAExecutionProvider", {"device_id": 1})]
-    trt = ort_runtime._providers(Device("cuda", 0), {"tensorrt": True})
+    trt = ort_runtime.execution_providers(Device("cuda", 0), {"tensorrt": True})
     assert [p[0] for p in trt] == ["TensorrtExecutionProvider", "CUDAExecutionProvider"]
-    assert all("CPU" not in ort_runtime._provider_name(p) for p in cuda + trt)
+    assert all("CPU" not in ort_runtime.provider_name(p) for p in cuda + trt)
 
 
 def test_framework_device_names():
-    assert torch_runtime._torch_device(Device("cuda", 1)) == "cuda:1"
-    assert torch_runtime._torch_device(Device("cpu")) == "cpu"
-    assert tf_runtime._tf_device(Device("cuda", 1)) == "/GPU:1"
-    assert tf_runtime._tf_device(Device("cpu")) == "/CPU:0"
+    assert torch_runtime.torch_device_name(Device("cuda", 1)) == "cuda:1"
+    assert torch_runtime.torch_device_name(Device("cpu")) == "cpu"
+    assert tf_runtime.tf_device_name(Device("cuda", 1)) == "/GPU:1"
+    assert tf_runtime.tf_device_name(Device("cpu")) == "/CPU:0"
 
 
 @pytest.mark.parametrize("name", RUNTIMES.names())

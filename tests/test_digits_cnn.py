@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.childproc import run_child
+from tests.support.childproc import run_child
 from workbench.models.digits_cnn import (
     NUM_CLASSES,
     TEST_SIZE,

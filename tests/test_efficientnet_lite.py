@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.childproc import run_child
+from tests.support.childproc import run_child
 from workbench.models.efficientnet_lite import (
     LITE0_MEAN,
     LITE0_STD,

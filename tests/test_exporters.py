@@ -10,8 +10,8 @@ import pytest
 
 from exporters.base import ArtifactRequest, export, find_pass
 from workbench.errors import UserError
+from workbench.registry import PASSES
 
-ROOT = Path(__file__).resolve().parents[1]
 PATHS = [
     ("torch", "onnx"),
     ("torch", "torchscript"),
@@ -56,10 +56,8 @@ def test_a_changed_artifact_is_exported_again(workspace):
     assert again["cache_hit"] is False and again["status"] == "ok"
 
 
-def test_crashing_converter_is_a_failed_artifact_and_others_go_on(workspace, monkeypatch):
-    monkeypatch.setenv("WORKBENCH_EXTRA_PASSES", "tests.crashing_pass")
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    monkeypatch.syspath_prepend(str(ROOT))
+def test_crashing_converter_is_a_failed_artifact_and_others_go_on(workspace, load_plugin):
+    load_plugin("tests.support.crashing_pass", PASSES)
     crashed = export(ArtifactRequest("tabular", "linear", "torch", "crashformat"))
     assert crashed["status"] == "failed"
     assert "signal 6" in crashed["error"]

@@ -2,11 +2,10 @@
 segfaults, hangs past its timeout or exhausts memory under an address-space limit
 (at load or on its Nth call) costs only its own configurations. The sweep ends with
 every healthy row kept and exactly one failed row, with its reason, per bad
-configuration (batch size). The faults live in tests/fault_plugin.py."""
+configuration (batch size). The faults live in tests/support/fault_plugin.py."""
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from exporters.base import ArtifactRequest, export
+from tests.support.plugins import plugin_hooks
 from workbench.harness.timing import StopRule
 from workbench.registry import PASSES, RUNTIMES
 from workbench.sweep import TaskSweep, planned_keys, row_key, run_stored
 from workbench.workspace import ENV_VAR
 
-REPO = Path(__file__).resolve().parents[1]
 # 1 first call + 1 warm-up + 5 timed = 7 run calls per batch size: call 10 is in batch 2
 RULE = StopRule(warmup_iters=1, warmup_time_s=0.0, min_iters=5, min_time_s=0.0, max_time_s=5)
 BATCHES = [1, 2, 4]
@@ -41,19 +40,10 @@ def faults_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         home = tmp_path_factory.mktemp("faults")
         patch.setenv(ENV_VAR, str(home))
-        patch.setenv(PASSES.plugin_env or "", "tests.fault_plugin")
-        patch.setenv(RUNTIMES.plugin_env or "", "tests.fault_plugin")
-        patch.setenv(
-            "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-        )
-        try:
+        with plugin_hooks(patch, "tests.support.fault_plugin", PASSES, RUNTIMES):
             for fmt in ("onnx", "faultonnx"):
                 assert export(ArtifactRequest("tabular", "linear", "torch", fmt))["status"] == "ok"
             yield home
-        finally:
-            from tests import fault_plugin
-
-            fault_plugin.unregister()
 
 
 def _sweep(formats: list[str], **fault: object) -> tuple[TaskSweep, list[dict]]:

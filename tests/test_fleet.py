@@ -93,13 +93,13 @@ def test_hosts_are_picked_by_name_and_by_fingerprint_fields():
 
 
 def test_rows_of_a_mismatched_host_are_flagged_and_stored_once(workspace):
-    from workbench.fleet.sweep import Group, _Writer
+    from workbench.fleet.sweep import Group, RowWriter
     from workbench.results import RunStore
 
     host = _host("old", libraries__onnx="0.0.1")
     host.warnings = differences(host_report()["fingerprint"], host.fingerprint)
     store = RunStore.create({"command": "test"})
-    writer = _Writer(store, each_host=False)
+    writer = RowWriter(store, each_host=False)
     row = {"status": "ok", "model": "linear", "format": "onnx", "batch_size": 1, "threads": 1}
     assert writer.write([row], host, Group(host.host_class, [host]), None) == 1
     assert writer.write([row], host, Group(host.host_class, [host]), None) == 0  # no duplicate

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fuzz_targets import (
+from tests.support.cli import FAST, run_cli
+from tests.support.fuzz_targets import (
     build_seeds,
     fuzz_loader,
     hypothesis_targets,
     light_seeds,
     run_property,
+    write_mutant,
 )
 
 pytest.importorskip("hypothesis")
@@ -42,9 +44,6 @@ def test_mutated_onnx_files_never_crash_the_loader(tmp_path):
 def test_mutated_files_through_the_cli_give_rows_or_one_line(tmp_path):
     import json
     import random
-
-    from tests.fuzz_targets import write_mutant
-    from tests.test_cli import FAST, run_cli
 
     seeds = light_seeds(tmp_path / "seeds")
     rng = random.Random(7)

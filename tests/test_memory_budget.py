@@ -14,7 +14,7 @@ import pytest
 from exporters import onnx_quantize as oq
 from exporters.base import ArtifactRequest, write_manifest
 from exporters.memory_budget import UNKNOWN_PEAK_BYTES, MemoryGate, estimate_peak
-from tests.test_onnx_quantize import _tiny_model
+from tests.support.model_files import tiny_onnx
 
 
 def _run(gate: MemoryGate, estimates: list[int]) -> int:
@@ -59,13 +59,13 @@ def test_estimate_comes_from_recorded_peaks(workspace):
 def test_streamed_calibration_in_small_batches(tmp_path, method, monkeypatch):
     sizes: list[int] = []
 
-    class Counting(oq._OneBatch):
+    class Counting(oq.OneBatchReader):
         def __init__(self, item):
             sizes.append(len(item["x"]))
             super().__init__(item)
 
-    monkeypatch.setattr(oq, "_OneBatch", Counting)
-    model = _tiny_model(tmp_path / "fp32.onnx")
+    monkeypatch.setattr(oq, "OneBatchReader", Counting)
+    model = tiny_onnx(tmp_path / "fp32.onnx")
     rng = np.random.default_rng(1)
     feed = {"x": rng.standard_normal((70, 8)).astype(np.float32)}
     (tmp_path / "small").mkdir()

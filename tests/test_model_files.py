@@ -5,15 +5,14 @@ suffixes, a runtime that crashes on the file. Every model is built here."""
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.model_files import stateful_onnx, unnamed_dims_onnx
-from tests.test_cli import FAST, run_cli
+from tests.support.cli import FAST, run_cli
+from tests.support.model_files import stateful_onnx, unnamed_dims_onnx
 from workbench.errors import UserError
 from workbench.formats import detect_format
 from workbench.input_options import parse_batch_axes, parse_int_ranges, parse_shapes
@@ -25,6 +24,7 @@ from workbench.model_inputs import (
     make_feeds,
     resolve_shapes,
 )
+from workbench.registry import RUNTIMES
 from workbench.signature import FixedBatchError, TensorSpec
 
 STATEFUL = [
@@ -231,9 +231,8 @@ for suffix in ("jit", "pth", "torchscript"):
     assert [(r["status"], r["input_shape"]) for r in again] == [("ok", "1x4"), ("ok", "2x4")]
 
 
-def test_a_runtime_crash_costs_its_row_not_the_cli(files, tmp_path, monkeypatch):
-    monkeypatch.setenv("WORKBENCH_EXTRA_RUNTIMES", "tests.crashing_runtime")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parents[1])]))
+def test_a_runtime_crash_costs_its_row_not_the_cli(files, tmp_path, load_plugin):
+    load_plugin("tests.support.crashing_runtime", RUNTIMES)
     dense = tmp_path / "dense.onnx"
     dense.write_bytes(files["unnamed"].read_bytes())
     proc = run_cli(

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.childproc import run_child
 from workbench.errors import UserError
 from workbench.registry import get_task
 
@@ -139,7 +140,6 @@ def test_keras_copy_matches_torch(tmp_path: Path, task_name: str, model: str, sh
 
     if importlib.util.find_spec("keras") is None:  # never import Keras beside PyTorch
         pytest.skip("keras is not installed")
-    from tests.childproc import run_child
 
     task = get_task(task_name)
     feed = task.bench_feeds(model, 6, 48, 1)[0]

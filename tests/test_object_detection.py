@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.childproc import run_child
+from tests.support.childproc import run_child
 from workbench.models.yolo_config import YoloConfig, anchor_points, keras_layer_name
 from workbench.registry import TASKS, get_task
 from workbench.tasks.object_detection import (

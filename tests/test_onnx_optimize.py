@@ -20,7 +20,7 @@ from workbench.errors import UserError
 from workbench.manifests import artifact_files
 from workbench.models import minilm_encoder as me
 from workbench.registry import get_task
-from workbench.sweep import TaskSweep, _has_pass, plan
+from workbench.sweep import TaskSweep, has_pass, plan
 
 SEQ_LEN = 32
 SENTENCES = [
@@ -161,9 +161,9 @@ def test_onnx_fused_is_opt_in_per_task():
     tabular = get_task("tabular")
     opted_in = SimpleNamespace(pass_params={"onnx_transformer_optimize": {}})
     for precision in ("fp32", "int8-dynamic", "int8-static"):
-        assert not _has_pass("torch", "onnx-fused", precision, tabular)
-        assert _has_pass("torch", "onnx-fused", precision, opted_in)
-    assert _has_pass("torch", "onnx", "int8-dynamic", tabular)
+        assert not has_pass("torch", "onnx-fused", precision, tabular)
+        assert has_pass("torch", "onnx-fused", precision, opted_in)
+    assert has_pass("torch", "onnx", "int8-dynamic", tabular)
     jobs = plan(TaskSweep("tabular", formats=None, batch_sizes=[1]))
     assert jobs and not [j for j in jobs if j.format == "onnx-fused"]
 

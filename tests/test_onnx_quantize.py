@@ -14,6 +14,7 @@ from onnx import TensorProto, helper
 
 from exporters import onnx_quantize as oq
 from exporters.base import ArtifactRequest, ExportContext, export
+from tests.support.model_files import tiny_onnx
 from workbench.errors import UserError
 
 
@@ -155,34 +156,8 @@ def test_calibration_inputs_must_agree_on_the_item_count():
         oq.validate_calibration_inputs(feed, EXPECTED)
 
 
-def _tiny_model(path: Path, conv: bool = False) -> Path:
-    """A float32 ONNX model built with onnx.helper: MatMul (or Conv) + Relu."""
-    rng = np.random.default_rng(0)
-    if conv:
-        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 8, 8])
-        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4, 8, 8])
-        w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
-        node = helper.make_node("Conv", ["x", "w"], ["h"], pads=[1, 1, 1, 1])
-    else:
-        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])
-        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
-        w = rng.standard_normal((8, 4)).astype(np.float32)
-        node = helper.make_node("MatMul", ["x", "w"], ["h"])
-    graph = helper.make_graph(
-        [node, helper.make_node("Relu", ["h"], ["y"])],
-        "tiny",
-        [x],
-        [y],
-        [onnx.numpy_helper.from_array(w, "w")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
-
 def test_wrong_shape_is_rejected_before_calibration_starts(tmp_path, monkeypatch):
-    source = _tiny_model(tmp_path / "fp32.onnx")
+    source = tiny_onnx(tmp_path / "fp32.onnx")
     task = SimpleNamespace(
         calibration_inputs=lambda model, n, **kw: {"x": np.zeros((n, 9), dtype=np.float32)}
     )
@@ -193,16 +168,16 @@ def test_wrong_shape_is_rejected_before_calibration_starts(tmp_path, monkeypatch
         raise AssertionError("calibration started")
 
     monkeypatch.setattr(oq, "calibrate", never)
-    monkeypatch.setattr(oq, "_preprocess", never)
+    monkeypatch.setattr(oq, "preprocess_model", never)
     with pytest.raises(ValueError, match=r"'x'.*\(8, 9\).*\(\?, 8\)"):
         oq.OnnxInt8Static().export(ctx, tmp_path / "out.onnx")
 
 
 def test_dynamic_int8_warns_on_conv_and_without_vnni(tmp_path, monkeypatch):
-    source = _tiny_model(tmp_path / "conv.onnx", conv=True)
+    source = tiny_onnx(tmp_path / "conv.onnx", conv=True)
     ctx = ExportContext(None, "m", "torch", "int8-dynamic", {}, None, source)
     ctx.params = oq.OnnxInt8Dynamic().check_params({})
-    monkeypatch.setattr(oq, "_int8_support", lambda: dict.fromkeys(oq.INT8_FLAGS, False))
+    monkeypatch.setattr(oq, "int8_support", lambda: dict.fromkeys(oq.INT8_FLAGS, False))
     extras = oq.OnnxInt8Dynamic().export(ctx, tmp_path / "out.onnx")
     assert extras["warnings"] == [oq.CONV_DYNAMIC_WARNING, oq.NO_VNNI_WARNING]
     assert extras["quantized_nodes"] >= 1  # ConvInteger
@@ -211,9 +186,9 @@ def test_dynamic_int8_warns_on_conv_and_without_vnni(tmp_path, monkeypatch):
 def test_int8_warnings():
     no_vnni = dict.fromkeys(oq.INT8_FLAGS, False)
     vnni = {**no_vnni, "avx512_vnni": True}
-    assert oq._int8_warnings(vnni, {"cpu_unfused_quantized_nodes": 0}) == []
-    assert oq._int8_warnings(no_vnni, {}) == [oq.NO_VNNI_WARNING]
-    (unfused,) = oq._int8_warnings(vnni, {"cpu_unfused_quantized_nodes": 11})
+    assert oq.int8_warnings(vnni, {"cpu_unfused_quantized_nodes": 0}) == []
+    assert oq.int8_warnings(no_vnni, {}) == [oq.NO_VNNI_WARNING]
+    (unfused,) = oq.int8_warnings(vnni, {"cpu_unfused_quantized_nodes": 11})
     assert "leaves 11 quantized Conv/MatMul/Gemm" in unfused
 
 
@@ -228,11 +203,11 @@ def test_bad_parameters_list_the_valid_ones():
 
 def test_reduce_range_follows_the_exporting_cpu(monkeypatch):
     """7-bit weights exactly where x86 integer kernels would saturate (no VNNI, no AMX)."""
-    monkeypatch.setattr(oq, "_int8_support", lambda: dict.fromkeys(oq.INT8_FLAGS, False))
+    monkeypatch.setattr(oq, "int8_support", lambda: dict.fromkeys(oq.INT8_FLAGS, False))
     assert oq.StaticConfig().reduce_range is True
     assert oq.StaticConfig.parse({"reduce_range": False}).reduce_range is False
     monkeypatch.setattr(
-        oq, "_int8_support", lambda: {**dict.fromkeys(oq.INT8_FLAGS, False), oq.INT8_FLAGS[0]: True}
+        oq, "int8_support", lambda: {**dict.fromkeys(oq.INT8_FLAGS, False), oq.INT8_FLAGS[0]: True}
     )
     assert oq.OnnxInt8Static().check_params({}).to_dict()["reduce_range"] is False
 

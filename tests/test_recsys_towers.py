@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.childproc import run_child
+from tests.support.childproc import run_child
 from workbench.errors import UserError
 from workbench.recsys import movielens, rec_data, recommender
 from workbench.recsys.two_tower import (

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import CHROMIUM, IMAGES_JS, SCREENSHOTS, DevTools
+from tests.support.browser import CHROMIUM, IMAGES_JS, SCREENSHOTS, DevTools
 from workbench.harness.runner import BenchConfig, run_config
 from workbench.harness.timing import StopRule
 from workbench.report import compare_html

@@ -164,7 +164,7 @@ def test_real_feeds_take_the_artifact_s_input_types():
         "ids": np.array([[1, 2], [3, 4]], np.int64),
         "mask": np.ones((2, 2), np.float32),  # a float where ints are due: not converted
     }
-    out = runner._as_spec_dtypes(specs, feed)
+    out = runner.as_spec_dtypes(specs, feed)
     assert out["x"].dtype == np.float16 and out["ids"].dtype == np.int32
     assert out["mask"].dtype == np.float32
     assert np.array_equal(out["ids"], feed["ids"])

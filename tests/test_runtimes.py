@@ -112,7 +112,7 @@ TF_SCRIPT = textwrap.dedent(
     out = Path(sys.argv[1])
     report = {}
     from workbench.runtimes import tf_runtime
-    tf_runtime._set_threads(1, 1)  # before TensorFlow starts: must succeed
+    tf_runtime.set_threads(1, 1)  # before TensorFlow starts: must succeed
     import keras
     import tensorflow as tf
     keras.utils.set_random_seed(0)
@@ -460,7 +460,7 @@ def test_litert_cuda_reason_says_cpu_only():
 def test_tensorflow_then_torch_export_does_not_crash():
     """Importing TensorFlow before Triton segfaults; the runtime's import guards it."""
     code = (
-        "from workbench.runtimes.tf_runtime import _import_tensorflow; _import_tensorflow(); "
+        "from workbench.runtimes.tf_runtime import import_tensorflow; import_tensorflow(); "
         "import torch; torch.export.export(torch.nn.Linear(2, 2), (torch.ones(1, 2),)); "
         "print('ok')"
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.serving_util import affine_onnx, make_service
+from tests.support.serving_util import affine_onnx, make_service
 from workbench.serving.server import ServerThread
 
 httpclient = pytest.importorskip("tritonclient.http")

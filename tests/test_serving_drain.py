@@ -28,7 +28,7 @@ BODY = json.dumps(
 def test_sigterm_drains_in_flight_requests_then_exits():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.serving_slow_server", "0.4"],
+        [sys.executable, "-m", "tests.support.serving_slow_server", "0.4"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -8,7 +8,7 @@ import grpc
 import numpy as np
 import pytest
 
-from tests.serving_util import affine_onnx, make_service
+from tests.support.serving_util import affine_onnx, make_service
 from workbench.batching import BatcherConfig
 from workbench.serving.proto import open_inference_grpc_pb2 as pb
 from workbench.serving.proto import open_inference_grpc_pb2_grpc as pb_grpc

@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.serving_util import affine_onnx, make_service
+from tests.support.serving_util import affine_onnx, make_service
 from workbench.batching import BatcherConfig
 from workbench.serving.server import ServerThread
 from workbench.serving.service import ServeSettings

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.serving_util import imagenet_head_onnx, make_service
+from tests.support.serving_util import detector_onnx, imagenet_head_onnx, make_service
 from workbench.errors import UserError
 from workbench.serving.endpoints import EndpointConfig
 from workbench.serving.server import ServerThread
@@ -197,8 +197,6 @@ def test_endpoint_config_parsing_and_unknown_endpoints(head):
 
 
 def test_detect_letterboxes_decodes_and_maps_boxes_back(tmp_path):
-    from tests.serving_util import detector_onnx
-
     model = str(detector_onnx(tmp_path / "det.onnx"))
     service = make_service([("det", model, "1")])
     config = EndpointConfig.parse("detect=det,task_model=yolov8n_320")

@@ -107,12 +107,12 @@ def test_crossover_without_and_with_a_gpu() -> None:
 
 
 def test_claim_verdict_rules() -> None:
-    assert claims._ratio_verdict(3.5, 3, 5, 0.25)[0] == claims.CONFIRMED
-    assert claims._ratio_verdict(7.5, 3, 5, 0.25)[0] == claims.REFUTED
-    assert "above" in claims._ratio_verdict(7.5, 3, 5, 0.25)[1]
-    assert claims._ratio_verdict(None, 3, 5, 0.25)[0] == claims.NOT_MEASURABLE
-    assert claims._abs_verdict(600, 500, "ms", 0.5)[0] == claims.CONFIRMED
-    assert claims._abs_verdict(2500, 500, "ms", 0.5)[0] == claims.REFUTED
+    assert claims.ratio_verdict(3.5, 3, 5, 0.25)[0] == claims.CONFIRMED
+    assert claims.ratio_verdict(7.5, 3, 5, 0.25)[0] == claims.REFUTED
+    assert "above" in claims.ratio_verdict(7.5, 3, 5, 0.25)[1]
+    assert claims.ratio_verdict(None, 3, 5, 0.25)[0] == claims.NOT_MEASURABLE
+    assert claims.abs_verdict(600, 500, "ms", 0.5)[0] == claims.CONFIRMED
+    assert claims.abs_verdict(2500, 500, "ms", 0.5)[0] == claims.REFUTED
 
 
 def test_judge_says_why_gpu_claims_cannot_be_measured() -> None:

@@ -5,7 +5,6 @@ task runs end to end (export, parity, benchmark) into a temporary workspace."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,8 @@ from workbench.harness.runner import BenchConfig, run_config
 from workbench.harness.timing import StopRule
 from workbench.registry import RUNTIMES, get_runtime
 from workbench.results import RunStore
-from workbench.sweep import TaskSweep, _run_worker, plan, run_sweep
+from workbench.sweep import TaskSweep, plan, run_sweep, run_worker
 
-REPO = Path(__file__).resolve().parents[1]
 EXTRA_RUNTIMES_ENV = RUNTIMES.plugin_env or ""
 TINY = StopRule(warmup_iters=2, warmup_time_s=0.0, min_iters=20, min_time_s=0.02, max_time_s=5)
 
@@ -95,13 +93,10 @@ def test_plugin_runtime_module_that_does_not_import(monkeypatch):
 
 
 @pytest.fixture
-def crash_plugin(monkeypatch) -> None:
+def crash_plugin(load_plugin) -> None:
     """Make benchmark workers (only them: nothing here calls get_runtime meanwhile) load
-    the test-only `crash` runtime."""
-    monkeypatch.setenv(EXTRA_RUNTIMES_ENV, "tests.crashing_runtime")
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    )
+    the test-only `crash` runtime, for one test."""
+    load_plugin("tests.support.crashing_runtime", RUNTIMES)
 
 
 def test_worker_killed_by_a_signal_costs_only_its_rows(home, crash_plugin, pairs_onnx):
@@ -109,7 +104,7 @@ def test_worker_killed_by_a_signal_costs_only_its_rows(home, crash_plugin, pairs
     labels = {"model": "crash-test"}
 
     # 1. The worker aborts while loading: every batch size becomes a failed row.
-    _run_worker(
+    run_worker(
         store,
         BenchConfig(
             runtime="crash", format="onnx", batch_sizes=[1, 2, 4], rule=TINY, labels=labels
@@ -117,7 +112,7 @@ def test_worker_killed_by_a_signal_costs_only_its_rows(home, crash_plugin, pairs
         {},
     )
     # 2. The worker aborts on batch 4: batch 1 was stored by the worker, 4 and 8 fail.
-    _run_worker(
+    run_worker(
         store,
         BenchConfig(
             runtime="crash",
@@ -130,7 +125,7 @@ def test_worker_killed_by_a_signal_costs_only_its_rows(home, crash_plugin, pairs
         {},
     )
     # 3. The next configuration in the same store runs normally.
-    _run_worker(
+    run_worker(
         store,
         BenchConfig(
             runtime="onnxruntime",

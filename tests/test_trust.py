@@ -18,8 +18,8 @@ import zipfile
 
 import pytest
 
-from tests.model_files import unnamed_dims_onnx
-from tests.test_cli import FAST, REPO, run_cli
+from tests.support.cli import FAST, REPO, run_cli
+from tests.support.model_files import unnamed_dims_onnx
 from workbench.errors import UserError
 from workbench.trust import refuse_pickled_objects
 

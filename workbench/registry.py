@@ -128,6 +128,16 @@ class Registry(Generic[T]):
         """Every class, imported (for lookups by attribute, e.g. a pass by format)."""
         return {name: self.get(name) for name in self.names()}
 
+    # ------------------------------------------------------------------ removing
+
+    def unregister(self, name: str) -> None:
+        """Remove `name`, so that a plugin loaded for one test (or one run) does not stay
+        visible to the rest of the process; the name may be registered again later."""
+        if name not in self._targets:
+            raise UserError(f"unknown {self.kind} {name!r}: nothing to unregister")
+        del self._targets[name]
+        self._classes.pop(name, None)
+
 
 def _import(module: str, what: str, kind: str) -> Any:
     try:

@@ -204,7 +204,7 @@ def plan(sweep: TaskSweep) -> list[Job]:
                     native = fmt in SOURCE_FRAMEWORK_OF_NATIVE
                     if native and precision != "fp32":
                         continue
-                    if not native and not _has_pass(fw, fmt, precision, task):
+                    if not native and not has_pass(fw, fmt, precision, task):
                         continue
                     request = (
                         None if native else ArtifactRequest(sweep.task, model, fw, fmt, precision)
@@ -219,7 +219,7 @@ def _artifact_key(job: Job) -> tuple[str, str, str, str]:
     return (job.model, job.source_framework, job.format, job.precision)
 
 
-def _has_pass(framework: str, fmt: str, precision: str, task: Any = None) -> bool:
+def has_pass(framework: str, fmt: str, precision: str, task: Any = None) -> bool:
     """A pass makes (framework, fmt, precision), and neither it nor a pass it builds on is
     opt-in (`Pass.opt_in`) without `task` listing it in its `pass_params`."""
     try:
@@ -234,7 +234,9 @@ def _has_pass(framework: str, fmt: str, precision: str, task: Any = None) -> boo
         return False
 
 
-def _labels(sweep: TaskSweep, job: Job, manifest: dict[str, Any] | None) -> dict[str, Any]:
+def job_labels(sweep: TaskSweep, job: Job, manifest: dict[str, Any] | None) -> dict[str, Any]:
+    """The columns a job's rows carry from the sweep and its artifact's manifest (parity,
+    accuracy, hash), so a row says what it measured without the manifest beside it."""
     labels: dict[str, Any] = {
         "task": sweep.task,
         "model": job.model,
@@ -355,7 +357,7 @@ def _run_job(
     batch_sizes: list[int] | None = None,
 ) -> None:
     """One job at one sequence length (None: the task has no sequence axis)."""
-    labels = _labels(sweep, job, manifest)
+    labels = job_labels(sweep, job, manifest)
     if seq_len is not None:
         labels["seq_len"] = seq_len
     config = BenchConfig(
@@ -377,7 +379,7 @@ def _run_job(
         for row in outcome_rows(config, manifest.get("status", "failed"), error):
             store.append(row)
         return
-    _run_worker(
+    run_worker(
         store,
         config,
         {"task": sweep.task, "model": job.model, "source_framework": job.source_framework},
@@ -386,13 +388,16 @@ def _run_job(
     )
 
 
-def _run_worker(
+def run_worker(
     store: RunStore,
     config: BenchConfig,
     extra: dict[str, Any],
     timeout_s: float = WORKER_TIMEOUT_S,
     memory_limit_bytes: int | None = None,
 ) -> None:
+    """Measure `config` in a fresh harness worker process that appends its rows to `store`;
+    a batch size the worker did not finish (crash, timeout) gets a failed row with the
+    reason, so a dead worker never loses a configuration silently."""
     job = {"run_dir": str(store.path), "config": config.to_json(), **extra}
     env = worker_env(TF_CPP_MIN_LOG_LEVEL="3", **memory_limit_env(memory_limit_bytes))
     try:

@@ -107,7 +107,7 @@ def bench(payload: dict[str, Any]) -> dict[str, Any]:
     fingerprint."""
     # lazy: pandas (via workbench.results, workbench.sweep)
     from workbench.results import RunStore
-    from workbench.sweep import WORKER_TIMEOUT_S, _run_worker
+    from workbench.sweep import WORKER_TIMEOUT_S, run_worker
 
     config = BenchConfig(**payload["config"])
     scratch = workspace.workspace_dir() / "fleet-scratch"
@@ -125,7 +125,7 @@ def bench(payload: dict[str, Any]) -> dict[str, Any]:
                 store.append(row)
         else:
             config.path = path
-            _run_worker(
+            run_worker(
                 store,
                 config,
                 payload.get("extra", {}),

@@ -29,7 +29,7 @@ from workbench.fleet.select import select
 from workbench.formats import runtime_for
 from workbench.harness.runner import BenchConfig, outcome_rows
 from workbench.results import MANIFEST, RunStore
-from workbench.sweep import ConfigKey, Job, TaskSweep, _labels, config_key, plan, row_key
+from workbench.sweep import ConfigKey, Job, TaskSweep, config_key, job_labels, plan, row_key
 
 Progress = Callable[[int, int, str], None]
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def planned(sweep: TaskSweep, groups: list[Group], options: FleetOptions) -> set
     }
 
 
-class _Writer:
+class RowWriter:
     """Appends rows to the client's run exactly once per (row identity, group), labelled
     with their host, and keeps each host's fingerprint in the run's manifest."""
 
@@ -197,7 +197,7 @@ def _items(
                 ]
                 if not sizes:
                     continue
-                labels = _labels(sweep, job, manifest)
+                labels = job_labels(sweep, job, manifest)
                 if seq_len is not None:
                     labels["seq_len"] = seq_len
                 runtime = runtime_for(job.format)
@@ -258,7 +258,7 @@ def run_fleet(
     )
     for address, reason in stage(client, hosts, manifests, options.share_paths).items():
         log.warning("%s: %s", address, reason)
-    writer = _Writer(store, options.each_host)
+    writer = RowWriter(store, options.each_host)
     items = _items(sweep, groups, options, manifests, only)
     total, done = len(items), 0
     by_address = {h.address: h for h in hosts}
@@ -362,7 +362,7 @@ def _lost(
     return lost
 
 
-def _collect(fut: Any, item: Item, writer: _Writer, by_address: dict[str, Host]) -> None:
+def _collect(fut: Any, item: Item, writer: RowWriter, by_address: dict[str, Host]) -> None:
     """Store a finished configuration's rows, or failed rows with the task's error."""
     if fut.status == "finished":
         result = fut.result()

@@ -206,7 +206,7 @@ def run_config(
         loaded.close()
 
 
-def _as_spec_dtypes(specs: list[TensorSpec], feed: dict[str, np.ndarray]) -> dict[str, Any]:
+def as_spec_dtypes(specs: list[TensorSpec], feed: dict[str, np.ndarray]) -> dict[str, Any]:
     """A task's real feed in the artifact's own input dtypes: floats to the artifact's
     float type (an FP16 graph may take float16), integers to its integer type (TFLite
     takes int32 ids); a value of another kind is left for the runtime to refuse."""
@@ -246,7 +246,7 @@ def _measure_batch(
     elif pool is None:
         pool = make_input_pool(specs, batch_size, config.dims, config.pool_size, seed=batch_size)
     else:
-        pool = [_as_spec_dtypes(specs, by_input_name(loaded, feed)) for feed in pool]
+        pool = [as_spec_dtypes(specs, by_input_name(loaded, feed)) for feed in pool]
         _check_fixed_axes(specs, pool[0])
     prepared = [loaded.prepare(feed) for feed in pool]
     sync = loaded.synchronize if parse_device(config.device).is_gpu else None

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from workbench.report.plots import _empty, _finish
+from workbench.report.plots import empty_panel, finish_figure
 
 CONFIG = ["model", "source_framework", "format", "precision", "runtime", "device", "batch_size"]
 RATIO = "slowest/fastest"
@@ -88,8 +88,8 @@ def cross_host_plot(
     skip = {*CONFIG, "threads", "seq_len", RATIO}
     groups = [c for c in table.columns if c not in skip]
     if table.empty or not groups:
-        _empty(ax, "no ok rows with a host to compare")
-        return _finish(fig, caption)
+        empty_panel(ax, "no ok rows with a host to compare")
+        return finish_figure(fig, caption)
     labels = [
         f"{r['model']} {r['format']}/{r['precision']} {r['runtime']} b{r['batch_size']}"
         + (f" t{r['threads']}" if "threads" in table else "")
@@ -108,4 +108,4 @@ def cross_host_plot(
     ax.set_xlabel(value_label)
     ax.set_title("Across hosts (lower is faster)")
     ax.legend(fontsize=8)
-    return _finish(fig, caption)
+    return finish_figure(fig, caption)

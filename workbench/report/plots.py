@@ -41,13 +41,15 @@ def _literal_text(fig: Figure) -> None:
         text.set_parse_math(False)
 
 
-def _figure(n_panels: int, width: float = 6.5, height: float = 4.5) -> tuple[Figure, list[Any]]:
+def new_figure(n_panels: int, width: float = 6.5, height: float = 4.5) -> tuple[Figure, list[Any]]:
+    """A figure of `n_panels` side by side; every figure of the report starts here."""
     fig = Figure(figsize=(max(width * n_panels, 7.0), height))
     axes = fig.subplots(1, n_panels, squeeze=False)[0]
     return fig, list(axes)
 
 
-def _finish(fig: Figure, caption: str) -> Figure:
+def finish_figure(fig: Figure, caption: str) -> Figure:
+    """Add the wrapped caption under the panels and lay the figure out, math-free."""
     text = "\n".join(textwrap.wrap(caption, CAPTION_WIDTH)) or ""
     lines = text.count("\n") + 1
     fig.text(0.01, 0.01, plain(text), fontsize=7.5, color="#444", va="bottom")
@@ -62,7 +64,8 @@ def _tight(fig: Figure, rect: tuple[float, float, float, float]) -> None:
         fig.tight_layout(rect=rect)
 
 
-def _empty(ax: Any, message: str) -> None:
+def empty_panel(ax: Any, message: str) -> None:
+    """Say in the panel why it is empty, instead of drawing blank axes."""
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="#666")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -88,11 +91,11 @@ def _ok(frame: pd.DataFrame) -> pd.DataFrame:
 def _per_model(frame: pd.DataFrame, column: str, ylabel: str, caption: str) -> Figure:
     ok = _ok(frame)
     models = sorted(ok["model"].dropna().unique()) or ["(none)"]
-    fig, axes = _figure(len(models))
+    fig, axes = new_figure(len(models))
     for ax, model in zip(axes, models, strict=True):
         part = ok[ok["model"] == model]
         if part.empty:
-            _empty(ax, "no successful rows")
+            empty_panel(ax, "no successful rows")
             continue
         part = part.assign(series=part.apply(_series, axis=1))
         for series, group in part.groupby("series"):
@@ -105,7 +108,7 @@ def _per_model(frame: pd.DataFrame, column: str, ylabel: str, caption: str) -> F
         ax.set_title(plain(f"model: {model}"))
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    return _finish(fig, caption)
+    return finish_figure(fig, caption)
 
 
 def throughput_vs_batch(frame: pd.DataFrame, caption: str) -> Figure:
@@ -127,10 +130,10 @@ def latency_cdf(frame: pd.DataFrame, caption: str, max_panels: int = 3) -> Figur
     batches = sorted(ok["batch_size"].dropna().unique())
     if len(batches) > max_panels:
         batches = [batches[0], batches[len(batches) // 2], batches[-1]][:max_panels]
-    fig, axes = _figure(max(1, len(batches)), width=5.5)
+    fig, axes = new_figure(max(1, len(batches)), width=5.5)
     if not batches:
-        _empty(axes[0], "no per-call latencies recorded")
-        return _finish(fig, caption)
+        empty_panel(axes[0], "no per-call latencies recorded")
+        return finish_figure(fig, caption)
     with_model = ok["model"].nunique() > 1
     for ax, batch in zip(axes, batches, strict=True):
         part = ok[ok["batch_size"] == batch]
@@ -145,18 +148,18 @@ def latency_cdf(frame: pd.DataFrame, caption: str, max_panels: int = 3) -> Figur
         ax.set_title(f"batch {int(batch)}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=6.5, loc="lower right")
-    return _finish(fig, caption)
+    return finish_figure(fig, caption)
 
 
 def speedup(table: pd.DataFrame, caption: str) -> Figure:
     """Speedup of each precision over FP32 (same artifact family, runtime, device, batch):
     `table` is `workbench.study.speedup_over_fp32(frame)`."""
     part = table[table["precision"] != "fp32"] if not table.empty else table
-    fig, axes = _figure(1, width=9)
+    fig, axes = new_figure(1, width=9)
     ax = axes[0]
     if part.empty:
-        _empty(ax, "no precision with an FP32 twin was measured")
-        return _finish(fig, caption)
+        empty_panel(ax, "no precision with an FP32 twin was measured")
+        return finish_figure(fig, caption)
     part = part.assign(
         group=part.apply(
             lambda r: plain(
@@ -181,17 +184,17 @@ def speedup(table: pd.DataFrame, caption: str) -> Figure:
     ax.set_title("speedup over the FP32 baseline (>1: faster than FP32)")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8)
-    return _finish(fig, caption)
+    return finish_figure(fig, caption)
 
 
 def pareto(table: pd.DataFrame, caption: str) -> Figure:
     """Quality against p50 latency, marker area by file size, the Pareto front marked:
     `table` is `workbench.study.pareto(frame)`."""
-    fig, axes = _figure(1, width=9, height=5.2)
+    fig, axes = new_figure(1, width=9, height=5.2)
     ax = axes[0]
     if table.empty:
-        _empty(ax, "no artifact with latency, size and quality")
-        return _finish(fig, caption)
+        empty_panel(ax, "no artifact with latency, size and quality")
+        return finish_figure(fig, caption)
     metric = str(table["quality_metric"].iloc[0])
     size_mb = table["model_size_bytes"].astype(float) / 1e6
     area = 30 + 300 * (size_mb / max(size_mb.max(), 1e-9))
@@ -236,18 +239,18 @@ def pareto(table: pd.DataFrame, caption: str) -> Figure:
     ax.set_title("accuracy - latency - size (marker area: file size)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    return _finish(fig, caption)
+    return finish_figure(fig, caption)
 
 
 def memory(frame: pd.DataFrame, caption: str) -> Figure:
     """Peak resident memory of the measuring process and the model file size per
     configuration, at each configuration's largest batch."""
     ok = _ok(frame)
-    fig, axes = _figure(1, width=9, height=max(3.0, 0.32 * max(1, len(ok)) + 1.5))
+    fig, axes = new_figure(1, width=9, height=max(3.0, 0.32 * max(1, len(ok)) + 1.5))
     ax = axes[0]
     if ok.empty:
-        _empty(ax, "no successful rows")
-        return _finish(fig, caption)
+        empty_panel(ax, "no successful rows")
+        return finish_figure(fig, caption)
     keys = ["model", "source_framework", "format", "precision", "runtime", "device"]
     last = ok.sort_values("batch_size").groupby(keys, sort=True).tail(1)
     with_model = last["model"].nunique() > 1
@@ -263,17 +266,17 @@ def memory(frame: pd.DataFrame, caption: str) -> Figure:
     ax.set_title("memory per configuration (largest batch measured)")
     ax.grid(True, axis="x", alpha=0.3)
     ax.legend(fontsize=8)
-    return _finish(fig, caption)
+    return finish_figure(fig, caption)
 
 
 def by_device(frame: pd.DataFrame, caption: str) -> Figure:
     """p50 latency and throughput against batch size, one line per artifact and device."""
     ok = _ok(frame)
-    fig, axes = _figure(2, width=6)
+    fig, axes = new_figure(2, width=6)
     if ok.empty:
         for ax in axes:
-            _empty(ax, "no successful rows")
-        return _finish(fig, caption)
+            empty_panel(ax, "no successful rows")
+        return finish_figure(fig, caption)
     with_model = ok["model"].nunique() > 1
     ok = ok.assign(series=ok.apply(lambda r: _series(r, with_model), axis=1))
     for ax, column, ylabel in (
@@ -292,7 +295,7 @@ def by_device(frame: pd.DataFrame, caption: str) -> Figure:
         ax.legend(fontsize=7)
     axes[0].set_title("latency by batch size (dashed: GPU)")
     axes[1].set_title("throughput by batch size (dashed: GPU)")
-    return _finish(fig, caption)
+    return finish_figure(fig, caption)
 
 
 STAGE_COLOURS = {"pre (ms)": "#8da0cb", "model (ms)": "#fc8d62", "post (ms)": "#66c2a5"}
@@ -301,10 +304,10 @@ STAGE_COLOURS = {"pre (ms)": "#8da0cb", "model (ms)": "#fc8d62", "post (ms)": "#
 def end_to_end_stages(table: pd.DataFrame, caption: str, batch_size: int | None = None) -> Figure:
     """Stacked bars of pre / model / post p50 per configuration at one batch size (default:
     the smallest measured), from `study.end_to_end`."""
-    fig, (ax,) = _figure(1, width=9.0, height=max(3.0, 0.35 * len(table) + 1.5))
+    fig, (ax,) = new_figure(1, width=9.0, height=max(3.0, 0.35 * len(table) + 1.5))
     if table.empty:
-        _empty(ax, "no end-to-end rows (the task has no pre/post-processing, or it failed)")
-        return _finish(fig, caption)
+        empty_panel(ax, "no end-to-end rows (the task has no pre/post-processing, or it failed)")
+        return finish_figure(fig, caption)
     batch = batch_size if batch_size is not None else int(table["batch"].min())
     part = table[table["batch"] == batch]
     names = [
@@ -322,7 +325,7 @@ def end_to_end_stages(table: pd.DataFrame, caption: str, batch_size: int | None 
     ax.legend(fontsize=8)
     ax.grid(True, axis="x", alpha=0.3)
     ax.tick_params(axis="y", labelsize=7)
-    return _finish(fig, caption)
+    return finish_figure(fig, caption)
 
 
 def detections(examples: list[Any], classes: list[str], caption: str, columns: int = 2) -> Figure:
@@ -335,7 +338,7 @@ def detections(examples: list[Any], classes: list[str], caption: str, columns: i
     for ax in axes[len(examples) :]:
         ax.axis("off")
     if not examples:
-        _empty(axes[0], "no ONNX/TFLite detector artifact with an ok row")
+        empty_panel(axes[0], "no ONNX/TFLite detector artifact with an ok row")
     for ax, example in zip(axes, examples, strict=False):
         ax.imshow(example.image)
         for x0, y0, x1, y1 in example.truth.boxes:
@@ -363,18 +366,18 @@ def detections(examples: list[Any], classes: list[str], caption: str, columns: i
             fontsize=8,
         )
         ax.axis("off")
-    return _finish(fig, caption)
+    return finish_figure(fig, caption)
 
 
 def compare_ratios(table: pd.DataFrame, floor: float, caption: str) -> Figure:
     """Every matched configuration's median-latency ratio B/A with its bootstrap 95 %
     interval, sorted, against the noise band: readable at any number of configurations
     because it is one point per configuration and the outliers are labelled."""
-    fig, (ax,) = _figure(1, width=11, height=4.2)
+    fig, (ax,) = new_figure(1, width=11, height=4.2)
     part = table.dropna(subset=["p50 ratio"]) if not table.empty else table
     if part.empty:
-        _empty(ax, "no configuration measured in both runs")
-        return _finish(fig, caption)
+        empty_panel(ax, "no configuration measured in both runs")
+        return finish_figure(fig, caption)
     part = part.sort_values("p50 ratio").reset_index(drop=True)
     xs = np.arange(len(part))
     colours = (
@@ -422,7 +425,7 @@ def compare_ratios(table: pd.DataFrame, floor: float, caption: str) -> Figure:
     ax.set_xticks([])
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return _finish(fig, caption)
+    return finish_figure(fig, caption)
 
 
 # Consistent encodings across every panel of a small-multiples figure, so one legend,
@@ -458,9 +461,9 @@ def facets(
     ok = _ok(frame).dropna(subset=[column])
     ok = ok[ok["batch_size"].notna()]
     if ok.empty:
-        fig, (ax,) = _figure(1)
-        _empty(ax, "no successful rows")
-        return _finish(fig, caption)
+        fig, (ax,) = new_figure(1)
+        empty_panel(ax, "no successful rows")
+        return finish_figure(fig, caption)
     models = sorted(ok["model"].dropna().unique())
     values = sorted(ok[facet].dropna().astype(str).unique())
     panels = [
@@ -531,9 +534,9 @@ def speedup_heatmap(table: pd.DataFrame, caption: str) -> Figure:
     batch), across batch sizes; one panel per model. `table` is
     `workbench.study.speedup_over_fp32(frame)`; blank cells were not measured."""
     if table.empty:
-        fig, (ax,) = _figure(1, width=7, height=3)
-        _empty(ax, "no precision with an FP32 twin was measured")
-        return _finish(fig, caption)
+        fig, (ax,) = new_figure(1, width=7, height=3)
+        empty_panel(ax, "no precision with an FP32 twin was measured")
+        return finish_figure(fig, caption)
     table = table.assign(
         row=table["source_framework"].astype(str)
         + "/"
@@ -601,9 +604,9 @@ def latency_spread(frame: pd.DataFrame, caption: str, top: int = 12) -> Figure:
     directly, instead of dozens of overlapping CDF curves."""
     ok = _ok(frame).dropna(subset=["latency_ms_p50", "latency_ms_p99"])
     if ok.empty:
-        fig, (ax,) = _figure(1, width=9, height=3)
-        _empty(ax, "no successful rows with p50 and p99")
-        return _finish(fig, caption)
+        fig, (ax,) = new_figure(1, width=9, height=3)
+        empty_panel(ax, "no successful rows with p50 and p99")
+        return finish_figure(fig, caption)
     smallest = ok.groupby("model")["batch_size"].transform("min")
     part = ok[ok["batch_size"] == smallest].sort_values("latency_ms_p99")
     native = part["format"].isin(["eager", "keras"])
@@ -611,7 +614,7 @@ def latency_spread(frame: pd.DataFrame, caption: str, top: int = 12) -> Figure:
     fastest = part.groupby("model", sort=True).head(per_model)
     chosen = pd.concat([fastest, part[native]]).drop_duplicates(subset=["row_id"])
     chosen = chosen.sort_values("latency_ms_p99", ascending=False)
-    fig, (ax,) = _figure(1, width=10, height=0.3 * len(chosen) + 1.6)
+    fig, (ax,) = new_figure(1, width=10, height=0.3 * len(chosen) + 1.6)
     names = [
         f"{r['model']}: {r['source_framework']}/{r['format']}/{r['precision']} on {r['runtime']} b{int(r['batch_size'])}"
         for _, r in chosen.iterrows()
@@ -639,17 +642,17 @@ def latency_spread(frame: pd.DataFrame, caption: str, top: int = 12) -> Figure:
     )
     ax.grid(True, axis="x", which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return _finish(fig, caption)
+    return finish_figure(fig, caption)
 
 
 def memory_by_runtime(frame: pd.DataFrame, caption: str) -> Figure:
     """Peak RSS of the measuring process per runtime, one dot per artifact at its largest
     batch, the heaviest labelled: a strip, not 150 bars."""
     ok = _ok(frame).dropna(subset=["peak_rss_bytes"])
-    fig, (ax,) = _figure(1, width=9, height=3.2)
+    fig, (ax,) = new_figure(1, width=9, height=3.2)
     if ok.empty:
-        _empty(ax, "no peak-RSS measurement")
-        return _finish(fig, caption)
+        empty_panel(ax, "no peak-RSS measurement")
+        return finish_figure(fig, caption)
     keys = ["model", "source_framework", "format", "precision", "runtime", "device"]
     last = ok.sort_values("batch_size").groupby(keys, sort=True).tail(1)
     runtimes = sorted(last["runtime"].astype(str).unique())
@@ -679,4 +682,4 @@ def memory_by_runtime(frame: pd.DataFrame, caption: str) -> Figure:
     ax.set_xlabel("peak RSS of the measuring process (MiB), colour = precision")
     ax.set_title("memory by runtime (one dot per artifact, at its largest batch)")
     ax.grid(True, axis="x", alpha=0.3)
-    return _finish(fig, caption)
+    return finish_figure(fig, caption)

@@ -28,7 +28,7 @@ from workbench.devices import Device, host_gpu_reason
 from workbench.errors import UnavailableError, UserError
 from workbench.options import Options, option
 from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions
-from workbench.runtimes.tf_runtime import _import_tensorflow
+from workbench.runtimes.tf_runtime import import_tensorflow
 from workbench.signature import Dim, TensorSpec, normalize_dtype
 
 GPU_REASON = "the LiteRT interpreter runs on the CPU only (GPU delegates are for mobile)"
@@ -208,7 +208,7 @@ def _load_interpreter_module() -> tuple[Any, str]:
         pass
 
     try:
-        tf = _import_tensorflow()
+        tf = import_tensorflow()
     except ImportError as exc:
         raise UnavailableError(LITERT_MISSING) from exc
     return tf.lite, "tf.lite"

@@ -46,7 +46,7 @@ class OrtSettings(Options):
     tensorrt: bool = option(False, "on cuda, put the TensorRT provider first, with CUDA after it")
 
 
-def _providers(device: Device, tensorrt: bool) -> list[Any]:
+def execution_providers(device: Device, tensorrt: bool) -> list[Any]:
     """The provider list for `device`, most preferred first (never a CPU fallback on cuda)."""
     if not device.is_gpu:
         return ["CPUExecutionProvider"]
@@ -58,7 +58,8 @@ def _providers(device: Device, tensorrt: bool) -> list[Any]:
     return providers
 
 
-def _provider_name(provider: Any) -> str:
+def provider_name(provider: Any) -> str:
+    """The name of a provider entry, given bare or as (name, options)."""
     return provider[0] if isinstance(provider, tuple) else provider
 
 
@@ -130,8 +131,8 @@ class OrtRuntime(Runtime):
         import onnxruntime
 
         available = onnxruntime.get_available_providers()
-        for provider in _providers(device, tensorrt=True):
-            name = _provider_name(provider)
+        for provider in execution_providers(device, tensorrt=True):
+            name = provider_name(provider)
             if name == "TensorrtExecutionProvider":
                 continue  # only required when asked for; checked at load
             if name not in available:
@@ -148,9 +149,9 @@ class OrtRuntime(Runtime):
         # lazy: onnxruntime
         import onnxruntime
 
-        providers = _providers(options.device, settings.tensorrt)
+        providers = execution_providers(options.device, settings.tensorrt)
         available = onnxruntime.get_available_providers()
-        missing = [_provider_name(p) for p in providers if _provider_name(p) not in available]
+        missing = [provider_name(p) for p in providers if provider_name(p) not in available]
         if missing:
             raise UnavailableError(
                 f"{', '.join(missing)} not in this onnxruntime build ({', '.join(available)})"
@@ -179,7 +180,7 @@ class OrtRuntime(Runtime):
         except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/RuntimeException
             if options.device.is_gpu and _looks_like_provider_failure(exc):
                 raise UnavailableError(
-                    f"{_provider_name(providers[0])} could not start: {_first_line(exc)}"
+                    f"{provider_name(providers[0])} could not start: {_first_line(exc)}"
                 ) from exc
             raise UserError(
                 f"cannot load {path} as ONNX: {_first_line(exc)}; "
@@ -187,7 +188,7 @@ class OrtRuntime(Runtime):
             ) from exc
 
         actual = session.get_providers()[0]
-        requested = _provider_name(providers[0])
+        requested = provider_name(providers[0])
         if actual != requested:
             # ORT fell back (e.g. CUDA libraries missing): never measure CPU under a cuda name.
             del session

@@ -8,7 +8,7 @@ the device work.
 
 Importing TensorFlow before Triton's native library (which torch.export and
 torch.compile load) crashes the process with a segfault (TF 2.21, torch 2.14);
-the other order works, so `_import_tensorflow` loads Triton first when it is
+the other order works, so `import_tensorflow` loads Triton first when it is
 installed.
 
 Nothing imports TensorFlow at the top: on a host without it, this module still
@@ -52,7 +52,7 @@ def require_keras(what: str) -> None:
         )
 
 
-def _import_tensorflow() -> Any:
+def import_tensorflow() -> Any:
     """`import tensorflow`, after Triton when Triton is installed (see the module doc); a
     ModuleNotFoundError reading `TF_MISSING` where it is not installed."""
     if "tensorflow" not in sys.modules and installed("triton"):
@@ -72,7 +72,8 @@ def _import_tensorflow() -> Any:
     return tensorflow
 
 
-def _tf_device(device: Device) -> str:
+def tf_device_name(device: Device) -> str:
+    """TensorFlow's name for `device`."""
     return "/CPU:0" if not device.is_gpu else f"/GPU:{device.index}"
 
 
@@ -91,8 +92,10 @@ def _tensor_spec(name: str, spec: Any) -> TensorSpec:
     return TensorSpec(name, normalize_dtype(spec.dtype.name), _dims(spec.shape))
 
 
-def _set_threads(threads: int | None, inter_op_threads: int | None) -> None:
-    tf = _import_tensorflow()
+def set_threads(threads: int | None, inter_op_threads: int | None) -> None:
+    """Set TensorFlow's intra-/inter-op threads; a change after TensorFlow has started is
+    a UserError, since TensorFlow would refuse it."""
+    tf = import_tensorflow()
 
     settings = (
         ("intra-op", threads, tf.config.threading.get_intra_op_parallelism_threads,
@@ -127,7 +130,7 @@ class TFModel(LoadedModel):
         keyword_inputs: bool,
         keepalive: Any = None,
     ) -> None:
-        tf = _import_tensorflow()
+        tf = import_tensorflow()
 
         self.device = device
         self.inputs = inputs
@@ -136,12 +139,12 @@ class TFModel(LoadedModel):
         self._call = call
         self._keepalive = keepalive  # the loaded SavedModel owns the signature's variables
         self._keyword_inputs = keyword_inputs
-        self._device_name = _tf_device(device)
+        self._device_name = tf_device_name(device)
         self._tf_device_scope = tf.device
         self._sync = getattr(tf.test.experimental, "sync_devices", None)
 
     def prepare(self, feed: dict[str, np.ndarray]) -> Any:
-        tf = _import_tensorflow()
+        tf = import_tensorflow()
 
         tensors: dict[str, Any] = {}
         with tf.device(self._device_name):
@@ -176,7 +179,7 @@ class TFModel(LoadedModel):
     def gpu_memory_bytes(self) -> int | None:
         if not self.device.is_gpu:
             return None
-        tf = _import_tensorflow()
+        tf = import_tensorflow()
 
         return int(tf.config.experimental.get_memory_info(f"GPU:{self.device.index}")["peak"])
 
@@ -215,7 +218,7 @@ class TFRuntime(Runtime):
         host = host_gpu_reason(device)
         if host or not device.is_gpu:
             return host
-        tf = _import_tensorflow()
+        tf = import_tensorflow()
 
         gpus = tf.config.list_physical_devices("GPU")
         if not gpus:
@@ -230,7 +233,7 @@ class TFRuntime(Runtime):
     def configure_process(self, options: RuntimeOptions) -> None:
         if tensorflow_missing():
             return  # nothing to configure; the rows say why they cannot run
-        _set_threads(options.threads, options.inter_op_threads)
+        set_threads(options.threads, options.inter_op_threads)
 
     def load(self, path: Path | None, options: RuntimeOptions, model: Any = None) -> LoadedModel:
         fmt = options.format or ("keras" if model is not None else "savedmodel")
@@ -242,8 +245,8 @@ class TFRuntime(Runtime):
         reason = self.unavailable_reason(options.device)
         if reason:
             raise UnavailableError(reason)
-        _set_threads(options.threads, options.inter_op_threads)
-        tf = _import_tensorflow()
+        set_threads(options.threads, options.inter_op_threads)
+        tf = import_tensorflow()
 
         device = options.device
         if device.is_gpu:
@@ -258,7 +261,7 @@ class TFRuntime(Runtime):
         if not path.exists():
             raise UserError(f"cannot load {path} as a SavedModel: no such file or directory")
         try:
-            with tf.device(_tf_device(device)):
+            with tf.device(tf_device_name(device)):
                 loaded = tf.saved_model.load(str(path))
         except Exception as exc:  # OSError, ValueError, TF's own errors
             text = str(exc).strip().splitlines()
@@ -296,7 +299,7 @@ class TFRuntime(Runtime):
         )
 
     def _load_keras(self, model: Any, options: RuntimeOptions, provider: str) -> LoadedModel:
-        tf = _import_tensorflow()
+        tf = import_tensorflow()
         require_keras("the keras format")
         # lazy: keras
         import keras
@@ -350,4 +353,4 @@ class TFRuntime(Runtime):
         try:  # importing TensorFlow only to name its version costs seconds
             return importlib.metadata.version("tensorflow")
         except importlib.metadata.PackageNotFoundError:
-            return _import_tensorflow().__version__
+            return import_tensorflow().__version__

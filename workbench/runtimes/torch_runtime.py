@@ -130,7 +130,8 @@ def read_signature_sidecar(
         ) from exc
 
 
-def _torch_device(device: Device) -> str:
+def torch_device_name(device: Device) -> str:
+    """PyTorch's name for `device`."""
     return "cpu" if not device.is_gpu else f"cuda:{device.index}"
 
 
@@ -257,7 +258,7 @@ class TorchModel(LoadedModel):
         self.inputs = inputs
         self.outputs = outputs
         self.provider = provider
-        self._torch_device = torch.device(_torch_device(device))
+        self._torch_device = torch.device(torch_device_name(device))
         self._inference_mode = torch.inference_mode
         self._autocast_name = autocast
         self._autocast = (
@@ -393,7 +394,7 @@ class TorchRuntime(Runtime):
                     f"8.0+); {name} has none"
                 )
         _set_threads(options.threads, options.inter_op_threads)
-        target = torch.device(_torch_device(device))
+        target = torch.device(torch_device_name(device))
         if device.is_gpu:
             torch.cuda.reset_peak_memory_stats(target)
 

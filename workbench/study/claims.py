@@ -211,7 +211,7 @@ def serving_frame(profile: str) -> pd.DataFrame:
 NO_MEASUREMENT = "no successful measurement"
 
 
-def _ratio_verdict(value: float | None, low: float, high: float, tol: float) -> tuple[str, str]:
+def ratio_verdict(value: float | None, low: float, high: float, tol: float) -> tuple[str, str]:
     """Ratio rule: `value` within [low, high] widened by `tol` on each side."""
     if value is None or not np.isfinite(value):
         return NOT_MEASURABLE, NO_MEASUREMENT
@@ -223,7 +223,7 @@ def _ratio_verdict(value: float | None, low: float, high: float, tol: float) -> 
     return REFUTED, f"{value:.2f}x is {side} {claimed} (+/-{tol:.0%})"
 
 
-def _abs_verdict(value: float | None, claimed: float, unit: str, tol: float) -> tuple[str, str]:
+def abs_verdict(value: float | None, claimed: float, unit: str, tol: float) -> tuple[str, str]:
     """Absolute rule: `value` within `claimed` +/- `tol` (a share of `claimed`)."""
     if value is None or not np.isfinite(value):
         return NOT_MEASURABLE, NO_MEASUREMENT
@@ -245,7 +245,7 @@ class RatioRange:
 
     def verdict(self, value: float, ratio_tol: float, absolute_tol: float) -> tuple[str, str]:
         high = self.low if self.high is None else self.high
-        return _ratio_verdict(value, self.low, high, ratio_tol)
+        return ratio_verdict(value, self.low, high, ratio_tol)
 
     def unmeasured(self, why: str) -> tuple[str, str]:
         return NOT_MEASURABLE, why
@@ -259,7 +259,7 @@ class Absolute:
     unit: str
 
     def verdict(self, value: float, ratio_tol: float, absolute_tol: float) -> tuple[str, str]:
-        return _abs_verdict(value, self.value, self.unit, absolute_tol)
+        return abs_verdict(value, self.value, self.unit, absolute_tol)
 
     def unmeasured(self, why: str) -> tuple[str, str]:
         return NOT_MEASURABLE, why

@@ -19,7 +19,7 @@ import pandas as pd
 
 from workbench.batching import BatcherConfig
 from workbench.errors import UserError
-from workbench.report.plots import _figure, _finish
+from workbench.report.plots import finish_figure, new_figure
 from workbench.results import RunStore
 from workbench.scenarios.driver import ServedModel, run_scenario
 from workbench.scenarios.models import load_task
@@ -260,7 +260,7 @@ def load_curve_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def plot_peaks(summary: pd.DataFrame, caption: str, bound_ms: float = LATENCY_BOUND_MS) -> Any:
     """Bars: the peak QPS under the p99 bound for each batcher setting."""
-    fig, (ax,) = _figure(1, width=8)
+    fig, (ax,) = new_figure(1, width=8)
     peaks_ = summary["peak QPS"].fillna(0.0).astype(float)
     bars = ax.bar(summary["batcher"], peaks_, color="#4c72b0")
     for bar, value in zip(bars, summary["peak QPS"], strict=True):
@@ -275,12 +275,12 @@ def plot_peaks(summary: pd.DataFrame, caption: str, bound_ms: float = LATENCY_BO
     ax.set_ylabel(f"max QPS with p99 < {bound_ms:g} ms")
     ax.set_xlabel("batcher setting")
     ax.tick_params(axis="x", labelsize=8)
-    return _finish(fig, caption)
+    return finish_figure(fig, caption)
 
 
 def plot_load_curve(frame: pd.DataFrame, caption: str, bound_ms: float = LATENCY_BOUND_MS) -> Any:
     """p50 and p99 latency against offered load, per batcher setting: the knee."""
-    fig, (ax,) = _figure(1, width=8)
+    fig, (ax,) = new_figure(1, width=8)
     table = load_curve_table(frame)
     for label, part in table.groupby("batcher", sort=False):
         part = part.sort_values("offered QPS")
@@ -298,4 +298,4 @@ def plot_load_curve(frame: pd.DataFrame, caption: str, bound_ms: float = LATENCY
     ax.set_xlabel("offered load (QPS, Poisson)")
     ax.set_ylabel("latency (ms, from LoadGen)")
     ax.legend(fontsize=8)
-    return _finish(fig, caption)
+    return finish_figure(fig, caption)

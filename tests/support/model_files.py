@@ -1,6 +1,6 @@
 """Small model files with the awkward properties real ones have, built in the tests:
 a recurrent state batched on axis 1, a scalar integer input, token ids that index a
-constant table, unnamed dynamic axes."""
+constant table, unnamed dynamic axes; and a tiny plain float model to quantize."""
 
 from __future__ import annotations
 
@@ -60,6 +60,36 @@ def unnamed_dims_onnx(path: Path) -> Path:
         helper.make_graph([node], "unnamed", [image], [out]),
         opset_imports=[helper.make_opsetid("", 17)],
     )
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def tiny_onnx(path: Path, conv: bool = False) -> Path:
+    """A float32 ONNX model built with onnx.helper: MatMul (or Conv) + Relu, small enough
+    to quantize in a second."""
+    import onnx  # lazy: onnx, as in the builders above
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(0)
+    if conv:
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 8, 8])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4, 8, 8])
+        w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+        node = helper.make_node("Conv", ["x", "w"], ["h"], pads=[1, 1, 1, 1])
+    else:
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+        w = rng.standard_normal((8, 4)).astype(np.float32)
+        node = helper.make_node("MatMul", ["x", "w"], ["h"])
+    graph = helper.make_graph(
+        [node, helper.make_node("Relu", ["h"], ["y"])],
+        "tiny",
+        [x],
+        [y],
+        [onnx.numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))
     return path

@@ -23,7 +23,7 @@ from typing import Any
 
 from workbench.errors import UserError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def one_line_or_ok(fn: Callable[[], Any]) -> Any:
@@ -139,7 +139,7 @@ def plan_feeds(specs: list[Any], batch: int, dims: dict[str, int], plan: dict[st
 
 
 def onnx_seed(path: Path) -> Path:
-    from tests.model_files import stateful_onnx
+    from tests.support.model_files import stateful_onnx
 
     return stateful_onnx(path)
 
@@ -322,7 +322,7 @@ def fuzz_loader(
         listing, progress = work / "listing.txt", work / "progress.txt"
         listing.write_text("\n".join(str(p) for p in paths[start:]))
         progress.write_text("")
-        code = f"from tests.fuzz_targets import load_child; load_child({fmt!r}, {str(listing)!r}, {str(progress)!r})"
+        code = f"from tests.support.fuzz_targets import load_child; load_child({fmt!r}, {str(listing)!r}, {str(progress)!r})"
         proc = subprocess.Popen(
             [sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )  # fmt: skip

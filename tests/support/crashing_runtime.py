@@ -1,6 +1,6 @@
 """A test-only runtime, `crash`, that kills its own interpreter with SIGABRT (os.abort),
 as a native runtime bug would. Loaded into benchmark workers through the plugin hook
-$WORKBENCH_EXTRA_RUNTIMES=tests.crashing_runtime.
+$WORKBENCH_EXTRA_RUNTIMES=tests.support.crashing_runtime.
 
 The setting `crash_at_batch` = N: load works and batch N aborts on its first call;
 without it, `load` aborts.

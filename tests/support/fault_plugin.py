@@ -1,6 +1,6 @@
 """Test-only faults for sweeps (issue 15): export passes and a runtime that raise,
 segfault, hang or exhaust memory, loaded through the plugin hooks
-$WORKBENCH_EXTRA_PASSES and $WORKBENCH_EXTRA_RUNTIMES = tests.fault_plugin.
+$WORKBENCH_EXTRA_PASSES and $WORKBENCH_EXTRA_RUNTIMES = tests.support.fault_plugin.
 
 - Passes `fault_<kind>` make torch models into format `fault-<kind>` and do the fault
   instead of exporting.
@@ -141,19 +141,3 @@ class FaultRuntime(Runtime):
         ort = get_runtime("onnxruntime")
         inner = ort.load(path, dataclasses.replace(options, format="onnx", settings=None))
         return FaultModel(inner, settings.fault, settings.at_call)
-
-
-def unregister() -> None:
-    """Take this module's passes and runtime out of the registries again (and out of
-    sys.modules, so that a later import registers them afresh): other tests in the same
-    process must not see `fault-*` formats in a sweep that asks for every format."""
-    import sys
-
-    for registry, names in (
-        (PASSES, [f"fault_{k}" for k in KINDS] + ["fault_copy"]),
-        (RUNTIMES, ["fault"]),
-    ):
-        for name in names:
-            registry._classes.pop(name, None)
-            registry._targets.pop(name, None)
-    sys.modules.pop(__name__, None)

@@ -1,11 +1,11 @@
 """A real `workbench serve` process (uvicorn and gRPC, signal handling included) whose
-model takes a known time per batch: `python -m tests.serving_slow_server DELAY_S`."""
+model takes a known time per batch: `python -m tests.support.serving_slow_server DELAY_S`."""
 
 from __future__ import annotations
 
 import sys
 
-from tests.serving_util import make_service
+from tests.support.serving_util import make_service
 from workbench.batching import BatcherConfig
 from workbench.serving import logs
 from workbench.serving.server import serve
