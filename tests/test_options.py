@@ -9,7 +9,7 @@ from typing import Literal
 import pytest
 
 from exporters.base import find_pass
-from tests.childproc import run_child
+from tests.support.childproc import run_child
 from workbench.commands.args import parse_setting
 from workbench.errors import UserError
 from workbench.harness.runner import BenchConfig

@@ -17,14 +17,11 @@ from workbench.errors import UserError
 from workbench.registry import PASSES, Registry
 
 REPO = Path(__file__).resolve().parents[1]
-# workbench/cli.py's private helpers are still used by scenarios/cli.py and the tests
-# until the commands split (issue 22, deliverable 1) makes them public; then this goes.
-PENDING_HOMES = frozenset({"workbench.cli"})
 CRASHING_PASS = "tests.support.crashing_pass"
 
 
 def test_no_module_uses_another_modules_private_names() -> None:
-    uses = [use for use in private_uses(REPO) if use.home not in PENDING_HOMES]
+    uses = private_uses(REPO)
     assert not uses, "private names used outside their module (make them public):\n" + "\n".join(
         map(str, uses)
     )

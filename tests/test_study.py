@@ -254,7 +254,7 @@ def test_export_matrix_shows_accuracy_where_labels_exist() -> None:
 def _shown(monkeypatch: pytest.MonkeyPatch) -> list:
     """What the sections display (tables, figures), collected instead of shown."""
     shown: list = []
-    monkeypatch.setattr(sections, "_show", lambda *objects: shown.extend(objects))
+    monkeypatch.setattr(sections, "show", lambda *objects: shown.extend(objects))
     return shown
 
 

@@ -34,8 +34,9 @@ SWEEP_PARAMETERS = (
 )
 
 
-def _show(*objects: Any) -> None:
-    """Display each object as a cell output (a table, a figure)."""
+def show(*objects: Any) -> None:
+    """Display each object as a cell output (a table, a figure); tests replace it to collect
+    what a section shows."""
     from IPython.display import display  # lazy: IPython, loaded only where something is shown
 
     display(*objects)
@@ -75,7 +76,7 @@ def show_speedups(frame: pd.DataFrame, caption: str) -> pd.DataFrame:
     """Shows each precision's speedup over FP32 (the non-FP32 rows) and its bar plot;
     returns the whole speedup table (the heatmap's input)."""
     speedups = speedup_over_fp32(frame)
-    _show(speedups[speedups["precision"] != "fp32"], plots.speedup(speedups, caption))
+    show(speedups[speedups["precision"] != "fp32"], plots.speedup(speedups, caption))
     return speedups
 
 
@@ -83,7 +84,7 @@ def show_end_to_end(frame: pd.DataFrame, caption: str) -> None:
     """Shows the end-to-end table (pre-processing, model, post-processing per
     configuration and batch) and its stage plot."""
     table = end_to_end(frame)
-    _show(table, plots.end_to_end_stages(table, caption))
+    show(table, plots.end_to_end_stages(table, caption))
 
 
 def record_task_headline(
