@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from workbench.study.compare import calibrate, compare, load_run  # noqa: E402
+from workbench.analysis.compare import calibrate, compare, load_run  # noqa: E402
 
 
 def _false(result) -> int:

@@ -29,16 +29,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from workbench.harness.runner import BenchConfig, run_config  # noqa: E402
-from workbench.harness.timing import StopRule  # noqa: E402
-from workbench.results import RunStore  # noqa: E402
-from workbench.study.compare import (  # noqa: E402
+from workbench.analysis.compare import (  # noqa: E402
     calibrate,
     compare,
     load_calibration,
     load_run,
     parse_threshold,
 )
+from workbench.harness.runner import BenchConfig, run_config  # noqa: E402
+from workbench.harness.timing import StopRule  # noqa: E402
+from workbench.results import RunStore  # noqa: E402
 
 RULE = StopRule(warmup_iters=10, warmup_time_s=0.0, min_iters=300, min_time_s=0.0, max_time_s=10)
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from workbench.analysis.compare import compare, fingerprint_diff, load_run, parse_threshold
 from workbench.cli import main
 from workbench.errors import UserError
 from workbench.harness.runner import BenchConfig, run_config
 from workbench.harness.timing import StopRule
 from workbench.results import RunStore
-from workbench.study.compare import compare, fingerprint_diff, load_run, parse_threshold
 
 RULE = StopRule(warmup_iters=5, warmup_time_s=0.0, min_iters=150, min_time_s=0.0, max_time_s=5)
 
@@ -156,7 +156,7 @@ def test_aa_calibration_absorbs_between_run_noise_and_keeps_a_real_slowdown(work
     """Between-run noise injected as the null runtime's delay moving by 8 % between two
     identical runs: uncalibrated, a 6 % move is a false verdict; calibrated on that A/A pair,
     it is within noise, while a real +30 % slowdown is still slower."""
-    from workbench.study.compare import load_calibration
+    from workbench.analysis.compare import load_calibration
 
     a0, a1 = _run(1.0), _run(1.08)  # the A/A pair: same sweep, host drifted +8 %
     base, drifted, slow = _run(1.06), _run(1.0), _run(1.38)

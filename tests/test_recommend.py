@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from workbench.analysis.recommend import Constraints, per_batch_and_device, recommend
 from workbench.cli import main
 from workbench.errors import UserError
 from workbench.results import RunStore, make_row
-from workbench.study.recommend import Constraints, per_batch_and_device, recommend
 
 
 def _row(fmt: str, precision: str, batch: int, p99: float, **fields: object) -> dict:

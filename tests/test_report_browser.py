@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.browser import CHROMIUM, IMAGES_JS, SCREENSHOTS, DevTools
+from workbench.analysis.compare import compare, load_run
 from workbench.harness.runner import BenchConfig, run_config
 from workbench.harness.timing import StopRule
 from workbench.report import compare_html
 from workbench.report.html import write_run_report
 from workbench.report.index import write_index
 from workbench.results import RunStore, make_row
-from workbench.study.compare import compare, load_run
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="no chromium: run `make setup` as root on Debian"

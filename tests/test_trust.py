@@ -155,7 +155,7 @@ def test_a_hostile_model_name_is_text_in_every_html_output(tmp_path):
     # a notebook shows result frames through pandas' HTML, which escapes them too
 
     from workbench import results
-    from workbench.study import tables
+    from workbench.analysis import tables
 
     os.environ["WORKBENCH_HOME"], previous = str(home), os.environ.get("WORKBENCH_HOME")
     try:

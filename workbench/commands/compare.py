@@ -46,7 +46,7 @@ def add_parser(subparsers: Subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Exit 1 when --fail-on-regression finds a configuration slower than its gate."""
     # lazy: pandas, matplotlib (workbench.study)
-    from workbench.study.compare import compare, load_calibration, load_run, parse_threshold
+    from workbench.analysis.compare import compare, load_calibration, load_run, parse_threshold
 
     floor = parse_threshold(args.noise_floor)
     gate = parse_threshold(args.fail_on_regression) if args.fail_on_regression else None

@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     # lazy: pandas, matplotlib (workbench.study)
     import pandas as pd
 
-    from workbench.study.compare import load_run
-    from workbench.study.recommend import Constraints, recommend
+    from workbench.analysis.compare import load_run
+    from workbench.analysis.recommend import Constraints, recommend
 
     frames = [load_run(r)[1] for r in (args.run or ["latest"])]
     constraints = Constraints(
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_text(result: Any) -> None:
     """The recommendation for a person: notes, best, runners-up, front, why rejected."""
-    from workbench.study.recommend import describe_config  # lazy: pandas, matplotlib
+    from workbench.analysis.recommend import describe_config  # lazy: pandas, matplotlib
 
     for note in result.notes:
         print(f"note: {note}")

@@ -11,9 +11,9 @@ from typing import Any
 
 import pandas as pd
 
+from workbench.analysis.compare import Comparison
 from workbench.columns import is_missing
 from workbench.report import plots, templates
-from workbench.study.compare import Comparison
 
 # (header, table column, kind): kind picks the format and the sort value
 COLUMNS = [

@@ -15,13 +15,13 @@ from pathlib import Path
 import pandas as pd
 
 from workbench import results
+from workbench.analysis import tables
+from workbench.analysis.recommend import per_batch_and_device
 from workbench.columns import SUMMARY_COLUMNS, Column, format_value, is_missing
 from workbench.errors import UserError
 from workbench.report import fleet as cross
 from workbench.report import plots, run_headline, templates
 from workbench.report.index import write_index
-from workbench.study import tables
-from workbench.study.recommend import per_batch_and_device
 
 # The run report shows every configuration's summary, plus what ran it (provider) and
 # the parity error, in the summary columns' own formats.

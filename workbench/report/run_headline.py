@@ -10,9 +10,9 @@ from typing import Any
 
 import pandas as pd
 
+from workbench.analysis import tables
+from workbench.analysis.recommend import Constraints, describe_config, recommend
 from workbench.atomic import write_json_atomic
-from workbench.study import tables
-from workbench.study.recommend import Constraints, describe_config, recommend
 
 ACCURACY_POINTS = 1.0  # the index's recommendation: within this many points of the best FP32
 

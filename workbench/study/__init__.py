@@ -22,6 +22,20 @@ A notebook imports this package as `from workbench import study` and calls the
 functions re-exported below.
 """
 
+from workbench.analysis.recommend import Constraints, per_batch_and_device, recommend
+from workbench.analysis.tables import (
+    crossover,
+    end_to_end,
+    export_matrix,
+    failures,
+    headline_numbers,
+    label,
+    ok_rows,
+    pareto,
+    quality_column,
+    speedup_over_fp32,
+    table,
+)
 from workbench.study.fleet import cross_host, run_on_cluster
 from workbench.study.headlines import (
     caption,
@@ -31,7 +45,6 @@ from workbench.study.headlines import (
     record_headline,
     reports_dir,
 )
-from workbench.study.recommend import Constraints, per_batch_and_device, recommend
 from workbench.study.sections import (
     display_options,
     record_task_headline,
@@ -46,19 +59,6 @@ from workbench.study.sweeps import (
     quantization_sweep,
     run,
     stop_rule,
-)
-from workbench.study.tables import (
-    crossover,
-    end_to_end,
-    export_matrix,
-    failures,
-    headline_numbers,
-    label,
-    ok_rows,
-    pareto,
-    quality_column,
-    speedup_over_fp32,
-    table,
 )
 from workbench.sweep import from_profile as sweep_for  # each empty argument: the preset
 

@@ -13,11 +13,16 @@ from typing import Any
 
 import pandas as pd
 
+from workbench.analysis.recommend import (
+    Constraints,
+    Recommendation,
+    per_batch_and_device,
+    recommend,
+)
+from workbench.analysis.tables import end_to_end, headline_numbers, speedup_over_fp32
 from workbench.report import plots
 from workbench.study import headlines
-from workbench.study.recommend import Constraints, Recommendation, per_batch_and_device, recommend
 from workbench.study.sweeps import describe, run
-from workbench.study.tables import end_to_end, headline_numbers, speedup_over_fp32
 from workbench.sweep import from_profile
 
 # Notebook parameters that are sweep axes (`workbench.sweep.from_profile` arguments); a

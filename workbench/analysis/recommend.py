@@ -16,9 +16,9 @@ from typing import Any
 
 import pandas as pd
 
+from workbench.analysis import tables
 from workbench.errors import UserError
 from workbench.formats import SOURCE_FRAMEWORK_OF_NATIVE
-from workbench.study import tables
 
 CONFIG_KEYS = [
     "task",

@@ -36,9 +36,9 @@ import numpy as np
 import pandas as pd
 
 from workbench import results
+from workbench.analysis import tables
+from workbench.analysis.recommend import CONFIG_KEYS
 from workbench.errors import UserError
-from workbench.study import tables
-from workbench.study.recommend import CONFIG_KEYS
 
 MATCH_KEYS = [*CONFIG_KEYS, "scenario"]  # a configuration, and the load it ran under
 VERDICTS = ("slower", "faster", "within noise", "unstable", "no raw latencies")
