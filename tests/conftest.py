@@ -9,6 +9,8 @@ workspace does not train again.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.support.plugins import plugin_hooks
+from workbench import logs, progress
 from workbench.registry import Registry
 from workbench.workspace import ENV_VAR
 
@@ -48,3 +51,25 @@ def load_plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]
             stack.enter_context(plugin_hooks(monkeypatch, module, *registries))
 
         yield load
+
+
+@pytest.fixture(autouse=True)
+def restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts and ends with the library's default: no handlers, no renderer. A test
+    that runs `workbench.cli.main` or a notebook's first cell in process configures logging
+    on a stream that pytest closes afterwards; nothing of that reaches the next test."""
+    monkeypatch.delenv(logs.LEVEL_VAR, raising=False)
+    monkeypatch.delenv(progress.ENV_VAR, raising=False)
+    saved = {
+        name: (logging.getLogger(name).handlers[:], logging.getLogger(name).level,
+               logging.getLogger(name).propagate)
+        for name in logs.LOGGERS
+    }  # fmt: skip
+    previous = progress.set_renderer(None)
+    yield
+    progress.set_renderer(previous)
+    for name, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
+    os.environ.pop(logs.LEVEL_VAR, None)
+    os.environ.pop(progress.ENV_VAR, None)

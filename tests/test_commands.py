@@ -96,3 +96,15 @@ print(json.dumps(sorted(m for m in heavy if m in sys.modules)))
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.splitlines()[-1]) == []
+
+
+def test_a_bench_flag_classified_neither_way_stops_the_parser():
+    """A new flag added with plain `add_argument` cannot slip past --rerun/--resume."""
+    parser = argparse.ArgumentParser()
+    sweep = SweepFlags()
+    sweep.on(parser)("--measured")
+    sweep.off(parser)("--where-to-print")
+    sweep.check_complete(parser)  # every flag classified: nothing to say
+    parser.add_argument("--sneaky")
+    with pytest.raises(RuntimeError, match="--sneaky"):
+        sweep.check_complete(parser)

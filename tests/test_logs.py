@@ -8,7 +8,6 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,26 +15,6 @@ import pytest
 
 from workbench import logs, progress
 from workbench.procs import cached_npz, child_env
-
-
-@pytest.fixture(autouse=True)
-def restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test starts and ends with the library's default: no handlers, no renderer."""
-    monkeypatch.delenv(logs.LEVEL_VAR, raising=False)
-    monkeypatch.delenv(progress.ENV_VAR, raising=False)
-    saved = {
-        name: (logging.getLogger(name).handlers[:], logging.getLogger(name).level,
-               logging.getLogger(name).propagate)
-        for name in logs.LOGGERS
-    }  # fmt: skip
-    previous = progress.set_renderer(None)
-    yield
-    progress.set_renderer(previous)
-    for name, (handlers, level, propagate) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
-    os.environ.pop(logs.LEVEL_VAR, None)
-    os.environ.pop(progress.ENV_VAR, None)
 
 
 class Recorder:

@@ -15,9 +15,9 @@ OUTPUTS = ("table", "json", "csv")
 JSON_FIELDS_EXCLUDED = ("latencies_ms",)  # raw samples: in the stored run, not on stdout
 
 
-def add_output(parser: argparse.ArgumentParser) -> None:
+def add_output(parser: argparse.ArgumentParser) -> argparse.Action:
     """The `--output table|json|csv` flag that `emit` reads."""
-    parser.add_argument(
+    return parser.add_argument(
         "--output",
         choices=OUTPUTS,
         default="table",

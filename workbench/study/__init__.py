@@ -2,11 +2,7 @@
 
 - `sweeps`: a sweep from a profile's presets and the notebook's parameters, run into
   the result store;
-- `tables`: tidy tables derived from result rows (export matrix, speedups, Pareto
-  front, CPU/GPU crossover, headline numbers);
 - `headlines`: captions (host and date) and the headline numbers each notebook records;
-- `recommend`: the best configuration within a budget, runners-up, the Pareto front;
-- `compare`: two runs' change per configuration with a noise-aware verdict;
 - `claims`: the source guide's claims as data, and their verdicts;
 - `demos`: real-photo predictions and detections drawn from exported artifacts;
 - `notebook_params`: typed notebook parameters, checked before any work starts;
@@ -16,7 +12,11 @@
 - `task_template`: the task notebook template, filled for a task and checked against
   each task notebook;
 - `fleet`: the same sweep over a Dask cluster's hosts, and the hosts side by side.
-- `ctr_study`: what the `ctr` notebook shows beyond the generic task sections.
+- `ctr_study`: what the `ctr` notebook shows beyond the generic task sections;
+- `scenarios`: the serving study (LoadGen scenarios and peak searches, their figures).
+
+The analyses of result rows it re-exports (tidy tables, `recommend`) live in
+`workbench.analysis`, below both this layer and the HTML report.
 
 A notebook imports this package as `from workbench import study` and calls the
 functions re-exported below.

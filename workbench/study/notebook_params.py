@@ -36,6 +36,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from workbench.errors import UserError
+from workbench.logs import configure_logging
 from workbench.profiles import PROFILE_NAMES
 
 PROFILES = PROFILE_NAMES  # workbench.profiles: ci, quick, full
@@ -86,7 +87,11 @@ class Params(Mapping[str, Any]):
 
 
 def begin(namespace: dict[str, Any]) -> None:
-    """Remember which names exist, and how many cells ran, before the parameters cell."""
+    """Remember which names exist, and how many cells ran, before the parameters cell.
+    Every notebook's first cell calls it, so it also decides what a reader sees of the
+    library's logs: info records (what is being trained, warnings) in the cell's output,
+    as the CLI shows them on a terminal; no progress bars."""
+    configure_logging(progress_bars=False)
     history = namespace.get("In")
     namespace[_BEGIN_KEY] = (
         frozenset(namespace),

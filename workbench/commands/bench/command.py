@@ -15,9 +15,10 @@ def add_parser(subparsers: Subparsers) -> None:
     bench = subparsers.add_parser("bench", help="benchmark a model file or a registered task")
     sweep = flags.SweepFlags()
     flags.add_arguments(bench, sweep)
-    add_output(bench)
+    sweep.others.append(add_output(bench))
     scenario.add_arguments(bench, sweep)
     fleet.add_arguments(bench, sweep)
+    sweep.check_complete(bench)
     # --rerun and --resume refuse what the run says; `run` reads which flags those are here
     bench.set_defaults(sweep_flags=sweep)
 

@@ -2,7 +2,9 @@
 
 A stored run brings its own values for every flag that says what it measures, so
 `--rerun` and `--resume` refuse those flags when given. They are the flags added through
-`SweepFlags.on(...)`: a new flag added that way is refused too, with no list to edit."""
+`SweepFlags.on(...)`: a new flag added that way is refused too, with no list to edit.
+Every other flag is added through `SweepFlags.off(...)`, and `check_complete` refuses a
+parser with a flag added neither way, so a new flag cannot slip past the rule unclassified."""
 
 from __future__ import annotations
 
@@ -27,17 +29,32 @@ class SweepFlags:
     defaults)."""
 
     def __init__(self) -> None:
-        self.actions: list[argparse.Action] = []
+        self.actions: list[argparse.Action] = []  # say what a run measures
+        self.others: list[argparse.Action] = []  # do not (where to print, how to load...)
 
     def on(self, container: ArgumentContainer) -> AddArgument:
         """`container.add_argument`, recording each flag it adds as a sweep flag."""
+        return _recording(container, self.actions)
 
-        def add_argument(*names: str, **kwargs: Any) -> argparse.Action:
-            action = container.add_argument(*names, **kwargs)
-            self.actions.append(action)
-            return action
+    def off(self, container: ArgumentContainer) -> AddArgument:
+        """`container.add_argument`, recording each flag it adds as one that does not say
+        what a run measures (a stored run is repeated whatever its value)."""
+        return _recording(container, self.others)
 
-        return add_argument
+    def check_complete(self, parser: argparse.ArgumentParser) -> None:
+        """Refuse a parser with a flag added neither through `on` nor through `off`: a
+        programming error, caught by any test that builds the parser."""
+        known = {id(action) for action in self.actions + self.others}
+        missing = [
+            action.option_strings[0] if action.option_strings else action.dest
+            for action in parser._actions  # argparse keeps no public list of its actions
+            if id(action) not in known and not isinstance(action, argparse._HelpAction)
+        ]
+        if missing:
+            raise RuntimeError(
+                f"bench flag(s) {', '.join(missing)} added neither through SweepFlags.on "
+                "(what a run measures: --rerun/--resume refuse it) nor through SweepFlags.off"
+            )
 
     def given(self, args: argparse.Namespace) -> list[str]:
         """The sweep flags whose parsed value is not their default, as a person types them
@@ -49,15 +66,23 @@ class SweepFlags:
         ]
 
 
+def _recording(container: ArgumentContainer, into: list[argparse.Action]) -> AddArgument:
+    def add_argument(*names: str, **kwargs: Any) -> argparse.Action:
+        action = container.add_argument(*names, **kwargs)
+        into.append(action)
+        return action
+
+    return add_argument
+
+
 def add_arguments(bench: argparse.ArgumentParser, sweep: SweepFlags) -> None:
     """The general flags of `workbench bench` (scenario and fleet flags come in groups)."""
     add = sweep.on(bench)  # a flag saying what is measured: --rerun and --resume refuse it
     add("model_file", nargs="?", help=".onnx, .tflite, .pt, .pt2 or SavedModel dir")
     add("--task", help="benchmark a registered task across its artifacts")
-    bench.add_argument(
-        "--rerun", metavar="RUN_ID", help="repeat a stored run from its manifest, as a new run"
-    )
-    bench.add_argument(
+    other = sweep.off(bench)  # what to do with a stored run, not what to measure
+    other("--rerun", metavar="RUN_ID", help="repeat a stored run from its manifest, as a new run")
+    other(
         "--resume",
         metavar="RUN_ID",
         help="finish a task sweep that was cut short: measure only its missing configurations",

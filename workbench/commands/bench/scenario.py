@@ -23,43 +23,36 @@ def add_arguments(bench: argparse.ArgumentParser, sweep: SweepFlags) -> None:
     """The scenario and batcher flags of `workbench bench` (only --scenario says what a
     run measures: --rerun and --resume refuse it)."""
     group = bench.add_argument_group("load scenarios (MLPerf LoadGen)")
+    tuning = sweep.off(group)  # how the load is run, taken as given on a rerun
     sweep.on(group)(
         "--scenario",
         help=f"run a LoadGen scenario: {', '.join(SCENARIOS)} (durations from --profile; "
         "full keeps MLPerf's 600 s minimum)",
     )
-    group.add_argument("--target-qps", type=float, help="server: Poisson arrival rate")
-    group.add_argument(
-        "--latency-bound-ms", type=float, help="server: latency bound at the target percentile"
-    )
-    group.add_argument(
-        "--latency-percentile", type=float, help="target latency percentile (default 0.99)"
-    )
-    group.add_argument(
+    tuning("--target-qps", type=float, help="server: Poisson arrival rate")
+    tuning("--latency-bound-ms", type=float, help="server: latency bound at the target percentile")
+    tuning("--latency-percentile", type=float, help="target latency percentile (default 0.99)")
+    tuning(
         "--find-peak",
         action="store_true",
         help="server: search the highest QPS whose latency stays under --latency-bound-ms",
     )
-    group.add_argument("--max-probes", type=int, default=6, help="--find-peak: LoadGen runs")
-    group.add_argument("--start-qps", type=float, help="--find-peak: first target QPS")
-    group.add_argument("--min-duration-ms", type=int, help="LoadGen minimum duration")
-    group.add_argument("--max-duration-ms", type=int, help="LoadGen maximum duration")
-    group.add_argument("--min-query-count", type=int, help="LoadGen minimum query count")
-    group.add_argument("--max-batch", type=int, default=8, help="batcher: max batch size")
-    group.add_argument(
-        "--max-queue-delay-ms", type=float, default=1.0, help="batcher: max queue delay"
-    )
-    group.add_argument("--preferred-batch", help="batcher: preferred batch sizes, e.g. 4,8")
-    group.add_argument("--max-queue-size", type=int, default=1024, help="batcher: queue bound")
-    group.add_argument(
+    tuning("--max-probes", type=int, default=6, help="--find-peak: LoadGen runs")
+    tuning("--start-qps", type=float, help="--find-peak: first target QPS")
+    tuning("--min-duration-ms", type=int, help="LoadGen minimum duration")
+    tuning("--max-duration-ms", type=int, help="LoadGen maximum duration")
+    tuning("--min-query-count", type=int, help="LoadGen minimum query count")
+    tuning("--max-batch", type=int, default=8, help="batcher: max batch size")
+    tuning("--max-queue-delay-ms", type=float, default=1.0, help="batcher: max queue delay")
+    tuning("--preferred-batch", help="batcher: preferred batch sizes, e.g. 4,8")
+    tuning("--max-queue-size", type=int, default=1024, help="batcher: queue bound")
+    tuning(
         "--adaptive",
         action="store_true",
         help="batcher: tune the batch cap toward --latency-bound-ms from the batches it runs",
     )
-    group.add_argument("--instances", type=int, default=1, help="model instances (threads)")
-    group.add_argument(
-        "--no-batcher", action="store_true", help="run every request alone (batch 1)"
-    )
+    tuning("--instances", type=int, default=1, help="model instances (threads)")
+    tuning("--no-batcher", action="store_true", help="run every request alone (batch 1)")
 
 
 def bench_scenario(args: argparse.Namespace, profile: str) -> list[dict[str, Any]]:
