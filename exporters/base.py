@@ -31,6 +31,7 @@ from workbench.manifests import MANIFEST, read_manifest, sha256_of, write_manife
 from workbench.options import NoOptions, Options
 from workbench.parity_thresholds import current_verdict
 from workbench.procs import file_lock, memory_limit_env, worker_env
+from workbench.progress import progress
 from workbench.registry import PASSES, RUNTIMES, get_task
 from workbench.workspace import artifacts_dir
 
@@ -239,17 +240,24 @@ def export_many(
     """Export several artifacts side by side, at most `jobs` (default: one per core) and
     only as many as fit the memory budget by their estimated peak RSS
     (`exporters.memory_budget`; default 80% of the available memory); order is kept.
-    Artifacts already in the cache are served without waiting."""
+    Artifacts already in the cache are served without waiting. Each finished artifact
+    advances a `workbench.progress` bar (shown where the interface installed one)."""
     jobs = jobs or max(1, len(os.sched_getaffinity(0)))
     gate = MemoryGate(memory_budget_bytes or default_budget())
 
     def one(request: ArtifactRequest) -> dict[str, Any]:
         if not _is_cached(request):
             with gate.hold(estimate_peak(request)):
-                return export(request, timeout_s, memory_limit_bytes=memory_limit_bytes)
-        return export(request, timeout_s, memory_limit_bytes=memory_limit_bytes)
+                manifest = export(request, timeout_s, memory_limit_bytes=memory_limit_bytes)
+        else:
+            manifest = export(request, timeout_s, memory_limit_bytes=memory_limit_bytes)
+        work.advance(note=f"{request.model} {request.format} {request.precision}")
+        return manifest
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    with (
+        progress(len(requests), "export", unit="artifact") as work,
+        ThreadPoolExecutor(max_workers=jobs) as pool,
+    ):
         return list(pool.map(one, requests))
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from exporters.base import ArtifactRequest, export_many
 from workbench import logs, progress
 from workbench.procs import cached_npz, child_env
 
@@ -142,3 +143,19 @@ def test_training_reports_its_epochs_through_the_hook() -> None:
             "closed": True,
         }
     ]
+
+
+def test_export_many_advances_one_bar_per_artifact(workspace) -> None:
+    """Long exports report through the same hook: one bar, one step per artifact."""
+    recorder = Recorder()
+    progress.set_renderer(recorder)
+    requests = [
+        ArtifactRequest("tabular", "linear", "torch", "onnx"),
+        ArtifactRequest("tabular", "linear", "torch", "torchscript"),
+    ]
+    manifests = export_many(requests, jobs=1)
+    assert [m["status"] for m in manifests] == ["ok", "ok"]
+    (bar,) = recorder.bars
+    assert (bar["description"], bar["total"], bar["unit"]) == ("export", 2, "artifact")
+    assert bar["done"] == 2 and bar["closed"]
+    assert bar["notes"] == ["linear onnx fp32", "linear torchscript fp32"]
