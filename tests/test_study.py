@@ -332,3 +332,19 @@ def test_display_options_widen_the_tables() -> None:
         assert pd.get_option("display.max_columns") == 40
         assert pd.get_option("display.width") == 200
         assert pd.get_option("display.max_colwidth") == 80
+
+
+def test_log_axes_label_their_ticks_with_plain_numbers():
+    """Figures never parse mathtext, so matplotlib's default log ticks
+    (`$\\mathdefault{10^{-1}}$`) would print their markup: they must read as numbers."""
+    fig, (ax,) = plots.new_figure(1)
+    ax.plot([1, 8, 256], [0.05, 3, 90000])
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    plots.finish_figure(fig, "caption")
+    plots.png(fig)
+    x = [t.get_text() for t in ax.get_xticklabels()]
+    y = [t.get_text() for t in ax.get_yticklabels()]
+    assert {"1", "8", "256"} <= set(x)
+    assert {"0.1", "1", "1000"} <= set(y)
+    assert not [label for label in x + y if "$" in label or "mathdefault" in label]

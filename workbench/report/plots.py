@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.text import Text
+from matplotlib.ticker import LogFormatter
 
 CAPTION_WIDTH = 150
 
@@ -36,9 +37,25 @@ def png(fig: Figure, dpi: int = 90) -> bytes:
 def _literal_text(fig: Figure) -> None:
     """Every text of the figure shown literally, never parsed as mathtext: labels carry
     user strings (model names, paths), and a `$` in one (`a$\\frac{$b`) would otherwise
-    fail the whole figure. The figures use no mathtext of their own."""
+    fail the whole figure. The figures use no mathtext of their own: log axes label their
+    ticks with plain numbers (`PlainLogFormatter`)."""
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            if axis.get_scale() == "log":
+                base = axis.get_transform().base
+                axis.set_major_formatter(PlainLogFormatter(base))
+                axis.set_minor_formatter(PlainLogFormatter(base, labelOnlyBase=False))
     for text in fig.findobj(Text):
         text.set_parse_math(False)
+
+
+class PlainLogFormatter(LogFormatter):
+    """Log-axis ticks as plain numbers (0.1, 1, 10, 256, 1e+05). Matplotlib's default
+    writes them as mathtext (`$\\mathdefault{10^{-1}}$`), which these figures never parse,
+    so it would print the markup itself. Which ticks get a label stays LogFormatter's rule."""
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        return f"{x:g}"
 
 
 def new_figure(n_panels: int, width: float = 6.5, height: float = 4.5) -> tuple[Figure, list[Any]]:
