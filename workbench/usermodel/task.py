@@ -260,22 +260,34 @@ class UserModelTask(Task):
     def parity(
         self, reference: list[np.ndarray], candidate: list[np.ndarray], model: str | None = None
     ) -> dict[str, float]:
-        """Output agreement: errors over every output, and for classifier-like first
-        outputs (float, [batch, classes]) the arg-max agreement, else cosine similarity."""
+        """Output agreement over every output: errors, and the worst of each output's
+        agreement (integer outputs: exact matches; float [batch, classes]: arg-max
+        agreement; other floats: the least cosine similarity of a row)."""
         errors = output_errors(reference, candidate)
-        ref = np.asarray(reference[0])
-        cand = np.asarray(candidate[0]).reshape(ref.shape)
-        if ref.ndim == 2 and ref.shape[1] > 1 and ref.dtype.kind == "f":
-            return {
-                **errors,
-                "metric_name": "top1_agreement",
-                "metric_value": argmax_agreement(ref, cand),
-            }
-        a = ref.reshape(len(ref), -1).astype(np.float64)
-        b = cand.reshape(len(cand), -1).astype(np.float64)
-        norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-        cosine = float(np.min((a * b).sum(axis=1) / np.maximum(norms, 1e-12)))
-        return {**errors, "metric_name": "min_cosine_similarity", "metric_value": cosine}
+        scores = [
+            _agreement(np.asarray(r), np.asarray(c))
+            for r, c in zip(reference, candidate, strict=True)
+        ]
+        names = sorted({name for name, _ in scores})
+        return {
+            **errors,
+            "metric_name": "+".join(names),
+            "metric_value": float(min(value for _, value in scores)),
+        }
+
+
+def _agreement(ref: np.ndarray, cand: np.ndarray) -> tuple[str, float]:
+    cand = cand.reshape(ref.shape)
+    if ref.dtype.kind in "iub":
+        return "exact_match", float(np.mean(ref == cand)) if ref.size else 1.0
+    if ref.ndim == 2 and ref.shape[1] > 1:
+        return "top1_agreement", argmax_agreement(ref, cand)
+    a = ref.reshape(len(ref), -1).astype(np.float64) if ref.ndim else ref.reshape(1, -1)
+    b = cand.reshape(a.shape).astype(np.float64)
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    both_zero = (na < 1e-12) & (nb < 1e-12)
+    cosine = np.where(both_zero, 1.0, (a * b).sum(axis=1) / np.maximum(na * nb, 1e-12))
+    return "min_cosine_similarity", float(cosine.min(initial=1.0))
 
 
 def _stack(items: list[dict[str, np.ndarray]], spec: ModelSpec) -> dict[str, np.ndarray]:
