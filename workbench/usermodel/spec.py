@@ -75,8 +75,18 @@ class ModelSpec:
         # lazy: yaml
         import yaml
 
+        class Flow(list):  # type: ignore[type-arg]
+            """A shape: written on one line, [batch, 3, 224, 224]."""
+
+        class Dumper(yaml.SafeDumper):
+            pass
+
+        Dumper.add_representer(
+            Flow, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True)
+        )
+
         def tensor(spec: TensorSpec) -> dict[str, Any]:
-            return {"name": spec.name, "dtype": spec.dtype, "shape": list(spec.shape)}
+            return {"name": spec.name, "dtype": spec.dtype, "shape": Flow(spec.shape)}
 
         data: dict[str, Any] = {
             "name": self.name,
@@ -97,7 +107,7 @@ class ModelSpec:
         }
         if self.hf:
             data["hf"] = dict(self.hf)
-        text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+        text = yaml.dump(data, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=100)
         return HEADER.format(path=self.path.name if self.path else "model.yaml") + text
 
     def write(self, path: Path) -> None:
