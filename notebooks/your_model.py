@@ -31,7 +31,7 @@ notebook_params.begin(globals())  # names defined before the parameters cell
 profile: str = "ci"  # "ci": tiny, about a minute on 2 cores; "quick": short; "full": the study
 spec: str = ""  # a model.yaml; empty: one written from `source` + `sample` or the example
 source: str = ""  # module:function, file.py:function, .keras, HF directory or .onnx
-sample: str = ""  # one real batch (.npz of NAME=array) for `source`
+sample: str = ""  # one real batch for `source`: an .npz of arrays named as the inputs
 example: str = "torch-digits-mlp"  # the repository example used when spec and source are empty
 formats: list[str] = []  # e.g. ["onnx", "torchscript"]; empty: ci onnx, quick/full every one
 precisions: list[str] = []  # e.g. ["fp32", "int8-dynamic"]; empty: ci fp32 + int8, else all
