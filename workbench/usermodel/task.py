@@ -20,9 +20,12 @@ import numpy as np
 
 from workbench.errors import UnavailableError, UserError
 from workbench.parity import argmax_agreement, output_errors
-from workbench.signature import TensorSpec, random_tensor
+from workbench.registry import TASKS, builtin_task_names
+from workbench.signature import TensorSpec, random_tensor, resolve_shape
 from workbench.tasks.base import Preset, Task
+from workbench.usermodel import data, metrics
 from workbench.usermodel.infer import SEQUENCE_AXIS, crop_sequence, resize_batch
+from workbench.usermodel.loaded import load
 from workbench.usermodel.spec import ModelSpec, load_spec
 
 SPECS_ENV = "WORKBENCH_MODEL_SPECS"
@@ -89,7 +92,6 @@ def task_class(path: str) -> type[UserModelTask]:
 
 def register(spec: ModelSpec) -> str:
     """Make the spec's task known to this process and to every worker it starts; its name."""
-    from workbench.registry import TASKS, builtin_task_names
 
     if spec.name in builtin_task_names():
         raise UserError(f"model name {spec.name!r} is a built-in task's: rename it in {spec.path}")
@@ -114,7 +116,6 @@ class UserModelTask(Task):
     # ------------------------------------------------------------------ model
 
     def build(self, framework: str, model: str) -> Any:
-        from workbench.usermodel.loaded import load
 
         self.check_model(model)
         spec = self.spec
@@ -164,7 +165,6 @@ class UserModelTask(Task):
         rng = np.random.default_rng(seed)
         if sample is None:
             dims = {**self.spec.dims, **({SEQUENCE_AXIS: seq_len} if seq_len else {})}
-            from workbench.signature import resolve_shape
 
             return {
                 s.name: random_tensor(rng, s.dtype, resolve_shape(s, batch_size, dims))
@@ -194,8 +194,6 @@ class UserModelTask(Task):
         """The evaluation set with its labels where the spec names one, else the sample."""
         spec = self.spec
         if spec.evaluation:
-            from workbench.usermodel import data  # the evaluation reader (labels)
-
             labeled = data.load_labeled(
                 spec.resolve(spec.evaluation),
                 spec.input_specs(),
@@ -212,14 +210,11 @@ class UserModelTask(Task):
     ) -> dict[str, np.ndarray]:
         spec = self.spec
         if spec.calibration:
-            from workbench.usermodel import data  # the calibration reader
-
             items = data.load_items(spec.resolve(spec.calibration), spec.input_specs())
             return _stack(items, spec)
         if spec.calibration_random:
             rng = np.random.default_rng(777)
             dims = dict(spec.dims)
-            from workbench.signature import resolve_shape
 
             return {
                 s.name: random_tensor(rng, s.dtype, resolve_shape(s, max(n, 1), dims))
@@ -240,14 +235,12 @@ class UserModelTask(Task):
     # ------------------------------------------------------------------ quality
 
     def accuracy(self, outputs: np.ndarray, labels: np.ndarray) -> float:
-        from workbench.usermodel import metrics
 
         return metrics.get_metric(self.spec.metric)(outputs, labels)
 
     def accuracy_gate(self, source: float, artifact: float) -> dict[str, Any]:
         """The one accuracy budget every format and quantizer is held to: the drop in
         points (x100 for a higher-is-better fraction) against the spec's budget."""
-        from workbench.usermodel import metrics
 
         metric = metrics.get_metric(self.spec.metric)
         drop = metric.drop_points(source, artifact)

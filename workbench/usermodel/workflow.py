@@ -15,12 +15,16 @@ from typing import Any
 
 import numpy as np
 
+from workbench import workspace
 from workbench.errors import UserError
 from workbench.input_options import parse_shapes
+from workbench.registry import builtin_task_names
 from workbench.signature import TensorSpec
+from workbench.usermodel import data, metrics
 from workbench.usermodel.probe import read_sample, run_probe
 from workbench.usermodel.source import Source, parse_source
 from workbench.usermodel.spec import ModelSpec, read_spec
+from workbench.usermodel.task import register
 
 
 def default_name(source: Source) -> str:
@@ -133,7 +137,6 @@ def check_spec(path: str | Path, probe: bool = True) -> CheckReport:
     report.problems.extend(problems)
     if spec is None:
         return report
-    from workbench.registry import builtin_task_names
 
     if spec.name in builtin_task_names():
         report.problems.append(f"name {spec.name!r} is a built-in task's: rename it")
@@ -205,12 +208,6 @@ def _sample_problems(sample: dict[str, np.ndarray], spec: ModelSpec) -> list[str
 def _data_problems(spec: ModelSpec) -> list[str]:
     """Calibration and evaluation data and the metric, each checked by its reader."""
     problems = []
-    try:
-        from workbench.usermodel import data, metrics
-    except ImportError:  # the readers ship with workbench.usermodel.data/metrics
-        if spec.calibration or spec.evaluation:
-            return ["this workbench has no data readers (workbench.usermodel.data)"]
-        return []
     if spec.calibration:
         try:
             data.load_items(spec.resolve(spec.calibration), spec.input_specs())
@@ -218,7 +215,9 @@ def _data_problems(spec: ModelSpec) -> list[str]:
             problems.append(f"data.calibration: {exc}")
     if spec.evaluation:
         try:
-            data.load_labeled(spec.resolve(spec.evaluation), spec.input_specs())
+            data.load_labeled(
+                spec.resolve(spec.evaluation), spec.input_specs(), labels=spec.resolve(spec.labels)
+            )
         except UserError as exc:
             problems.append(f"data.evaluation: {exc}")
     if spec.metric:
@@ -233,8 +232,6 @@ def prepare(path: str | Path, **overrides: Any) -> ModelSpec:
     """The spec at `path` ready for a run: checked (no probe), with `overrides`
     (max_accuracy_drop, calibration_random, dims) written into a resolved copy in the
     workspace, and registered as a task in this process and its workers."""
-    from workbench import workspace
-    from workbench.usermodel.task import register
 
     report = check_spec(path, probe=False)
     if not report.ok:
