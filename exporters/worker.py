@@ -108,6 +108,11 @@ def artifact_outputs(
             value = native[spec.name]
             if value.dtype.kind == "f" and spec.dtype in ("float16", "float32", "float64"):
                 native[spec.name] = value.astype(spec.dtype, copy=False)
+            # ...and int32 ids where the converter narrowed int64 ones (LiteRT), when the
+            # values fit (token ids and indices do)
+            elif value.dtype == np.int64 and spec.dtype == "int32" and value.size:
+                if np.abs(value).max() < 2**31:
+                    native[spec.name] = value.astype(np.int32)
         outputs = run_in_batches(loaded, native)
         if output_quantization:
             outputs = [dequantize(o, q) for o, q in zip(outputs, output_quantization, strict=True)]
