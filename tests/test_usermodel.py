@@ -226,3 +226,43 @@ def test_check_lists_every_problem_at_once():
     assert "framework 'jax'" in text
     assert "'tokens' has no benchmark size" in text and "dims" in text
     assert "no data.evaluation" in text
+
+
+def _task(tmp_path: Path, **changes):
+    from workbench.usermodel.task import task_class
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "s.npz", x=rng.standard_normal((3, 6)).astype("float32"))
+    data = {**SPEC, "name": "tiny", "data": {"sample": "s.npz"}, **changes}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(data))
+    return task_class(str(tmp_path / "tiny.yaml"))()
+
+
+def test_static_int8_without_calibration_is_unavailable_and_random_is_stamped(tmp_path):
+    from workbench.errors import UnavailableError
+
+    task = _task(tmp_path)
+    with pytest.raises(UnavailableError, match="--calibration random"):
+        task.calibration_inputs("tiny", 8)
+    assert task.manifest_extras("int8-static") == {}
+    (tmp_path / "r").mkdir()
+    stamped = _task(
+        tmp_path / "r", name="tinyr", data={"sample": "s.npz", "calibration_random": True}
+    )
+    feed = stamped.calibration_inputs("tinyr", 8)
+    assert feed["x"].shape == (8, 6) and feed["x"].dtype == np.float32
+    assert stamped.manifest_extras("int8-static") == {"calibration": "synthetic calibration"}
+
+
+def test_sample_rows_feed_every_batch_size_and_parity_agrees_per_output(tmp_path):
+    task = _task(tmp_path)
+    feed = task.make_inputs("tiny", 5, seed=1)
+    assert feed["x"].shape == (5, 6)
+    sample = np.load(tmp_path / "s.npz")["x"]
+    assert all(any(np.array_equal(row, s) for s in sample) for row in feed["x"])  # real rows
+    logits = np.array([[1.0, 2.0], [3.0, 0.0]], "float32")
+    labels = np.array([1, 0])
+    same = task.parity([logits, labels], [logits + 1e-6, labels])
+    assert same["metric_value"] == 1.0 and "exact_match" in same["metric_name"]
+    flipped = task.parity([logits, labels], [logits[:, ::-1].copy(), labels[::-1].copy()])
+    assert flipped["metric_value"] == 0.0
