@@ -266,3 +266,17 @@ def test_sample_rows_feed_every_batch_size_and_parity_agrees_per_output(tmp_path
     assert same["metric_value"] == 1.0 and "exact_match" in same["metric_name"]
     flipped = task.parity([logits, labels], [logits[:, ::-1].copy(), labels[::-1].copy()])
     assert flipped["metric_value"] == 0.0
+
+
+def test_a_constant_output_is_flagged_since_parity_on_it_proves_little():
+    from workbench.usermodel.infer import infer
+
+    class Constant:  # a random-weight net whose softmax is uniform on the sample
+        input_names = ["x"]
+        accepted = ["x"]
+
+        def run(self, feed):
+            return [("probs", np.full((feed["x"].shape[0], 10), 0.1, "float32"))]
+
+    notes = infer(Constant(), {"x": np.zeros((4, 2), "float32")}).notes
+    assert any("'probs' is the same value" in n and "proves little" in n for n in notes)

@@ -141,6 +141,14 @@ def infer(
         if dtype:
             match[0]["dtype"] = dtype
         notes.append(f"{name}: shape and dtype as given by --input")
+    for name, value in base:
+        array = np.asarray(value)
+        if array.size and array.dtype.kind == "f" and float(np.ptp(array)) == 0.0:
+            notes.append(
+                f"warning: output {name!r} is the same value ({float(array.flat[0]):g}) "
+                "everywhere on the sample: parity against it proves little; give a sample "
+                "that moves it, or the trained weights"
+            )
     outputs = []
     for name, value in base:
         shape = list(np.shape(value))
