@@ -234,6 +234,11 @@ BAD_INPUT = [
     ("model-init-dir-no-config", ["model", "init", "{not_saved_model}"], ["config.json"]),
     ("model-check-missing", ["model", "check", "{root}/nope.yaml"], ["model init"]),
     ("export-neither", ["export"], ["model.yaml", "--task"]),
+    (
+        "task-calibration-random",
+        ["bench", "--task", "tabular", "--calibration", "random"],
+        ["model.yaml", "own calibration"],
+    ),
 ]
 
 

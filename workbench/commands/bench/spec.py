@@ -34,5 +34,5 @@ def bench_spec(args: argparse.Namespace) -> list[dict[str, Any]]:
         calibration_random=args.calibration == "random",
         dims=parse_dims(args.dim),
     )
-    args.task, args.model_file = spec.name, None
+    args.task, args.model_file, args.from_spec = spec.name, None, True
     return task.bench_task(args)
