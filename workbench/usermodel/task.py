@@ -10,6 +10,7 @@ so the user's code runs where a raise, crash or hang costs rows, not the command
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -95,12 +96,28 @@ def register(spec: ModelSpec) -> str:
 
     if spec.name in builtin_task_names():
         raise UserError(f"model name {spec.name!r} is a built-in task's: rename it in {spec.path}")
-    paths = [p for p in os.environ.get(SPECS_ENV, "").split(os.pathsep) if p]
     path = str(spec.path)
-    if path not in paths:
-        os.environ[SPECS_ENV] = os.pathsep.join([*paths, path])
+    # a spec written again in this process (a notebook re-run) is read afresh, and an
+    # older spec of the same name gives way
+    _spec.cache_clear()
+    paths = [
+        p
+        for p in os.environ.get(SPECS_ENV, "").split(os.pathsep)
+        if p and p != path and not _names_model(p, spec.name)
+    ]
+    os.environ[SPECS_ENV] = os.pathsep.join([*paths, path])
+    with contextlib.suppress(UserError):  # not registered yet
+        TASKS.unregister(spec.name)
     TASKS.names()  # re-read the variable now
     return spec.name
+
+
+def _names_model(path: str, name: str) -> bool:
+    """The spec at `path` is gone, broken, or names the model `name`."""
+    try:
+        return _spec(path).name == name
+    except (UserError, OSError):
+        return True
 
 
 class UserModelTask(Task):
