@@ -39,10 +39,13 @@ def default_name(source: Source) -> str:
 def _relative(path: str | None, base: Path) -> str | None:
     if not path or (":" in path and not Path(path).exists()):
         return path
+    absolute = Path(path).resolve()
     try:
-        return os.path.relpath(Path(path).resolve(), base.resolve())
+        relative = os.path.relpath(absolute, base.resolve())
     except ValueError:
-        return str(Path(path).resolve())
+        return str(absolute)
+    # beside or below the spec: relative (the folder can move); elsewhere: absolute
+    return str(absolute) if relative.startswith("..") else relative
 
 
 def init_spec(
