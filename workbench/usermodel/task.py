@@ -230,14 +230,27 @@ class UserModelTask(Task):
             items = data.load_items(spec.resolve(spec.calibration), spec.input_specs())
             return _stack(items, spec)
         if spec.calibration_random:
-            rng = np.random.default_rng(777)
-            dims = dict(spec.dims)
-
-            return {
-                s.name: random_tensor(rng, s.dtype, resolve_shape(s, max(n, 1), dims))
-                for s in spec.inputs
-            }
+            return self._synthetic(max(n, 1))
         raise UnavailableError(NO_CALIBRATION)
+
+    def _synthetic(self, n: int) -> dict[str, np.ndarray]:
+        """Random inputs in the range of the user's sample (integers between its least and
+        greatest id, floats with its mean and spread); standard ones without a sample."""
+        rng = np.random.default_rng(777)
+        sample = self._sample() or {}
+        feed = {}
+        for s in self.spec.inputs:
+            shape = resolve_shape(s, n, self.spec.dims)
+            seen = sample.get(s.name)
+            if seen is None or not seen.size:
+                feed[s.name] = random_tensor(rng, s.dtype, shape)
+            elif seen.dtype.kind in "iub":
+                low, high = int(seen.min()), int(seen.max())
+                feed[s.name] = rng.integers(low, high + 1, shape).astype(seen.dtype)
+            else:
+                values = rng.normal(float(seen.mean()), float(seen.std()) or 1.0, shape)
+                feed[s.name] = values.astype(seen.dtype)
+        return feed
 
     def manifest_extras(self, precision: str) -> dict[str, Any]:
         """Stamps an artifact's manifest (and rows) carry: synthetic calibration."""
