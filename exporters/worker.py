@@ -27,6 +27,7 @@ from exporters.base import (
     write_manifest,
 )
 from workbench.devices import parse_device
+from workbench.errors import UnavailableError
 from workbench.formats import runtime_for
 from workbench.manifests import size_of
 from workbench.parity_thresholds import verdict
@@ -43,7 +44,10 @@ HINTS = {
 
 
 def reference_outputs(framework: str, source: Any, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """The source model's own outputs for `feed` (inputs in the task's order)."""
+    """The source model's own outputs for `feed` (inputs in the task's order); a source
+    that is no framework model (a user's ONNX file) runs itself (`reference_outputs`)."""
+    if callable(getattr(source, "reference_outputs", None)):
+        return source.reference_outputs(feed)
     if framework == "torch":
         # lazy: torch
         import torch
@@ -104,6 +108,11 @@ def artifact_outputs(
             value = native[spec.name]
             if value.dtype.kind == "f" and spec.dtype in ("float16", "float32", "float64"):
                 native[spec.name] = value.astype(spec.dtype, copy=False)
+            # ...and int32 ids where the converter narrowed int64 ones (LiteRT), when the
+            # values fit (token ids and indices do)
+            elif value.dtype == np.int64 and spec.dtype == "int32" and value.size:
+                if np.abs(value).max() < 2**31:
+                    native[spec.name] = value.astype(np.int32)
         outputs = run_in_batches(loaded, native)
         if output_quantization:
             outputs = [dequantize(o, q) for o, q in zip(outputs, output_quantization, strict=True)]
@@ -150,6 +159,10 @@ def check_parity(
     if labels is not None:
         result["accuracy_source"] = task.accuracy(reference[0], labels)
         result["accuracy_artifact"] = task.accuracy(candidate[0], labels)
+        gate = getattr(task, "accuracy_gate", None)
+        if gate is not None:  # one accuracy budget for every format and quantizer
+            result.update(gate(result["accuracy_source"], result["accuracy_artifact"]))
+            result["parity_pass"] = result["parity_pass"] and result["accuracy_gate_pass"]
     return result
 
 
@@ -178,8 +191,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         )
     }
     manifest["framework_version"] = _version(
-        "torch" if job["source_framework"] == "torch" else "tensorflow"
+        {"torch": "torch", "keras": "tensorflow"}.get(job["source_framework"], "onnxruntime-gpu")
     )
+    extras = getattr(task, "manifest_extras", None)
+    if extras is not None:  # e.g. a user model's "synthetic calibration" stamp
+        manifest.update(extras(job["precision"]))
     source = task.build(job["source_framework"], job["model"])
     upstream_path = None
     upstream = ArtifactRequest(
@@ -208,6 +224,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         extras = pass_.export(ctx, out)
+    except UnavailableError as exc:  # e.g. static INT8 without calibration data
+        return {**manifest, "status": "unavailable", "error": str(exc)}
     except MemoryError as exc:
         return {
             **manifest,
@@ -222,7 +240,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             "status": "failed",
             "export_time_s": time.perf_counter() - started,
             "error": f"{type(exc).__name__}: {message}",
-            "hint": HINTS[job["source_framework"]],
+            "hint": HINTS.get(job["source_framework"]),
         }
     manifest.update(extras)
     manifest.update(

@@ -223,6 +223,22 @@ BAD_INPUT = [
     ),
     ("inputs-not-npz", ["bench", "{dense}", "--inputs", "{data}/flat.npy"], ["not a .npz"]),
     ("inputs-missing", ["bench", "{dense}", "--inputs", "{root}/nope.npz"], ["no file"]),
+    # your own model (#23): a file is timed as it is; sources that cannot be converted
+    (
+        "file-precision-not-fp32",
+        ["bench", "{dense}", "--precisions", "int8-dynamic"],
+        ["as it is", "model init"],
+    ),
+    ("model-init-pickle", ["model", "init", "{checkpoint}"], ["torch.save", "factory"]),
+    ("model-init-no-factory-file", ["model", "init", "{root}/nope.py:make"], ["no file"]),
+    ("model-init-dir-no-config", ["model", "init", "{not_saved_model}"], ["config.json"]),
+    ("model-check-missing", ["model", "check", "{root}/nope.yaml"], ["model init"]),
+    ("export-neither", ["export"], ["model.yaml", "--task"]),
+    (
+        "task-calibration-random",
+        ["bench", "--task", "tabular", "--calibration", "random"],
+        ["model.yaml", "own calibration"],
+    ),
 ]
 
 

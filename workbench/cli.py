@@ -21,6 +21,7 @@ from workbench.commands import (
     compare,
     env,
     export,
+    model,
     notebooks,
     recommend,
     report,
@@ -44,6 +45,7 @@ COMMANDS: dict[str, ModuleType] = {
     "notebooks": notebooks,
     "serve": serve,
     "list": list_,
+    "model": model,
 }
 
 

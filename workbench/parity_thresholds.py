@@ -39,4 +39,6 @@ def current_verdict(manifest: dict[str, Any]) -> bool | None:
     if error is None:
         return manifest.get("parity_pass")
     errors = {"max_abs_error": error, "output_scale": manifest.get("parity_output_scale") or 1.0}
+    if manifest.get("accuracy_gate_pass") is False:  # over a user model's accuracy budget
+        return False
     return verdict(manifest.get("precision", "fp32"), errors, manifest.get("parity_metric_value"))

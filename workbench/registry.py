@@ -46,10 +46,15 @@ class Registry(Generic[T]):
         group: str,
         builtins: Mapping[str, str],
         plugin_env: str | None = None,
+        spec_env: tuple[str, str] | None = None,
     ) -> None:
         self.kind = kind  # "task", "runtime", ... for messages
         self.group = group  # the entry-point group third-party packages use
         self.plugin_env = plugin_env
+        # (variable, "module:function"): paths in the variable (os.pathsep-separated)
+        # each resolve to a class through the function (tasks made from model.yaml files)
+        self.spec_env = spec_env
+        self.builtin_names = tuple(builtins)
         self._targets: dict[str, str] = dict(builtins)
         self._classes: dict[str, type[T]] = {}
         self._discovered = False
@@ -75,6 +80,8 @@ class Registry(Generic[T]):
         for module in os.environ.get(self.plugin_env or "", "").split(","):
             if module.strip():
                 _import(module.strip(), f"${self.plugin_env}", self.kind)
+        if self.spec_env:
+            self._discover_specs(*self.spec_env)
         if self._discovered:
             return
         self._discovered = True
@@ -86,6 +93,25 @@ class Registry(Generic[T]):
                     "rename it in the plugin's entry points"
                 )
             self._targets[entry.name] = entry.value
+
+    def _discover_specs(self, variable: str, resolver: str) -> None:
+        paths = [p for p in os.environ.get(variable, "").split(os.pathsep) if p]
+        if not paths:
+            return
+        module_name, _, attr = resolver.partition(":")
+        make = getattr(_import(module_name, f"${variable}", self.kind), attr)
+        for path in paths:
+            target = f"spec:{path}"
+            if any(t == target for t in self._targets.values()):
+                continue
+            cls = make(path)
+            if cls.name in self._targets:
+                raise UserError(
+                    f"{self.kind} {cls.name!r} from {path} clashes with the one at "
+                    f"{self._targets[cls.name]!r}: rename it in the spec"
+                )
+            self._classes[cls.name] = cls
+            self._targets[cls.name] = target
 
     # ------------------------------------------------------------------ lookup
 
@@ -163,6 +189,8 @@ TASKS: Registry[Task] = Registry(
         "text_classification": "workbench.tasks.text_classification:TextClassificationTask",
         "ner": "workbench.tasks.ner:NerTask",
     },
+    # a user's model.yaml (`workbench model`): its path in this variable makes its task
+    spec_env=("WORKBENCH_MODEL_SPECS", "workbench.usermodel.task:task_class"),
 )
 
 RUNTIMES: Registry[Runtime] = Registry(
@@ -199,6 +227,14 @@ PASSES: Registry[Pass] = Registry(
         "onnx_transformer_optimize": "exporters.onnx_optimize:OnnxTransformerOptimize",
         "onnx_fused_int8_dynamic": "exporters.onnx_quantize:OnnxFusedInt8Dynamic",
         "onnx_fused_int8_static": "exporters.onnx_quantize:OnnxFusedInt8Static",
+        # an ONNX file as the source model (workbench model init model.onnx)
+        "onnx_source": "exporters.onnx_source:OnnxSourceCopy",
+        "onnx_source_fp16": "exporters.onnx_source:OnnxSourceFp16",
+        "onnx_source_int8_dynamic": "exporters.onnx_source:OnnxSourceInt8Dynamic",
+        "onnx_source_int8_static": "exporters.onnx_source:OnnxSourceInt8Static",
+        "onnx_source_transformer_optimize": "exporters.onnx_source:OnnxSourceTransformerOptimize",
+        "onnx_source_fused_int8_dynamic": "exporters.onnx_source:OnnxSourceFusedInt8Dynamic",
+        "onnx_source_fused_int8_static": "exporters.onnx_source:OnnxSourceFusedInt8Static",
     },
     plugin_env="WORKBENCH_EXTRA_PASSES",
 )
@@ -218,6 +254,11 @@ ENDPOINTS: Registry[TaskEndpoint] = Registry(
 def get_task(name: str) -> Task:
     """A new instance of the task registered as `name`."""
     return TASKS.create(name)
+
+
+def builtin_task_names() -> tuple[str, ...]:
+    """The names of the built-in tasks (a user's model may not take one)."""
+    return TASKS.builtin_names
 
 
 def get_runtime(name: str) -> Runtime:

@@ -123,6 +123,10 @@ RESULT_FIELDS: list[str] = [
     "parity_metric_value",
     "parity_pass",
     "accuracy",
+    # your own model (workbench.usermodel): the metric's drop in points against the source
+    # model on the user's labels, and "synthetic calibration" where static INT8 used it
+    "accuracy_drop",
+    "calibration",
     # provenance
     "artifact_path",
     "artifact_sha256",

@@ -253,6 +253,9 @@ def job_labels(sweep: TaskSweep, job: Job, manifest: dict[str, Any] | None) -> d
         ):
             labels[key] = manifest.get(key)
         labels["accuracy"] = manifest.get("accuracy_artifact")
+        for key in ("accuracy_drop", "calibration"):  # a user model's gate and stamps
+            if manifest.get(key) is not None:
+                labels[key] = manifest[key]
         labels["artifact_sha256"] = manifest.get("sha256")
     return labels
 
@@ -375,7 +378,8 @@ def _run_job(
         dims={"sequence": seq_len} if seq_len is not None else {},
     )
     if manifest is not None and manifest.get("status") != "ok":
-        error = f"export failed: {manifest.get('error')}"
+        error = manifest.get("error") if manifest.get("status") == "unavailable" else None
+        error = error or f"export failed: {manifest.get('error')}"
         for row in outcome_rows(config, manifest.get("status", "failed"), error):
             store.append(row)
         return

@@ -36,7 +36,10 @@ _KINDS = {
 
 def add_parser(subparsers: Subparsers) -> None:
     export = subparsers.add_parser("export", help="export a task's models and print the matrix")
-    export.add_argument("--task", required=True)
+    export.add_argument(
+        "spec", nargs="?", help="your own model's model.yaml (see `workbench model init`)"
+    )
+    export.add_argument("--task", help="a registered task (or give a model.yaml)")
     export.add_argument("--model", help="model variant(s), comma-separated")
     export.add_argument("--frameworks", help="source frameworks: torch,keras")
     export.add_argument("--formats", help="formats, e.g. onnx,torchscript,tflite,savedmodel")
@@ -50,6 +53,12 @@ def run(args: argparse.Namespace) -> int:
     """Exit 1 when any export failed."""
     from workbench.sweep import TaskSweep, plan  # lazy: pandas
 
+    if bool(args.spec) == bool(args.task):
+        raise UserError("give a model.yaml or --task NAME (see `workbench export --help`)")
+    if args.spec:
+        from workbench.usermodel.workflow import prepare  # lazy: numpy, yaml
+
+        args.task = prepare(args.spec).name
     sweep = TaskSweep(
         task=args.task,
         models=csv_list(args.model),

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     for value, flag in ((args.max_body_mb, "--max-body-mb"), (args.timeout_s, "--timeout-s")):
         if value <= 0:
             raise UserError(f"{flag} must be > 0, got {value}")
-    models = [ModelSpec.parse(m) for m in args.model]
+    models = [ModelSpec.parse(_spec_source(m)) for m in args.model]
     weights = _weights(args.weight)
     batcher = (
         None
@@ -157,3 +157,14 @@ def _settings(args: argparse.Namespace) -> ServeSettings:
         ),
         drain_s=args.drain_s,
     )
+
+
+def _spec_source(value: str) -> str:
+    """`NAME=model.yaml` (your own model, `workbench model init`) as `NAME=task:NAME`: its
+    spec checked and registered, its ONNX artifact exported if missing."""
+    name, sep, source = value.rpartition("=")
+    if not sep or not source.endswith((".yaml", ".yml")):
+        return value
+    from workbench.usermodel.workflow import prepare  # lazy: numpy, yaml
+
+    return f"{name}=task:{prepare(source).name}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from workbench.commands.args import Subparsers, profile
-from workbench.commands.bench import flags, fleet, model_file, rerun, scenario, task
+from workbench.commands.bench import flags, fleet, model_file, rerun, scenario, spec, task
 from workbench.commands.output import add_output, print_rows
 from workbench.errors import UserError
 
@@ -38,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
             )
         scenario.print_scenario_rows(scenario.bench_scenario(args, profile(args)), args.output)
         return 0
+    elif spec.is_spec(args):
+        rows = spec.bench_spec(args)
     elif bool(args.model_file) == bool(args.task):
         raise UserError("give either a MODEL_FILE or --task NAME (see `workbench bench --help`)")
     else:

@@ -115,6 +115,12 @@ def _add_what(add: AddArgument) -> None:
     add("--threads", help="intra-op thread counts, e.g. 1,2 (default: all cores available)")
     add("--batch", help="batch sizes, e.g. 1,8,32")
     add("--seq-len", help="sequence lengths of a text task, e.g. 16,64,256 (default: preset)")
+    add(
+        "--calibration",
+        choices=("random",),
+        help="a model.yaml without calibration data: calibrate static INT8 on synthetic "
+        "inputs (its rows say `synthetic calibration`); without it those rows are unavailable",
+    )
 
 
 def _add_inputs(add: AddArgument) -> None:

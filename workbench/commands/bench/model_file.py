@@ -30,6 +30,7 @@ def bench_file(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Benchmark `args.model_file` into a new stored run; its rows."""
     path = Path(args.model_file)
     fmt = detect_format(path)
+    refuse_conversion_flags(args, path)
     runtime = get_runtime(args.runtime or runtime_for(fmt))
     if fmt not in runtime.formats:
         raise UserError(
@@ -68,6 +69,22 @@ def bench_file(args: argparse.Namespace) -> list[dict[str, Any]]:
     inputs = mi.signature_from_shapes(plan) if fmt == "torchscript" and plan.shapes else None
     manifest = {"command": "bench", "model_file": str(path), "inputs": inputs}
     return run_configs(configs, manifest, inputs)
+
+
+def refuse_conversion_flags(args: argparse.Namespace, path: Path) -> None:
+    """A model file is timed as it is: asking for another precision or format of it is an
+    error, never a silent fp32 measurement under that label."""
+    asked = [
+        f"--{flag} {value}"
+        for flag, value in (("precisions", args.precisions), ("formats", args.formats))
+        if value and value.strip() not in ("fp32", "")
+    ]
+    if asked or args.calibration:
+        raise UserError(
+            f"{' '.join(asked) or '--calibration'}: `bench FILE` times {path.name} as it is; to "
+            f"convert or quantize it, `workbench model init {path} --sample batch.npz` and "
+            "`workbench bench model.yaml --precisions ...`"
+        )
 
 
 def input_plan(args: argparse.Namespace, path: Path, fmt: str) -> mi.InputPlan:

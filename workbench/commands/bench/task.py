@@ -31,6 +31,11 @@ def bench_task(args: argparse.Namespace) -> list[dict[str, Any]]:
             "--shape, --batch-axis, --int-range and --input(s) describe a MODEL_FILE's inputs; "
             "a task brings its own"
         )
+    if args.calibration and not getattr(args, "from_spec", False):
+        raise UserError(
+            "--calibration random is for a model.yaml without calibration data; a task "
+            "brings its own calibration data"
+        )
     sweep = from_profile(
         args.task,
         profile(args),
