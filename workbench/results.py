@@ -121,8 +121,12 @@ RESULT_FIELDS: list[str] = [
     "parity_max_rel_error",
     "parity_metric_name",
     "parity_metric_value",
+    "parity_output_scale",  # what the tolerance rule divides the max error by
     "parity_pass",
+    "parity_rule",  # which rule decided parity_pass: tolerance or quality
+    "parity_reason",  # the numbers that decided it, in words
     "accuracy",
+    "accuracy_source",  # the source model's quality on the same labelled inputs
     # provenance
     "artifact_path",
     "artifact_sha256",

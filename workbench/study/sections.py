@@ -59,6 +59,8 @@ def run_task(task: str, params: Mapping[str, Any]) -> tuple[pd.DataFrame, str]:
     (an empty one: the profile's preset). Prints what the sweep measures, its progress and
     the caption; returns the rows and the caption (host and date) every figure carries."""
     axes = {name: params[name] for name in SWEEP_PARAMETERS if name in params}
+    if "max_accuracy_drop" in params:  # the INT8 quality budget its rows are judged with
+        axes["max_accuracy_drop"] = float(params["max_accuracy_drop"])
     sweep = from_profile(task, params["profile"], **axes)
     print(describe(sweep))
     frame = run(sweep)
