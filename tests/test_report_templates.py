@@ -191,7 +191,7 @@ def test_run_report_of_a_small_real_run(tmp_path: Path, workspace: Path) -> None
     titles = re.findall(r"<h2>([^<]+)</h2>", page)
     assert titles[:3] == ["What to ship", "Speedup over FP32", "Failures (1 row)"], titles
     # (these rows carry no parity verdict, so nothing qualifies, and the page says why)
-    assert "<b>mlp, batch 1 on cpu</b>: none qualifies: parity not checked (1)" in page
+    assert "<b>mlp, batch 1 on cpu</b>: none qualifies: parity not checked (1 of 1 rows)" in page
     assert f"<b>{NASTY_ESCAPED}, batch 8 on cpu</b>" in page
     assert page.index("What to ship") < page.index("<img")
     # failures grouped by reason, escaped
