@@ -51,7 +51,14 @@ def test_index_escapes_names_errors_and_headline_values(tmp_path: Path) -> None:
                 "duration_s": 10.6,
                 "profile": "ci",
                 "finished": "2030-01-01T00:01:00",
-                "headline": {"speedup & <x>": NASTY, "p50_ms": 1.25, "missing": None},
+                "headline": {
+                    "speedup & <x>": NASTY,
+                    "p50_ms": 1.25,
+                    "missing": None,
+                    "max QPS with p99 < 50 ms, mlp": 225.3109516450839,
+                    "peak (items/s)": 93230.41,
+                    "agreement": 0.914372,
+                },
                 "html": "ok.html",
                 "executed": "executed/ok.ipynb",
             },
@@ -67,6 +74,10 @@ def test_index_escapes_names_errors_and_headline_values(tmp_path: Path) -> None:
     assert "Failed notebooks (1)" in page
     assert f"<b>speedup &amp; &lt;x&gt;</b>: {NASTY_ESCAPED}</li>" in page  # headline
     assert "<b>p50_ms</b>: 1.25</li>" in page and "<b>missing</b>: </li>" in page
+    # numbers as the CLI writes them, the unit from the headline's name
+    assert "<b>max QPS with p99 &lt; 50 ms, mlp</b>: 225 QPS</li>" in page
+    assert "<b>peak (items/s)</b>: 93,230 items/s</li>" in page
+    assert "<b>agreement</b>: 0.9144</li>" in page
     assert f"on {NASTY_ESCAPED}." in page  # host
     assert '<tr id="nb-ok&#34;&lt;b&gt;"><td>ok&#34;&lt;b&gt;</td>' in page  # name, in an attribute
     assert "1 ok, 1 failed, 13 s of notebook time" in page

@@ -414,6 +414,25 @@ def _front(feasible: pd.DataFrame, batch: int, stat: str = "p99") -> pd.DataFram
     return front.rename(columns={"latency_ms_p50": f"latency_ms_{stat}"})
 
 
+# How `readable` writes each number of `per_batch_and_device` (workbench.columns kinds).
+SHIP_KINDS = {"latency ms": "ms", "items/s": "rate", "of": "count", "accuracy": "ratio"}
+
+
+def readable(table: pd.DataFrame) -> pd.DataFrame:
+    """`per_batch_and_device`'s table with its numbers written as the CLI writes them
+    (`3.25`, `93,230`, speedup `4.2x`), for printing."""
+    out = table.astype(object).copy()
+    for column, kind in SHIP_KINDS.items():
+        if column in out:
+            out[column] = [format_value(v, kind) for v in table[column]]
+    if "speedup" in out:
+        out["speedup"] = [
+            "-" if pd.isna(v) else (f"{v:.2g}x" if v < 100 else f"{v:,.0f}x")
+            for v in table["speedup"]
+        ]
+    return out.fillna("-")
+
+
 def per_batch_and_device(frame: pd.DataFrame) -> pd.DataFrame:
     """For each (model, device, batch size): the lowest-p99 configuration whose parity passes,
     with its p50 speedup over the source model in FP32 (or over the slowest configuration):

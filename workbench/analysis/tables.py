@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.columns import SUMMARY_COLUMNS, summary_table, used_columns
+from workbench.columns import SUMMARY_COLUMNS, format_value, summary_table, used_columns
 from workbench.parity_thresholds import current_judgement
 
 KEY_COLUMNS = ["model", "source_framework", "format", "precision", "runtime", "device"]
@@ -215,12 +215,13 @@ def headline_numbers(frame: pd.DataFrame) -> dict[str, str]:
     small = ok[ok["batch_size"] == ok["batch_size"].min()]
     fast = small.loc[small["latency_ms_p50"].idxmin()]
     out["fastest p50"] = (
-        f"{fast['latency_ms_p50']:.3g} ms at batch {int(fast['batch_size'])}: {label(fast)}"
+        f"{format_value(fast['latency_ms_p50'], 'ms')} ms at batch {int(fast['batch_size'])}: "
+        f"{label(fast)}"
     )
     best = ok.loc[ok["throughput_items_per_s"].idxmax()]
     out["best throughput"] = (
-        f"{best['throughput_items_per_s']:.4g} items/s at batch {int(best['batch_size'])}: "
-        f"{label(best)}"
+        f"{format_value(best['throughput_items_per_s'], 'rate')} items/s at batch "
+        f"{int(best['batch_size'])}: {label(best)}"
     )
     return out
 

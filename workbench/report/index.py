@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from workbench.columns import headline_value
 from workbench.report import run_headline, templates
 
 STATUS_FILE = "notebooks.json"
@@ -93,7 +94,10 @@ def _task_headlines(out_dir: Path, status: dict[str, Any] | None) -> list[dict[s
                     "source": f"notebook ({r.get('profile') or '?'} profile)",
                     "href": r.get("html"),
                     "when": r.get("finished"),
-                    "values": r.get("headline"),
+                    "values": {
+                        k: None if v is None else headline_value(k, v)
+                        for k, v in r["headline"].items()
+                    },
                 }
             )
     return sorted(out, key=lambda e: str(e["task"]))

@@ -13,13 +13,16 @@ from typing import Any
 
 import pandas as pd
 
+from workbench.analysis import tables
 from workbench.analysis.recommend import (
     Constraints,
     Recommendation,
     per_batch_and_device,
+    readable,
     recommend,
 )
 from workbench.analysis.tables import end_to_end, headline_numbers, speedup_over_fp32
+from workbench.columns import SUMMARY_COLUMNS, formatters
 from workbench.report import plots
 from workbench.study import headlines
 from workbench.study.sweeps import describe, run
@@ -72,11 +75,19 @@ def run_task(task: str, params: Mapping[str, Any]) -> tuple[pd.DataFrame, str]:
 def what_to_ship(frame: pd.DataFrame) -> Recommendation:
     """Prints the best configuration per model, device and batch size, then the one
     `workbench recommend` picks at the smallest batch measured; returns that pick."""
-    print(per_batch_and_device(frame).to_string(index=False))
+    print(readable(per_batch_and_device(frame)).to_string(index=False))
     smallest = int(frame["batch_size"].min())
     choice = recommend(frame, Constraints(batch_size=smallest))
     print(choice.summary())
     return choice
+
+
+def table(frame: pd.DataFrame) -> Any:
+    """The summary table of the rows (`analysis.tables.table`), its numbers written as the
+    CLI writes them (`3.25`, `93,230`), in a pandas Styler: the values stay numbers."""
+    summary = tables.table(frame)
+    used = [c for c in SUMMARY_COLUMNS if c.header in summary]
+    return summary.style.format(formatters(tuple(used))).hide(axis="index")
 
 
 def show_speedups(frame: pd.DataFrame, caption: str) -> pd.DataFrame:
