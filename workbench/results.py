@@ -135,6 +135,9 @@ RESULT_FIELDS: list[str] = [
     "host",
     "host_class",
     "host_warning",
+    # interleaved A/B timing (harness.runner.run_interleaved): the arm and round of a block
+    "compare_arm",
+    "compare_round",
     # raw data
     "latencies_ms",
 ]
