@@ -30,9 +30,9 @@ Between-run drift is what interleaving removes: `harness.runner.run_interleaved`
 and B alternately in one session (A, B, then B, A, ... for several rounds per
 configuration), so a host that gets busier slows both arms of a round alike.
 `compare_interleaved` judges such a run from the per-round ratios p50(B) / p50(A): their
-median, a bootstrap 95 % interval of that median over rounds, and a sign test; "slower"
-needs the interval above 1, the median ratio at least the floor above 1, and B slower
-in significantly many rounds. Each verdict row says which mode made it (`mode`).
+median and a bootstrap 95 % interval of that median over rounds (a sign test beside it);
+"slower" needs the interval above 1 and the median ratio at least the floor above 1.
+Each verdict row says which mode made it (`mode`).
 """
 
 from __future__ import annotations
@@ -335,7 +335,6 @@ def compare(
 
 
 SEPARATE = "separate runs"
-SIGN_TEST_ALPHA = 0.05
 
 
 def sign_test(successes: int, n: int) -> float:
@@ -353,10 +352,12 @@ def paired_verdict(
     rng: np.random.Generator,
     n_boot: int = N_BOOT,
 ) -> dict[str, Any]:
-    """The verdict of interleaved rounds: per round the ratio p50 B / p50 A; their median,
-    a bootstrap 95 % interval of the median (resampling rounds) and a two-sided sign test
-    of "B slower in a round" against a coin. Slower (faster) when the interval lies above
-    (below) 1, the median moved by at least `floor`, and the sign test rejects the coin."""
+    """The verdict of interleaved rounds: per round the ratio p50 B / p50 A; their median
+    and a bootstrap 95 % interval of the median (resampling rounds). Slower (faster) when
+    the interval lies above (below) 1 and the median moved by at least `floor`. The
+    two-sided sign test of "B slower in a round" against a coin is reported beside it (on
+    a host loaded past its cores it rejected real 10 % slowdowns in 8 rounds, so it does
+    not veto)."""
     ratios = np.asarray(p50_b, float) / np.asarray(p50_a, float)
     point = float(np.median(ratios))
     picks = rng.integers(0, len(ratios), size=(n_boot, len(ratios)))
@@ -364,8 +365,6 @@ def paired_verdict(
     slower_rounds = int((ratios > 1).sum())
     p_value = sign_test(slower_rounds, len(ratios))
     verdict = _verdict(point, low, high, floor)
-    if verdict != "within noise" and p_value > SIGN_TEST_ALPHA:
-        verdict = "within noise"
     return {
         "p50 ratio": point,
         "ratio CI low": low,
