@@ -305,12 +305,13 @@ def test_speedup_and_end_to_end_sections_show_a_table_and_a_figure(
     speedups = study.show_speedups(frame, "host: test")
     assert speedups.equals(study.speedup_over_fp32(frame))
     table, fig = shown
-    assert list(table["precision"]) == ["int8-dynamic"] and isinstance(fig, Figure)
+    assert list(table.data["precision"]) == ["int8-dynamic"] and isinstance(fig, Figure)
+    assert ">0.5<" in table.to_html() and "0.500000" not in table.to_html()  # CLI format
     shown.clear()
     stages = {"pre_ms_p50": 2.0, "e2e_model_ms_p50": 5.0, "post_ms_p50": 1.0}
     assert study.show_end_to_end(_frame([_row(e2e_ms_p50=8.5, **stages)]), "host: test") is None
     table, fig = shown
-    assert list(table["batch"]) == [1] and isinstance(fig, Figure)
+    assert list(table.data["batch"]) == [1] and isinstance(fig, Figure)
 
 
 def test_record_task_headline_records_the_pick_and_prints_it(

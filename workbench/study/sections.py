@@ -22,7 +22,7 @@ from workbench.analysis.recommend import (
     recommend,
 )
 from workbench.analysis.tables import end_to_end, headline_numbers, speedup_over_fp32
-from workbench.columns import SUMMARY_COLUMNS, formatters
+from workbench.columns import SUMMARY_COLUMNS, format_value, formatters
 from workbench.report import plots
 from workbench.study import headlines
 from workbench.study.sweeps import describe, run
@@ -90,11 +90,35 @@ def table(frame: pd.DataFrame) -> Any:
     return summary.style.format(formatters(tuple(used))).hide(axis="index")
 
 
+def styled(table: pd.DataFrame) -> Any:
+    """`table` in a pandas Styler whose numbers read as the CLI writes them: milliseconds
+    and rates to 3 significant digits with thousands separators, bytes as MB, ratios to 4
+    digits; integers as counts (the values stay numbers)."""
+    formats: dict[str, Any] = {}
+    for name in table.columns:
+        if not pd.api.types.is_numeric_dtype(table[name]) or pd.api.types.is_bool_dtype(
+            table[name]
+        ):
+            continue
+        text = str(name).lower()
+        if "bytes" in text:
+            kind = "mb"
+        elif "ms" in text.replace("(", " ").replace("_", " ").split() or "items/s" in text:
+            kind = "ms"
+        elif pd.api.types.is_integer_dtype(table[name]) or text in ("batch", "threads"):
+            kind = "count"
+        else:
+            kind = "ratio"
+        formats[name] = lambda v, kind=kind: format_value(v, kind)
+    return table.style.format(formats).hide(axis="index")
+
+
 def show_speedups(frame: pd.DataFrame, caption: str) -> pd.DataFrame:
     """Shows each precision's speedup over FP32 (the non-FP32 rows) and its bar plot;
     returns the whole speedup table (the heatmap's input)."""
     speedups = speedup_over_fp32(frame)
-    show(speedups[speedups["precision"] != "fp32"], plots.speedup(speedups, caption))
+    shown = speedups[speedups["precision"] != "fp32"].reset_index(drop=True)
+    show(styled(shown), plots.speedup(speedups, caption))
     return speedups
 
 
@@ -102,7 +126,7 @@ def show_end_to_end(frame: pd.DataFrame, caption: str) -> None:
     """Shows the end-to-end table (pre-processing, model, post-processing per
     configuration and batch) and its stage plot."""
     table = end_to_end(frame)
-    show(table, plots.end_to_end_stages(table, caption))
+    show(styled(table), plots.end_to_end_stages(table, caption))
 
 
 def record_task_headline(
