@@ -64,7 +64,7 @@ def check_every_answer(frame: pd.DataFrame) -> None:
 @pytest.mark.parametrize("task", sorted(p.stem for p in STORED.glob("*.jsonl")))
 def test_stored_ci_rows_get_an_answer(task: str) -> None:
     frame = _stored(task)
-    assert (frame["task"] == task).all() and len(frame) >= 3
+    assert (frame["task"] == task).all() and len(frame) >= 2
     check_every_answer(frame)
 
 

@@ -81,7 +81,7 @@ def judge_quality(
     passed = drop <= max_drop_points + 1e-9
     reason = (
         f"quality {candidate:.4g} vs {reference:.4g} at the source: "
-        f"{'drop' if drop > 0 else 'gain'} of {abs(drop):.2f} points "
+        f"{'drop' if drop > 0 else 'gain' if drop < 0 else 'change'} of {abs(drop):.2f} points "
         f"({'within' if passed else 'over'} the {max_drop_points:g}-point budget)"
     )
     return Verdict(passed, QUALITY_RULE, reason)
