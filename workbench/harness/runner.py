@@ -244,6 +244,7 @@ def _measure_batch(
     config: BenchConfig,
     batch_size: int,
     feeds: Callable[[int], list[dict[str, np.ndarray]] | None] | None = None,
+    wrap: bool = False,
 ) -> Row:
     specs = loaded.inputs
     pool = feeds(batch_size) if feeds else None
@@ -267,7 +268,7 @@ def _measure_batch(
     if sync:
         sync()
     first_ms = (time.perf_counter_ns() - t0) / 1e6
-    run = _slowed(loaded.run_fn(), config.inject_slowdown)
+    run = _slowed(loaded.run_fn(), config.inject_slowdown, wrap)
     results = [
         time_calls(run, prepared, config.rule, synchronize=sync) for _ in range(config.repeats)
     ]
@@ -310,10 +311,12 @@ def _measure_batch(
     return row
 
 
-def _slowed(run: Callable[[Any], Any], fraction: float) -> Callable[[Any], Any]:
+def _slowed(run: Callable[[Any], Any], fraction: float, wrap: bool = False) -> Callable[[Any], Any]:
     """`run`, each call made `fraction` of its own duration slower by spinning after it
-    (a real slowdown of the timed call, proportional to it); `run` itself when 0."""
-    if not fraction:
+    (a real slowdown of the timed call, proportional to it); `run` itself when 0, unless
+    `wrap`: then the same wrapper with no spin, so an unslowed arm pays the wrapper's own
+    cost too and the two arms differ by the spin alone."""
+    if not fraction and not wrap:
         return run
     clock = time.perf_counter_ns
 
@@ -363,6 +366,8 @@ def run_interleaved(
         )
         path = Path(config.path) if config.path else None
         arms.append((name, config, runtime.load(path, options, model=model)))
+    # when one arm is slowed, both go through the slowing wrapper (the other with no spin)
+    wrap = bool(config_a.inject_slowdown or config_b.inject_slowdown)
     try:
         for batch_size in config_a.batch_sizes:
             for round_ in range(rounds):
@@ -371,7 +376,7 @@ def run_interleaved(
                     row = {**_base_row(config, batch_size), "compare_arm": name}
                     row["compare_round"] = round_
                     try:
-                        row.update(_measure_batch(loaded, config, batch_size, feeds))
+                        row.update(_measure_batch(loaded, config, batch_size, feeds, wrap))
                         row["status"] = "ok"
                     except Exception as exc:  # noqa: BLE001 - recorded, the rounds go on
                         row.update(status="failed", error=_first_line(exc))
