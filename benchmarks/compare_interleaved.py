@@ -161,8 +161,11 @@ def main() -> int:
                 break
             _measure(aa_store, job, manifest, batch, 0.0, rounds, rule)
             covered += 1
-        aa = _judge(aa_store, floor).table
-        false = aa[aa["verdict"].isin(["slower", "faster"])]
+        if covered:
+            aa = _judge(aa_store, floor).table
+            false = aa[aa["verdict"].isin(["slower", "faster"])]
+        else:  # the time limit left no A/A configuration
+            aa = false = slow.iloc[0:0]
         for r in false.to_dict(orient="records"):
             print(f"  A/A false verdict: {r['verdict']} ratio {r['p50 ratio']:.3f} {r['config']}")
     finally:

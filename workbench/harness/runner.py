@@ -312,20 +312,29 @@ def _measure_batch(
 
 
 def _slowed(run: Callable[[Any], Any], fraction: float, wrap: bool = False) -> Callable[[Any], Any]:
-    """`run`, each call made `fraction` of its own duration slower by spinning after it
-    (a real slowdown of the timed call, proportional to it); `run` itself when 0, unless
-    `wrap`: then the same wrapper with no spin, so an unslowed arm pays the wrapper's own
-    cost too and the two arms differ by the spin alone."""
+    """`run`, each call made `fraction` slower by spinning after it: a real slowdown of the
+    timed call. The spin is a fraction of the last whole iteration without its spin (the
+    call plus the timing loop's and this wrapper's own cost, what the harness measures),
+    not of `run` alone, which on a 20 us call would make a 10 % spin a 4 % slowdown; the
+    first call of a block, or after a pause, uses `run`'s own duration. `run` itself when
+    `fraction` is 0, unless `wrap`: then the same wrapper with no spin, so an unslowed arm
+    pays the wrapper's cost too and two arms differ by the spin alone."""
     if not fraction and not wrap:
         return run
     clock = time.perf_counter_ns
+    last = {"start": 0, "spin": 0}
 
     def slowed(feed: Any) -> Any:
         start = clock()
         out = run(feed)
-        until = clock() + int((clock() - start) * fraction)
+        own = clock() - start
+        period = start - last["start"] - last["spin"]  # the previous iteration, unspun
+        base = period if 0 < period < 4 * own + 50_000 else own
+        spin = int(base * fraction)
+        until = clock() + spin
         while clock() < until:
             pass
+        last["start"], last["spin"] = start, spin
         return out
 
     return slowed
