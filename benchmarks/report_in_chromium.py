@@ -33,6 +33,9 @@ def main() -> int:
     parser.add_argument("pages", nargs="+", type=Path)
     parser.add_argument("--loads", type=int, default=5)
     parser.add_argument("--shots", type=Path, default=None, help="folder for screenshots")
+    parser.add_argument(
+        "--width", type=int, default=1280, help="layout width in CSS px (390: a phone)"
+    )
     args = parser.parse_args()
     if CHROMIUM is None:
         print("unavailable: no chromium on PATH (make setup installs it on Debian)")
@@ -40,6 +43,8 @@ def main() -> int:
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as tmp:
         browser = DevTools(Path(tmp))
+        if args.width != 1280:
+            browser.set_width(args.width, mobile=args.width < 800)
         try:
             for page in args.pages:
                 times = []
@@ -58,7 +63,11 @@ def main() -> int:
                 )
                 if args.shots:
                     args.shots.mkdir(parents=True, exist_ok=True)
-                    browser.screenshot(args.shots / f"screenshot-{page.stem}.png", max_height=4000)
+                    browser.screenshot(
+                        args.shots / f"screenshot-{page.stem}-{args.width}.png",
+                        max_height=4000,
+                        width=args.width,
+                    )
         finally:
             browser.close()
     return 0

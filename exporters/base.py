@@ -29,7 +29,7 @@ from workbench.errors import UserError
 from workbench.formats import runtime_for
 from workbench.manifests import MANIFEST, read_manifest, sha256_of, write_manifest
 from workbench.options import NoOptions, Options
-from workbench.parity_thresholds import current_verdict
+from workbench.parity_thresholds import current_judgement
 from workbench.procs import file_lock, memory_limit_env, worker_env
 from workbench.progress import progress
 from workbench.registry import PASSES, RUNTIMES, get_task
@@ -207,6 +207,19 @@ def cached_manifest(directory: Path) -> dict[str, Any] | None:
     return manifest
 
 
+def rejudged(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The verdict fields of a stored manifest under today's rules (unchanged when it has
+    no parity numbers)."""
+    judged = current_judgement(manifest)
+    if judged is None:
+        return {}
+    return {
+        "parity_pass": judged.passed,
+        "parity_rule": judged.rule,
+        "parity_reason": judged.reason,
+    }
+
+
 def export(
     request: ArtifactRequest,
     timeout_s: float = DEFAULT_TIMEOUT_S,
@@ -226,7 +239,7 @@ def export(
     # that share an upstream artifact wait for it instead of writing it twice.
     with file_lock(directory / ".lock"):
         if not force and (hit := cached_manifest(directory)):
-            return {**hit, "parity_pass": current_verdict(hit), "cache_hit": True}
+            return {**hit, **rejudged(hit), "cache_hit": True}
         return _export_locked(request, pass_, params, directory, timeout_s, memory_limit_bytes)
 
 

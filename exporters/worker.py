@@ -30,7 +30,7 @@ from workbench.devices import parse_device
 from workbench.errors import UnavailableError
 from workbench.formats import runtime_for
 from workbench.manifests import size_of
-from workbench.parity_thresholds import verdict
+from workbench.parity_thresholds import judge, quality_pair
 from workbench.procs import apply_memory_limit, describe_memory_error, die_with_parent
 from workbench.registry import get_runtime, get_task
 from workbench.runtimes.base import RuntimeOptions, feed_keys, run_in_batches
@@ -150,7 +150,6 @@ def check_parity(
         "parity_metric_name": measured["metric_name"],
         "parity_metric_value": measured["metric_value"],
         "parity_samples": len(next(iter(feed.values()))),
-        "parity_pass": verdict(precision, measured, measured["metric_value"]),
     }
     standard = {"max_abs_error", "max_rel_error", "output_scale", "metric_name", "metric_value"}
     for key, value in measured.items():  # the task's extra figures, e.g. top-5 overlap
@@ -160,9 +159,25 @@ def check_parity(
         result["accuracy_source"] = task.accuracy(reference[0], labels)
         result["accuracy_artifact"] = task.accuracy(candidate[0], labels)
         gate = getattr(task, "accuracy_gate", None)
-        if gate is not None:  # one accuracy budget for every format and quantizer
+        if gate is not None:  # a user model: one accuracy budget for every format and quantizer
             result.update(gate(result["accuracy_source"], result["accuracy_artifact"]))
-            result["parity_pass"] = result["parity_pass"] and result["accuracy_gate_pass"]
+    source_quality, artifact_quality = quality_pair(result)
+    judged = judge(
+        precision,
+        measured,
+        measured["metric_value"],
+        task=task.name,
+        quality_source=source_quality,
+        quality_artifact=artifact_quality,
+    )
+    result.update(parity_pass=judged.passed, parity_rule=judged.rule, parity_reason=judged.reason)
+    if result.get("accuracy_gate_pass") is False:
+        result.update(
+            parity_pass=False,
+            parity_rule="quality",  # QUALITY_RULE
+            parity_reason=f"{result['accuracy_metric']} drop {result['accuracy_drop']:.2f} points "
+            "over the model's budget",
+        )
     return result
 
 

@@ -281,8 +281,10 @@ def test_a_drifted_task_notebook_fails_the_template_check() -> None:
     own = text + "\n# %%\nprint('a section of its own')\n"
     more = _replace_once(
         own,
-        "threads: list[int] = []  # intra-op thread counts; empty: every core available\n",
-        "threads: list[int] = []  # intra-op thread counts; empty: every core available\n"
+        "max_accuracy_drop: float = 1.0  # INT8 parity: points of accuracy (F1, mAP, AUC) below "
+        "the source\n",
+        "max_accuracy_drop: float = 1.0  # INT8 parity: points of accuracy (F1, mAP, AUC) below "
+        "the source\n"
         "extra: int = 1  # a parameter of the task's own\n",
     )
     assert task_template.problems(more, "ner") == []

@@ -51,7 +51,14 @@ def test_index_escapes_names_errors_and_headline_values(tmp_path: Path) -> None:
                 "duration_s": 10.6,
                 "profile": "ci",
                 "finished": "2030-01-01T00:01:00",
-                "headline": {"speedup & <x>": NASTY, "p50_ms": 1.25, "missing": None},
+                "headline": {
+                    "speedup & <x>": NASTY,
+                    "p50_ms": 1.25,
+                    "missing": None,
+                    "max QPS with p99 < 50 ms, mlp": 225.3109516450839,
+                    "peak (items/s)": 93230.41,
+                    "agreement": 0.914372,
+                },
                 "html": "ok.html",
                 "executed": "executed/ok.ipynb",
             },
@@ -67,6 +74,10 @@ def test_index_escapes_names_errors_and_headline_values(tmp_path: Path) -> None:
     assert "Failed notebooks (1)" in page
     assert f"<b>speedup &amp; &lt;x&gt;</b>: {NASTY_ESCAPED}</li>" in page  # headline
     assert "<b>p50_ms</b>: 1.25</li>" in page and "<b>missing</b>: </li>" in page
+    # numbers as the CLI writes them, the unit from the headline's name
+    assert "<b>max QPS with p99 &lt; 50 ms, mlp</b>: 225 QPS</li>" in page
+    assert "<b>peak (items/s)</b>: 93,230 items/s</li>" in page
+    assert "<b>agreement</b>: 0.9144</li>" in page
     assert f"on {NASTY_ESCAPED}." in page  # host
     assert '<tr id="nb-ok&#34;&lt;b&gt;"><td>ok&#34;&lt;b&gt;</td>' in page  # name, in an attribute
     assert "1 ok, 1 failed, 13 s of notebook time" in page
@@ -191,7 +202,7 @@ def test_run_report_of_a_small_real_run(tmp_path: Path, workspace: Path) -> None
     titles = re.findall(r"<h2>([^<]+)</h2>", page)
     assert titles[:3] == ["What to ship", "Speedup over FP32", "Failures (1 row)"], titles
     # (these rows carry no parity verdict, so nothing qualifies, and the page says why)
-    assert "<b>mlp, batch 1 on cpu</b>: none qualifies: parity not checked (1)" in page
+    assert "<b>mlp, batch 1 on cpu</b>: none qualifies: parity not checked (1 of 1 rows)" in page
     assert f"<b>{NASTY_ESCAPED}, batch 8 on cpu</b>" in page
     assert page.index("What to ship") < page.index("<img")
     # failures grouped by reason, escaped

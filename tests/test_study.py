@@ -10,6 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from workbench import study
+from workbench.analysis.recommend import readable
 from workbench.errors import UserError
 from workbench.profiles import get_profile
 from workbench.registry import get_task
@@ -292,7 +293,7 @@ def test_what_to_ship_prints_the_table_and_returns_the_pick(capsys: pytest.Captu
     choice = study.what_to_ship(frame)
     assert choice.constraints.batch_size == 1 and choice.best["precision"] == "int8-dynamic"
     out = capsys.readouterr().out
-    table = study.per_batch_and_device(frame).to_string(index=False)
+    table = readable(study.per_batch_and_device(frame)).to_string(index=False)
     assert out == f"{table}\n{choice.summary()}\n"
 
 
@@ -304,12 +305,13 @@ def test_speedup_and_end_to_end_sections_show_a_table_and_a_figure(
     speedups = study.show_speedups(frame, "host: test")
     assert speedups.equals(study.speedup_over_fp32(frame))
     table, fig = shown
-    assert list(table["precision"]) == ["int8-dynamic"] and isinstance(fig, Figure)
+    assert list(table.data["precision"]) == ["int8-dynamic"] and isinstance(fig, Figure)
+    assert ">0.5<" in table.to_html() and "0.500000" not in table.to_html()  # CLI format
     shown.clear()
     stages = {"pre_ms_p50": 2.0, "e2e_model_ms_p50": 5.0, "post_ms_p50": 1.0}
     assert study.show_end_to_end(_frame([_row(e2e_ms_p50=8.5, **stages)]), "host: test") is None
     table, fig = shown
-    assert list(table["batch"]) == [1] and isinstance(fig, Figure)
+    assert list(table.data["batch"]) == [1] and isinstance(fig, Figure)
 
 
 def test_record_task_headline_records_the_pick_and_prints_it(
@@ -348,3 +350,27 @@ def test_log_axes_label_their_ticks_with_plain_numbers():
     assert {"1", "8", "256"} <= set(x)
     assert {"0.1", "1", "1000"} <= set(y)
     assert not [label for label in x + y if "$" in label or "mathdefault" in label]
+
+
+def test_what_to_ship_and_the_tables_write_numbers_like_the_cli(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    frame = _frame(
+        [
+            _row(
+                precision="fp32",
+                latency_ms_p50=3.2512,
+                latency_ms_p99=4.31234,
+                throughput_items_per_s=93230.41,
+                parity_pass=True,
+            )
+        ]
+    )
+    study.what_to_ship(frame)
+    out = capsys.readouterr().out
+    assert "4.31" in out and "93,230" in out and "4.31234" not in out and "93230.4" not in out
+    numbers = study.headline_numbers(frame)
+    assert numbers["fastest p50"].startswith("3.25 ms at batch 1")
+    assert numbers["best throughput"].startswith("93,230 items/s at batch 1")
+    html = study.table(frame).to_html()
+    assert ">3.25<" in html and ">93,230<" in html and "3.2512" not in html

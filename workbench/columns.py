@@ -9,6 +9,7 @@ column has a kind that fixes its format: an iteration count is `23,720`, never
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,35 @@ def format_value(value: Any, kind: str) -> str:
         return f"{value:.4g}" if kind == "ratio" else f"{value:.3g}"
     text = str(value)
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 3] + "..."
+
+
+def headline_value(key: str, value: Any) -> str:
+    """A recorded headline number as the CLI writes it, its unit taken from the headline's
+    name (the first of QPS, items/s, ms it names): `225 QPS`, `93,230 items/s`, `3.25 ms`;
+    another number to 4 significant digits; text as it is."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "-" if is_missing(value) else str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "-"
+    words = re.split(r"[\s(),:;]+", key.lower())
+    for unit, kind, shown in (("qps", "rate", "QPS"), ("items/s", "rate", "items/s")):
+        if unit in words:
+            return f"{format_value(value, kind)} {shown}"
+    if "ms" in words:
+        return f"{format_value(value, 'ms')} ms"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return format_value(value, "ratio")
+
+
+def formatters(columns: tuple[Column, ...]) -> dict[str, Any]:
+    """Per header, the function that writes its values as the CLI's table does (for a
+    pandas Styler over `summary_table`'s output; sizes there are already in MB)."""
+    out = {}
+    for column in columns:
+        kind = "ratio" if column.kind == "mb" else column.kind
+        out[column.header] = lambda v, kind=kind: format_value(v, kind)
+    return out
 
 
 def used_columns(rows: list[dict[str, Any]], columns: tuple[Column, ...]) -> list[Column]:

@@ -121,12 +121,16 @@ RESULT_FIELDS: list[str] = [
     "parity_max_rel_error",
     "parity_metric_name",
     "parity_metric_value",
+    "parity_output_scale",  # what the tolerance rule divides the max error by
     "parity_pass",
+    "parity_rule",  # which rule decided parity_pass: tolerance or quality
+    "parity_reason",  # the numbers that decided it, in words
     "accuracy",
     # your own model (workbench.usermodel): the metric's drop in points against the source
     # model on the user's labels, and "synthetic calibration" where static INT8 used it
     "accuracy_drop",
     "calibration",
+    "accuracy_source",  # the source model's quality on the same labelled inputs
     # provenance
     "artifact_path",
     "artifact_sha256",
@@ -135,6 +139,9 @@ RESULT_FIELDS: list[str] = [
     "host",
     "host_class",
     "host_warning",
+    # interleaved A/B timing (harness.runner.run_interleaved): the arm and round of a block
+    "compare_arm",
+    "compare_round",
     # raw data
     "latencies_ms",
 ]

@@ -30,6 +30,7 @@ from workbench.errors import UserError
 from workbench.formats import PRECISIONS, SOURCE_FRAMEWORK_OF_NATIVE, runtime_for
 from workbench.harness.runner import BenchConfig, outcome_rows
 from workbench.harness.timing import StopRule
+from workbench.parity_thresholds import DEFAULT_MAX_DROP_POINTS, current_judgement
 from workbench.procs import memory_limit_env, worker_env
 from workbench.profiles import get_profile
 from workbench.registry import get_runtime, get_task
@@ -79,10 +80,15 @@ class TaskSweep:
     export_timeout_s: float = 1800.0  # a first export may include training the model
     worker_timeout_s: float = WORKER_TIMEOUT_S
     memory_limit_bytes: int | None = None
+    # Points of quality an INT8 artifact may lose against its source (the `quality` parity
+    # rule, workbench.parity_thresholds); rows are judged with it
+    max_accuracy_drop: float = DEFAULT_MAX_DROP_POINTS
 
     def __post_init__(self) -> None:
         if isinstance(self.rule, dict):
             self.rule = StopRule(**self.rule)
+        if not self.max_accuracy_drop >= 0:
+            raise UserError(f"max_accuracy_drop must be >= 0 points, got {self.max_accuracy_drop}")
         for name in ("export_timeout_s", "worker_timeout_s"):
             if not getattr(self, name) > 0:
                 raise UserError(f"{name} must be a positive number of seconds")
@@ -249,13 +255,22 @@ def job_labels(sweep: TaskSweep, job: Job, manifest: dict[str, Any] | None) -> d
             "parity_max_rel_error",
             "parity_metric_name",
             "parity_metric_value",
+            "parity_output_scale",
             "parity_pass",
+            "parity_rule",
+            "parity_reason",
+            "accuracy_source",
         ):
             labels[key] = manifest.get(key)
         labels["accuracy"] = manifest.get("accuracy_artifact")
         for key in ("accuracy_drop", "calibration"):  # a user model's gate and stamps
             if manifest.get(key) is not None:
                 labels[key] = manifest[key]
+        judged = current_judgement(manifest, sweep.max_accuracy_drop)
+        if judged is not None:  # the sweep's own budget, from the stored numbers
+            labels.update(
+                parity_pass=judged.passed, parity_rule=judged.rule, parity_reason=judged.reason
+            )
         labels["artifact_sha256"] = manifest.get("sha256")
     return labels
 

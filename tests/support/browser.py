@@ -124,13 +124,24 @@ class DevTools:
                 out.append(f"load failed: {params.get('errorText')}")
         return out
 
-    def screenshot(self, path: Path, max_height: int = 6000) -> Path:
+    def set_width(self, width: int, mobile: bool = False) -> None:
+        """Lay pages out `width` CSS pixels wide (a phone: 390, `mobile` for its viewport
+        rules); pages opened afterwards use it."""
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=844 if mobile else 900,
+            deviceScaleFactor=1,
+            mobile=mobile,
+        )
+
+    def screenshot(self, path: Path, max_height: int = 6000, width: int = 1280) -> Path:
         metrics = self.call("Page.getLayoutMetrics")
         size = metrics.get("cssContentSize") or metrics["contentSize"]
         clip = {
             "x": 0,
             "y": 0,
-            "width": max(1280, int(size["width"])),
+            "width": max(width, int(size["width"])),
             "height": min(max_height, int(size["height"])),
             "scale": 1,
         }

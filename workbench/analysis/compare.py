@@ -25,10 +25,19 @@ undershoots, see `NoiseCalibration.floor_for`). Each row says which floor it use
 calibration a warning says that between-run noise is not accounted for. A busy host
 (load average above the cores, from the manifests) and a shift of the whole run are warned
 about. The method in words: docs/method.md §13.
+
+Between-run drift is what interleaving removes: `harness.runner.run_interleaved` times A
+and B alternately in one session (A, B, then B, A, ... for several rounds per
+configuration), so a host that gets busier slows both arms of a round alike.
+`compare_interleaved` judges such a run from the per-round ratios p50(B) / p50(A): their
+median and a bootstrap 95 % interval of that median over rounds (a sign test beside it);
+"slower" needs the interval above 1 and the median ratio at least the floor above 1.
+Each verdict row says which mode made it (`mode`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -292,6 +301,7 @@ def compare(
         row["p50 ratio"], row["ratio CI low"], row["ratio CI high"] = point, low, high
         row["p50 change"] = point - 1
         row["verdict"] = verdict
+        row["mode"] = SEPARATE
         rows.append(row)
     table = pd.DataFrame(rows)
     if not table.empty:
@@ -322,6 +332,113 @@ def compare(
                 "library): rerun both on a quiet host before trusting per-configuration verdicts"
             )
     return Comparison(run_a, run_b, table, only_a, only_b, diff, floor, warnings, calibration)
+
+
+SEPARATE = "separate runs"
+
+
+def sign_test(successes: int, n: int) -> float:
+    """Two-sided exact binomial test of `successes` in `n` against p = 1/2 (scipy's
+    `binomtest` for this one case; a few lines, so no scipy import on the CLI's path)."""
+    extreme = max(successes, n - successes)
+    tail = sum(math.comb(n, k) for k in range(extreme, n + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def paired_verdict(
+    p50_a: np.ndarray,
+    p50_b: np.ndarray,
+    floor: float,
+    rng: np.random.Generator,
+    n_boot: int = N_BOOT,
+) -> dict[str, Any]:
+    """The verdict of interleaved rounds: per round the ratio p50 B / p50 A; their median
+    and a bootstrap 95 % interval of the median (resampling rounds). Slower (faster) when
+    the interval lies above (below) 1 and the median moved by at least `floor`. The
+    two-sided sign test of "B slower in a round" against a coin is reported beside it (on
+    a host loaded past its cores it rejected real 10 % slowdowns in 8 rounds, so it does
+    not veto)."""
+    ratios = np.asarray(p50_b, float) / np.asarray(p50_a, float)
+    point = float(np.median(ratios))
+    picks = rng.integers(0, len(ratios), size=(n_boot, len(ratios)))
+    low, high = (float(v) for v in np.percentile(np.median(ratios[picks], axis=1), [2.5, 97.5]))
+    slower_rounds = int((ratios > 1).sum())
+    p_value = sign_test(slower_rounds, len(ratios))
+    verdict = _verdict(point, low, high, floor)
+    return {
+        "p50 ratio": point,
+        "ratio CI low": low,
+        "ratio CI high": high,
+        "rounds": len(ratios),
+        "rounds B slower": slower_rounds,
+        "sign test p": p_value,
+        "verdict": verdict,
+    }
+
+
+def compare_interleaved(
+    frame: pd.DataFrame,
+    manifest: dict[str, Any] | None = None,
+    floor: float = DEFAULT_FLOOR,
+    seed: int = 0,
+) -> Comparison:
+    """Judge an interleaved run (rows with `compare_arm` A/B and `compare_round`): per
+    configuration, the paired per-round p50 ratios (`paired_verdict`)."""
+    if not 0 <= floor < 1:
+        raise UserError(f"the noise floor must be a fraction in [0, 1), got {floor}")
+    if frame.empty or "compare_arm" not in frame or frame["compare_arm"].isna().all():
+        raise UserError(
+            "this run has no interleaved A/B rows: compare two runs (workbench compare A B), "
+            "or measure A and B interleaved (benchmarks/compare_interleaved.py)"
+        )
+    ok = tables.ok_rows(frame)
+    ok = ok[ok["compare_arm"].isin(["A", "B"])]
+    keys = [k for k in MATCH_KEYS if k in ok and k != "runtime_options"]
+    rng = np.random.default_rng(seed)
+    rounds = int(ok["compare_round"].max()) + 1 if not ok.empty else 0
+    mode = f"interleaved ({rounds} rounds)"
+    rows = []
+    for _, group in ok.groupby(keys, sort=True, dropna=False):
+        a = group[group["compare_arm"] == "A"].set_index("compare_round")
+        b = group[group["compare_arm"] == "B"].set_index("compare_round")
+        both = sorted(set(a.index) & set(b.index))
+        first = group.iloc[0]
+        threads = "" if pd.isna(first["threads"]) else f" t{int(first['threads'])}"
+        row = {k: first[k] for k in keys}
+        row["config"] = (
+            f"{first['model']} {tables.label(first)} b{int(first['batch_size'])}{threads}"
+        )
+        pa, pb = a.loc[both, "latency_ms_p50"], b.loc[both, "latency_ms_p50"]
+        row["p50 A ms"], row["p50 B ms"] = float(pa.median()), float(pb.median())
+        row["p99 A ms"], row["p99 B ms"] = (
+            float(a.loc[both, "latency_ms_p99"].median()),
+            float(b.loc[both, "latency_ms_p99"].median()),
+        )
+        row["items/s A"] = float(a.loc[both, "throughput_items_per_s"].median())
+        row["items/s B"] = float(b.loc[both, "throughput_items_per_s"].median())
+        row["p99 change"] = row["p99 B ms"] / row["p99 A ms"] - 1
+        row["throughput change"] = row["items/s B"] / row["items/s A"] - 1
+        row["floor"], row["floor source"] = floor, f"default {floor:.0%}"
+        if len(both) >= 2:
+            row.update(paired_verdict(pa.to_numpy(), pb.to_numpy(), floor, rng))
+        else:
+            row.update({"p50 ratio": float("nan"), "verdict": "no raw latencies"})
+        row["p50 change"] = row["p50 ratio"] - 1
+        row["mode"] = mode
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        order = {"slower": 0, "faster": 1, "unstable": 2, "no raw latencies": 3, "within noise": 4}
+        table = table.sort_values(
+            ["verdict", "p50 change"],
+            key=lambda s: s.map(order) if s.name == "verdict" else -s.abs(),
+        ).reset_index(drop=True)
+    run_id = str((manifest or {}).get("run_id", "A/B"))
+    empty = pd.DataFrame(columns=keys)
+    warnings = _load_warnings(manifest or {}, {}, ("A/B", "-"))
+    return Comparison(
+        f"{run_id} arm A", f"{run_id} arm B", table, empty, empty, [], floor, warnings
+    )
 
 
 def _load_warnings(ma: dict[str, Any], mb: dict[str, Any], names: tuple[str, str]) -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from workbench.analysis import tables
+from workbench.columns import format_value
 from workbench.errors import UserError
 from workbench.formats import SOURCE_FRAMEWORK_OF_NATIVE
 
@@ -33,6 +34,15 @@ CONFIG_KEYS = [
     "seq_len",
 ]
 OBJECTIVES = ("latency", "throughput")
+# The latency statistics a recommendation may rank by, tail first: a profile that measures
+# too few calls for a p99 (100) is ranked by the highest percentile every candidate has.
+LATENCY_STATS = (
+    ("p99", "latency_ms_p99"),
+    ("p95", "latency_ms_p95"),
+    ("p90", "latency_ms_p90"),
+    ("p50", "latency_ms_p50"),
+)
+TAIL = "latency_ms_tail"  # the column holding the chosen statistic
 
 
 @dataclass(frozen=True)
@@ -100,18 +110,36 @@ class Recommendation:
     rejected: pd.DataFrame
     front: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    latency_stat: str = "p99"  # the statistic the ranking and margins use (see LATENCY_STATS)
 
     def summary(self) -> str:
-        """One line: the answer, or why there is none."""
+        """One line: the answer, or why there is none (the rejected rows' reasons)."""
         if self.best is None:
-            return f"No configuration meets {self.constraints.describe()}. " + (
-                "; ".join(self.notes) or ""
-            )
+            return (
+                f"No configuration meets {self.constraints.describe()}: "
+                + "; ".join([*self.notes, *self.rejection_counts()])
+                or "no ok rows"
+            ).rstrip(": ") + "."
         return f"Ship {describe_config(self.best)}: {self.margin}."
+
+    def rejection_counts(self, most: int = 3) -> list[str]:
+        """`<reason> (<n> of <m> rows)` for the most common reasons rows were rejected."""
+        if self.rejected.empty:
+            return []
+        rows, c = self.rejected, self.constraints
+        for key, value in (("device", c.device), ("model", c.model), ("batch_size", c.batch_size)):
+            if value is not None and key in rows:  # rows outside the scope asked about
+                rows = rows[rows[key] == value]
+        if rows.empty:
+            rows = self.rejected
+        counts = rows["why"].value_counts()
+        total = len(rows)
+        return [f"{why} ({n} of {total} rows)" for why, n in list(counts.items())[:most]]
 
     def to_json(self) -> dict[str, Any]:
         return {
             "constraints": self.constraints.describe(),
+            "latency_stat": self.latency_stat,
             "best": None if self.best is None else _plain(self.best),
             "margin": self.margin,
             "summary": self.summary(),
@@ -162,8 +190,9 @@ def _reference_quality(ok: pd.DataFrame) -> pd.Series:
     return chosen.groupby("task", dropna=False)["accuracy"].max().rename("ref_accuracy")
 
 
-def _check(row: pd.Series, c: Constraints) -> list[str]:
-    """Why `row` fails the constraints (empty: it meets them all)."""
+def _check(row: pd.Series, c: Constraints, stat: str = "p99") -> list[str]:
+    """Why `row` fails the constraints (empty: it meets them all); `stat` names the latency
+    statistic in the row's `latency_ms_tail` that ranks the rows."""
     why = []
     if c.device and row["device"] != c.device:
         why.append(f"device {row['device']}, not {c.device}")
@@ -172,8 +201,8 @@ def _check(row: pd.Series, c: Constraints) -> list[str]:
     if c.batch_size is not None and row["batch_size"] != c.batch_size:
         why.append(f"batch {int(row['batch_size'])}, not {c.batch_size}")
     p99 = row.get("latency_ms_p99")
-    if c.goal == "latency" and c.p99_ms is None and pd.isna(p99):
-        why.append("no p99 measured (too few calls)")
+    if c.goal == "latency" and c.p99_ms is None and pd.isna(row.get(TAIL)):
+        why.append(f"no {stat} measured (too few calls)")
     if (
         c.goal == "throughput"
         and c.min_throughput is None
@@ -181,8 +210,8 @@ def _check(row: pd.Series, c: Constraints) -> list[str]:
     ):
         why.append("no throughput measured")
     if c.p99_ms is not None:
-        if pd.isna(p99):
-            why.append("no p99 measured")
+        if pd.isna(p99):  # a p99 budget is judged on a p99, never on a lower percentile
+            why.append("no p99 measured (too few calls for the p99 budget)")
         elif p99 > c.p99_ms:
             why.append(f"p99 {p99:.3g} ms > {c.p99_ms:g} ms")
     thr = row.get("throughput_items_per_s")
@@ -204,7 +233,8 @@ def _check(row: pd.Series, c: Constraints) -> list[str]:
             if not native:
                 why.append("parity not checked")
         elif not bool(parity):
-            why.append("parity failed")
+            rule = row.get("parity_rule")
+            why.append("parity failed" + (f" ({rule} rule)" if isinstance(rule, str) else ""))
     else:
         drop = row.get("accuracy_drop")
         if pd.isna(drop):
@@ -218,10 +248,10 @@ def _score(row: pd.Series, goal: str) -> float:
     """Larger is better."""
     if goal == "throughput":
         return float(row["throughput_items_per_s"])
-    return -float(row["latency_ms_p99"])
+    return -float(row[TAIL])
 
 
-def _margin(row: pd.Series, c: Constraints) -> str:
+def _margin(row: pd.Series, c: Constraints, stat: str = "p99") -> str:
     """The slack to each stated numeric constraint, tightest first."""
     slack = []
     if c.p99_ms is not None:
@@ -258,16 +288,18 @@ def _margin(row: pd.Series, c: Constraints) -> str:
     text += [f"{what} {where}" for frac, what, where in slack if frac is None]
     if c.p99_ms is None and c.min_throughput is None:  # the speed, for context
         text.insert(
-            0, f"p99 {row['latency_ms_p99']:.3g} ms, {row['throughput_items_per_s']:.4g} items/s"
+            0,
+            f"{stat} {format_value(row[TAIL], 'ms')} ms, "
+            f"{format_value(row['throughput_items_per_s'], 'rate')} items/s",
         )
     return "; ".join(text) if slack else text[0] + " (no numeric budget given)"
 
 
-def _gives_up(row: pd.Series, best: pd.Series) -> str:
+def _gives_up(row: pd.Series, best: pd.Series, stat: str = "p99") -> str:
     """What choosing `row` instead of `best` costs (and what it gains)."""
     parts = []
     for field_, name, fmt, higher_better in (
-        ("latency_ms_p99", "p99", "{:+.0%}", False),
+        (TAIL, stat, "{:+.0%}", False),
         ("throughput_items_per_s", "throughput", "{:+.0%}", True),
         ("model_size_bytes", "size", "{:+.0%}", False),
     ):
@@ -310,7 +342,14 @@ def recommend(
     ref = _reference_quality(ok)
     ok = ok.join(ref, on="task") if not ref.empty else ok.assign(ref_accuracy=float("nan"))
     ok["accuracy_drop"] = 100 * (ok["ref_accuracy"].astype(float) - ok["accuracy"].astype(float))
-    reasons = ok.apply(lambda r: _check(r, c), axis=1)
+    stat = latency_stat(ok, c)
+    ok[TAIL] = ok[dict(LATENCY_STATS)[stat]].astype(float)
+    if stat != "p99":
+        notes.append(
+            f"ranked by {stat} latency: too few calls per configuration for a p99 "
+            "(a longer profile measures one)"
+        )
+    reasons = ok.apply(lambda r: _check(r, c, stat), axis=1)
     feasible = ok[reasons.map(len) == 0].copy()
     rejected = ok[reasons.map(len) > 0].copy()
     rejected["why"] = reasons[reasons.map(len) > 0].map("; ".join)
@@ -322,28 +361,76 @@ def recommend(
         "model_size_bytes",
         "accuracy",
     ]
-    rejected = rejected[[*shown, *metrics, "why"]].reset_index(drop=True)
+    if stat not in ("p50", "p99"):
+        metrics.insert(1, dict(LATENCY_STATS)[stat])
+    extra = [k for k in ("parity_rule", "parity_reason") if k in ok]
+    rejected = rejected[[*shown, *metrics, *extra, "why"]].reset_index(drop=True)
     batch = c.batch_size
     if feasible.empty:
-        return Recommendation(c, None, "", pd.DataFrame(), rejected, pd.DataFrame(), notes)
+        return Recommendation(
+            c, None, "", pd.DataFrame(), rejected, pd.DataFrame(), notes, latency_stat=stat
+        )
     feasible["score"] = feasible.apply(lambda r: _score(r, c.goal), axis=1)
     feasible = feasible.sort_values("score", ascending=False).reset_index(drop=True)
     best = feasible.iloc[0]
     runners = feasible.iloc[1 : 1 + top].copy()
-    runners["gives up"] = runners.apply(lambda r: _gives_up(r, best), axis=1)
+    runners["gives up"] = runners.apply(lambda r: _gives_up(r, best, stat), axis=1)
     runners = runners[[*shown, *metrics, "gives up"]].reset_index(drop=True)
     front_batch = batch if batch is not None else int(best["batch_size"])
-    front = _front(feasible, front_batch)
-    return Recommendation(c, dict(best), _margin(best, c), runners, rejected, front, notes)
+    front = _front(feasible, front_batch, stat)
+    return Recommendation(
+        c, dict(best), _margin(best, c, stat), runners, rejected, front, notes, latency_stat=stat
+    )
 
 
-def _front(feasible: pd.DataFrame, batch: int) -> pd.DataFrame:
-    """Latency (p99) x quality x size front among the feasible rows at `batch`."""
+def latency_stat(ok: pd.DataFrame, c: Constraints) -> str:
+    """The latency statistic to rank `ok` by: p99 under a p99 budget; otherwise the highest
+    percentile that every row in the constraints' scope (device, model, batch) measured,
+    so a ci profile's few calls still get an answer, named by what it is."""
+    if c.p99_ms is not None:
+        return "p99"
+    scope = ok
+    for key, value in (("device", c.device), ("model", c.model), ("batch_size", c.batch_size)):
+        if value is not None:
+            scope = scope[scope[key] == value]
+    if scope.empty:
+        return "p99"
+    for stat, column in LATENCY_STATS:
+        if column in scope and scope[column].notna().all():
+            return stat
+    for stat, column in LATENCY_STATS:  # none measured by all: the tail the most rows have
+        if column in scope and scope[column].notna().any():
+            return stat
+    return "p99"
+
+
+def _front(feasible: pd.DataFrame, batch: int, stat: str = "p99") -> pd.DataFrame:
+    """Latency (the ranking statistic, column `latency_ms_<stat>`) x quality x size front
+    among the feasible rows at `batch`."""
     part = feasible[feasible["batch_size"] == batch].copy()
-    # tables.pareto works on p50; the budget here is p99, so rank on p99.
-    part["latency_ms_p50"] = part["latency_ms_p99"]
+    # tables.pareto works on p50; rank on the statistic the recommendation uses.
+    part["latency_ms_p50"] = part[TAIL]
     front = tables.pareto(part.assign(status="ok"), batch_size=batch)
-    return front.rename(columns={"latency_ms_p50": "latency_ms_p99"})
+    return front.rename(columns={"latency_ms_p50": f"latency_ms_{stat}"})
+
+
+# How `readable` writes each number of `per_batch_and_device` (workbench.columns kinds).
+SHIP_KINDS = {"latency ms": "ms", "items/s": "rate", "of": "count", "accuracy": "ratio"}
+
+
+def readable(table: pd.DataFrame) -> pd.DataFrame:
+    """`per_batch_and_device`'s table with its numbers written as the CLI writes them
+    (`3.25`, `93,230`, speedup `4.2x`), for printing."""
+    out = table.astype(object).copy()
+    for column, kind in SHIP_KINDS.items():
+        if column in out:
+            out[column] = [format_value(v, kind) for v in table[column]]
+    if "speedup" in out:
+        out["speedup"] = [
+            "-" if pd.isna(v) else (f"{v:.2g}x" if v < 100 else f"{v:,.0f}x")
+            for v in table["speedup"]
+        ]
+    return out.fillna("-")
 
 
 def per_batch_and_device(frame: pd.DataFrame) -> pd.DataFrame:
@@ -356,7 +443,8 @@ def per_batch_and_device(frame: pd.DataFrame) -> pd.DataFrame:
         "device",
         "batch",
         "recommended",
-        "p99 ms",
+        "latency",  # which statistic: p99, or p90/p50 where too few calls were measured
+        "latency ms",
         "items/s",
         "speedup",
         "over",
@@ -374,8 +462,7 @@ def per_batch_and_device(frame: pd.DataFrame) -> pd.DataFrame:
         )
         head = {"model": model, "device": device, "batch": int(batch)}
         if rec.best is None:
-            reasons = rec.rejected["why"].value_counts() if not rec.rejected.empty else []
-            why = "; ".join(f"{why} ({n})" for why, n in list(reasons.items())[:2])
+            why = "; ".join(rec.rejection_counts(2))
             rows.append(
                 {
                     **head,
@@ -399,7 +486,8 @@ def per_batch_and_device(frame: pd.DataFrame) -> pd.DataFrame:
             {
                 **head,
                 "recommended": f"{tables.label(b)}{threads}",
-                "p99 ms": b["latency_ms_p99"],
+                "latency": rec.latency_stat,
+                "latency ms": b[TAIL],
                 "items/s": b["throughput_items_per_s"],
                 "speedup": baseline / b["latency_ms_p50"],
                 "accuracy": b.get("accuracy"),

@@ -10,7 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.columns import SUMMARY_COLUMNS, summary_table, used_columns
+from workbench.columns import SUMMARY_COLUMNS, format_value, summary_table, used_columns
+from workbench.parity_thresholds import current_judgement
 
 KEY_COLUMNS = ["model", "source_framework", "format", "precision", "runtime", "device"]
 
@@ -30,6 +31,27 @@ def table(frame: pd.DataFrame) -> pd.DataFrame:
     return summary_table(frame, used).reset_index(drop=True)
 
 
+def rejudge(frame: pd.DataFrame, max_drop_points: float | None = None) -> pd.DataFrame:
+    """`frame` with each row's parity verdict recomputed from its stored numbers under
+    today's rules and an INT8 quality budget of `max_drop_points` (None: the default):
+    `parity_pass`, `parity_rule` and `parity_reason`. A row without the numbers (a
+    native model, a row stored before rows carried the output scale) keeps its own."""
+    out = frame.copy()
+    if out.empty or "parity_max_abs_error" not in out:
+        return out
+    for column in ("parity_pass", "parity_rule", "parity_reason"):
+        if column not in out:
+            out[column] = None
+        out[column] = out[column].astype(object)
+    for index, row in out.iterrows():
+        judged = current_judgement(row.to_dict(), max_drop_points)
+        if judged is not None:
+            out.at[index, "parity_pass"] = judged.passed
+            out.at[index, "parity_rule"] = judged.rule
+            out.at[index, "parity_reason"] = judged.reason
+    return out
+
+
 def export_matrix(frame: pd.DataFrame) -> pd.DataFrame:
     """Per (model, framework, format, precision, device): the rows' statuses and the
     parity verdict. Deterministic for a given host and code (nbval checks it)."""
@@ -40,10 +62,12 @@ def export_matrix(frame: pd.DataFrame) -> pd.DataFrame:
     for key, group in frame.groupby(keys, sort=True, dropna=False):
         statuses = sorted(set(group["status"].dropna()))
         parity = group["parity_pass"].dropna()
+        rules = group["parity_rule"].dropna() if "parity_rule" in group else pd.Series()
         row = {
             **dict(zip(keys, key, strict=True)),
             "status": "/".join(statuses),
             "parity_pass": "-" if parity.empty else bool(parity.all()),
+            "parity_rule": "-" if rules.empty else "/".join(sorted(set(rules))),
         }
         if "accuracy" in frame and frame["accuracy"].notna().any():
             accuracy = group["accuracy"].dropna()
@@ -191,12 +215,13 @@ def headline_numbers(frame: pd.DataFrame) -> dict[str, str]:
     small = ok[ok["batch_size"] == ok["batch_size"].min()]
     fast = small.loc[small["latency_ms_p50"].idxmin()]
     out["fastest p50"] = (
-        f"{fast['latency_ms_p50']:.3g} ms at batch {int(fast['batch_size'])}: {label(fast)}"
+        f"{format_value(fast['latency_ms_p50'], 'ms')} ms at batch {int(fast['batch_size'])}: "
+        f"{label(fast)}"
     )
     best = ok.loc[ok["throughput_items_per_s"].idxmax()]
     out["best throughput"] = (
-        f"{best['throughput_items_per_s']:.4g} items/s at batch {int(best['batch_size'])}: "
-        f"{label(best)}"
+        f"{format_value(best['throughput_items_per_s'], 'rate')} items/s at batch "
+        f"{int(best['batch_size'])}: {label(best)}"
     )
     return out
 

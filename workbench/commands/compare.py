@@ -17,8 +17,12 @@ def add_parser(subparsers: Subparsers) -> None:
     cmp_ = subparsers.add_parser(
         "compare", help="compare two runs: per-configuration change with a noise-aware verdict"
     )
-    cmp_.add_argument("run_a", help="the baseline run id (or latest / previous)")
-    cmp_.add_argument("run_b", help="the run compared with it")
+    cmp_.add_argument(
+        "run_a",
+        help="the baseline run id (or latest / previous); alone: a run that timed A and B "
+        "interleaved (the CI regression gate), judged by its per-round ratios",
+    )
+    cmp_.add_argument("run_b", nargs="?", help="the run compared with it")
     cmp_.add_argument("--noise-floor", default="5%", help="smallest change judged (default 5%%)")
     cmp_.add_argument(
         "--noise-from",
@@ -46,14 +50,31 @@ def add_parser(subparsers: Subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Exit 1 when --fail-on-regression finds a configuration slower than its gate."""
     # lazy: pandas, matplotlib (workbench.study)
-    from workbench.analysis.compare import compare, load_calibration, load_run, parse_threshold
+    from workbench.analysis.compare import (
+        compare,
+        compare_interleaved,
+        load_calibration,
+        load_run,
+        parse_threshold,
+    )
+    from workbench.errors import UserError
 
     floor = parse_threshold(args.noise_floor)
     gate = parse_threshold(args.fail_on_regression) if args.fail_on_regression else None
     calibration = load_calibration(args.noise_from) if args.noise_from else None
     manifest_a, frame_a = load_run(args.run_a)
-    manifest_b, frame_b = load_run(args.run_b)
-    result = compare(frame_a, frame_b, manifest_a, manifest_b, floor=floor, calibration=calibration)
+    if args.run_b is None:
+        if calibration is not None:
+            raise UserError(
+                "--noise-from calibrates two separate runs; an interleaved run needs none"
+            )
+        result = compare_interleaved(frame_a, manifest_a, floor=floor)
+        manifest_b = manifest_a
+    else:
+        manifest_b, frame_b = load_run(args.run_b)
+        result = compare(
+            frame_a, frame_b, manifest_a, manifest_b, floor=floor, calibration=calibration
+        )
     html = _write_html(result, manifest_a, manifest_b, args.html) if args.html is not None else None
     regressions = result.regressions(gate) if gate is not None else None
     if args.output == "json":
@@ -121,6 +142,9 @@ def _print_text(result: Any, floor: float, calibration: Any, html: Path | None) 
     for line in result.warnings:
         print(f"warning: {line}")
     print(result.summary())
+    if not result.table.empty:
+        modes = ", ".join(sorted(set(result.table["mode"])))
+        print(f"verdicts made by: {modes}")
     changed = (
         result.table[result.table["verdict"].isin(["slower", "faster"])]
         if not result.table.empty
@@ -131,7 +155,7 @@ def _print_text(result: Any, floor: float, calibration: Any, html: Path | None) 
             f"  {r['verdict']:>6} {r['p50 change']:+.1%} p50 (95% CI of B/A "
             f"{r['ratio CI low']:.3f}-{r['ratio CI high']:.3f}), p99 {r['p99 change']:+.1%}, "
             f"throughput {r['throughput change']:+.1%}, floor {r['floor']:.0%} "
-            f"({r['floor source']}): {r['config']}"
+            f"({r['floor source']}; {r['mode']}): {r['config']}"
         )
     if html is not None:
         print(f"HTML diff report: {html}")

@@ -74,12 +74,14 @@ def _print_text(result: Any) -> None:
             print(f"  {describe_config(r)}: {r['gives up']}")
         front = result.front[result.front["on_front"]] if not result.front.empty else result.front
         print(
-            f"\nPareto front, p99 x quality x size ({len(front)} of {len(result.front)} at this batch):"
+            f"\nPareto front, {result.latency_stat} x quality x size ({len(front)} of "
+            f"{len(result.front)} at this batch):"
         )
         for r in front.to_dict(orient="records"):
             print(
                 f"  {r['model']} {r['source_framework']}/{r['format']}/{r['precision']} on "
-                f"{r['runtime']}: p99 {r['latency_ms_p99']:.3g} ms, {r['quality_metric']} "
+                f"{r['runtime']}: {result.latency_stat} "
+                f"{r['latency_ms_' + result.latency_stat]:.3g} ms, {r['quality_metric']} "
                 f"{r['quality']:.4g}, {r['model_size_bytes'] / 1e6:.3g} MB"
             )
     reasons = result.rejected["why"].value_counts() if not result.rejected.empty else []

@@ -66,8 +66,14 @@ class BenchConfig:
     # A model file's inputs as the user described them (workbench.model_inputs.InputPlan
     # as JSON): shapes, batch axes, integer ranges, real data. None: the signature alone.
     input_plan: dict[str, Any] | None = None
+    # A known slowdown to test a regression gate with: each timed call spins this fraction
+    # of its own duration more before it returns (0.1: 10 % slower). 0 in every real
+    # measurement; a row measured with it records it in `runtime_options`.
+    inject_slowdown: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.inject_slowdown < 10:
+            raise UserError(f"inject_slowdown must be in [0, 10), got {self.inject_slowdown}")
         if not isinstance(self.repeats, int) or self.repeats < 1:
             raise UserError(f"repeats must be a positive integer, got {self.repeats!r}")
         if not self.batch_sizes:
@@ -101,6 +107,11 @@ def _base_row(config: BenchConfig, batch_size: int) -> Row:
         "artifact_path": config.path,
         "runtime_options": dict(config.runtime_settings) or None,
     }
+    if config.inject_slowdown:
+        row["runtime_options"] = {
+            **(row["runtime_options"] or {}),
+            "inject_slowdown": config.inject_slowdown,
+        }
     if config.path and os.path.exists(config.path):
         row["model_size_bytes"] = _size_on_disk(Path(config.path))
     row.update(config.labels)
@@ -233,6 +244,7 @@ def _measure_batch(
     config: BenchConfig,
     batch_size: int,
     feeds: Callable[[int], list[dict[str, np.ndarray]] | None] | None = None,
+    wrap: bool = False,
 ) -> Row:
     specs = loaded.inputs
     pool = feeds(batch_size) if feeds else None
@@ -256,7 +268,7 @@ def _measure_batch(
     if sync:
         sync()
     first_ms = (time.perf_counter_ns() - t0) / 1e6
-    run = loaded.run_fn()
+    run = _slowed(loaded.run_fn(), config.inject_slowdown, wrap)
     results = [
         time_calls(run, prepared, config.rule, synchronize=sync) for _ in range(config.repeats)
     ]
@@ -297,6 +309,90 @@ def _measure_batch(
         row["stability_note"] = "; ".join([row["stability_note"], *notes])
         row["stable"] = False
     return row
+
+
+def _slowed(run: Callable[[Any], Any], fraction: float, wrap: bool = False) -> Callable[[Any], Any]:
+    """`run`, each call made `fraction` slower by spinning after it: a real slowdown of the
+    timed call. The spin is a fraction of the last whole iteration without its spin (the
+    call plus the timing loop's and this wrapper's own cost, what the harness measures),
+    not of `run` alone, which on a 20 us call would make a 10 % spin a 4 % slowdown; the
+    first call of a block, or after a pause, uses `run`'s own duration. `run` itself when
+    `fraction` is 0, unless `wrap`: then the same wrapper with no spin, so an unslowed arm
+    pays the wrapper's cost too and two arms differ by the spin alone."""
+    if not fraction and not wrap:
+        return run
+    clock = time.perf_counter_ns
+    last = {"start": 0, "spin": 0}
+
+    def slowed(feed: Any) -> Any:
+        start = clock()
+        out = run(feed)
+        own = clock() - start
+        period = start - last["start"] - last["spin"]  # the previous iteration, unspun
+        base = period if 0 < period < 4 * own + 50_000 else own
+        spin = int(base * fraction)
+        until = clock() + spin
+        while clock() < until:
+            pass
+        last["start"], last["spin"] = start, spin
+        return out
+
+    return slowed
+
+
+def run_interleaved(
+    config_a: BenchConfig,
+    config_b: BenchConfig,
+    rounds: int,
+    emit: Callable[[Row], None],
+    model_a: Any = None,
+    model_b: Any = None,
+    input_specs: list[TensorSpec] | None = None,
+    feeds: Callable[[int], list[dict[str, np.ndarray]] | None] | None = None,
+) -> None:
+    """Time A and B alternately in this process, per batch size: `rounds` rounds of one
+    timed block each (A then B, then B then A, ...), both models loaded once, so a host
+    drift during the session hits both arms alike. Each block is one row, labelled
+    `compare_arm` (A or B) and `compare_round`; `analysis.compare.compare_interleaved`
+    judges the per-round ratios."""
+    if rounds < 2:
+        raise UserError(f"interleaved timing needs at least 2 rounds, got {rounds}")
+    arms = []
+    for name, config, model in (("A", config_a, model_a), ("B", config_b, model_b)):
+        runtime = get_runtime(config.runtime)
+        reason = runtime.unavailable_reason(parse_device(config.device))
+        if reason:
+            for row in outcome_rows(config, "unavailable", reason):
+                emit({**row, "compare_arm": name})
+            return
+        options = RuntimeOptions(
+            parse_device(config.device),
+            config.threads,
+            config.inter_op_threads,
+            format=config.format,
+            inputs=input_specs,
+            settings=config.settings(),
+        )
+        path = Path(config.path) if config.path else None
+        arms.append((name, config, runtime.load(path, options, model=model)))
+    # when one arm is slowed, both go through the slowing wrapper (the other with no spin)
+    wrap = bool(config_a.inject_slowdown or config_b.inject_slowdown)
+    try:
+        for batch_size in config_a.batch_sizes:
+            for round_ in range(rounds):
+                order = arms if round_ % 2 == 0 else arms[::-1]
+                for name, config, loaded in order:
+                    row = {**_base_row(config, batch_size), "compare_arm": name}
+                    row["compare_round"] = round_
+                    try:
+                        row.update(_measure_batch(loaded, config, batch_size, feeds, wrap))
+                        row["status"] = "ok"
+                    except Exception as exc:  # noqa: BLE001 - recorded, the rounds go on
+                        row.update(status="failed", error=_first_line(exc))
+                    emit(row)
+    finally:
+        for _, _, loaded in arms:
+            loaded.close()
 
 
 def _check_fixed_axes(specs: list[TensorSpec], feed: dict[str, np.ndarray]) -> None:

@@ -68,14 +68,14 @@ def _answers(frame: pd.DataFrame) -> list[dict[str, str]]:
     table = per_batch_and_device(frame)
     out = []
     for r in table.to_dict(orient="records"):
-        if is_missing(r.get("p99 ms")):
+        if is_missing(r.get("latency ms")):
             text = r["recommended"]
         else:
             speedup = r["speedup"]
             times = f"{speedup:.2g}x" if speedup < 100 else f"{speedup:,.0f}x"
             accuracy = "" if is_missing(r.get("accuracy")) else f", accuracy {r['accuracy']:.3f}"
             text = (
-                f"{r['recommended']}: p99 {format_value(r['p99 ms'], 'ms')} ms, "
+                f"{r['recommended']}: {r['latency']} {format_value(r['latency ms'], 'ms')} ms, "
                 f"{format_value(r['items/s'], 'rate')} items/s{accuracy}; p50 {times} faster "
                 f"than the {r['over']} (of {r['of']} measured)"
             )

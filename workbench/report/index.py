@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from workbench.columns import headline_value
 from workbench.report import run_headline, templates
 
 STATUS_FILE = "notebooks.json"
@@ -40,12 +41,17 @@ def _notebook(r: dict[str, Any]) -> dict[str, Any]:
         "time": None if duration is None else f"{duration:.0f} s",
         "profile": r.get("profile"),
         "finished": r.get("finished"),
-        "headline": r.get("headline") or {},
+        "headline": _readable(r.get("headline") or {}),
         "links": [(href, text) for href, text in links if href],
         "error": r.get("error"),
         "html": r.get("html"),
         "executed": r.get("executed"),
     }
+
+
+def _readable(headline: dict[str, Any]) -> dict[str, Any]:
+    """A notebook's recorded headline numbers as the CLI writes them (`225 QPS`)."""
+    return {k: None if v is None else headline_value(k, v) for k, v in headline.items()}
 
 
 def _status(status: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +99,7 @@ def _task_headlines(out_dir: Path, status: dict[str, Any] | None) -> list[dict[s
                     "source": f"notebook ({r.get('profile') or '?'} profile)",
                     "href": r.get("html"),
                     "when": r.get("finished"),
-                    "values": r.get("headline"),
+                    "values": _readable(r["headline"]),
                 }
             )
     return sorted(out, key=lambda e: str(e["task"]))

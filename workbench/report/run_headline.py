@@ -11,8 +11,9 @@ from typing import Any
 import pandas as pd
 
 from workbench.analysis import tables
-from workbench.analysis.recommend import Constraints, describe_config, recommend
+from workbench.analysis.recommend import TAIL, Constraints, describe_config, recommend
 from workbench.atomic import write_json_atomic
+from workbench.columns import format_value
 
 ACCURACY_POINTS = 1.0  # the index's recommendation: within this many points of the best FP32
 
@@ -29,11 +30,15 @@ def headline(frame: pd.DataFrame, manifest: dict[str, Any]) -> dict[str, Any]:
             if has_accuracy
             else "lowest p99 with parity passing"
         )
+        stat = rec.latency_stat
         recommended = (
-            f"{describe_config(rec.best)}: p99 {rec.best['latency_ms_p99']:.3g} ms ({why})"
+            f"{describe_config(rec.best)}: {stat} "
+            f"{format_value(rec.best[TAIL], 'ms')} ms ({why.replace('p99', stat)})"
         )
     else:
-        recommended = "none: " + ("; ".join(rec.notes) or "no configuration passes")
+        recommended = "none: " + (
+            "; ".join([*rec.notes, *rec.rejection_counts()]) or "no configuration passes"
+        )
     tasks = sorted(set(frame["task"].dropna())) if not frame.empty else []
     return {
         "task": ", ".join(tasks) or str(manifest.get("config", {}).get("task", "?")),

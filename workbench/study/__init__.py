@@ -34,7 +34,6 @@ from workbench.analysis.tables import (
     pareto,
     quality_column,
     speedup_over_fp32,
-    table,
 )
 from workbench.study.fleet import cross_host, run_on_cluster
 from workbench.study.headlines import (
@@ -51,6 +50,7 @@ from workbench.study.sections import (
     run_task,
     show_end_to_end,
     show_speedups,
+    table,
     what_to_ship,
 )
 from workbench.study.sweeps import (

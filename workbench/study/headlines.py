@@ -19,6 +19,7 @@ import pandas as pd
 
 from workbench import results
 from workbench.atomic import write_json_atomic
+from workbench.columns import headline_value
 from workbench.env import fingerprint
 
 REPORTS_ENV = "WORKBENCH_REPORTS"
@@ -112,7 +113,7 @@ def headlines_table(records: dict[str, dict[str, Any]]) -> pd.DataFrame:
         {
             "notebook": name,
             "headline": key,
-            "value": value,
+            "value": headline_value(key, value),
             "profile": record.get("profile"),
             "written (UTC)": str(record.get("written", ""))[:16].replace("T", " "),
         }

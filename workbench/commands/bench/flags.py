@@ -92,6 +92,14 @@ def add_arguments(bench: argparse.ArgumentParser, sweep: SweepFlags) -> None:
     _add_timing(add)
     _add_runtime_settings(add)
     add(
+        "--max-accuracy-drop",
+        type=float,
+        default=None,
+        metavar="POINTS",
+        help="INT8 parity: the points of accuracy (F1, mAP, AUC) an artifact may lose against "
+        "its source on true labels (default 1.0); other precisions keep numeric tolerances",
+    )
+    add(
         "--profile",
         choices=PROFILE_NAMES,
         help="what to measure when not told: ci (tiny), quick, full (default); a task's "

@@ -51,8 +51,19 @@ def bench_task(args: argparse.Namespace) -> list[dict[str, Any]]:
         runtime_settings=runtime_settings(args),
         repeats=args.repeats,
         end_to_end=args.end_to_end,
+        **budget(args),
     )
     return run_sweep(sweep, "bench", args)
+
+
+def budget(args: argparse.Namespace) -> dict[str, float]:
+    """The INT8 quality budget the flags give (none: the sweep's default)."""
+    drop = getattr(args, "max_accuracy_drop", None)
+    if drop is None:
+        return {}
+    if drop < 0:
+        raise UserError(f"--max-accuracy-drop must be >= 0 points, got {drop:g}")
+    return {"max_accuracy_drop": drop}
 
 
 def run_sweep(

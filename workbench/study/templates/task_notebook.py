@@ -34,6 +34,7 @@ precisions: list[str] = []  # fp32, fp16, int8-dynamic, int8-static; empty: the 
 batch_sizes: list[int] = []  # items per call; empty: the profile's
 devices: list[str] = []  # "cpu", "cuda", "cuda:1"; empty: ci cpu, full cpu + cuda
 threads: list[int] = []  # intra-op thread counts; empty: every core available
+max_accuracy_drop: float = 1.0  # INT8 parity: points of accuracy (F1, mAP, AUC) below the source
 
 # %%
 # Fails fast, naming the parameter and its type, on an unknown name or a wrong type.
@@ -55,6 +56,8 @@ frame, caption = study.run_task(TASK, P)
 # ## What to ship
 # Per model, device and batch size: the lowest p99 among the configurations whose parity
 # passed, and its speedup over the source model (the run report opens with the same table).
+# FP32/FP16 pass parity by numeric tolerance; INT8 passes when its accuracy on true labels is
+# within `max_accuracy_drop` points of the source and its decisions agree (`parity_rule`).
 # Then the one configuration `workbench recommend` would pick at the smallest batch measured;
 # `study.recommend` takes budgets (p99, throughput, size, accuracy drop) like the CLI.
 
