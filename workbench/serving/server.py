@@ -19,7 +19,7 @@ from typing import Any
 
 from workbench.batching import BatcherConfig
 from workbench.errors import UserError
-from workbench.serving.registry import ModelRegistry
+from workbench.serving.registry import ModelRegistry, WarmupShapes, load_source
 from workbench.serving.service import InferenceService, ServeSettings
 
 log = logging.getLogger(__name__)  # under workbench.serving: serving/logs.py
@@ -54,9 +54,17 @@ def build_service(
     instances: int = 1,
     weights: dict[tuple[str, str], float] | None = None,
     defaults: Sequence[tuple[str, str]] = (),
+    warmup: WarmupShapes | None = None,
 ) -> InferenceService:
-    """Load and warm every model version; the service is ready when this returns."""
-    registry = ModelRegistry(batcher, seed=seed, instances=instances)
+    """Load and warm every model version; the service is ready when this returns.
+    `warmup`: --dim / --shape, sizing model files' symbolic dimensions for warm-up."""
+    shapes = warmup or WarmupShapes()
+    registry = ModelRegistry(
+        batcher,
+        seed=seed,
+        instances=instances,
+        loader=lambda source, n: load_source(source, n, shapes),
+    )
     service = InferenceService(registry, settings)
     try:
         for spec in models:

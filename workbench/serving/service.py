@@ -76,16 +76,17 @@ class InferenceService:
         return self.live and self.warm and not self.draining and self.models.all_ready()
 
     # ---- inference -----------------------------------------------------------------
-    def _submit(self, name: str, version: str | None, feed: dict[str, np.ndarray], on_done):
+    def _resolve(self, name: str, version: str | None) -> ModelVersion:
         if self.draining:
             raise NotReady("the server is shutting down: send the request to another replica")
-        entry = self.models.resolve(name, version)
-        check_against(feed, entry.served.inputs, name)
+        return self.models.resolve(name, version)
+
+    def _submit(self, entry: ModelVersion, feed: dict[str, np.ndarray], on_done) -> Request:
+        check_against(feed, entry.served.inputs, entry.name)
         try:
-            request = entry.batcher.submit(feed, on_done=on_done)
+            return entry.batcher.submit(feed, on_done=on_done)
         except UserError as exc:  # more rows than the max batch
             raise BadRequest(str(exc)) from None
-        return entry, request
 
     def deadline(self, arrived: float | None) -> float:
         """When a request that arrived at `arrived` (perf_counter) times out."""
@@ -119,7 +120,8 @@ class InferenceService:
 
         entry = None
         try:
-            entry, request = self._submit(name, version, feed, done)
+            entry = self._resolve(name, version)
+            request = self._submit(entry, feed, done)
             try:
                 await asyncio.wait_for(future, max(deadline - time.perf_counter(), 0.0))
             except TimeoutError:
@@ -143,7 +145,8 @@ class InferenceService:
         started = time.perf_counter()
         entry = None
         try:
-            entry, request = self._submit(name, version, feed, None)
+            entry = self._resolve(name, version)
+            request = self._submit(entry, feed, None)
             wait = (
                 self.settings.timeout_s
                 if timeout_s is None
