@@ -164,10 +164,9 @@ def test_our_messages_carry_tritons_field_numbers(tmp_path):
     """tritonclient's gRPC client decodes our ModelConfig/ModelStatistics replies: same
     field numbers and types as its own descriptors (each side in its own process, as both
     define package `inference` in protobuf's default pool)."""
+    import importlib.util
     import subprocess
     import sys
-
-    import importlib.util
 
     if importlib.util.find_spec("tritonclient") is None:
         pytest.skip("tritonclient is not installed")
