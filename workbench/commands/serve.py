@@ -78,6 +78,13 @@ def add_parser(subparsers: Subparsers) -> None:
         "past it a request is answered 429 / RESOURCE_EXHAUSTED before its body is read",
     )
     parser.add_argument(
+        "--parse-workers",
+        type=int,
+        default=1,
+        help="processes that parse large JSON request bodies off the server's event loop "
+        "(0: parse on threads)",
+    )
+    parser.add_argument(
         "--dim",
         action="append",
         default=[],
@@ -133,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
     ):
         if value <= 0:
             raise UserError(f"{flag} must be > 0, got {value}")
+    if args.parse_workers < 0:
+        raise UserError(f"--parse-workers must be >= 0, got {args.parse_workers}")
     models = parse_models(args.model)
     weights = _weights(args.weight)
     batcher = (
@@ -206,6 +215,7 @@ def _settings(args: argparse.Namespace) -> ServeSettings:
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         timeout_s=args.timeout_s,
         max_inflight=args.max_inflight,
+        parse_workers=args.parse_workers,
         model_control=args.model_control,
         url_policy=UrlPolicy(
             tuple(h.lower() for h in args.allow_url_host),

@@ -164,6 +164,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             "grpc",
             max(left, 0.0),
             decode_s,
+            arrived,
         )
         began = time.perf_counter()
         response = self._encode(request, result)

@@ -40,20 +40,12 @@ from workbench.serving.config import model_config
 from workbench.serving.endpoints import mount
 from workbench.serving.errors import BadRequest, NotFound, ServeError, TooLarge
 from workbench.serving.metrics import CONTENT_TYPE
+from workbench.serving.parsing import HEADER_LENGTH, Parser
 from workbench.serving.service import InferenceService
 from workbench.serving.stats import model_statistics
-from workbench.serving.tensors import (
-    check_shape,
-    from_json_data,
-    from_raw,
-    numpy_dtype,
-    to_json,
-    to_raw,
-    v2_datatype,
-)
+from workbench.serving.tensors import to_json, to_raw, v2_datatype
 
 log = logging.getLogger(__name__)  # under workbench.serving: serving/logs.py
-HEADER_LENGTH = "inference-header-content-length"
 
 
 class BodyLimit:
@@ -112,6 +104,8 @@ def create_app(service: InferenceService, endpoints: Sequence[Any] = ()) -> Any:
     """The ASGI app: FastAPI routes wrapped in the body-size limit."""
     app = FastAPI(title="workbench serve", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
+    parser = Parser(service.settings.parse_workers)
+    service.closers.append(parser.close)
 
     @app.exception_handler(ServeError)
     async def _serve_error(_: Request, exc: ServeError) -> JSONResponse:
@@ -211,8 +205,9 @@ def create_app(service: InferenceService, endpoints: Sequence[Any] = ()) -> Any:
             except TimeoutError:
                 raise service.timeout(name, "reading the request body") from None
             began = time.perf_counter()
-            # Off the event loop: a 3 MB JSON tensor takes a while to parse.
-            payload, feed, binary_out = await run_in_threadpool(parse_infer, body, header_length)
+            # Off the event loop (and for big JSON, out of the process: json.loads holds
+            # the GIL for the whole parse of a 3 MB tensor).
+            payload, feed, binary_out = await parser.parse(body, header_length)
             del body
             decode_s = time.perf_counter() - began
             if _left(deadline) <= 0:
@@ -276,64 +271,6 @@ def _entries(service: InferenceService, name: str | None, version: str | None) -
 def _lookup(service: InferenceService, name: str, version: str | None) -> Any:
     """The named version, else the default one (metadata never draws an A/B choice)."""
     return service.models.get(name, version)
-
-
-def parse_infer(body: bytes, header_length: str | None) -> tuple[dict, dict, set[str]]:
-    """A v2 infer request body -> (JSON payload, feed, names of outputs wanted binary)."""
-    if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
-            raise BadRequest(
-                f"{HEADER_LENGTH} {header_length!r} is not a length within the body "
-                f"({len(body)} bytes)"
-            )
-        split = int(header_length)
-        head, blobs = body[:split], body[split:]
-    else:
-        head, blobs = body, b""
-    try:
-        payload = json.loads(head)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
-        raise BadRequest("an infer request is a JSON object with an 'inputs' list")
-    if not payload["inputs"]:
-        raise BadRequest("'inputs' is empty: send at least one input tensor")
-    feed, at = {}, 0
-    for tensor in payload["inputs"]:
-        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
-            raise BadRequest("each input is an object with a 'name', 'shape', 'datatype'")
-        name = tensor["name"]
-        if name in feed:
-            raise BadRequest(f"input {name!r} is given twice")
-        dtype = numpy_dtype(tensor.get("datatype"), name)
-        shape = check_shape(tensor.get("shape"), name)
-        size = (tensor.get("parameters") or {}).get("binary_data_size")
-        if size is not None:
-            if not isinstance(size, int) or size < 0 or at + size > len(blobs):
-                raise BadRequest(
-                    f"input {name!r}: binary_data_size {size!r} runs past the body's "
-                    f"{len(blobs)} binary bytes"
-                )
-            feed[name] = from_raw(blobs[at : at + size], shape, dtype, name)
-            at += size
-        else:
-            feed[name] = from_json_data(tensor.get("data"), shape, dtype, name)
-    if at != len(blobs):
-        raise BadRequest(f"{len(blobs) - at} binary bytes after the last input's data")
-    binary_out = _binary_outputs(payload)
-    return payload, feed, binary_out
-
-
-def _binary_outputs(payload: dict) -> set[str]:
-    """Outputs the client asked for as binary ('*' = all, by the request's parameter)."""
-    wanted: set[str] = set()
-    params = payload.get("parameters") or {}
-    if isinstance(params, dict) and params.get("binary_data_output"):
-        wanted.add("*")
-    for out in payload.get("outputs") or []:
-        if isinstance(out, dict) and (out.get("parameters") or {}).get("binary_data"):
-            wanted.add(str(out.get("name")))
-    return wanted
 
 
 def infer_response(payload: dict, result: Any, binary_out: set[str]) -> Response:

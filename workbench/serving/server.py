@@ -162,7 +162,7 @@ def serve(
         service.draining = True
         if grpc_server is not None:
             (stopping[0] if stopping else grpc_server.stop(drain_s)).wait(drain_s + 1)
-        service.models.close()
+        service.close()
         sock.close()
         log.info("stopped")
     return 0
@@ -214,7 +214,7 @@ class ServerThread:
         self.thread.join(timeout=10)
         if self.grpc_server is not None:
             self.grpc_server.stop(1).wait(2)
-        self.service.models.close()
+        self.service.close()
         self.sock.close()
 
     def __enter__(self) -> ServerThread:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,7 @@ class ServeSettings:
     max_body_bytes: int = 16 * 1024 * 1024
     timeout_s: float = 10.0  # per request: reading, parsing, queueing + compute
     max_inflight: int = 64  # inference requests in flight at the front (then 429)
+    parse_workers: int = 1  # processes parsing large JSON bodies (0: threads only)
     model_control: bool = False  # the v2 repository load/unload endpoints
     url_policy: UrlPolicy = field(default_factory=UrlPolicy)
     drain_s: float = 30.0  # SIGTERM: longest wait for in-flight requests
@@ -67,17 +69,31 @@ class InferenceService:
         self.settings = settings or ServeSettings()
         self.metrics = ServerMetrics(models)
         self.admission = Admission(self.settings.max_inflight)
+        self.closers: list[Callable[[], None]] = []  # the fronts' resources (parse pools)
         self.live = True
         self.warm = False  # set once the initial models are loaded and warmed up
-        self.draining = False
+        self.draining_at: float | None = None  # perf_counter when SIGTERM arrived
+
+    @property
+    def draining(self) -> bool:
+        return self.draining_at is not None
+
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        if not value:
+            self.draining_at = None
+        elif self.draining_at is None:
+            self.draining_at = time.perf_counter()
 
     @property
     def ready(self) -> bool:
         return self.live and self.warm and not self.draining and self.models.all_ready()
 
     # ---- inference -----------------------------------------------------------------
-    def _resolve(self, name: str, version: str | None) -> ModelVersion:
-        if self.draining:
+    def _resolve(self, name: str, version: str | None, arrived: float) -> ModelVersion:
+        # A request that arrived before the drain began is served (it may have spent a
+        # while reading and parsing); one that arrived after it goes elsewhere.
+        if self.draining_at is not None and arrived >= self.draining_at:
             raise NotReady("the server is shutting down: send the request to another replica")
         return self.models.resolve(name, version)
 
@@ -120,7 +136,7 @@ class InferenceService:
 
         entry = None
         try:
-            entry = self._resolve(name, version)
+            entry = self._resolve(name, version, deadline - self.settings.timeout_s)
             request = self._submit(entry, feed, done)
             try:
                 await asyncio.wait_for(future, max(deadline - time.perf_counter(), 0.0))
@@ -139,13 +155,14 @@ class InferenceService:
         protocol: str = "grpc",
         timeout_s: float | None = None,
         decode_s: float = 0.0,
+        arrived: float | None = None,
     ) -> InferResult:
         """Run one request from a thread (the gRPC front); `timeout_s`: what is left of
         the request's deadline."""
         started = time.perf_counter()
         entry = None
         try:
-            entry = self._resolve(name, version)
+            entry = self._resolve(name, version, started if arrived is None else arrived)
             request = self._submit(entry, feed, None)
             wait = (
                 self.settings.timeout_s
@@ -238,6 +255,13 @@ class InferenceService:
                 "request failed",
                 extra={"model": name, "protocol": protocol, "status": status},
             )
+
+    def close(self) -> None:
+        """Release the fronts' resources, then unload every model version."""
+        for close in self.closers:
+            close()
+        self.closers.clear()
+        self.models.close()
 
     def server_metadata(self) -> dict[str, Any]:
         return {
