@@ -106,7 +106,7 @@ def test_the_deadline_covers_a_body_slow_to_arrive():
         with socket.create_connection((srv.host, srv.http_port), timeout=5) as sock:
             sock.sendall(
                 b"POST /v2/models/slow/infer HTTP/1.1\r\nhost: x\r\n"
-                b"content-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"inputs\": "
+                b'content-type: application/json\r\ncontent-length: 1000\r\n\r\n{"inputs": '
             )  # ... and the rest never comes
             started = time.perf_counter()
             reply = b""
