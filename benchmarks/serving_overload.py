@@ -237,18 +237,28 @@ async def closed_loop(sender: Sender, concurrency: int, seconds: float) -> float
     return ok / (time.perf_counter() - started)
 
 
-async def open_loop(sender: Sender, rate: float, seconds: float) -> list[tuple[str, float]]:
-    """Send at `rate`/s for `seconds` whatever the replies; every reply's (status, s)."""
-    tasks = []
+async def open_loop(
+    sender: Sender, rate: float, seconds: float
+) -> tuple[list[tuple[str, float]], list[float]]:
+    """Send at `rate`/s for `seconds` whatever the replies: every reply's (status, s from
+    its scheduled time), and how late the client sent each (its own lag: when it is large
+    the figures describe the client, not the server)."""
+    tasks, lags = [], []
     start = time.perf_counter()
     count = int(rate * seconds)
+
+    async def timed(due: float) -> tuple[str, float]:
+        lags.append(time.perf_counter() - due)
+        status, _ = await sender.send()
+        return status, time.perf_counter() - due
+
     for i in range(count):
         due = start + i / rate
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(sender.send()))
-    return list(await asyncio.gather(*tasks))
+        tasks.append(asyncio.ensure_future(timed(due)))
+    return list(await asyncio.gather(*tasks)), lags
 
 
 # ---- the liveness probe (its own process: the client's event loop cannot delay it) -----
@@ -266,6 +276,24 @@ def probe(url: str, stop: Any, out: Any, period_s: float = 0.5) -> None:
             latencies.append((time.perf_counter() - started) if ok else 5.0)
             stop.wait(max(period_s - (time.perf_counter() - started), 0.0))
     out.put(latencies)
+
+
+def server_stats(url: str) -> dict[str, Any]:
+    """The server's own statistics of model m (the statistics extension)."""
+    import httpx  # lazy: httpx
+
+    (stats,) = httpx.get(f"{url}/v2/models/m/stats", timeout=10).json()["model_stats"]
+    return stats["inference_stats"]
+
+
+def server_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Per-part request counts and mean ms over the overload phase, as the server saw it."""
+    out = {}
+    for part in ("success", "fail", "queue", "compute_input", "compute_infer", "compute_output"):
+        count = after[part]["count"] - before[part]["count"]
+        ns = after[part]["ns"] - before[part]["ns"]
+        out[part] = {"count": count, "mean_ms": round(ns / count / 1e6, 2) if count else None}
+    return out
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -301,6 +329,8 @@ def run_encoding(encoding: str, source: str, args: argparse.Namespace) -> dict[s
         prober.start()
         rss_peak = rss_start
         sampling = True
+        lags: list[float] = []
+        stats_before = server_stats(url)
 
         async def overload() -> list[tuple[str, float]]:
             nonlocal rss_peak
@@ -313,7 +343,7 @@ def run_encoding(encoding: str, source: str, args: argparse.Namespace) -> dict[s
 
             sampler = asyncio.ensure_future(sample())
             async with Sender(encoding, info, client_timeout) as sender:
-                replies = await open_loop(sender, rate, args.duration_s)
+                replies, lags[:] = await open_loop(sender, rate, args.duration_s)
             return replies, sampler
 
         async def main() -> list[tuple[str, float]]:
@@ -324,6 +354,7 @@ def run_encoding(encoding: str, source: str, args: argparse.Namespace) -> dict[s
             return replies
 
         replies = asyncio.run(main())
+        stats_after = server_stats(url)
         stop.set()
         live = out.get(timeout=30)
         prober.join(timeout=10)
@@ -354,6 +385,9 @@ def run_encoding(encoding: str, source: str, args: argparse.Namespace) -> dict[s
         "all_answered_in_time": in_time == len(replies),
         "accepted_p50_ms": _ms(pct(accepted, 50)),
         "accepted_p99_ms": _ms(pct(accepted, 99)),
+        "client_lag_p99_ms": _ms(pct(lags, 99)),
+        "client_bound": (pct(lags, 99) or 0.0) > 0.1,
+        "server_side": server_delta(stats_before, stats_after),
         "live_probes": len(live),
         "live_p50_ms": _ms(pct(live, 50)),
         "live_p99_ms": _ms(pct(live, 99)),
@@ -408,7 +442,9 @@ def main() -> int:
             f"{row['answered_in_deadline_plus_1s']}/{row['sent']}, accepted p99 "
             f"{row['accepted_p99_ms']} ms, live p99 {row['live_p99_ms']} ms "
             f"(max {row['live_max_ms']}), RSS {row['rss_start_mib']} -> {row['rss_peak_mib']}"
-            f" -> {row['rss_end_mib']} MiB, after: {row['recovered_status']}"
+            f" -> {row['rss_end_mib']} MiB, after: {row['recovered_status']}; client lag p99 "
+            f"{row['client_lag_p99_ms']} ms{' (CLIENT-BOUND: not a server figure)' if row['client_bound'] else ''}"
+            f"; server-side mean success {row['server_side']['success']['mean_ms']} ms"
         )
     print(f"load average {load}")
     if args.out:
