@@ -13,9 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import os
+import signal
 import threading
 from concurrent.futures import ProcessPoolExecutor
 
+from workbench.procs import die_with_parent
 from workbench.serving.errors import BadRequest
 from workbench.serving.tensors import check_shape, from_json_data, from_raw, numpy_dtype
 
@@ -36,7 +39,12 @@ class Parser:
             if self._pool is None:
                 # spawn: the server has threads (gRPC, batchers) that fork would not copy
                 context = multiprocessing.get_context("spawn")
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+                self._pool = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=context,
+                    initializer=_worker_init,
+                    initargs=(os.getpid(),),
+                )
             return self._pool
 
     async def parse(self, body: bytes, header_length: str | None) -> tuple[dict, dict, set[str]]:
@@ -53,6 +61,14 @@ class Parser:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_init(parent_pid: int) -> None:
+    """A parse worker stops with the server: Ctrl-C in a terminal reaches the whole
+    process group, but the server shuts its pool down itself; and if the server is
+    killed outright, the kernel ends the worker too."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent_pid)
 
 
 def parse_lean(body: bytes) -> tuple[dict, dict, set[str]]:
