@@ -60,7 +60,15 @@ def test_sigterm_drains_in_flight_requests_then_exits():
         threads.append(threading.Thread(target=grpc_call))
         for t in threads:
             t.start()
-        time.sleep(0.3)  # all three are in flight: the model takes 0.4 s per request
+        # All three in flight (the model takes 0.4 s per request, one at a time): one
+        # running, two queued. Polled rather than slept, so a loaded host cannot send the
+        # signal before the requests have arrived.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            metrics = httpx.get(url + "/metrics", timeout=5).text
+            if 'workbench_queue_depth{model="slow",version="1"} 2.0' in metrics:
+                break
+            time.sleep(0.01)
         proc.send_signal(signal.SIGTERM)
         for t in threads:
             t.join(timeout=30)

@@ -109,6 +109,7 @@ class Request:
         "submitted",
         "dispatched",
         "finished",
+        "key",
         "_event",
         "_outputs",
         "_error",
@@ -121,6 +122,8 @@ class Request:
         self.submitted = submitted
         self.dispatched: float | None = None
         self.finished: float | None = None
+        # Requests batch together only with requests of the same per-row shapes.
+        self.key = tuple((k, v.shape[1:], v.dtype.str) for k, v in feed.items())
         self._event = threading.Event()
         self._outputs: Outputs | None = None
         self._error: BaseException | None = None
@@ -155,6 +158,7 @@ class BatcherStats:
     """What the batcher saw: batch sizes, per-request queueing, per-batch compute."""
 
     batch_sizes: Counter = field(default_factory=Counter)
+    batch_compute_s: Counter = field(default_factory=Counter)  # per batch size
     queue_s: list[float] = field(default_factory=list)
     compute_s: list[float] = field(default_factory=list)
     completed: int = 0
@@ -211,6 +215,11 @@ class DynamicBatcher:
     def queue_depth(self) -> int:
         """Requests waiting for a batch now (a gauge for the server's metrics)."""
         return len(self._queue)
+
+    def batch_snapshot(self) -> tuple[dict[int, int], dict[int, float]]:
+        """Copies of (batches run, their compute seconds) by batch size."""
+        with self._cond:
+            return dict(self.stats.batch_sizes), dict(self.stats.batch_compute_s)
 
     # ---- callers -------------------------------------------------------------------
     def submit(
@@ -295,10 +304,12 @@ class DynamicBatcher:
         return 0
 
     def _fill(self, limit: int) -> int:
-        """Rows of the queued requests, oldest first, that fit in `limit` whole."""
+        """Rows of the queued requests, oldest first and of the oldest one's shapes, that
+        fit in `limit` whole."""
         rows = 0
+        key = self._queue[0].key if self._queue else None
         for request in self._queue:
-            if rows + request.rows > limit:
+            if rows + request.rows > limit or request.key != key:
                 break
             rows += request.rows
         return rows
@@ -306,7 +317,8 @@ class DynamicBatcher:
     def _take(self, rows: int, now: float) -> list[Request]:
         batch: list[Request] = []
         taken = 0
-        while self._queue and taken + self._queue[0].rows <= rows:
+        key = self._queue[0].key if self._queue else None
+        while self._queue and taken + self._queue[0].rows <= rows and self._queue[0].key == key:
             request = self._queue.popleft()
             request.dispatched = now
             taken += request.rows
@@ -370,6 +382,7 @@ class DynamicBatcher:
         ended = self.clock.now()
         with self._cond:
             self.stats.batch_sizes[start] += 1
+            self.stats.batch_compute_s[start] += ended - began
             self.stats.compute_s.append(ended - began)
             self.stats.queue_s.extend(began - r.submitted for r in batch)
             if error is None:

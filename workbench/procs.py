@@ -45,12 +45,12 @@ def worker_env(**extra: str) -> dict[str, str]:
     return child_env(**{PARENT_PID_VAR: str(os.getpid()), **extra})
 
 
-def die_with_parent() -> None:
-    """In a worker started with `worker_env`: have the kernel kill this process when its
-    parent dies (Linux PR_SET_PDEATHSIG), so that a `kill -9` of the CLI leaves no
-    orphan exporting an artifact or appending rows that a resume would measure again.
-    Exits at once if the parent is already gone. A no-op elsewhere."""
-    parent = os.environ.get(PARENT_PID_VAR)
+def die_with_parent(parent_pid: int | None = None) -> None:
+    """In a worker started with `worker_env` (or told its parent's pid): have the kernel
+    kill this process when its parent dies (Linux PR_SET_PDEATHSIG), so that a `kill -9`
+    of the CLI leaves no orphan exporting an artifact or appending rows that a resume
+    would measure again. Exits at once if the parent is already gone. A no-op elsewhere."""
+    parent = str(parent_pid) if parent_pid is not None else os.environ.get(PARENT_PID_VAR)
     if not parent:
         return
     try:
@@ -132,3 +132,23 @@ def cached_npz(path: Path, producer: str, *args: str) -> dict[str, Any]:
                 )
     with np.load(path) as data:
         return {key: data[key] for key in data.files}
+
+
+@contextlib.contextmanager
+def interrupt_on_sigterm() -> Iterator[None]:
+    """Within the block SIGTERM raises KeyboardInterrupt in the main thread, as Ctrl-C
+    does, so a long-running command's clean-up (stopping the children it started) runs
+    when a service manager or `kill` stops it; a second signal during that clean-up is
+    ignored rather than cutting it short."""
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -138,3 +138,26 @@ def detector_onnx(path: Path, size: int = 320) -> Path:
     model.ir_version = 9
     onnx.save(model, str(path))
     return path
+
+
+def spatial_onnx(path: Path) -> Path:
+    """images float32 [batch, 3, height, width] -> [batch, 3] channel means: a real ONNX
+    model with dynamic spatial axes (what a detector exported with dynamic shapes has)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["images", "axes"], ["means"], keepdims=0)],
+        "spatial",
+        [
+            helper.make_tensor_value_info(
+                "images", TensorProto.FLOAT, ["batch", 3, "height", "width"]
+            )
+        ],
+        [helper.make_tensor_value_info("means", TensorProto.FLOAT, ["batch", 3])],
+        initializer=[numpy_helper.from_array(np.array([2, 3], np.int64), "axes")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+    return path

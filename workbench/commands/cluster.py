@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
 from workbench.commands.args import Subparsers, add_subcommands
 from workbench.errors import UserError
 from workbench.fleet.cluster import connect, start_local
+from workbench.procs import interrupt_on_sigterm
 
 
 def add_parser(subparsers: Subparsers) -> None:
@@ -55,8 +57,17 @@ def _hosts(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    """Run the cluster until --for runs out or Ctrl-C."""
-    cluster = start_local(args.local, port=args.port, host=args.host)
+    """Run the cluster until --for runs out, Ctrl-C or SIGTERM; then stop its processes."""
+    with interrupt_on_sigterm():
+        try:
+            cluster = start_local(args.local, port=args.port, host=args.host)
+        except KeyboardInterrupt:  # start_local stopped what it had started
+            print("cluster stopped", file=sys.stderr)
+            return 0
+        return _run_until_stopped(cluster, args)
+
+
+def _run_until_stopped(cluster: Any, args: argparse.Namespace) -> int:
     print(
         f"scheduler {cluster.address} with {args.local} benchmark worker(s) (logs in "
         f"{cluster.workdir}).\nCorrectness only: these workers share this machine's cores, so "

@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from workbench import input_options as opts
 from workbench.batching import BatcherConfig
 from workbench.commands.args import Subparsers
 from workbench.errors import UserError
 from workbench.serving import logs
 from workbench.serving.urlfetch import UrlPolicy
+from workbench.signature import parse_dims
 
 if TYPE_CHECKING:
+    from workbench.serving.registry import WarmupShapes
+    from workbench.serving.server import ModelSpec
     from workbench.serving.service import ServeSettings
 
 
@@ -60,7 +64,42 @@ def add_parser(subparsers: Subparsers) -> None:
     )
     parser.add_argument("--no-batcher", action="store_true", help="run every request alone")
     parser.add_argument("--instances", type=int, default=1, help="model instances per version")
-    parser.add_argument("--timeout-s", type=float, default=10.0, help="per-request timeout")
+    parser.add_argument(
+        "--timeout-s",
+        type=float,
+        default=10.0,
+        help="per-request deadline from arrival: reading, parsing, queueing and compute (504)",
+    )
+    parser.add_argument(
+        "--max-inflight",
+        type=int,
+        default=64,
+        help="inference requests in flight at the front, reading and parsing included; "
+        "past it a request is answered 429 / RESOURCE_EXHAUSTED before its body is read",
+    )
+    parser.add_argument(
+        "--parse-workers",
+        type=int,
+        default=1,
+        help="processes that parse large JSON request bodies off the server's event loop "
+        "(0: parse on threads)",
+    )
+    parser.add_argument(
+        "--dim",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="size a model file's symbolic dimension for warm-up (as bench; requests may "
+        "use any size); without it a version warms up on its first request",
+    )
+    parser.add_argument(
+        "--shape",
+        action="append",
+        default=[],
+        metavar="NAME=AXES",
+        help="a model file input's warm-up shape, axes joined by x, B for the batch axis, "
+        "e.g. --shape images=Bx3x640x640 (repeatable)",
+    )
     parser.add_argument("--max-body-mb", type=float, default=16.0, help="request size cap")
     parser.add_argument("--drain-s", type=float, default=30.0, help="SIGTERM drain limit")
     parser.add_argument(
@@ -91,13 +130,19 @@ def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or Ctrl-C, then drain."""
     # lazy: fastapi, prometheus_client (the serving stack; a PyTorch-only host may lack it)
     from workbench.serving.endpoints import EndpointConfig
-    from workbench.serving.server import ModelSpec, build_service, serve
+    from workbench.serving.server import build_service, serve
 
     logs.setup(args.log_level)
-    for value, flag in ((args.max_body_mb, "--max-body-mb"), (args.timeout_s, "--timeout-s")):
+    for value, flag in (
+        (args.max_body_mb, "--max-body-mb"),
+        (args.timeout_s, "--timeout-s"),
+        (args.max_inflight, "--max-inflight"),
+    ):
         if value <= 0:
             raise UserError(f"{flag} must be > 0, got {value}")
-    models = [ModelSpec.parse(_spec_source(m)) for m in args.model]
+    if args.parse_workers < 0:
+        raise UserError(f"--parse-workers must be >= 0, got {args.parse_workers}")
+    models = parse_models(args.model)
     weights = _weights(args.weight)
     batcher = (
         None
@@ -118,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
         instances=args.instances,
         weights=weights,
         defaults=[_pair(d, "--default") for d in args.default],
+        warmup=warmup_shapes(args),
     )
     return serve(
         service,
@@ -126,6 +172,25 @@ def run(args: argparse.Namespace) -> int:
         http_port=args.http_port,
         grpc_port=None if args.grpc_port < 0 else args.grpc_port,
     )
+
+
+def parse_models(items: list[str]) -> list[ModelSpec]:
+    """`--model NAME[:VERSION]=SOURCE` items (the one place they are parsed)."""
+    from workbench.serving.server import ModelSpec  # lazy: the serving stack
+
+    return [ModelSpec.parse(_spec_source(m)) for m in items]
+
+
+def warmup_shapes(args: argparse.Namespace) -> WarmupShapes:
+    """`--dim` and `--shape` (parsed as `bench` parses them) for model files' warm-up."""
+    from workbench.serving.registry import WarmupShapes  # lazy: the serving stack
+
+    shapes, dtypes = opts.parse_shapes(args.shape)
+    if dtypes:
+        raise UserError(
+            f"--shape {sorted(dtypes)[0]}: serve takes the model's own dtypes; drop ':DTYPE'"
+        )
+    return WarmupShapes(dims=parse_dims(args.dim), shapes=shapes)
 
 
 def _weights(items: list[str]) -> dict[tuple[str, str], float]:
@@ -149,6 +214,8 @@ def _settings(args: argparse.Namespace) -> ServeSettings:
     return ServeSettings(
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         timeout_s=args.timeout_s,
+        max_inflight=args.max_inflight,
+        parse_workers=args.parse_workers,
         model_control=args.model_control,
         url_policy=UrlPolicy(
             tuple(h.lower() for h in args.allow_url_host),

@@ -68,7 +68,14 @@ class LocalCluster:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
+            # what the child started in its group (a nanny's worker) goes with it, even
+            # when the child itself has exited
+            _kill_group(proc)
+        for proc in [*self.workers, self.scheduler]:
+            try:
                 proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass  # SIGKILLed: the kernel reaps it once its parent (this process) exits
 
     def __enter__(self) -> LocalCluster:
         return self

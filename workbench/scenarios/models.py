@@ -104,8 +104,11 @@ def load_file(
     dims: dict[str, int] | None = None,
     settings: dict[str, Any] | None = None,
     sample_count: int = 64,
+    allow_no_samples: bool = False,
 ) -> ServedModel:
-    """A model file on its runtime; samples from its input signature."""
+    """A model file on its runtime; samples from its input signature. With
+    `allow_no_samples`, a symbolic dimension no `dims` entry sizes leaves `samples` empty
+    (a server sizes its warm-up from the first request) instead of failing."""
     path = Path(path)
     fmt = detect_format(path)
     name = runtime or runtime_for(fmt)
@@ -114,7 +117,14 @@ def load_file(
         TensorSpec(s.name, s.dtype, ("batch", *s.shape[1:])) if s.shape else s
         for s in loaded[0].inputs
     ]
-    samples = make_input_pool(specs, 1, dims or {}, pool_size=sample_count)
+    try:
+        samples = make_input_pool(specs, 1, dims or {}, pool_size=sample_count)
+    except UserError:
+        if not allow_no_samples:
+            for model in loaded:
+                model.close()
+            raise
+        samples = []
     labels = {
         "model": path.name,
         "format": fmt,

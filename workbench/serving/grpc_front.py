@@ -1,24 +1,32 @@
-"""The gRPC front: the v2 GRPCInferenceService (health, metadata, ModelInfer) on grpcio.
+"""The gRPC front: the v2 GRPCInferenceService (health, metadata, ModelInfer, and Triton's
+ModelConfig and ModelStatistics extensions) on grpcio.
 
 A synchronous grpcio server: each call runs on a pool thread that submits to the model's
 batcher and waits for its own result. Tensors come typed in `contents` or as
 `raw_input_contents`; outputs go back as `raw_output_contents` (what Triton answers).
 Errors abort with the ServeError's status code; a message over the size cap is refused by
-grpcio itself with RESOURCE_EXHAUSTED.
+grpcio itself with RESOURCE_EXHAUSTED, and so is a call past grpcio's concurrent-RPC
+bound (the in-flight limit plus room for health and metadata calls), before its message
+is read. ModelInfer also takes a place under the shared in-flight limit (the HTTP front's
+too) and answers RESOURCE_EXHAUSTED past it; its deadline is the client's or --timeout-s.
 """
 
 from __future__ import annotations
 
+import time
 from concurrent import futures
 from typing import Any
 
 import grpc
 import numpy as np
+from google.protobuf import json_format
 
+from workbench.serving.config import model_config
 from workbench.serving.errors import BadRequest, ServeError
 from workbench.serving.proto import open_inference_grpc_pb2 as pb
 from workbench.serving.proto import open_inference_grpc_pb2_grpc as pb_grpc
 from workbench.serving.service import InferenceService
+from workbench.serving.stats import model_statistics
 from workbench.serving.tensors import (
     check_shape,
     from_raw,
@@ -102,15 +110,51 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             platform=meta["platform"],
             inputs=[tensor(**t) for t in meta["inputs"]],
             outputs=[tensor(**t) for t in meta["outputs"]],
+            properties=meta.get("parameters", {}),
         )
 
+    def ModelConfig(self, request: Any, context: Any) -> Any:
+        models = self.service.models
+        entry = self._call(context, models.get, request.name, request.version or None)
+        config = model_config(entry, models.versions(request.name))
+        return pb.ModelConfigResponse(config=json_format.ParseDict(config, pb.ModelConfig()))
+
+    def ModelStatistics(self, request: Any, context: Any) -> Any:
+        entries = self._call(context, self._stats_entries, request.name, request.version)
+        stats = [json_format.ParseDict(model_statistics(e), pb.ModelStatistics()) for e in entries]
+        return pb.ModelStatisticsResponse(model_stats=stats)
+
+    def _stats_entries(self, name: str, version: str) -> list[Any]:
+        models = self.service.models
+        if not name:
+            return sorted(models.entries(), key=lambda e: (e.name, e.version))
+        if version:
+            return [models.get(name, version)]
+        models.get(name)  # NotFound, naming the loaded models
+        return [models.get(name, v) for v in models.versions(name)]
+
     def ModelInfer(self, request: Any, context: Any) -> Any:
+        gate = self.service.admission
+        if not gate.try_enter():
+            self.service.metrics.observe("", "", "grpc", 429)
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, gate.overloaded().message)
+        try:
+            return self._infer(request, context)
+        finally:
+            gate.leave()
+
+    def _infer(self, request: Any, context: Any) -> Any:
+        arrived = time.perf_counter()
         try:
             feed = decode_request(request)
         except ServeError as exc:
             self.service.record_error(None, request.model_name, "grpc", exc.http)
             context.abort(getattr(grpc.StatusCode, exc.grpc), exc.message)
-        remaining = context.time_remaining()
+        decode_s = time.perf_counter() - arrived
+        left = self.service.deadline(arrived) - time.perf_counter()
+        client_left = context.time_remaining()
+        if client_left is not None:
+            left = min(left, client_left)
         result = self._call(
             context,
             self.service.infer_sync,
@@ -118,8 +162,16 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             feed,
             request.model_version or None,
             "grpc",
-            remaining,
+            max(left, 0.0),
+            decode_s,
+            arrived,
         )
+        began = time.perf_counter()
+        response = self._encode(request, result)
+        self.service.record_output(result.model, result.version, time.perf_counter() - began)
+        return response
+
+    def _encode(self, request: Any, result: Any) -> Any:
         wanted = {o.name for o in request.outputs}
         response = pb.ModelInferResponse(
             model_name=result.model, model_version=result.version, id=request.id
@@ -139,6 +191,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             context.abort(getattr(grpc.StatusCode, exc.grpc), exc.message)
 
 
+HEALTH_MARGIN = 16
+
+
 def start_grpc(
     service: InferenceService, host: str, port: int, workers: int = 8
 ) -> tuple[grpc.Server, int]:
@@ -146,6 +201,9 @@ def start_grpc(
     cap = service.settings.max_body_bytes
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+        # Calls past this bound are refused by grpcio before their message is read; the
+        # margin keeps health and metadata calls answerable while inference is at its limit.
+        maximum_concurrent_rpcs=service.settings.max_inflight + HEALTH_MARGIN,
         options=[
             ("grpc.max_receive_message_length", cap),
             ("grpc.max_send_message_length", max(cap, 64 * 1024 * 1024)),

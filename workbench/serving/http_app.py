@@ -3,11 +3,19 @@
     app = create_app(service, endpoints=[EndpointConfig("classify", model="effnet")])
 
 Routes: `/v2/health/live|ready`, `/v2`, `/v2/models/{name}[/versions/{v}]`,
-`.../ready`, `.../infer` (JSON tensors and the binary-data extension), the repository
+`.../ready`, `.../infer` (JSON tensors and the binary-data extension), Triton's model
+configuration (`.../config`) and statistics (`/v2/models[/{name}[/versions/{v}]]/stats`)
+extensions, the repository
 extension `/v2/repository/index` and `/v2/repository/models/{name}/load|unload` (only
 with `model_control`), `/metrics` (Prometheus), `/health` (the guide's) and the task
 endpoints mounted from `workbench.serving.endpoints`. Errors answer `{"error": message}`
-with a 4xx/5xx status; handlers read the raw body (no pydantic models on the hot path).
+with a 4xx/5xx status, unknown routes and methods included; handlers read the raw body
+(no pydantic models on the hot path).
+
+An inference request is admitted (or shed with 429) before its body is read
+(serving/admission.py); its `--timeout-s` deadline runs from its arrival through reading,
+parsing and queueing; parsing and tensor conversion, and encoding the answer, run on the
+thread pool so health, metadata and metrics stay answerable while big JSON bodies parse.
 """
 
 from __future__ import annotations
@@ -15,30 +23,29 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from workbench.errors import UserError
+from workbench.serving.admission import AdmissionLimit
+from workbench.serving.config import model_config
 from workbench.serving.endpoints import mount
 from workbench.serving.errors import BadRequest, NotFound, ServeError, TooLarge
 from workbench.serving.metrics import CONTENT_TYPE
+from workbench.serving.parsing import HEADER_LENGTH, Parser
 from workbench.serving.service import InferenceService
-from workbench.serving.tensors import (
-    check_shape,
-    from_json_data,
-    from_raw,
-    numpy_dtype,
-    to_json,
-    to_raw,
-    v2_datatype,
-)
+from workbench.serving.stats import model_statistics
+from workbench.serving.tensors import to_json, to_raw, v2_datatype
 
 log = logging.getLogger(__name__)  # under workbench.serving: serving/logs.py
-HEADER_LENGTH = "inference-header-content-length"
 
 
 class BodyLimit:
@@ -97,6 +104,8 @@ def create_app(service: InferenceService, endpoints: Sequence[Any] = ()) -> Any:
     """The ASGI app: FastAPI routes wrapped in the body-size limit."""
     app = FastAPI(title="workbench serve", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
+    parser = Parser(service.settings.parse_workers)
+    service.closers.append(parser.close)
 
     @app.exception_handler(ServeError)
     async def _serve_error(_: Request, exc: ServeError) -> JSONResponse:
@@ -105,6 +114,25 @@ def create_app(service: InferenceService, endpoints: Sequence[Any] = ()) -> Any:
     @app.exception_handler(UserError)
     async def _user_error(_: Request, exc: UserError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        # Unknown routes (404) and methods (405): the protocol's error body, not FastAPI's
+        # {"detail": ...}, which clients of the protocol cannot read.
+        return JSONResponse(
+            {"error": _route_error(request, exc)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = (exc.errors() or [{}])[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse(
+            {"error": f"invalid request: {where}: {first.get('msg', 'invalid value')}"},
+            status_code=400,
+        )
 
     @app.exception_handler(ClientDisconnect)
     async def _gone(_: Request, exc: ClientDisconnect) -> Response:
@@ -135,6 +163,19 @@ def create_app(service: InferenceService, endpoints: Sequence[Any] = ()) -> Any:
     async def metrics() -> Response:
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
+    # ---- model configuration and statistics extensions (before /v2/models/{name}) ----
+    @app.get("/v2/models/stats")
+    @app.get("/v2/models/{name}/stats")
+    @app.get("/v2/models/{name}/versions/{version}/stats")
+    async def statistics(name: str | None = None, version: str | None = None) -> dict:
+        return {"model_stats": [model_statistics(e) for e in _entries(service, name, version)]}
+
+    @app.get("/v2/models/{name}/config")
+    @app.get("/v2/models/{name}/versions/{version}/config")
+    async def config(name: str, version: str | None = None) -> dict:
+        entry = _lookup(service, name, version)
+        return model_config(entry, service.models.versions(name))
+
     @app.get("/v2/models/{name}")
     @app.get("/v2/models/{name}/versions/{version}")
     async def model_metadata(name: str, version: str | None = None) -> dict:
@@ -156,15 +197,29 @@ def create_app(service: InferenceService, endpoints: Sequence[Any] = ()) -> Any:
         # A plain Starlette route (no FastAPI parameter injection): the hot path.
         name = request.path_params["name"]
         version = request.path_params.get("version")
-        body = await request.body()
+        deadline = service.deadline(request.scope.get("state", {}).get("arrived"))
         header_length = request.headers.get(HEADER_LENGTH)
         try:
-            payload, feed, binary_out = parse_infer(body, header_length)
+            try:
+                body = await asyncio.wait_for(request.body(), _left(deadline))
+            except TimeoutError:
+                raise service.timeout(name, "reading the request body") from None
+            began = time.perf_counter()
+            # Off the event loop (and for big JSON, out of the process: json.loads holds
+            # the GIL for the whole parse of a 3 MB tensor).
+            payload, feed, binary_out = await parser.parse(body, header_length)
+            del body
+            decode_s = time.perf_counter() - began
+            if _left(deadline) <= 0:
+                raise service.timeout(name, "parsing the request")
         except ServeError as exc:
             service.record_error(None, name, "http", exc.http)
             raise
-        result = await service.infer(name, feed, version, protocol="http")
-        return infer_response(payload, result, binary_out)
+        result = await service.infer(name, feed, version, "http", decode_s, deadline)
+        began = time.perf_counter()
+        response = await run_in_threadpool(infer_response, payload, result, binary_out)
+        service.record_output(result.model, result.version, time.perf_counter() - began)
+        return response
 
     app.add_route("/v2/models/{name}/infer", infer, methods=["POST"])
     app.add_route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"])
@@ -174,70 +229,48 @@ def create_app(service: InferenceService, endpoints: Sequence[Any] = ()) -> Any:
         _add_repository(app, service)
 
     mount(app, service, endpoints)
-    return BodyLimit(app, service.settings.max_body_bytes)
+
+    def shed(scope: dict) -> None:
+        service.metrics.observe("", "", "http", 429)
+
+    return AdmissionLimit(BodyLimit(app, service.settings.max_body_bytes), service.admission, shed)
+
+
+def _route_error(request: Request, exc: HTTPException) -> str:
+    """The message of a routing error, naming the path or method and what exists."""
+    path = request.url.path
+    if exc.status_code == 404:
+        return (
+            f"no route {path!r}: see /v2 (server metadata), /v2/models/{{name}} and "
+            "/v2/models/{name}/infer"
+        )
+    if exc.status_code == 405:
+        allowed = (getattr(exc, "headers", None) or {}).get("Allow", "")
+        return f"method {request.method} is not allowed on {path!r}" + (
+            f": use {allowed}" if allowed else ""
+        )
+    return str(exc.detail)
+
+
+def _left(deadline: float) -> float:
+    return max(deadline - time.perf_counter(), 0.0)
+
+
+def _entries(service: InferenceService, name: str | None, version: str | None) -> list[Any]:
+    """The versions a statistics request names: all, a model's, or one."""
+    if name is None:
+        return sorted(service.models.entries(), key=lambda e: (e.name, e.version))
+    if version is not None:
+        return [service.models.get(name, version)]
+    versions = service.models.versions(name)
+    if not versions:
+        service.models.get(name)  # raises NotFound with the loaded names
+    return [service.models.get(name, v) for v in versions]
 
 
 def _lookup(service: InferenceService, name: str, version: str | None) -> Any:
     """The named version, else the default one (metadata never draws an A/B choice)."""
     return service.models.get(name, version)
-
-
-def parse_infer(body: bytes, header_length: str | None) -> tuple[dict, dict, set[str]]:
-    """A v2 infer request body -> (JSON payload, feed, names of outputs wanted binary)."""
-    if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
-            raise BadRequest(
-                f"{HEADER_LENGTH} {header_length!r} is not a length within the body "
-                f"({len(body)} bytes)"
-            )
-        split = int(header_length)
-        head, blobs = body[:split], body[split:]
-    else:
-        head, blobs = body, b""
-    try:
-        payload = json.loads(head)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
-        raise BadRequest("an infer request is a JSON object with an 'inputs' list")
-    if not payload["inputs"]:
-        raise BadRequest("'inputs' is empty: send at least one input tensor")
-    feed, at = {}, 0
-    for tensor in payload["inputs"]:
-        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
-            raise BadRequest("each input is an object with a 'name', 'shape', 'datatype'")
-        name = tensor["name"]
-        if name in feed:
-            raise BadRequest(f"input {name!r} is given twice")
-        dtype = numpy_dtype(tensor.get("datatype"), name)
-        shape = check_shape(tensor.get("shape"), name)
-        size = (tensor.get("parameters") or {}).get("binary_data_size")
-        if size is not None:
-            if not isinstance(size, int) or size < 0 or at + size > len(blobs):
-                raise BadRequest(
-                    f"input {name!r}: binary_data_size {size!r} runs past the body's "
-                    f"{len(blobs)} binary bytes"
-                )
-            feed[name] = from_raw(blobs[at : at + size], shape, dtype, name)
-            at += size
-        else:
-            feed[name] = from_json_data(tensor.get("data"), shape, dtype, name)
-    if at != len(blobs):
-        raise BadRequest(f"{len(blobs) - at} binary bytes after the last input's data")
-    binary_out = _binary_outputs(payload)
-    return payload, feed, binary_out
-
-
-def _binary_outputs(payload: dict) -> set[str]:
-    """Outputs the client asked for as binary ('*' = all, by the request's parameter)."""
-    wanted: set[str] = set()
-    params = payload.get("parameters") or {}
-    if isinstance(params, dict) and params.get("binary_data_output"):
-        wanted.add("*")
-    for out in payload.get("outputs") or []:
-        if isinstance(out, dict) and (out.get("parameters") or {}).get("binary_data"):
-            wanted.add(str(out.get("name")))
-    return wanted
 
 
 def infer_response(payload: dict, result: Any, binary_out: set[str]) -> Response:

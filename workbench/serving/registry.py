@@ -6,39 +6,93 @@ file path. Versions are loaded, listed and unloaded while the server runs. A req
 that names no version goes to one drawn by weight (A/B split) from a seeded generator, so
 a replay of the same request sequence routes the same way; with no weights set, it goes
 to the default version. Every version is warmed up (its samples run through its batcher)
-before it is marked ready.
+before it is marked ready; a model file with a symbolic dimension that no `--dim` or
+`--shape` sizes has no warm-up samples, so it is marked ready at once and warms up on its
+first request (its metadata and config say so, and the load logs it).
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from workbench.batching import BatcherConfig, DynamicBatcher
 from workbench.errors import UserError
+from workbench.input_options import BATCH
 from workbench.scenarios import models
 from workbench.scenarios.driver import ServedModel
 from workbench.serving.errors import NotFound, NotReady
+from workbench.serving.stats import VersionStats
 from workbench.serving.tensors import metadata_shape, v2_datatype
+from workbench.signature import TensorSpec, make_input_pool
 
+log = logging.getLogger(__name__)  # under workbench.serving: serving/logs.py
 Loader = Callable[[str, int], ServedModel]
 WARMUP_REQUESTS = 4
+SAMPLES = 8
 
 
-def load_source(source: str, instances: int = 1) -> ServedModel:
-    """`null`, `task:TASK[/MODEL]` or a model file -> a loaded model (scenario loaders)."""
+@dataclass(frozen=True)
+class WarmupShapes:
+    """What sizes a model file's symbolic dimensions for warm-up: `--dim NAME=VALUE` and
+    `--shape NAME=AXES` (B: the batch axis), the same options as `bench`."""
+
+    dims: Mapping[str, int] = field(default_factory=dict)
+    shapes: Mapping[str, Sequence[int | str]] = field(default_factory=dict)
+
+    def dims_for(self, specs: Sequence[Any]) -> dict[str, int]:
+        """`dims` plus the symbolic dims each `--shape` sizes at its position."""
+        dims = dict(self.dims)
+        for spec in specs:
+            axes = self.shapes.get(spec.name)
+            if axes is None:
+                continue
+            if len(axes) != len(spec.shape):
+                raise UserError(
+                    f"--shape {spec.name}: {len(axes)} axes, but the model's input has "
+                    f"{len(spec.shape)} ({metadata_shape(spec.shape)})"
+                )
+            for i, (axis, dim) in enumerate(zip(axes, spec.shape, strict=True)):
+                if i > 0 and isinstance(dim, str) and axis != BATCH:
+                    dims.setdefault(dim, int(axis))
+        return dims
+
+
+def load_source(source: str, instances: int = 1, warmup: WarmupShapes | None = None) -> ServedModel:
+    """`null`, `task:TASK[/MODEL]` or a model file -> a loaded model (scenario loaders).
+
+    A model file's warm-up samples are sized by `warmup`; with a symbolic dimension left
+    unsized its samples are empty (it warms up on the first request)."""
     if source == "null":
-        return models.load_null(instances=instances, sample_count=8)
+        return models.load_null(instances=instances, sample_count=SAMPLES)
     if source.startswith("task:"):
         task, _, model = source.removeprefix("task:").partition("/")
         if not task:
             raise UserError(f"model source {source!r}: expected task:TASK[/MODEL]")
-        return models.load_task(task, model or None, instances=instances, sample_count=8)
-    return models.load_file(source, instances=instances, sample_count=8)
+        return models.load_task(task, model or None, instances=instances, sample_count=SAMPLES)
+    warmup = warmup or WarmupShapes()
+    served = models.load_file(
+        source,
+        instances=instances,
+        dims=dict(warmup.dims),
+        sample_count=SAMPLES,
+        allow_no_samples=True,
+    )
+    if not served.samples and warmup.shapes:
+        try:
+            specs = [TensorSpec(s.name, s.dtype, ("batch", *s.shape[1:])) for s in served.inputs]
+            served.samples = make_input_pool(
+                specs, 1, warmup.dims_for(served.inputs), pool_size=SAMPLES
+            )
+        except UserError:
+            served.close()
+            raise
+    return served
 
 
 @dataclass
@@ -53,6 +107,22 @@ class ModelVersion:
     weight: float = 0.0
     ready: bool = False
     loaded_at: float = field(default_factory=time.time)
+    batched: bool = True  # behind a dynamic batcher (False: --no-batcher)
+    warmup: str = "done"  # "done", or "first request" until one has run
+    stats: VersionStats = field(default_factory=VersionStats)
+
+    def parameters(self) -> dict[str, str]:
+        """What a client should know beyond the signature: the source and the warm-up."""
+        return {"source": self.source, "warmup": self.warmup}
+
+    def first_request_done(self, shapes: dict[str, list[int]]) -> None:
+        """A version without warm-up samples has now run its first request."""
+        if self.warmup != "done":
+            self.warmup = "done"
+            log.info(
+                "warmed up on the first request",
+                extra={"model": self.name, "version": self.version, "shapes": shapes},
+            )
 
     @property
     def platform(self) -> str:
@@ -74,6 +144,7 @@ class ModelVersion:
             "platform": self.platform,
             "inputs": tensors(self.served.inputs),
             "outputs": tensors(self.served.outputs),
+            "parameters": self.parameters(),
         }
 
     def output_names(self, count: int) -> list[str]:
@@ -121,7 +192,16 @@ class ModelRegistry:
         batcher = DynamicBatcher(
             runs if len(runs) > 1 else runs[0], config, fixed_batch=served.fixed_batch
         )
-        entry = ModelVersion(name, version, source, served, batcher)
+        entry = ModelVersion(
+            name, version, source, served, batcher, batched=self.config is not None
+        )
+        if not served.samples:
+            entry.warmup = "first request"
+            log.warning(
+                "no warm-up samples: a symbolic input dimension is not sized by --dim or "
+                "--shape, so this version warms up on its first request",
+                extra={"model": name, "version": version, "source": source},
+            )
         try:
             warm_up(entry)
         except Exception:

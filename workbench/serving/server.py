@@ -19,7 +19,7 @@ from typing import Any
 
 from workbench.batching import BatcherConfig
 from workbench.errors import UserError
-from workbench.serving.registry import ModelRegistry
+from workbench.serving.registry import ModelRegistry, WarmupShapes, load_source
 from workbench.serving.service import InferenceService, ServeSettings
 
 log = logging.getLogger(__name__)  # under workbench.serving: serving/logs.py
@@ -54,9 +54,17 @@ def build_service(
     instances: int = 1,
     weights: dict[tuple[str, str], float] | None = None,
     defaults: Sequence[tuple[str, str]] = (),
+    warmup: WarmupShapes | None = None,
 ) -> InferenceService:
-    """Load and warm every model version; the service is ready when this returns."""
-    registry = ModelRegistry(batcher, seed=seed, instances=instances)
+    """Load and warm every model version; the service is ready when this returns.
+    `warmup`: --dim / --shape, sizing model files' symbolic dimensions for warm-up."""
+    shapes = warmup or WarmupShapes()
+    registry = ModelRegistry(
+        batcher,
+        seed=seed,
+        instances=instances,
+        loader=lambda source, n: load_source(source, n, shapes),
+    )
     service = InferenceService(registry, settings)
     try:
         for spec in models:
@@ -154,7 +162,7 @@ def serve(
         service.draining = True
         if grpc_server is not None:
             (stopping[0] if stopping else grpc_server.stop(drain_s)).wait(drain_s + 1)
-        service.models.close()
+        service.close()
         sock.close()
         log.info("stopped")
     return 0
@@ -206,7 +214,7 @@ class ServerThread:
         self.thread.join(timeout=10)
         if self.grpc_server is not None:
             self.grpc_server.stop(1).wait(2)
-        self.service.models.close()
+        self.service.close()
         self.sock.close()
 
     def __enter__(self) -> ServerThread:

@@ -1,0 +1,138 @@
+"""Parsing a v2 infer request body into tensors, off the server's event loop.
+
+A body with binary tensors parses in microseconds (the tensors are views of the body);
+a JSON tensor does not: `json.loads` of a 224 x 224 image (3 MB) holds the GIL for tens
+of milliseconds and the list -> array conversion more, so on a thread it still stalls the
+event loop (health, metadata and metrics wait behind it). Large JSON bodies therefore
+parse in worker processes (`--parse-workers`, spawned on first use); the rest, and
+everything when the count is 0, on the thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import signal
+import threading
+from concurrent.futures import ProcessPoolExecutor
+
+from workbench.procs import die_with_parent
+from workbench.serving.errors import BadRequest
+from workbench.serving.tensors import check_shape, from_json_data, from_raw, numpy_dtype
+
+HEADER_LENGTH = "inference-header-content-length"
+PROCESS_MIN_BYTES = 256 * 1024  # smaller JSON bodies parse faster than a process hop
+
+
+class Parser:
+    """Where request bodies parse: a process pool for large JSON, else threads."""
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _executor(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                # spawn: the server has threads (gRPC, batchers) that fork would not copy
+                context = multiprocessing.get_context("spawn")
+                self._pool = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=context,
+                    initializer=_worker_init,
+                    initargs=(os.getpid(),),
+                )
+            return self._pool
+
+    async def parse(self, body: bytes, header_length: str | None) -> tuple[dict, dict, set[str]]:
+        # lazy: starlette (the HTTP stack)
+        from starlette.concurrency import run_in_threadpool
+
+        if self.workers > 0 and header_length is None and len(body) >= PROCESS_MIN_BYTES:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor(), parse_lean, body)
+        return await run_in_threadpool(parse_infer, body, header_length)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_init(parent_pid: int) -> None:
+    """A parse worker stops with the server: Ctrl-C in a terminal reaches the whole
+    process group, but the server shuts its pool down itself; and if the server is
+    killed outright, the kernel ends the worker too."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent_pid)
+
+
+def parse_lean(body: bytes) -> tuple[dict, dict, set[str]]:
+    """parse_infer in a worker process, without the inputs' JSON data in the payload that
+    travels back (the feed has it as arrays)."""
+    payload, feed, binary_out = parse_infer(body, None)
+    for tensor in payload.get("inputs", []):
+        tensor.pop("data", None)
+    return payload, feed, binary_out
+
+
+def parse_infer(body: bytes, header_length: str | None) -> tuple[dict, dict, set[str]]:
+    """A v2 infer request body -> (JSON payload, feed, names of outputs wanted binary)."""
+    if header_length is not None:
+        if not header_length.isdigit() or int(header_length) > len(body):
+            raise BadRequest(
+                f"{HEADER_LENGTH} {header_length!r} is not a length within the body "
+                f"({len(body)} bytes)"
+            )
+        split = int(header_length)
+        head, blobs = body[:split], body[split:]
+    else:
+        head, blobs = body, b""
+    try:
+        payload = json.loads(head)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
+        raise BadRequest("an infer request is a JSON object with an 'inputs' list")
+    if not payload["inputs"]:
+        raise BadRequest("'inputs' is empty: send at least one input tensor")
+    feed, at = {}, 0
+    for tensor in payload["inputs"]:
+        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
+            raise BadRequest("each input is an object with a 'name', 'shape', 'datatype'")
+        name = tensor["name"]
+        if name in feed:
+            raise BadRequest(f"input {name!r} is given twice")
+        dtype = numpy_dtype(tensor.get("datatype"), name)
+        shape = check_shape(tensor.get("shape"), name)
+        size = (tensor.get("parameters") or {}).get("binary_data_size")
+        if size is not None:
+            if not isinstance(size, int) or size < 0 or at + size > len(blobs):
+                raise BadRequest(
+                    f"input {name!r}: binary_data_size {size!r} runs past the body's "
+                    f"{len(blobs)} binary bytes"
+                )
+            feed[name] = from_raw(blobs[at : at + size], shape, dtype, name)
+            at += size
+        else:
+            feed[name] = from_json_data(tensor.get("data"), shape, dtype, name)
+    if at != len(blobs):
+        raise BadRequest(f"{len(blobs) - at} binary bytes after the last input's data")
+    binary_out = _binary_outputs(payload)
+    return payload, feed, binary_out
+
+
+def _binary_outputs(payload: dict) -> set[str]:
+    """Outputs the client asked for as binary ('*' = all, by the request's parameter)."""
+    wanted: set[str] = set()
+    params = payload.get("parameters") or {}
+    if isinstance(params, dict) and params.get("binary_data_output"):
+        wanted.add("*")
+    for out in payload.get("outputs") or []:
+        if isinstance(out, dict) and (out.get("parameters") or {}).get("binary_data"):
+            wanted.add(str(out.get("name")))
+    return wanted
