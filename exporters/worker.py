@@ -27,6 +27,7 @@ from exporters.base import (
     write_manifest,
 )
 from workbench.devices import parse_device
+from workbench.errors import UnavailableError
 from workbench.formats import runtime_for
 from workbench.manifests import size_of
 from workbench.parity_thresholds import verdict
@@ -246,6 +247,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                 manifest.get("output_quantization"),
             )
         )
+    except UnavailableError as exc:
+        # The file is fine but this host cannot run it (bf16 without bf16 instructions):
+        # its rows say so rather than fail.
+        manifest.update(status="unavailable", parity_pass=None, error=str(exc))
     except Exception as exc:  # noqa: BLE001 - an artifact that cannot run fails parity
         manifest.update(
             status="failed",

@@ -15,9 +15,20 @@ from pathlib import Path
 from workbench.errors import UserError
 from workbench.registry import RUNTIMES
 
-PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8-dynamic", "int8-static")
 # onnx-fused: ONNX rewritten by ORT's transformer optimizer (com.microsoft fused ops)
-FORMATS = ("onnx", "torchscript", "pt2", "tflite", "savedmodel", "eager", "keras", "onnx-fused")
+# openvino: an OpenVINO IR (model.xml + model.bin)
+FORMATS = (
+    "onnx",
+    "torchscript",
+    "pt2",
+    "tflite",
+    "savedmodel",
+    "eager",
+    "keras",
+    "onnx-fused",
+    "openvino",
+)
 DEFAULT_RUNTIME = {
     "onnx": "onnxruntime",
     "onnx-fused": "onnxruntime",
@@ -27,6 +38,7 @@ DEFAULT_RUNTIME = {
     "tflite": "litert",
     "savedmodel": "tensorflow",
     "keras": "tensorflow",
+    "openvino": "openvino",
 }
 SOURCE_FRAMEWORK_OF_NATIVE = {"eager": "torch", "keras": "keras"}
 _SUFFIX_HINT = {
@@ -38,6 +50,7 @@ _SUFFIX_HINT = {
     ".torchscript": "torchscript",
     ".ts": "torchscript",
     ".pt2": "pt2",
+    ".xml": "openvino",
 }
 # Sizes above which a file is refused before parsing (2 GiB: ONNX's protobuf limit).
 MAX_ONNX_BYTES = 2 << 30

@@ -32,14 +32,14 @@ from workbench.harness.runner import BenchConfig, outcome_rows
 from workbench.harness.timing import StopRule
 from workbench.procs import memory_limit_env, worker_env
 from workbench.profiles import get_profile
-from workbench.registry import get_runtime, get_task
+from workbench.registry import RUNTIMES, get_runtime, get_task
 from workbench.results import RunStore
 
 # Formats each source framework can yield (native first). A (format, precision) pair is
 # planned only where an exporter pass makes it (`exporters.base.find_pass`).
 FORMATS_BY_FRAMEWORK = {
-    "torch": ("eager", "onnx", "torchscript", "pt2", "tflite"),
-    "keras": ("keras", "savedmodel", "tflite", "onnx"),
+    "torch": ("eager", "onnx", "torchscript", "pt2", "tflite", "openvino"),
+    "keras": ("keras", "savedmodel", "tflite", "onnx", "openvino"),
 }
 WORKER_TIMEOUT_S = 1800
 
@@ -202,7 +202,7 @@ def plan(sweep: TaskSweep) -> list[Job]:
                     continue
                 for precision in sweep.precisions:
                     native = fmt in SOURCE_FRAMEWORK_OF_NATIVE
-                    if native and precision != "fp32":
+                    if native and precision != "fp32" and not runtime_precision(fmt, precision):
                         continue
                     if not native and not has_pass(fw, fmt, precision, task):
                         continue
@@ -213,6 +213,13 @@ def plan(sweep: TaskSweep) -> list[Job]:
                         for threads in sweep.threads:
                             jobs.append(Job(model, fw, fmt, precision, device, threads, request))
     return jobs
+
+
+def runtime_precision(fmt: str, precision: str) -> dict[str, Any]:
+    """The settings a row of `precision` forces on the runtime of `fmt`
+    (`Runtime.precision_settings`: e.g. torch autocast bf16 for an eager bf16 row, an
+    OpenVINO fp32 row pinned to f32); empty when the runtime declares none."""
+    return dict(RUNTIMES.get(runtime_for(fmt)).precision_settings.get(precision, {}))
 
 
 def _artifact_key(job: Job) -> tuple[str, str, str, str]:
@@ -368,15 +375,20 @@ def _run_job(
         threads=job.threads,
         batch_sizes=list(batch_sizes or sweep.batch_sizes),
         rule=sweep.rule,
-        runtime_settings=dict(sweep.runtime_settings.get(runtime_for(job.format), {})),
+        runtime_settings={
+            **sweep.runtime_settings.get(runtime_for(job.format), {}),
+            **runtime_precision(job.format, job.precision),
+        },
         repeats=sweep.repeats,
         labels=labels,
         end_to_end=sweep.end_to_end,
         dims={"sequence": seq_len} if seq_len is not None else {},
     )
     if manifest is not None and manifest.get("status") != "ok":
-        error = f"export failed: {manifest.get('error')}"
-        for row in outcome_rows(config, manifest.get("status", "failed"), error):
+        status = manifest.get("status", "failed")
+        error = manifest.get("error") if status == "unavailable" else None
+        error = error or f"export failed: {manifest.get('error')}"
+        for row in outcome_rows(config, status, error):
             store.append(row)
         return
     run_worker(

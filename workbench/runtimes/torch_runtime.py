@@ -40,7 +40,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -351,6 +351,8 @@ class TorchRuntime(Runtime):
     name = "torch"
     formats = ("eager", "torchscript", "pt2")
     Settings = TorchSettings
+    # A bf16 row of the eager model (the sweep's native bf16) runs under autocast bf16.
+    precision_settings: ClassVar[dict[str, dict[str, Any]]] = {"bf16": {"autocast": "bf16"}}
 
     def unavailable_reason(self, device: Device) -> str | None:
         if not installed("torch"):
