@@ -75,6 +75,8 @@ def detect_format(path: Path) -> str:
     if zipfile.is_zipfile(path):
         return _zip_format(path)
     hint = _SUFFIX_HINT.get(path.suffix.lower())
+    if hint == "openvino":
+        return _check_openvino_ir(path)
     if hint in ("torchscript", "pt2") or head[:2] == b"PK":
         raise UserError(
             f"{str(path)!r} is not a complete {hint or 'torch'} archive (not a readable zip; "
@@ -95,7 +97,8 @@ def detect_format(path: Path) -> str:
             )
     raise UserError(
         f"cannot tell the format of {str(path)!r} from its content: it is not ONNX, TFLite "
-        "(TFL3 identifier), a TorchScript/.pt2 zip archive, or a SavedModel directory"
+        "(TFL3 identifier), a TorchScript/.pt2 zip archive, an OpenVINO IR (.xml), or a "
+        "SavedModel directory"
     )
 
 
@@ -113,6 +116,25 @@ def _check_savedmodel(path: Path) -> str:
             f"{str(pb)!r} is not a SavedModel protobuf (empty or corrupted): re-export it"
         )
     return "savedmodel"
+
+
+def _check_openvino_ir(path: Path) -> str:
+    """An OpenVINO IR: XML whose root is <net>, with its weights (.bin) beside it."""
+    with path.open("rb") as fh:
+        head = fh.read(512).lstrip()
+    if head.startswith(b"<?xml"):
+        head = head[head.find(b"?>") + 2 :].lstrip()
+    if not head.startswith(b"<net"):
+        raise UserError(
+            f"{str(path)!r} is XML but not an OpenVINO IR (its root is not <net>): pass the "
+            "IR's .xml file"
+        )
+    if not path.with_suffix(".bin").is_file():
+        raise UserError(
+            f"{str(path)!r} is an OpenVINO IR without its weights: put "
+            f"{path.with_suffix('.bin').name} beside it"
+        )
+    return "openvino"
 
 
 def _zip_format(path: Path) -> str:

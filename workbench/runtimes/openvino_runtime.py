@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from workbench.devices import Device
+from workbench.devices import Device, host_gpu_reason
 from workbench.env import cpu_flags
 from workbench.errors import UnavailableError, UserError
 from workbench.options import Options, option
@@ -237,6 +237,9 @@ class OpenVinoRuntime(Runtime):
     }
 
     def unavailable_reason(self, device: Device) -> str | None:
+        host = host_gpu_reason(device)
+        if host:
+            return host
         if device.is_gpu:
             return "the openvino runtime runs on the CPU here (its GPU plugin is for Intel GPUs)"
         try:

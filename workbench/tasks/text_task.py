@@ -80,6 +80,9 @@ MINILM_PASS_PARAMS: dict[str, dict[str, Any]] = {
     "onnx_fused_int8_dynamic": {"per_channel": True},
     "onnx_int8_static": {"op_types_to_quantize": "MatMul"},
     "onnx_fused_int8_static": {"op_types_to_quantize": "MatMul"},
+    # NNCF's transformer scheme: softmax/normalization/GELU kept in float, SmoothQuant on
+    # the MatMuls, asymmetric activations (the mixed preset NNCF advises for transformers).
+    "openvino_int8_static": {"model_type": "transformer", "preset": "mixed"},
 }
 
 
