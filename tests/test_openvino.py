@@ -312,3 +312,25 @@ def test_the_passes_are_registered():
 
     names = set(PASSES.names())
     assert {"openvino_ir", "openvino_bf16", "openvino_int8_static"} <= names
+
+
+def test_serving_picks_the_runtime_of_a_file(onnx_file):
+    """`workbench serve --model b=x.onnx@openvino` beside `--model a=x.onnx`: A/B of runtimes."""
+    from workbench.serving.registry import load_source
+
+    ort = load_source(str(onnx_file))
+    ov = load_source(f"{onnx_file}@openvino")
+    try:
+        assert ort.labels["runtime"] == "onnxruntime"
+        assert ov.labels["runtime"] == "openvino"
+        batch = {"x": feed(2)["x"]}
+        out_ort = ort.run_batches[0](batch)
+        out_ov = ov.run_batches[0](batch)
+        np.testing.assert_allclose(
+            np.asarray(out_ov[0]), np.asarray(out_ort[0]), rtol=1e-3, atol=1e-3
+        )
+    finally:
+        ort.close()
+        ov.close()
+    with pytest.raises(UserError, match="cannot run format"):
+        load_source(f"{onnx_file}@litert")

@@ -20,6 +20,7 @@ from typing import Any
 
 from workbench.batching import BatcherConfig, DynamicBatcher
 from workbench.errors import UserError
+from workbench.registry import RUNTIMES
 from workbench.scenarios import models
 from workbench.scenarios.driver import ServedModel
 from workbench.serving.errors import NotFound, NotReady
@@ -30,7 +31,8 @@ WARMUP_REQUESTS = 4
 
 
 def load_source(source: str, instances: int = 1) -> ServedModel:
-    """`null`, `task:TASK[/MODEL]` or a model file -> a loaded model (scenario loaders)."""
+    """`null`, `task:TASK[/MODEL]` or a model file, optionally `FILE@RUNTIME` to pick its
+    runtime (`model.onnx@openvino`) -> a loaded model (scenario loaders)."""
     if source == "null":
         return models.load_null(instances=instances, sample_count=8)
     if source.startswith("task:"):
@@ -38,6 +40,10 @@ def load_source(source: str, instances: int = 1) -> ServedModel:
         if not task:
             raise UserError(f"model source {source!r}: expected task:TASK[/MODEL]")
         return models.load_task(task, model or None, instances=instances, sample_count=8)
+    path, at, runtime = source.rpartition("@")
+    if at and runtime in RUNTIMES.names():
+        # FILE@RUNTIME: the same file on another runtime (x.onnx@openvino beside x.onnx)
+        return models.load_file(path, runtime=runtime, instances=instances, sample_count=8)
     return models.load_file(source, instances=instances, sample_count=8)
 
 
