@@ -15,7 +15,9 @@ framework exported the ONNX file:
   softmax, normalization and GELU in float and applies SmoothQuant (alpha 0.95 on MatMuls
   by default), which moves activation outliers into the weights.
 
-Each pass opts out of OpenVINO's and NNCF's usage telemetry before importing them
+The passes are opt-in (`Pass.opt_in`): all-format sweeps plan them for the tasks that list
+them in `Task.pass_params` (the NLP and vision tasks); `--formats openvino` asks for them
+anywhere. Each pass opts out of OpenVINO's and NNCF's usage telemetry before importing them
 (`workbench.runtimes.openvino_runtime.opt_out_of_telemetry`).
 """
 
@@ -102,6 +104,7 @@ class OpenVinoIr(Pass):
     filename = FILENAME
     upstream = ("onnx", "fp32")
     Params = NoOptions
+    opt_in = True  # planned for the tasks that list it (Task.pass_params): NLP and vision
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
         opt_out_of_telemetry()
@@ -120,6 +123,7 @@ class OpenVinoBf16(Pass):
     filename = FILENAME
     upstream = (FORMAT, "fp32")
     Params = NoOptions
+    opt_in = True
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
         opt_out_of_telemetry()
@@ -158,6 +162,7 @@ class NncfInt8Static(Pass):
     filename = FILENAME
     upstream = (FORMAT, "fp32")
     Params = NncfParams
+    opt_in = True
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
         opt_out_of_telemetry()

@@ -226,26 +226,30 @@ def test_an_xml_that_is_not_an_ir_is_refused(tmp_path):
 # ------------------------------------------------------------ sweeps and the CLI
 
 
-def test_sweeps_plan_openvino_rows_and_eager_bf16():
+def test_sweeps_plan_openvino_and_fast_torch_rows_where_asked():
     from workbench.sweep import TaskSweep, plan, runtime_precision
 
-    sweep = TaskSweep(
-        task="tabular",
-        models=["mlp"],
-        frameworks=["torch"],
-        formats=["eager", "openvino"],
-        precisions=["fp32", "bf16", "int8-static"],
-    )
-    planned = {(j.format, j.precision) for j in plan(sweep)}
-    assert planned == {
-        ("eager", "fp32"),
+    def planned(task: str, formats: list[str] | None, model: str) -> set[tuple[str, str]]:
+        sweep = TaskSweep(task=task, models=[model], frameworks=["torch"], formats=formats)
+        return {(j.format, j.precision) for j in plan(sweep)}
+
+    fast = {
         ("eager", "bf16"),
+        ("inductor", "fp32"),
+        ("inductor", "bf16"),
         ("openvino", "fp32"),
         ("openvino", "bf16"),
         ("openvino", "int8-static"),
     }
+    # NLP and vision opt in: every all-format sweep (quick, full) has these rows
+    assert fast <= planned("text_classification", None, "minilm_classifier")
+    assert fast <= planned("image_classification", None, "resnet50")
+    # other tasks: only when the sweep names the formats
+    assert not fast & planned("tabular", None, "mlp")
+    assert fast <= planned("tabular", ["eager", "inductor", "openvino"], "mlp")
     assert runtime_precision("openvino", "fp32") == {"inference_precision": "f32"}
     assert runtime_precision("eager", "bf16") == {"autocast": "bf16"}
+    assert runtime_precision("inductor", "bf16") == {"autocast": "bf16"}
     assert runtime_precision("onnx", "fp32") == {}
 
 
@@ -334,3 +338,29 @@ def test_serving_picks_the_runtime_of_a_file(onnx_file):
         ov.close()
     with pytest.raises(UserError, match="cannot run format"):
         load_source(f"{onnx_file}@litert")
+
+
+def test_claim_9_1_is_judged_with_the_fastest_passing_int8_of_any_runtime():
+    import pandas as pd
+
+    from workbench.study import claims
+
+    def row(fmt: str, runtime: str, ms: float, parity: bool) -> dict:
+        return {
+            "status": "ok", "precision": "int8-static", "batch_size": 1, "format": fmt,
+            "runtime": runtime, "latency_ms_p50": ms, "parity_pass": parity,
+        }  # fmt: skip
+
+    selector = claims.Fastest(
+        "reduced",
+        claims.rows("cnn_precisions", precision="int8-static", batch_size=1),
+        ("onnx", "openvino"),
+        "latency_ms_p50",
+        passing=True,
+    )
+    s = claims.SETTINGS["quick"]
+    both = [row("onnx", "onnxruntime", 12.0, True), row("openvino", "openvino", 5.0, True)]
+    picked = selector.pick({"cnn_precisions": pd.DataFrame(both)}, s)
+    assert picked.format == "openvino" and picked.runtime == "openvino"
+    failing = [row("onnx", "onnxruntime", 12.0, True), row("openvino", "openvino", 5.0, False)]
+    assert selector.pick({"cnn_precisions": pd.DataFrame(failing)}, s).format == "onnx"

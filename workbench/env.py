@@ -44,6 +44,8 @@ LIBRARIES = (
     "litert-torch",
     "tf2onnx",
     "onnxscript",
+    "openvino",
+    "nncf",
     "pandas",
 )
 

@@ -28,6 +28,7 @@ FORMATS = (
     "keras",
     "onnx-fused",
     "openvino",
+    "inductor",
 )
 DEFAULT_RUNTIME = {
     "onnx": "onnxruntime",
@@ -35,12 +36,14 @@ DEFAULT_RUNTIME = {
     "torchscript": "torch",
     "pt2": "torch",
     "eager": "torch",
+    "inductor": "torch",
     "tflite": "litert",
     "savedmodel": "tensorflow",
     "keras": "tensorflow",
     "openvino": "openvino",
 }
-SOURCE_FRAMEWORK_OF_NATIVE = {"eager": "torch", "keras": "keras"}
+# inductor: the eager PyTorch model under torch.compile (TorchInductor), a native format
+SOURCE_FRAMEWORK_OF_NATIVE = {"eager": "torch", "inductor": "torch", "keras": "keras"}
 _SUFFIX_HINT = {
     ".onnx": "onnx",
     ".tflite": "tflite",

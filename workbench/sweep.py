@@ -38,10 +38,12 @@ from workbench.results import RunStore
 # Formats each source framework can yield (native first). A (format, precision) pair is
 # planned only where an exporter pass makes it (`exporters.base.find_pass`).
 FORMATS_BY_FRAMEWORK = {
-    "torch": ("eager", "onnx", "torchscript", "pt2", "tflite", "openvino"),
+    "torch": ("eager", "inductor", "onnx", "torchscript", "pt2", "tflite", "openvino"),
     "keras": ("keras", "savedmodel", "tflite", "onnx", "openvino"),
 }
 WORKER_TIMEOUT_S = 1800
+# Native formats that compile the framework's model (planned like opt-in passes).
+COMPILED_NATIVE = ("inductor",)
 
 
 def formats_for(framework: str) -> tuple[str, ...]:
@@ -200,11 +202,12 @@ def plan(sweep: TaskSweep) -> list[Job]:
             for fmt in formats_for(fw):
                 if sweep.formats and fmt not in sweep.formats:
                     continue
+                explicit = bool(sweep.formats and fmt in sweep.formats)
                 for precision in sweep.precisions:
                     native = fmt in SOURCE_FRAMEWORK_OF_NATIVE
-                    if native and precision != "fp32" and not runtime_precision(fmt, precision):
+                    if native and not _plan_native(task, fmt, precision, explicit):
                         continue
-                    if not native and not has_pass(fw, fmt, precision, task):
+                    if not native and not has_pass(fw, fmt, precision, task, explicit):
                         continue
                     request = (
                         None if native else ArtifactRequest(sweep.task, model, fw, fmt, precision)
@@ -226,13 +229,28 @@ def _artifact_key(job: Job) -> tuple[str, str, str, str]:
     return (job.model, job.source_framework, job.format, job.precision)
 
 
-def has_pass(framework: str, fmt: str, precision: str, task: Any = None) -> bool:
+def _plan_native(task: Any, fmt: str, precision: str, explicit: bool) -> bool:
+    """Whether a sweep measures the framework's own model in `fmt` at `precision`: fp32
+    eager/keras always; a precision that is the runtime's arithmetic (eager bf16 autocast)
+    and the compiled `inductor` format where the task asks for PyTorch's fast CPU rows
+    (`Task.torch_cpu_rows`) or the sweep names the format."""
+    if precision != "fp32" and not runtime_precision(fmt, precision):
+        return False
+    if precision == "fp32" and fmt not in COMPILED_NATIVE:
+        return True
+    return explicit or bool(getattr(task, "torch_cpu_rows", False))
+
+
+def has_pass(
+    framework: str, fmt: str, precision: str, task: Any = None, explicit: bool = False
+) -> bool:
     """A pass makes (framework, fmt, precision), and neither it nor a pass it builds on is
-    opt-in (`Pass.opt_in`) without `task` listing it in its `pass_params`."""
+    opt-in (`Pass.opt_in`) without `task` listing it in its `pass_params` or the sweep
+    naming the format (`explicit`)."""
     try:
         pass_ = find_pass(framework, fmt, precision)
         while True:
-            if pass_.opt_in and pass_.name not in getattr(task, "pass_params", {}):
+            if pass_.opt_in and not explicit and pass_.name not in getattr(task, "pass_params", {}):
                 return False
             if pass_.upstream is None:
                 return True
