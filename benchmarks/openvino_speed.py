@@ -148,8 +148,11 @@ def run_case(
             latencies[key].extend(time_calls(model_.run_fn(), prepared, rule).latencies_ns)
     for key, (model_, _) in loaded.items():
         summary = summarize(latencies[key], batch, None)
+        p50 = summary.percentiles.get(50)
+        if p50 is None and latencies[key]:  # too few calls for the summary's percentiles
+            p50 = float(np.median(latencies[key])) / 1e6
         rows[key].update(
-            latency_ms_p50=summary.percentiles.get(50),
+            latency_ms_p50=p50,
             latency_ms_p99=summary.percentiles.get(99),
             n_iterations=summary.count,
         )
@@ -241,8 +244,10 @@ def _line(row: dict[str, Any]) -> str:
     if row.get("agreement_vs_ort_fp32") is not None:
         extra += f"  agree {row['agreement_vs_ort_fp32']:.3f}"
     speed = row.get("speedup_vs_ort_fp32")
+    p50 = row.get("latency_ms_p50")
     return (
-        f"{head} p50 {row['latency_ms_p50']:8.2f} ms  "
+        f"{head} p50 "
+        + (f"{p50:8.2f} ms  " if p50 is not None else "       - ms  ")
         + (f"{speed:5.2f}x" if speed else "   - ")
         + f"{extra}  [{row.get('provider')}]"
     )
