@@ -364,3 +364,27 @@ def test_claim_9_1_is_judged_with_the_fastest_passing_int8_of_any_runtime():
     assert picked.format == "openvino" and picked.runtime == "openvino"
     failing = [row("onnx", "onnxruntime", 12.0, True), row("openvino", "openvino", 5.0, False)]
     assert selector.pick({"cnn_precisions": pd.DataFrame(failing)}, s).format == "onnx"
+
+
+def test_the_inductor_format_is_the_eager_model_compiled():
+    """Loading is lazy (compilation happens at the first call, untimed by the harness):
+    the provider says what will run, and bf16 rows add autocast."""
+    import torch
+
+    from workbench.signature import TensorSpec
+
+    runtime = get_runtime("torch")
+    specs = [TensorSpec("x", "float32", ("batch", 4))]
+    for settings, provider in (
+        ({}, "cpu (compile default)"),
+        ({"autocast": "bf16"}, "cpu (autocast bf16, compile default)"),
+        ({"compile": "max-autotune"}, "cpu (compile max-autotune)"),
+    ):
+        options = RuntimeOptions(
+            parse_device("cpu"),
+            format="inductor",
+            inputs=specs,
+            settings=runtime.parse_settings(settings),
+        )
+        loaded = runtime.load(None, options, model=torch.nn.Linear(4, 2).eval())
+        assert loaded.provider == provider
