@@ -279,6 +279,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                 manifest.get("output_quantization"),
             )
         )
+    except UnavailableError as exc:
+        # The file is fine but this host cannot run it (bf16 without bf16 instructions):
+        # its rows say so rather than fail.
+        manifest.update(status="unavailable", parity_pass=None, error=str(exc))
     except Exception as exc:  # noqa: BLE001 - an artifact that cannot run fails parity
         manifest.update(
             status="failed",

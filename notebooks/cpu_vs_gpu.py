@@ -78,6 +78,17 @@ if not crossing.empty:
 study.table(frame)
 
 # %%
+# The CPU's own fast paths beside the GPU (quick, full): OpenVINO bf16 (AMX or AVX512-BF16;
+# `unavailable` with the reason on a CPU without) and NNCF INT8 of the same model.
+fast_sweep = study.cpu_fast_sweep(P.profile, sweep)
+if fast_sweep is None:
+    print("the ci profile measures ONNX Runtime only; quick and full add OpenVINO bf16 and INT8")
+else:
+    print(study.describe(fast_sweep))
+    fast = study.run(fast_sweep)
+    display(study.table(fast))
+
+# %%
 plots.by_device(frame, caption)
 
 # %%

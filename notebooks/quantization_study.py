@@ -30,7 +30,7 @@ profile: str = "ci"  # "ci": tiny, a minute or two on 2 cores; "quick": short; "
 task: str = ""  # empty: the profile's (tabular: a trained model, so accuracy means something)
 model: str = ""  # empty: the profile's (tabular mlp)
 frameworks: list[str] = []  # empty: ci torch, full torch and keras
-formats: list[str] = []  # empty: ci onnx, full every format
+formats: list[str] = []  # empty: ci onnx, quick + eager/openvino (bf16, NNCF INT8), full all
 batch_sizes: list[int] = []  # empty: 1 and 64
 
 # %%
@@ -124,3 +124,7 @@ for key, value in headline.items():
 # beaten on all three axes by some other one; among the front, the choice is a trade-off. INT8
 # shrinks files about 4x; whether it is faster depends on the runtime having integer kernels
 # for the model's layers on this CPU (see `cpu_int8_support` in the artifact manifest).
+# bf16 rows are the runtime's arithmetic on the FP32 file: OpenVINO's bf16 IR and the eager
+# model under bf16 autocast; on a CPU without AMX-BF16 or AVX512-BF16 OpenVINO's bf16 rows are
+# `unavailable` with the reason. NNCF INT8 (`openvino`/`int8-static`) uses AMX int8 where the
+# CPU has it.

@@ -260,7 +260,7 @@ EXPECTED: dict[tuple[str, str, float, float], list[tuple[str, ...]]] = {
             "9.1",
             "resnet50 int8-dynamic vs fp32, batch 1, CPU: latency",
             "50 -> 15 ms (3.3x)",
-            "48.2 -> 21.9 ms (2.20x)",
+            "48.2 -> 21.9 ms (2.20x; onnx on onnxruntime)",
             "not measured in this profile",
             "the ci profile measured int8-dynamic, not the claim's int8-static: the numbers "
             "are shown, not judged (the full profile measures int8-static)",
@@ -522,7 +522,7 @@ EXPECTED: dict[tuple[str, str, float, float], list[tuple[str, ...]]] = {
             "9.1",
             "resnet50 int8-static vs fp32, batch 1, CPU: latency",
             "50 -> 15 ms (3.3x)",
-            "24.6 -> 9.8 ms (2.51x)",
+            "24.6 -> 9.8 ms (2.51x; onnx on onnxruntime)",
             "confirmed",
             "2.51x is within 3.33x (+/-25%)",
         ),

@@ -44,6 +44,8 @@ LIBRARIES = (
     "litert-torch",
     "tf2onnx",
     "onnxscript",
+    "openvino",
+    "nncf",
     "pandas",
 )
 
@@ -65,6 +67,7 @@ CPU_FLAGS: dict[str, tuple[str, ...]] = {
     "amx_tile": ("amx_tile",),
     "amx_int8": ("amx_int8",),
     "amx_bf16": ("amx_bf16",),
+    "avx512_bf16": ("avx512_bf16",),
     "f16c": ("f16c",),
     "fma": ("fma",),
 }

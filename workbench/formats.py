@@ -15,20 +15,35 @@ from pathlib import Path
 from workbench.errors import UserError
 from workbench.registry import RUNTIMES
 
-PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8-dynamic", "int8-static")
 # onnx-fused: ONNX rewritten by ORT's transformer optimizer (com.microsoft fused ops)
-FORMATS = ("onnx", "torchscript", "pt2", "tflite", "savedmodel", "eager", "keras", "onnx-fused")
+# openvino: an OpenVINO IR (model.xml + model.bin)
+FORMATS = (
+    "onnx",
+    "torchscript",
+    "pt2",
+    "tflite",
+    "savedmodel",
+    "eager",
+    "keras",
+    "onnx-fused",
+    "openvino",
+    "inductor",
+)
 DEFAULT_RUNTIME = {
     "onnx": "onnxruntime",
     "onnx-fused": "onnxruntime",
     "torchscript": "torch",
     "pt2": "torch",
     "eager": "torch",
+    "inductor": "torch",
     "tflite": "litert",
     "savedmodel": "tensorflow",
     "keras": "tensorflow",
+    "openvino": "openvino",
 }
-SOURCE_FRAMEWORK_OF_NATIVE = {"eager": "torch", "keras": "keras"}
+# inductor: the eager PyTorch model under torch.compile (TorchInductor), a native format
+SOURCE_FRAMEWORK_OF_NATIVE = {"eager": "torch", "inductor": "torch", "keras": "keras"}
 _SUFFIX_HINT = {
     ".onnx": "onnx",
     ".tflite": "tflite",
@@ -38,6 +53,7 @@ _SUFFIX_HINT = {
     ".torchscript": "torchscript",
     ".ts": "torchscript",
     ".pt2": "pt2",
+    ".xml": "openvino",
 }
 # Sizes above which a file is refused before parsing (2 GiB: ONNX's protobuf limit).
 MAX_ONNX_BYTES = 2 << 30
@@ -62,6 +78,8 @@ def detect_format(path: Path) -> str:
     if zipfile.is_zipfile(path):
         return _zip_format(path)
     hint = _SUFFIX_HINT.get(path.suffix.lower())
+    if hint == "openvino":
+        return _check_openvino_ir(path)
     if hint in ("torchscript", "pt2") or head[:2] == b"PK":
         raise UserError(
             f"{str(path)!r} is not a complete {hint or 'torch'} archive (not a readable zip; "
@@ -82,7 +100,8 @@ def detect_format(path: Path) -> str:
             )
     raise UserError(
         f"cannot tell the format of {str(path)!r} from its content: it is not ONNX, TFLite "
-        "(TFL3 identifier), a TorchScript/.pt2 zip archive, or a SavedModel directory"
+        "(TFL3 identifier), a TorchScript/.pt2 zip archive, an OpenVINO IR (.xml), or a "
+        "SavedModel directory"
     )
 
 
@@ -100,6 +119,25 @@ def _check_savedmodel(path: Path) -> str:
             f"{str(pb)!r} is not a SavedModel protobuf (empty or corrupted): re-export it"
         )
     return "savedmodel"
+
+
+def _check_openvino_ir(path: Path) -> str:
+    """An OpenVINO IR: XML whose root is <net>, with its weights (.bin) beside it."""
+    with path.open("rb") as fh:
+        head = fh.read(512).lstrip()
+    if head.startswith(b"<?xml"):
+        head = head[head.find(b"?>") + 2 :].lstrip()
+    if not head.startswith(b"<net"):
+        raise UserError(
+            f"{str(path)!r} is XML but not an OpenVINO IR (its root is not <net>): pass the "
+            "IR's .xml file"
+        )
+    if not path.with_suffix(".bin").is_file():
+        raise UserError(
+            f"{str(path)!r} is an OpenVINO IR without its weights: put "
+            f"{path.with_suffix('.bin').name} beside it"
+        )
+    return "openvino"
 
 
 def _zip_format(path: Path) -> str:

@@ -21,9 +21,13 @@ MANIFEST = "manifest.json"
 def artifact_files(path: Path) -> list[Path]:
     """Every file of the artifact at `path`: a directory's files, or the file plus its
     external-data file (`model.onnx.data`, written beside an ONNX model over 2 GiB or by
-    the dynamo exporter with external_data=True), which must travel with it."""
+    the dynamo exporter with external_data=True) or its IR weights (`model.bin` beside
+    an OpenVINO `model.xml`), which must travel with it."""
     if path.is_dir():
         return sorted(p for p in path.rglob("*") if p.is_file())
+    weights = path.with_suffix(".bin")  # an OpenVINO IR: model.xml + model.bin
+    if path.suffix == ".xml" and weights.is_file():
+        return [path, weights]
     data = path.with_name(path.name + ".data")
     return [path, data] if data.is_file() else [path]
 

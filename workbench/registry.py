@@ -202,6 +202,7 @@ RUNTIMES: Registry[Runtime] = Registry(
         "litert": "workbench.runtimes.litert_runtime:LiteRTRuntime",
         "tensorflow": "workbench.runtimes.tf_runtime:TFRuntime",
         "null": "workbench.runtimes.null_runtime:NullRuntime",
+        "openvino": "workbench.runtimes.openvino_runtime:OpenVinoRuntime",
     },
     plugin_env="WORKBENCH_EXTRA_RUNTIMES",
 )
@@ -235,6 +236,9 @@ PASSES: Registry[Pass] = Registry(
         "onnx_source_transformer_optimize": "exporters.onnx_source:OnnxSourceTransformerOptimize",
         "onnx_source_fused_int8_dynamic": "exporters.onnx_source:OnnxSourceFusedInt8Dynamic",
         "onnx_source_fused_int8_static": "exporters.onnx_source:OnnxSourceFusedInt8Static",
+        "openvino_ir": "exporters.openvino_passes:OpenVinoIr",
+        "openvino_bf16": "exporters.openvino_passes:OpenVinoBf16",
+        "openvino_int8_static": "exporters.openvino_passes:NncfInt8Static",
     },
     plugin_env="WORKBENCH_EXTRA_PASSES",
 )

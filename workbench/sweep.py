@@ -33,16 +33,18 @@ from workbench.harness.timing import StopRule
 from workbench.parity_thresholds import DEFAULT_MAX_DROP_POINTS, current_judgement
 from workbench.procs import memory_limit_env, worker_env
 from workbench.profiles import get_profile
-from workbench.registry import get_runtime, get_task
+from workbench.registry import RUNTIMES, get_runtime, get_task
 from workbench.results import RunStore
 
 # Formats each source framework can yield (native first). A (format, precision) pair is
 # planned only where an exporter pass makes it (`exporters.base.find_pass`).
 FORMATS_BY_FRAMEWORK = {
-    "torch": ("eager", "onnx", "torchscript", "pt2", "tflite"),
-    "keras": ("keras", "savedmodel", "tflite", "onnx"),
+    "torch": ("eager", "inductor", "onnx", "torchscript", "pt2", "tflite", "openvino"),
+    "keras": ("keras", "savedmodel", "tflite", "onnx", "openvino"),
 }
 WORKER_TIMEOUT_S = 1800
+# Native formats that compile the framework's model (planned like opt-in passes).
+COMPILED_NATIVE = ("inductor",)
 
 
 def formats_for(framework: str) -> tuple[str, ...]:
@@ -206,11 +208,12 @@ def plan(sweep: TaskSweep) -> list[Job]:
             for fmt in formats_for(fw):
                 if sweep.formats and fmt not in sweep.formats:
                     continue
+                explicit = bool(sweep.formats and fmt in sweep.formats)
                 for precision in sweep.precisions:
                     native = fmt in SOURCE_FRAMEWORK_OF_NATIVE
-                    if native and precision != "fp32":
+                    if native and not _plan_native(task, fmt, precision, explicit):
                         continue
-                    if not native and not has_pass(fw, fmt, precision, task):
+                    if not native and not has_pass(fw, fmt, precision, task, explicit):
                         continue
                     request = (
                         None if native else ArtifactRequest(sweep.task, model, fw, fmt, precision)
@@ -221,17 +224,39 @@ def plan(sweep: TaskSweep) -> list[Job]:
     return jobs
 
 
+def runtime_precision(fmt: str, precision: str) -> dict[str, Any]:
+    """The settings a row of `precision` forces on the runtime of `fmt`
+    (`Runtime.precision_settings`: e.g. torch autocast bf16 for an eager bf16 row, an
+    OpenVINO fp32 row pinned to f32); empty when the runtime declares none."""
+    return dict(RUNTIMES.get(runtime_for(fmt)).precision_settings.get(precision, {}))
+
+
 def _artifact_key(job: Job) -> tuple[str, str, str, str]:
     return (job.model, job.source_framework, job.format, job.precision)
 
 
-def has_pass(framework: str, fmt: str, precision: str, task: Any = None) -> bool:
+def _plan_native(task: Any, fmt: str, precision: str, explicit: bool) -> bool:
+    """Whether a sweep measures the framework's own model in `fmt` at `precision`: fp32
+    eager/keras always; a precision that is the runtime's arithmetic (eager bf16 autocast)
+    and the compiled `inductor` format where the task asks for PyTorch's fast CPU rows
+    (`Task.torch_cpu_rows`) or the sweep names the format."""
+    if precision != "fp32" and not runtime_precision(fmt, precision):
+        return False
+    if precision == "fp32" and fmt not in COMPILED_NATIVE:
+        return True
+    return explicit or bool(getattr(task, "torch_cpu_rows", False))
+
+
+def has_pass(
+    framework: str, fmt: str, precision: str, task: Any = None, explicit: bool = False
+) -> bool:
     """A pass makes (framework, fmt, precision), and neither it nor a pass it builds on is
-    opt-in (`Pass.opt_in`) without `task` listing it in its `pass_params`."""
+    opt-in (`Pass.opt_in`) without `task` listing it in its `pass_params` or the sweep
+    naming the format (`explicit`)."""
     try:
         pass_ = find_pass(framework, fmt, precision)
         while True:
-            if pass_.opt_in and pass_.name not in getattr(task, "pass_params", {}):
+            if pass_.opt_in and not explicit and pass_.name not in getattr(task, "pass_params", {}):
                 return False
             if pass_.upstream is None:
                 return True
@@ -386,16 +411,20 @@ def _run_job(
         threads=job.threads,
         batch_sizes=list(batch_sizes or sweep.batch_sizes),
         rule=sweep.rule,
-        runtime_settings=dict(sweep.runtime_settings.get(runtime_for(job.format), {})),
+        runtime_settings={
+            **sweep.runtime_settings.get(runtime_for(job.format), {}),
+            **runtime_precision(job.format, job.precision),
+        },
         repeats=sweep.repeats,
         labels=labels,
         end_to_end=sweep.end_to_end,
         dims={"sequence": seq_len} if seq_len is not None else {},
     )
     if manifest is not None and manifest.get("status") != "ok":
-        error = manifest.get("error") if manifest.get("status") == "unavailable" else None
+        status = manifest.get("status", "failed")
+        error = manifest.get("error") if status == "unavailable" else None
         error = error or f"export failed: {manifest.get('error')}"
-        for row in outcome_rows(config, manifest.get("status", "failed"), error):
+        for row in outcome_rows(config, status, error):
             store.append(row)
         return
     run_worker(

@@ -44,7 +44,7 @@ def add_parser(subparsers: Subparsers) -> None:
     export.add_argument("--frameworks", help="source frameworks: torch,keras")
     export.add_argument("--formats", help="formats, e.g. onnx,torchscript,tflite,savedmodel")
     export.add_argument(
-        "--precisions", help="fp32,fp16,int8-dynamic,int8-static (default: all that apply)"
+        "--precisions", help="fp32,fp16,bf16,int8-dynamic,int8-static (default: all that apply)"
     )
     add_output(export)
 

@@ -31,8 +31,9 @@ def add_parser(subparsers: Subparsers) -> None:
         action="append",
         required=True,
         metavar="NAME[:VERSION]=SOURCE",
-        help="a model version to serve; SOURCE: null, task:TASK[/MODEL] or a model file "
-        "(repeat for more models or versions)",
+        help="a model version to serve; SOURCE: null, task:TASK[/MODEL] or a model file, "
+        "FILE@RUNTIME to pick its runtime (e.g. m.onnx@openvino; repeat for more models or "
+        "versions)",
     )
     parser.add_argument(
         "--weight",

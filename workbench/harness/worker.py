@@ -17,6 +17,7 @@ from typing import Any
 
 from workbench.devices import parse_device
 from workbench.errors import UnavailableError, UserError
+from workbench.formats import SOURCE_FRAMEWORK_OF_NATIVE
 from workbench.harness.runner import BenchConfig, outcome_rows, run_config
 from workbench.manifests import sha256_of
 from workbench.procs import apply_memory_limit, die_with_parent
@@ -66,7 +67,7 @@ def run_job(job: dict[str, Any]) -> None:
         specs = task.input_specs(job["model"], job["source_framework"])
         if config.end_to_end:
             pipeline = task.pipeline(job["model"], job["source_framework"])
-        if config.format in ("eager", "keras"):
+        if config.format in SOURCE_FRAMEWORK_OF_NATIVE:
             # Thread pools first: TensorFlow fixes them when the model is built.
             get_runtime(config.runtime).configure_process(
                 RuntimeOptions(

@@ -626,7 +626,7 @@ def latency_spread(frame: pd.DataFrame, caption: str, top: int = 12) -> Figure:
         return finish_figure(fig, caption)
     smallest = ok.groupby("model")["batch_size"].transform("min")
     part = ok[ok["batch_size"] == smallest].sort_values("latency_ms_p99")
-    native = part["format"].isin(["eager", "keras"])
+    native = part["format"].isin(["eager", "inductor", "keras"])
     per_model = max(3, top // max(1, part["model"].nunique()))
     fastest = part.groupby("model", sort=True).head(per_model)
     chosen = pd.concat([fastest, part[native]]).drop_duplicates(subset=["row_id"])

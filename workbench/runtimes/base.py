@@ -160,6 +160,10 @@ class Runtime(ABC):
     formats: ClassVar[tuple[str, ...]]  # artifact formats this runtime loads
     # The runtime's own settings, typed and with their defaults (an `Options` dataclass).
     Settings: ClassVar[type[Options]] = NoOptions
+    # Settings a sweep row of a precision forces on this runtime, over the sweep's own,
+    # e.g. {"bf16": {"autocast": "bf16"}}: a precision that is the runtime's arithmetic
+    # rather than a file's (an eager model has no bf16 artifact).
+    precision_settings: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def parse_settings(self, values: dict[str, Any] | None) -> Options:
         """Typed settings from a loose mapping (CLI, JSON job); a UserError names an

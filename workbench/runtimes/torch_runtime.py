@@ -18,6 +18,9 @@ Settings (`TorchSettings`, `--setting torch.NAME=VALUE`):
   ops). bf16 on a GPU without bfloat16 support is `unavailable`; an op without a
   reduced-precision kernel on the device fails the row with a message that says so
   (fp16 on the CPU is the usual case: use bf16 there).
+- The `inductor` format is the eager model compiled (`compile` "default" unless the
+  settings name another mode): a sweep's row of PyTorch's own compiled CPU path beside
+  the eager one. Both take bf16 rows (autocast bf16, `precision_settings`).
 - `compile` ("off", "default", "reduce-overhead", "max-autotune"): eager modules and pt2
   programs (through `ExportedProgram.module()`) are wrapped in
   `torch.compile(mode=..., dynamic=False)`. Compilation is lazy: it happens at the first
@@ -38,9 +41,9 @@ import copy
 import json
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -349,8 +352,10 @@ class TorchRuntime(Runtime):
     """
 
     name = "torch"
-    formats = ("eager", "torchscript", "pt2")
+    formats = ("eager", "inductor", "torchscript", "pt2")
     Settings = TorchSettings
+    # A bf16 row of the eager model (the sweep's native bf16) runs under autocast bf16.
+    precision_settings: ClassVar[dict[str, dict[str, Any]]] = {"bf16": {"autocast": "bf16"}}
 
     def unavailable_reason(self, device: Device) -> str | None:
         if not installed("torch"):
@@ -373,6 +378,11 @@ class TorchRuntime(Runtime):
     def load(self, path: Path | None, options: RuntimeOptions, model: Any = None) -> LoadedModel:
         fmt = _detect_format(path, model, options.format)
         settings: TorchSettings = self.settings(options)
+        if fmt == "inductor":
+            # The eager model compiled: the settings' mode, else torch.compile's default.
+            if settings.compile == "off":
+                settings = replace(settings, compile="default")
+            fmt = "eager"
         if settings.compile != "off" and fmt == "torchscript":
             raise UserError(
                 f"torch.compile cannot compile a TorchScript module (compile="

@@ -59,6 +59,11 @@ def _load_instances(
     if instances < 1:
         raise UserError(f"instances must be a positive integer, got {instances}")
     runtime = get_runtime(runtime_name)
+    if fmt is not None and fmt not in runtime.formats:
+        raise UserError(
+            f"runtime {runtime_name!r} cannot run format {fmt!r}: it runs "
+            f"{', '.join(runtime.formats)}"
+        )
     options = RuntimeOptions(
         device=parse_device(device),
         threads=threads or default_threads(instances),

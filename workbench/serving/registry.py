@@ -24,6 +24,7 @@ from typing import Any
 from workbench.batching import BatcherConfig, DynamicBatcher
 from workbench.errors import UserError
 from workbench.input_options import BATCH
+from workbench.registry import RUNTIMES
 from workbench.scenarios import models
 from workbench.scenarios.driver import ServedModel
 from workbench.serving.errors import NotFound, NotReady
@@ -64,7 +65,8 @@ class WarmupShapes:
 
 
 def load_source(source: str, instances: int = 1, warmup: WarmupShapes | None = None) -> ServedModel:
-    """`null`, `task:TASK[/MODEL]` or a model file -> a loaded model (scenario loaders).
+    """`null`, `task:TASK[/MODEL]` or a model file, optionally `FILE@RUNTIME` to pick its
+    runtime (`model.onnx@openvino`) -> a loaded model (scenario loaders).
 
     A model file's warm-up samples are sized by `warmup`; with a symbolic dimension left
     unsized its samples are empty (it warms up on the first request)."""
@@ -76,8 +78,14 @@ def load_source(source: str, instances: int = 1, warmup: WarmupShapes | None = N
             raise UserError(f"model source {source!r}: expected task:TASK[/MODEL]")
         return models.load_task(task, model or None, instances=instances, sample_count=SAMPLES)
     warmup = warmup or WarmupShapes()
+    path, at, named = source.rpartition("@")
+    runtime: str | None = None
+    if at and named in RUNTIMES.names():
+        # FILE@RUNTIME: the same file on another runtime (x.onnx@openvino beside x.onnx)
+        source, runtime = path, named
     served = models.load_file(
         source,
+        runtime=runtime,
         instances=instances,
         dims=dict(warmup.dims),
         sample_count=SAMPLES,

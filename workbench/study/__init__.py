@@ -54,6 +54,7 @@ from workbench.study.sections import (
     what_to_ship,
 )
 from workbench.study.sweeps import (
+    cpu_fast_sweep,
     cpu_gpu_sweep,
     describe,
     quantization_sweep,
@@ -65,6 +66,7 @@ from workbench.sweep import from_profile as sweep_for  # each empty argument: th
 __all__ = [
     "Constraints",
     "caption",
+    "cpu_fast_sweep",
     "cpu_gpu_sweep",
     "cross_host",
     "crossover",

@@ -60,7 +60,7 @@ def parity_table(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame()
     keys = ["model", "source_framework", "format", "precision"]
-    exported = frame[~frame["format"].isin(["eager", "keras"])]
+    exported = frame[~frame["format"].isin(["eager", "inductor", "keras"])]
     rows = []
     for model, framework, fmt, precision in (
         exported[keys].drop_duplicates().itertuples(index=False)

@@ -69,7 +69,23 @@ QUANTIZATION_PRESETS: dict[str, dict[str, Any]] = {
         "batch_sizes": [1, 64],
     },
 }
-QUANTIZATION_PRESETS["quick"] = QUANTIZATION_PRESETS["ci"]
+# quick: the ci set plus the CPU's own fast paths (eager bf16 autocast, OpenVINO f32/bf16/
+# NNCF INT8); full: every format (onnx-fused is opt-in per task and left out here).
+QUANTIZATION_PRESETS["quick"] = {
+    **QUANTIZATION_PRESETS["ci"],
+    "formats": ["eager", "onnx", "openvino"],
+}
+QUANTIZATION_PRESETS["full"]["formats"] = [
+    "eager",
+    "inductor",
+    "keras",
+    "onnx",
+    "torchscript",
+    "pt2",
+    "tflite",
+    "savedmodel",
+    "openvino",
+]
 CPU_GPU_PRESETS: dict[str, dict[str, Any]] = {
     "ci": {
         "task": "tabular",
@@ -110,6 +126,20 @@ def quantization_sweep(
         devices=["cpu"],
         # every framework and format the model has, unless the preset names some
         unset_means_all=True,
+    )
+
+
+def cpu_fast_sweep(profile: str, sweep: TaskSweep) -> TaskSweep | None:
+    """The CPU's fastest paths for `sweep`'s model and batch sizes, beside its ONNX Runtime
+    rows: OpenVINO bf16 (AMX or AVX512-BF16; `unavailable` without) and NNCF INT8. None in
+    the ci profile, which stays cheap."""
+    if check_profile(profile) == "ci":
+        return None
+    return replace(
+        sweep,
+        formats=["openvino"],
+        precisions=["bf16", "int8-static"],
+        devices=["cpu"],
     )
 
 

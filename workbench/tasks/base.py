@@ -71,6 +71,9 @@ class Task(ABC):
     # Time task sweeps on `make_inputs` (real users, candidates, ids) rather than on inputs
     # drawn from the signature (see `bench_feeds`).
     bench_on_own_inputs: ClassVar[bool] = False
+    # All-format sweeps add PyTorch's own fast CPU rows: the eager model under bf16
+    # autocast and the `inductor` format (torch.compile), fp32 and bf16.
+    torch_cpu_rows: ClassVar[bool] = False
 
     def preset(self, profile: str) -> Preset:
         """The task's preset for `profile` (a UserError for an unknown profile)."""

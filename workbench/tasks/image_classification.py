@@ -185,6 +185,10 @@ class ImageClassificationTask(Task):
     models = ("resnet50", "mobilenet_v3_large", "mobilenet_v2", "efficientnet_lite0", DIGITS)
     version = "2"
     parity_samples = 32  # 224x224 photo crops: affordable on 2 cores even for slow INT8 kernels
+    # OpenVINO IR, bf16 and NNCF INT8 (opt-in passes), and PyTorch's eager bf16 autocast
+    # and torch.compile rows, in all-format sweeps (quick, full).
+    pass_params = {"openvino_ir": {}, "openvino_bf16": {}, "openvino_int8_static": {}}
+    torch_cpu_rows = True
     presets = {
         # ci: ONNX from PyTorch only (the ResNet-50 exports are reused by seed_claims);
         # eager torch and the Keras models would cost minutes on 2 cores. EfficientNet-Lite0

@@ -80,6 +80,11 @@ MINILM_PASS_PARAMS: dict[str, dict[str, Any]] = {
     "onnx_fused_int8_dynamic": {"per_channel": True},
     "onnx_int8_static": {"op_types_to_quantize": "MatMul"},
     "onnx_fused_int8_static": {"op_types_to_quantize": "MatMul"},
+    # NNCF's transformer scheme: softmax/normalization/GELU kept in float, SmoothQuant on
+    # the MatMuls, asymmetric activations (the mixed preset NNCF advises for transformers).
+    "openvino_ir": {},
+    "openvino_bf16": {},
+    "openvino_int8_static": {"model_type": "transformer", "preset": "mixed"},
 }
 
 
@@ -116,6 +121,7 @@ class TextTask(Task):
     frameworks = ("torch", "keras")
     seq_len = 128  # held-out texts and pipelines are cut at this many tokens
     pass_params = MINILM_PASS_PARAMS
+    torch_cpu_rows = True  # eager bf16 autocast and torch.compile rows beside ORT/OpenVINO
 
     def input_specs(self, model: str, framework: str = "torch") -> list[TensorSpec]:
         self.check_model(model)

@@ -117,7 +117,7 @@ def _add_what(add: AddArgument) -> None:
     add("--model", help="task model variant(s), comma-separated (default: the task's own)")
     add("--frameworks", help="source frameworks: torch,keras")
     add("--formats", help="formats, e.g. onnx,torchscript,tflite")
-    add("--precisions", help="fp32,fp16,int8-dynamic,int8-static (default: all that apply)")
+    add("--precisions", help="fp32,fp16,bf16,int8-dynamic,int8-static (default: all that apply)")
     add("--runtime", help="runtime for a model file (default: from the file)")
     add("--device", help="cpu, cuda or cuda:N; comma-separated (default cpu)")
     add("--threads", help="intra-op thread counts, e.g. 1,2 (default: all cores available)")
