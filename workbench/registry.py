@@ -174,6 +174,8 @@ RUNTIMES: Registry[Runtime] = Registry(
         "litert": "workbench.runtimes.litert_runtime:LiteRTRuntime",
         "tensorflow": "workbench.runtimes.tf_runtime:TFRuntime",
         "null": "workbench.runtimes.null_runtime:NullRuntime",
+        "onnxruntime-c": "workbench.runtimes.compiled_runtime:OrtCRuntime",
+        "torch-cpp": "workbench.runtimes.compiled_runtime:TorchCppRuntime",
     },
     plugin_env="WORKBENCH_EXTRA_RUNTIMES",
 )
