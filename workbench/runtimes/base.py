@@ -11,15 +11,18 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from workbench.devices import Device
 from workbench.errors import UserError
-from workbench.harness.timing import Measurement, StopRule
 from workbench.options import NoOptions, Options
 from workbench.signature import TensorSpec
+
+if TYPE_CHECKING:
+    # Hints only: importing the harness here would make runtimes and harness a cycle.
+    from workbench.harness.timing import Measurement, StopRule
 
 
 @dataclass

@@ -17,14 +17,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from workbench.devices import Device
+from workbench.devices import Device, host_gpu_reason
 from workbench.errors import UnavailableError, UserError
-from workbench.harness.timing import Measurement, StopRule
 from workbench.options import Options, option
 from workbench.runtimes.base import LoadedModel, Runtime, RuntimeOptions
 from workbench.runtimes.compiled.build import binary, compiler, ort_library
 from workbench.runtimes.compiled.headers import include_dir
-from workbench.runtimes.compiled.process import CallerProcess
+from workbench.runtimes.compiled.process import CallerMeasurement, CallerProcess
 from workbench.runtimes.torch_runtime import (
     TorchRuntime,
     read_signature_sidecar,
@@ -55,7 +54,7 @@ class CompiledModel(LoadedModel):
     def to_numpy(self, outputs: Any) -> list[np.ndarray]:
         return list(outputs)
 
-    def measure(self, pool: list[Any], rule: StopRule) -> Measurement:
+    def measure(self, pool: list[Any], rule: Any) -> CallerMeasurement:
         return self.process.bench(pool, rule)
 
     def close(self) -> None:
@@ -91,8 +90,10 @@ class OrtCRuntime(Runtime):
 
     def unavailable_reason(self, device: Device) -> str | None:
         if device.is_gpu:
-            return GPU_REASON
-        return _reason(compiler) or _reason(ort_library) or _reason(lambda: include_dir("onnxruntime"))
+            return host_gpu_reason(device) or GPU_REASON
+        return (
+            _reason(compiler) or _reason(ort_library) or _reason(lambda: include_dir("onnxruntime"))
+        )
 
     def load(self, path: Path | None, options: RuntimeOptions, model: Any = None) -> LoadedModel:
         reason = self.unavailable_reason(options.device)
@@ -126,7 +127,7 @@ class TorchCppRuntime(Runtime):
 
     def unavailable_reason(self, device: Device) -> str | None:
         if device.is_gpu:
-            return GPU_REASON
+            return host_gpu_reason(device) or GPU_REASON
         return _reason(compiler) or TorchRuntime().unavailable_reason(device)
 
     def load(self, path: Path | None, options: RuntimeOptions, model: Any = None) -> LoadedModel:

@@ -37,12 +37,13 @@ class Target:
     source: str
     framework: str  # "onnxruntime" or "torch"
     headers: tuple[str, ...]  # keys of headers.DEBS
+    std: str = "c++17"  # libtorch's headers need C++20
 
 
 TARGETS: dict[str, Target] = {
     "ort_caller": Target("ort_caller", "ort_caller.cpp", "onnxruntime", ("onnxruntime",)),
     "ort_server": Target("ort_server", "ort_server.cpp", "onnxruntime", ("onnxruntime", "json")),
-    "torch_caller": Target("torch_caller", "torch_caller.cpp", "torch", ()),
+    "torch_caller": Target("torch_caller", "torch_caller.cpp", "torch", (), "c++20"),
 }
 
 
@@ -109,15 +110,15 @@ def _flags(target: Target) -> list[str]:
 
 def _command(target: Target, output: Path) -> list[str]:
     return [
-        compiler(), "-O2", "-std=c++17", "-DNDEBUG", f"-I{SRC}", str(SRC / target.source),
+        compiler(), "-O2", f"-std={target.std}", "-DNDEBUG", f"-I{SRC}", str(SRC / target.source),
         "-o", str(output), *_flags(target),
     ]  # fmt: skip
 
 
 def _digest(target: Target, command: list[str]) -> str:
     digest = hashlib.sha256()
-    for path in sorted(SRC.iterdir()):
-        if path.suffix in (".h", ".cpp"):
+    for path in sorted(SRC.iterdir()):  # its own source and every shared header
+        if path.suffix == ".h" or path.name == target.source:
             digest.update(path.name.encode() + path.read_bytes())
     for name in target.headers:
         digest.update(f"{DEBS[name].package}={DEBS[name].version}".encode())
@@ -168,3 +169,28 @@ def binary(name: str) -> Path:
             _soname_link(folder)
         partial.rename(path)
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m workbench.runtimes.compiled.build [TARGET...]`: the set-up step (the ONNX
+    Runtime binaries by default; the libtorch caller is built on first use, it is slow)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m workbench.runtimes.compiled.build")
+    parser.add_argument("targets", nargs="*", default=["ort_caller", "ort_server"])
+    args = parser.parse_args(argv)
+    status = 0
+    for name in args.targets:
+        try:
+            logger.warning("compiled: %s", binary(name))
+        except (UnavailableError, KeyError) as exc:
+            logger.warning("compiled: %s not built (%s)", name, exc)
+            status = 1
+    return status
+
+
+if __name__ == "__main__":
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    sys.exit(main())

@@ -154,7 +154,9 @@ def fetch() -> list[Path]:
     missing = [
         deb
         for deb in DEBS.values()
-        if not ((debs_dir / deb.filename).is_file() and _sha256(debs_dir / deb.filename) == deb.sha256)
+        if not (
+            (debs_dir / deb.filename).is_file() and _sha256(debs_dir / deb.filename) == deb.sha256
+        )
     ]
     if missing:
         _apt_download(missing, debs_dir)

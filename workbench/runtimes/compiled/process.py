@@ -13,16 +13,30 @@ import struct
 import subprocess
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from workbench.errors import UserError
-from workbench.harness.timing import Measurement, StopRule
 from workbench.signature import Dim, TensorSpec
 
 MAGIC = b"WBT1"
 REPLY_TIMEOUT_S = 600.0
+
+
+@dataclass
+class CallerMeasurement:
+    """A timed loop run by the caller: the fields of workbench.harness.timing.Measurement
+    (the harness reads it the same way; importing it here would make a package cycle)."""
+
+    latencies_ns: np.ndarray
+    n_warmup: int
+    warmup_s: float
+    duration_s: float
+    stopped_by: str
+    peak_rss_bytes: int | None = None
 
 
 def write_tensors(path: Path, tensors: Sequence[tuple[str, np.ndarray]]) -> None:
@@ -142,8 +156,8 @@ class CallerProcess:
         out.unlink()
         return arrays
 
-    def bench(self, pool: Sequence[Path], rule: StopRule) -> Measurement:
-        """The caller's own timed loop over the pool, with `rule`."""
+    def bench(self, pool: Sequence[Path], rule: Any) -> CallerMeasurement:
+        """The caller's own timed loop over the pool, with `rule` (a harness StopRule)."""
         out = self.new_path("latencies")
         ns = [int(rule.warmup_time_s * 1e9), int(rule.min_time_s * 1e9), int(rule.max_time_s * 1e9)]
         fields = [
@@ -153,7 +167,7 @@ class CallerProcess:
         n_warm, warmup_ns, duration_ns, stopped_by, peak = self._ask(*fields)
         latencies = np.fromfile(out, dtype="<i8").astype(np.int64)
         out.unlink()
-        return Measurement(
+        return CallerMeasurement(
             latencies,
             int(n_warm),
             int(warmup_ns) / 1e9,
