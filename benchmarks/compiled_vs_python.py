@@ -47,6 +47,7 @@ import numpy as np  # noqa: E402
 from workbench.harness.runner import BenchConfig, run_config  # noqa: E402
 from workbench.harness.timing import StopRule  # noqa: E402
 from workbench.procs import child_env  # noqa: E402
+from workbench.study.compiled import SIZES, mlp_onnx  # noqa: E402
 
 MODELS = {  # name -> (task, model, sequence dims)
     "tabular_mlp": ("tabular", "mlp", {}),
@@ -54,7 +55,6 @@ MODELS = {  # name -> (task, model, sequence dims)
     "minilm": ("text_classification", "minilm_classifier", {"sequence": 128}),
 }
 PAIRS = {"onnx": ("onnxruntime", "onnxruntime-c"), "torchscript": ("torch", "torch-cpp")}
-SIZES = (8, 64, 256, 1024, 2048)  # hidden width of the synthetic 3-layer MLPs
 
 
 def export(task: str, model: str, formats: list[str], timeout_s: float = 1800) -> dict[str, str]:
@@ -79,38 +79,6 @@ def export(task: str, model: str, formats: list[str], timeout_s: float = 1800) -
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
         raise RuntimeError(f"export of {task}/{model} gave no {missing}: {tail}")
     return paths
-
-
-def mlp_onnx(path: Path, width: int, n_in: int = 64, layers: int = 3) -> Path:
-    """A float32 MLP (MatMul + Add + Relu per layer) with a dynamic batch axis."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(width)
-    nodes, inits, prev, dim = [], [], "x", n_in
-    for i in range(layers):
-        w = numpy_helper.from_array(
-            (rng.standard_normal((dim, width)) / np.sqrt(dim)).astype(np.float32), f"W{i}"
-        )
-        b = numpy_helper.from_array(np.zeros(width, np.float32), f"B{i}")
-        inits += [w, b]
-        nodes += [
-            helper.make_node("MatMul", [prev, f"W{i}"], [f"m{i}"]),
-            helper.make_node("Add", [f"m{i}", f"B{i}"], [f"a{i}"]),
-            helper.make_node("Relu", [f"a{i}"], [f"h{i}"]),
-        ]
-        prev, dim = f"h{i}", width
-    graph = helper.make_graph(
-        nodes,
-        "mlp",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", n_in])],
-        [helper.make_tensor_value_info(prev, TensorProto.FLOAT, ["batch", width])],
-        initializer=inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 9
-    onnx.save(model, str(path))
-    return path
 
 
 def per_call(
@@ -215,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             labels = {"model": f"mlp_w{width}", "width": width}
             size_rows += per_call(path, "onnx", [1], args.threads, rule, rounds, {}, labels)
         out["sizes"] = added(size_rows, "onnx")
+        out["size_rows"] = size_rows
         for r in out["sizes"]:
             print(f"  {r['model']:>10}: model {r['compiled_us']:9.1f} us, Python adds "
                   f"{r['python_adds_us']:6.1f} us ({r['ratio']:.2f}x)")  # fmt: skip
