@@ -91,6 +91,15 @@ def per_call_rows(
     return rows
 
 
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows as a frame that always has the columns the claims' selectors read."""
+    frame = pd.DataFrame(rows)
+    for column in ("status", "error", "model"):
+        if column not in frame:
+            frame[column] = None
+    return frame
+
+
 def _artifact(frame: pd.DataFrame | None, **where: Any) -> str | None:
     """The artifact path of the first ok row matching `where` (a sweep's own export)."""
     if frame is None or frame.empty or "artifact_path" not in frame:
@@ -123,7 +132,7 @@ def per_call_frame(
     for width in CI_SIZES if profile == "ci" else SIZES:
         path = str(mlp_onnx(workdir / f"mlp_w{width}.onnx", width))
         rows += per_call_rows(path, [1], rule, {"model": f"mlp_w{width}", "width": width})
-    return pd.DataFrame(rows)
+    return _frame(rows)
 
 
 def serving_frame(profile: str, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -131,13 +140,13 @@ def serving_frame(profile: str, frames: dict[str, pd.DataFrame]) -> pd.DataFrame
     processes and LoadGen peak searches: minutes)."""
     mlp = _artifact(frames.get("small"), format="onnx")
     if profile == "ci" or not mlp:
-        return pd.DataFrame(columns=["front", "status", "error", "model"])
+        return _frame([])
     # lazy: prometheus_client, mlperf_loadgen (via workbench.serving.fronts)
     from workbench.serving.fronts import compare_fronts
 
     samples = _samples(mlp)
     scenario_profile = "ci" if profile == "quick" else "quick"
-    return pd.DataFrame(compare_fronts(mlp, samples, scenario_profile, labels={"model": "mlp"}))
+    return _frame(compare_fronts(mlp, samples, scenario_profile, labels={"model": "mlp"}))
 
 
 def _samples(path: str) -> list[dict[str, np.ndarray]]:
@@ -158,13 +167,13 @@ def load_measurements(path: str | Path) -> dict[str, pd.DataFrame]:
     """The frames of a benchmarks/compiled_vs_python.py JSON: "compiled" (per-call rows,
     models and sizes) and "compiled_serving" (one row per front and model)."""
     data = json.loads(Path(path).read_text())
-    per_call = pd.DataFrame(data.get("per_call", []) + data.get("size_rows", []))
-    if not per_call.empty and "model" in per_call:
-        per_call["model"] = per_call["model"].replace({"tabular_mlp": "mlp"})
-    serving = pd.DataFrame(data.get("serving", []))
-    if not serving.empty:
-        serving["model"] = serving["model"].replace({"tabular_mlp": "mlp"})
-    return {"compiled": per_call, "compiled_serving": serving}
+    frames = {
+        "compiled": _frame(data.get("per_call", []) + data.get("size_rows", [])),
+        "compiled_serving": _frame(data.get("serving", [])),
+    }
+    for frame in frames.values():  # the benchmark's model names, as the claims name them
+        frame["model"] = frame["model"].replace({"tabular_mlp": "mlp"})
+    return frames
 
 
 def python_adds(frame: pd.DataFrame, runtimes: tuple[str, str] = PAIR) -> pd.DataFrame:
@@ -210,9 +219,10 @@ def plot_python_adds(adds: pd.DataFrame, caption: str = "") -> Any:
     right.axhline(10, color="grey", linestyle="--", linewidth=0.8)
     right.set(xscale="log", xlabel="model time per call, compiled caller (us)",
               ylabel="Python's share of the call (%)", title="Where it stops mattering")  # fmt: skip
-    for axis in (left, right):
-        axis.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
-    left.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+    plain = plt.FuncFormatter(lambda v, _: f"{v:g}")  # 0.1, 1, 40: not mathtext powers
+    for axis in (left.xaxis, left.yaxis, right.xaxis):
+        axis.set_major_formatter(plain)
+        axis.set_minor_formatter(plain)
     if caption:
         fig.suptitle(caption, fontsize=8)
     fig.tight_layout()
