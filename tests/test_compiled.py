@@ -263,3 +263,36 @@ def test_server_argv_needs_an_onnx_file(tmp_path):
 
     with pytest.raises((UserError, UnavailableError)):
         server_argv(tmp_path / "missing.onnx")
+
+
+def test_benchmark_json_becomes_the_claims_frames(tmp_path):
+    """What seed_claims reads from a quiet-machine compiled_vs_python.py run."""
+    from workbench.study import claims, compiled
+
+    def row(runtime, model, batch, p50_ms):
+        return {"status": "ok", "runtime": runtime, "model": model, "batch_size": batch,
+                "latency_ms_p50": p50_ms}  # fmt: skip
+
+    data = {
+        "per_call": [row("onnxruntime", "tabular_mlp", 1, 0.030),
+                     row("onnxruntime-c", "tabular_mlp", 1, 0.005)],
+        "size_rows": [row("onnxruntime", "mlp_w8", 1, 0.012),
+                      row("onnxruntime-c", "mlp_w8", 1, 0.004)],
+        "serving": [{"front": "python", "model": "tabular_mlp", "status": "ok", "p50_ms": 2.0,
+                     "peak_qps": 300.0, "peak_rss_bytes": 150 << 20, "bound_ms": 100.0}],
+    }  # fmt: skip
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(data))
+    frames = compiled.load_measurements(path)
+    adds = compiled.python_adds(frames["compiled"])
+    assert adds["model"].tolist() == ["mlp_w8", "mlp"]
+    np.testing.assert_allclose(adds["python_adds_us"], [8.0, 25.0])
+    np.testing.assert_allclose(adds["ratio"], [3.0, 6.0])
+    verdicts = claims.judge(frames, "quick").set_index("claim")
+    per_call = verdicts.loc[
+        "tabular mlp, batch 1, per call: onnxruntime's Python API vs a C++ caller on its C API"
+    ]
+    assert per_call["verdict"] == claims.CONFIRMED and "adds 25.0 us" in per_call["measured"]
+    # Only the Python front measured: the serving parts say what failed or is missing.
+    served = verdicts[verdicts.index.str.startswith("tabular mlp served")]
+    assert (served["verdict"] == claims.NOT_MEASURABLE).all()
