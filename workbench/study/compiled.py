@@ -1,4 +1,4 @@
-"""§1.1 of the guide measured: Python against compiled callers and servers (issue 24).
+"""docs/claims.md §1.1 measured: Python against compiled callers and servers (issue 24).
 
 Per call: the same ONNX file through the `onnxruntime` runtime (Python API) and the
 `onnxruntime-c` runtime (C++ on ONNX Runtime's C API), with the harness's threads, input
