@@ -296,3 +296,29 @@ def test_benchmark_json_becomes_the_claims_frames(tmp_path):
     # Only the Python front measured: the serving parts say what failed or is missing.
     served = verdicts[verdicts.index.str.startswith("tabular mlp served")]
     assert (served["verdict"] == claims.NOT_MEASURABLE).all()
+
+
+@pytest.mark.slow
+def test_task_sweep_puts_compiled_rows_beside_the_python_ones(workspace):
+    """`extra_runtimes` measures the same artifact on the compiled caller too; resume keys
+    tell the two rows apart."""
+    _need("onnxruntime-c")
+    from workbench import results
+    from workbench.results import RunStore
+    from workbench.sweep import TaskSweep, plan, planned_keys, row_key, run_sweep
+
+    sweep = TaskSweep(task="tabular", models=["linear"], frameworks=["torch"],
+                      formats=["onnx"], precisions=["fp32"], batch_sizes=[1, 16], threads=[1],
+                      rule=RULE, extra_runtimes={"onnx": ["onnxruntime-c"]})  # fmt: skip
+    assert [j.runtime_name() for j in plan(sweep)] == ["onnxruntime", "onnxruntime-c"]
+    store = RunStore.create({"test": "compiled sweep"})
+    run_sweep(sweep, store)
+    store.finish("ok")
+    rows = results.load(run_ids=[store.run_id]).to_dict(orient="records")
+    assert sorted((r["runtime"], r["batch_size"]) for r in rows) == [
+        ("onnxruntime", 1), ("onnxruntime", 16), ("onnxruntime-c", 1), ("onnxruntime-c", 16),
+    ]  # fmt: skip
+    assert all(r["status"] == "ok" for r in rows), [r.get("error") for r in rows]
+    assert sorted(row_key(r) for r in rows) == sorted(planned_keys(sweep))
+    with pytest.raises(UserError, match="cannot run format"):
+        TaskSweep(task="tabular", extra_runtimes={"onnx": ["torch-cpp"]})
