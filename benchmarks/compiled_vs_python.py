@@ -127,6 +127,25 @@ def added(rows: list[dict[str, Any]], fmt: str) -> list[dict[str, Any]]:
     return out
 
 
+def parity(path: str, fmt: str, dims: dict[str, int]) -> dict[str, Any]:
+    """The Python and the compiled runtime's outputs on one batch-2 feed: max abs error."""
+    from workbench.devices import parse_device
+    from workbench.registry import get_runtime
+    from workbench.runtimes.base import RuntimeOptions
+    from workbench.signature import make_input_pool
+
+    options = RuntimeOptions(parse_device("cpu"), 1)
+    loaded = [get_runtime(name).load(Path(path), options) for name in PAIRS[fmt]]
+    try:
+        feed = make_input_pool(loaded[0].inputs, 2, dims, pool_size=1)[0]
+        outs = [m.to_numpy(m.run(m.prepare(feed))) for m in loaded]
+    finally:
+        for m in loaded:
+            m.close()
+    errors = [float(np.max(np.abs(a - b))) if a.size else 0.0 for a, b in zip(*outs, strict=True)]
+    return {"path": path, "format": fmt, "max_abs_error": max(errors, default=0.0)}
+
+
 def serving_samples(path: str, dims: dict[str, int]) -> list[dict[str, np.ndarray]]:
     """Batch-1 feeds from the ONNX file's own signature."""
     from workbench.devices import parse_device
@@ -171,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = {
         "quick": quick, "threads": args.threads, "rule": rule.__dict__, "rounds": rounds,
         "load_average_before": os.getloadavg(), "cpu_count": os.cpu_count(),
-        "per_call": [], "added": [], "sizes": [], "serving": [],
+        "per_call": [], "added": [], "sizes": [], "serving": [], "parity": [],
     }  # fmt: skip
     started = time.perf_counter()
 
@@ -193,9 +212,12 @@ def main(argv: list[str] | None = None) -> int:
         task, model, _ = MODELS[name]
         print(f"exporting {task}/{model} ...", file=sys.stderr, flush=True)
         paths[name] = export(task, model, formats)
+    out["parity"] = []
     for name in models:
         dims = MODELS[name][2]
         for fmt in formats:
+            out["parity"].append({"model": name, **parity(paths[name][fmt], fmt, dims)})
+            print(f"  parity {name} {fmt}: max abs error {out['parity'][-1]['max_abs_error']:.3g}")
             rows = per_call(paths[name][fmt], fmt, [1, args.big_batch], args.threads, rule,
                             rounds, dims, {"model": name})  # fmt: skip
             out["per_call"] += rows
