@@ -33,6 +33,7 @@ profile: str = "ci"  # "ci": tiny, a minute or two on 2 cores; "quick": short; "
 devices: list[str] = []  # devices for the GPU claims; empty: cpu and cuda
 ratio_tolerance: float = 0.25  # a ratio claim ("4x", "3-5x") holds within +/- this fraction
 absolute_tolerance: float = 0.5  # an absolute figure ("~500 ms") holds within +/- this fraction
+compiled_measurements: str = ""  # a compiled_vs_python.py JSON (quiet host) to judge 1.1 from
 
 # %%
 # Fails fast, naming the parameter and its type, on an unknown name or a wrong type.
@@ -59,7 +60,11 @@ for note in settings.notes:
     print("note:", note)
 
 # %%
-frames = claims.run_sweeps(P.profile, devices=P.devices or None)
+frames = claims.run_sweeps(
+    P.profile,
+    devices=P.devices or None,
+    compiled_measurements=P.compiled_measurements or None,
+)
 caption = study.caption(pd.concat([f for k, f in frames.items() if k != "null"]))
 print(caption)
 
@@ -93,6 +98,25 @@ plots.by_device(pd.concat([frames["cnn"], frames["small"]]), caption)
 plots.speedup(
     study.speedup_over_fp32(pd.concat([frames["cnn"], frames["cnn_precisions"]])), caption
 )
+
+# %% [markdown]
+# ## What Python adds per call, against the model's own time
+# The same ONNX file through onnxruntime's Python API and through a C++ caller on its C
+# API (runtime `onnxruntime-c`), same threads, inputs and stop rule: the difference of the
+# p50s is what Python adds per call. MLPs of growing width (`mlp_w*`) span model times from
+# microseconds to milliseconds; the right panel shows where Python's share falls under 10 %.
+
+# %%
+from workbench.study import compiled
+
+adds = compiled.python_adds(frames["compiled"])
+adds
+
+# %%
+compiled.plot_python_adds(adds, caption)
+
+# %%
+frames["compiled_serving"]
 
 # %%
 n = claims.counts(verdicts)

@@ -49,6 +49,14 @@ fi
 # a minute the first time; later runs find them). Tests and notebooks build them on first
 # use anyway, under a file lock, so a skipped setup only moves the wait there.
 .venv/bin/python examples/make_examples.py >/dev/null
+
+# The compiled callers and server (runtimes onnxruntime-c and torch-cpp, `serve --front
+# compiled`): the ONNX Runtime C API header and nlohmann/json from pinned Debian packages,
+# then the ONNX Runtime binaries (seconds; the libtorch caller is built on first use).
+# Without apt-get or a compiler, set-up goes on and those runtimes report `unavailable`.
+.venv/bin/python -m workbench.runtimes.compiled.headers fetch \
+  && .venv/bin/python -m workbench.runtimes.compiled.build \
+  || echo "setup: the compiled callers are not built; their runtimes will be unavailable" >&2
 # The Jupyter kernel papermill and JupyterLab use, inside the venv.
 .venv/bin/python -m ipykernel install --sys-prefix --name workbench \
   --display-name "Python (workbench)" >/dev/null

@@ -203,6 +203,8 @@ RUNTIMES: Registry[Runtime] = Registry(
         "tensorflow": "workbench.runtimes.tf_runtime:TFRuntime",
         "null": "workbench.runtimes.null_runtime:NullRuntime",
         "openvino": "workbench.runtimes.openvino_runtime:OpenVinoRuntime",
+        "onnxruntime-c": "workbench.runtimes.compiled_runtime:OrtCRuntime",
+        "torch-cpp": "workbench.runtimes.compiled_runtime:TorchCppRuntime",
     },
     plugin_env="WORKBENCH_EXTRA_RUNTIMES",
 )

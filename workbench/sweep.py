@@ -74,6 +74,9 @@ class TaskSweep:
     rule: StopRule = field(default_factory=StopRule)
     # Each runtime's own settings, by runtime name, e.g. {"onnxruntime": {"tensorrt": True}}
     runtime_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Runtimes measured beside each format's default one, on the same artifacts, e.g.
+    # {"onnx": ["onnxruntime-c"]}: the compiled caller's rows beside the Python API's.
+    extra_runtimes: dict[str, list[str]] = field(default_factory=dict)
     repeats: int = 1
     end_to_end: bool = True  # also time pre + model + post where the task has a pipeline
     profile: str | None = None  # the profile whose preset filled the unset fields
@@ -101,6 +104,10 @@ class TaskSweep:
             )
         for runtime, settings in self.runtime_settings.items():
             get_runtime(runtime).parse_settings(settings)  # unknown or ill-typed: fail now
+        for fmt, runtimes in self.extra_runtimes.items():
+            for runtime in runtimes:
+                if fmt not in get_runtime(runtime).formats:
+                    raise UserError(f"runtime {runtime!r} cannot run format {fmt!r}")
         task = get_task(self.task)
         self.models = [task.check_model(m) for m in (self.models or task.models)]
         self.frameworks = self.frameworks or list(task.frameworks)
@@ -196,6 +203,10 @@ class Job:
     device: str
     threads: int | None
     request: ArtifactRequest | None  # None for the framework's own (eager/keras) model
+    runtime: str | None = None  # None: the format's default runtime
+
+    def runtime_name(self) -> str:
+        return self.runtime or runtime_for(self.format)
 
 
 def plan(sweep: TaskSweep) -> list[Job]:
@@ -218,9 +229,13 @@ def plan(sweep: TaskSweep) -> list[Job]:
                     request = (
                         None if native else ArtifactRequest(sweep.task, model, fw, fmt, precision)
                     )
+                    extra = [None, *sweep.extra_runtimes.get(fmt, [])]
                     for device in sweep.devices:
                         for threads in sweep.threads:
-                            jobs.append(Job(model, fw, fmt, precision, device, threads, request))
+                            jobs += [
+                                Job(model, fw, fmt, precision, device, threads, request, rt)
+                                for rt in extra
+                            ]
     return jobs
 
 
@@ -301,7 +316,7 @@ def job_labels(sweep: TaskSweep, job: Job, manifest: dict[str, Any] | None) -> d
 
 
 # One measured configuration of a sweep, as its row records it.
-ConfigKey = tuple[str, str, str, str, str, int | None, int | None, int]
+ConfigKey = tuple[str, str, str, str, str, int | None, int | None, int, str]
 
 
 def config_key(job: Job, seq_len: int | None, batch_size: int) -> ConfigKey:
@@ -315,6 +330,7 @@ def config_key(job: Job, seq_len: int | None, batch_size: int) -> ConfigKey:
         job.threads,
         seq_len,
         batch_size,
+        job.runtime_name(),
     )
 
 
@@ -333,6 +349,7 @@ def row_key(row: dict[str, Any]) -> ConfigKey:
         opt_int(row.get("threads")),
         opt_int(row.get("seq_len")),
         int(row.get("batch_size")),
+        row.get("runtime"),
     )  # type: ignore[return-value]
 
 
@@ -373,7 +390,7 @@ def run_sweep(
         label = (
             f"{job.model}/{job.source_framework}/{job.format}/{job.precision}/"
             f"{job.device}/t{job.threads or 'default'}"
-        )
+        ) + (f"/{job.runtime}" if job.runtime else "")
         if on_progress:
             on_progress(label)
         manifest = manifests[_artifact_key(job)] if job.request is not None else None
@@ -404,7 +421,7 @@ def _run_job(
     if seq_len is not None:
         labels["seq_len"] = seq_len
     config = BenchConfig(
-        runtime=runtime_for(job.format),
+        runtime=job.runtime_name(),
         format=job.format,
         path=manifest["path"] if manifest else None,
         device=job.device,
@@ -412,7 +429,7 @@ def _run_job(
         batch_sizes=list(batch_sizes or sweep.batch_sizes),
         rule=sweep.rule,
         runtime_settings={
-            **sweep.runtime_settings.get(runtime_for(job.format), {}),
+            **sweep.runtime_settings.get(job.runtime_name(), {}),
             **runtime_precision(job.format, job.precision),
         },
         repeats=sweep.repeats,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TYPE_CHECKING
 
 from workbench import input_options as opts
@@ -10,6 +11,7 @@ from workbench.batching import BatcherConfig
 from workbench.commands.args import Subparsers
 from workbench.errors import UserError
 from workbench.serving import logs
+from workbench.serving.compiled_front import LOOPBACK, server_argv
 from workbench.serving.urlfetch import UrlPolicy
 from workbench.signature import parse_dims
 
@@ -118,6 +120,13 @@ def add_parser(subparsers: Subparsers) -> None:
     parser.add_argument("--url-max-mb", type=float, default=10.0, help="image_url size cap")
     parser.add_argument("--url-timeout-s", type=float, default=5.0, help="image_url timeout")
     parser.add_argument("--log-level", default="info", help="debug logs every request")
+    parser.add_argument(
+        "--front",
+        choices=("python", "compiled"),
+        default="python",
+        help="compiled: the C++ KServe v2 HTTP server over ONNX Runtime's C API (one .onnx "
+        "model, no batcher, no gRPC)",
+    )
 
 
 def _pair(text: str, flag: str) -> tuple[str, str]:
@@ -133,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
     from workbench.serving.endpoints import EndpointConfig
     from workbench.serving.server import build_service, serve
 
+    if args.front == "compiled":
+        return _serve_compiled(args)
     logs.setup(args.log_level)
     for value, flag in (
         (args.max_body_mb, "--max-body-mb"),
@@ -192,6 +203,32 @@ def warmup_shapes(args: argparse.Namespace) -> WarmupShapes:
             f"--shape {sorted(dtypes)[0]}: serve takes the model's own dtypes; drop ':DTYPE'"
         )
     return WarmupShapes(dims=parse_dims(args.dim), shapes=shapes)
+
+
+def _serve_compiled(args: argparse.Namespace) -> int:
+    """Replace this process with the compiled server (its PID, hence its memory, is the
+    server's own); every flag it cannot honour is an error."""
+    refused = {
+        "--no-batcher (it has no batcher)": not args.no_batcher,
+        "--grpc-port -1 (it has no gRPC)": args.grpc_port != -1,
+        f"--host {LOOPBACK} (it listens on loopback only)": args.host != LOOPBACK,
+        "one --model NAME=FILE.onnx": len(args.model) != 1,
+        "no --weight, --default, --endpoint, --model-control, --allow-url-host": bool(
+            args.weight or args.default or args.endpoint or args.model_control
+            or args.allow_url_host
+        ),
+        "--instances 1": args.instances != 1,
+        "no --dim or --shape (it serves fixed shapes only)": bool(args.dim or args.shape),
+    }  # fmt: skip
+    wrong = [need for need, bad in refused.items() if bad]
+    if wrong:
+        raise UserError(f"--front compiled needs {'; '.join(wrong)}")
+    name, sep, source = args.model[0].partition("=")
+    if not sep or ":" in name:
+        raise UserError(f"--front compiled needs --model NAME=FILE.onnx, got {args.model[0]!r}")
+    argv = server_argv(source, name, args.http_port, max_body_mb=args.max_body_mb)
+    os.execv(argv[0], argv)
+    return 0  # not reached
 
 
 def _weights(items: list[str]) -> dict[tuple[str, str], float]:

@@ -26,7 +26,6 @@ from workbench.fleet.artifacts import ArtifactKey, export_all, stage
 from workbench.fleet.cluster import connect
 from workbench.fleet.inventory import RESOURCE, Host, inventory
 from workbench.fleet.select import select
-from workbench.formats import runtime_for
 from workbench.harness.runner import BenchConfig, outcome_rows
 from workbench.results import MANIFEST, RunStore
 from workbench.sweep import ConfigKey, Job, TaskSweep, config_key, job_labels, plan, row_key
@@ -200,7 +199,7 @@ def _items(
                 labels = job_labels(sweep, job, manifest)
                 if seq_len is not None:
                     labels["seq_len"] = seq_len
-                runtime = runtime_for(job.format)
+                runtime = job.runtime_name()
                 config = BenchConfig(
                     runtime=runtime,
                     format=job.format,

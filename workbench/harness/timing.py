@@ -64,6 +64,9 @@ class Measurement:
     warmup_s: float
     duration_s: float  # wall time of the measured phase
     stopped_by: str  # "min_reached", "max_time", "max_iters"
+    # Set when the loop ran in another process (a compiled caller): that process's peak
+    # resident memory over the loop, which the measuring Python process cannot see.
+    peak_rss_bytes: int | None = None
 
 
 def time_calls(

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -19,6 +19,10 @@ from workbench.devices import Device
 from workbench.errors import UserError
 from workbench.options import NoOptions, Options
 from workbench.signature import TensorSpec
+
+if TYPE_CHECKING:
+    # Hints only: importing the harness here would make runtimes and harness a cycle.
+    from workbench.harness.timing import Measurement, StopRule
 
 
 @dataclass
@@ -84,6 +88,12 @@ class LoadedModel(ABC):
         runtimes override it with a direct binding (e.g. a partial of the C-level
         `session.run`) so the loop adds no extra Python frame per call."""
         return self.run
+
+    def measure(self, pool: list[Any], rule: StopRule) -> Measurement | None:
+        """The timed loop run by the runtime itself, or None (the default): the harness
+        times `run_fn` in Python. A compiled caller times its own calls in its own
+        process, with the same `rule`, and returns the same kind of measurement."""
+        return None
 
     def synchronize(self) -> None:  # noqa: B027 - optional hook
         """Wait for queued device work (CUDA); a no-op on the CPU."""

@@ -181,7 +181,7 @@ def _pt2_signature(program: Any) -> tuple[list[TensorSpec], list[TensorSpec]]:
     return inputs, outputs
 
 
-def _torchscript_signature(module: Any) -> list[TensorSpec]:
+def torchscript_signature(module: Any) -> list[TensorSpec]:
     """Input specs from a TorchScript graph when every input is fully typed; else a
     UserError saying how to provide them."""
     # lazy: torch
@@ -439,7 +439,7 @@ class TorchRuntime(Runtime):
                         module = torch.jit.load(str(path), map_location=target)
                     module.eval()
                     if inputs is None:
-                        inputs = _torchscript_signature(module)
+                        inputs = torchscript_signature(module)
                 else:
                     refuse_pickled_objects(path)
                     with weights_only_torch_loads():
