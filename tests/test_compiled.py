@@ -252,10 +252,20 @@ def test_tritonclient_against_the_compiled_server(server, binary):
         client.close()
 
 
-def test_serve_front_compiled_refuses_flags_it_cannot_honour(affine):
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ([], "--no-batcher"),
+        (["--no-batcher", "--grpc-port", "-1", "--dim", "h=8"], "--dim"),
+        (["--no-batcher", "--grpc-port", "-1", "--timeout-s", "2"], "--timeout-s"),
+        (["--no-batcher", "--grpc-port", "-1", "--max-inflight", "4"], "--max-inflight"),
+    ],
+)
+def test_serve_front_compiled_refuses_flags_it_cannot_honour(affine, capsys, extra, named):
     from workbench.cli import main
 
-    assert main(["serve", "--front", "compiled", "--model", f"m={affine}"]) == 2
+    assert main(["serve", "--front", "compiled", "--model", f"m={affine}", *extra]) == 2
+    assert named in capsys.readouterr().err
 
 
 def test_server_argv_needs_an_onnx_file(tmp_path):

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from workbench.serving.service import ServeSettings
 
 
+DEFAULT_TIMEOUT_S = 10.0  # --timeout-s
+DEFAULT_MAX_INFLIGHT = 64  # --max-inflight
+
+
 def add_parser(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "serve",
@@ -70,13 +74,13 @@ def add_parser(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--timeout-s",
         type=float,
-        default=10.0,
+        default=DEFAULT_TIMEOUT_S,
         help="per-request deadline from arrival: reading, parsing, queueing and compute (504)",
     )
     parser.add_argument(
         "--max-inflight",
         type=int,
-        default=64,
+        default=DEFAULT_MAX_INFLIGHT,
         help="inference requests in flight at the front, reading and parsing included; "
         "past it a request is answered 429 / RESOURCE_EXHAUSTED before its body is read",
     )
@@ -219,6 +223,9 @@ def _serve_compiled(args: argparse.Namespace) -> int:
         ),
         "--instances 1": args.instances != 1,
         "no --dim or --shape (it serves fixed shapes only)": bool(args.dim or args.shape),
+        "no --timeout-s or --max-inflight (it has no deadline and no admission bound)": (
+            args.timeout_s != DEFAULT_TIMEOUT_S or args.max_inflight != DEFAULT_MAX_INFLIGHT
+        ),
     }  # fmt: skip
     wrong = [need for need, bad in refused.items() if bad]
     if wrong:
