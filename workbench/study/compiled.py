@@ -19,8 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.devices import parse_device
 from workbench.harness.runner import BenchConfig, run_config
 from workbench.harness.timing import StopRule
+from workbench.registry import get_runtime
+from workbench.runtimes.base import RuntimeOptions
+from workbench.signature import make_input_pool
 
 PAIR = ("onnxruntime", "onnxruntime-c")
 SIZES = (8, 64, 256, 1024, 2048)  # hidden width of the synthetic 3-layer MLPs
@@ -151,10 +155,6 @@ def serving_frame(profile: str, frames: dict[str, pd.DataFrame]) -> pd.DataFrame
 
 def _samples(path: str) -> list[dict[str, np.ndarray]]:
     """Batch-1 feeds from the ONNX file's signature."""
-    from workbench.devices import parse_device
-    from workbench.registry import get_runtime
-    from workbench.runtimes.base import RuntimeOptions
-    from workbench.signature import make_input_pool
 
     loaded = get_runtime("onnxruntime").load(Path(path), RuntimeOptions(parse_device("cpu"), 1))
     try:

@@ -9,6 +9,7 @@ half-written binary. No binary is ever committed.
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import hashlib
 import importlib.util
@@ -174,8 +175,6 @@ def binary(name: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     """`python -m workbench.runtimes.compiled.build [TARGET...]`: the set-up step (the ONNX
     Runtime binaries by default; the libtorch caller is built on first use, it is slow)."""
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m workbench.runtimes.compiled.build")
     parser.add_argument("targets", nargs="*", default=["ort_caller", "ort_server"])
     args = parser.parse_args(argv)
