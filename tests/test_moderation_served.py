@@ -70,7 +70,10 @@ def server(module_workspace: Path) -> Iterator[Any]:
         patch.setattr(pipeline, "build_stages", real_stages_but_sentiment)
         srv = ServerThread(service, [config], grpc=False)
     with srv:
-        srv.moderator = srv.server.config.app.app.state.moderators["moderate"]
+        app = srv.server.config.app
+        while not hasattr(app, "state"):  # under the front's ASGI middlewares (admission, body)
+            app = app.app
+        srv.moderator = app.state.moderators["moderate"]
         yield srv
 
 
