@@ -60,7 +60,7 @@ class KerasOnnx(Pass):
         wanted = [spec.name for spec in specs]
         if got != wanted:
             raise ValueError(f"tf2onnx named the inputs {got}, the task's inputs are {wanted}")
-        _name_dynamic_axes(proto, specs)
+        name_dynamic_axes(proto, specs)
         # lazy: onnx
         import onnx
 
@@ -74,7 +74,7 @@ class KerasOnnx(Pass):
         }
 
 
-def _name_dynamic_axes(proto: Any, specs: list[Any]) -> None:
+def name_dynamic_axes(proto: Any, specs: list[Any]) -> None:
     """Give tf2onnx's anonymous dimensions (`unk__N`) the task's names, in the inputs and
     wherever the same symbol appears in the outputs."""
     renames: dict[str, str] = {}

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -200,6 +200,13 @@ class _KerasTFLiteQuantized(Pass):
     format = "tflite"
     filename = "model.tflite"
 
+    # what `converter` calls: the manifests' exporter name
+    converter_name: ClassVar[str] = "tf.lite.TFLiteConverter.from_keras_model"
+
+    def converter(self, tf: Any, ctx: ExportContext) -> Any:
+        """The TFLite converter for the source model (a SavedModel source overrides it)."""
+        return tf.lite.TFLiteConverter.from_keras_model(ctx.source_model)
+
     def configure(self, converter: Any, tf: Any, ctx: ExportContext) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -208,12 +215,12 @@ class _KerasTFLiteQuantized(Pass):
         # lazy: tensorflow
         import tensorflow as tf
 
-        converter = tf.lite.TFLiteConverter.from_keras_model(ctx.source_model)
+        converter = self.converter(tf, ctx)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         extras = self.configure(converter, tf, ctx)
         out.write_bytes(converter.convert())
         return {
-            "exporter": "tf.lite.TFLiteConverter.from_keras_model",
+            "exporter": self.converter_name,
             "exporter_version": tf.__version__,
             **extras,
             **tensor_census(out),
@@ -318,7 +325,7 @@ class KerasTFLiteInt8Static(_KerasTFLiteQuantized):
         import tensorflow as tf
         from tensorflow.lite.python import convert  # mlir_quantize: what the debugger calls
 
-        converter = tf.lite.TFLiteConverter.from_keras_model(ctx.source_model)
+        converter = self.converter(tf, ctx)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         extras = self.configure(converter, tf, ctx)
         converter._experimental_calibrate_only = True  # noqa: SLF001 - as the debugger does
@@ -335,8 +342,7 @@ class KerasTFLiteInt8Static(_KerasTFLiteQuantized):
             )
         )
         return {
-            "exporter": "tf.lite.TFLiteConverter.from_keras_model (calibrate only) + "
-            "mlir_quantize(denylisted_nodes)",
+            "exporter": f"{self.converter_name} (calibrate only) + mlir_quantize(denylisted_nodes)",
             "exporter_version": tf.__version__,
             **extras,
             "quantization": "full integer int8 (representative dataset) up to the last "

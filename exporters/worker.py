@@ -40,6 +40,8 @@ HINTS = {
     "torch": "if the converter rejects an op or a dynamic shape, try the other exporter "
     "(params: dynamo) or a fixed batch size",
     "keras": "if the converter rejects an op, check TF/Keras versions or use a SavedModel",
+    "savedmodel": "if the converter rejects an op, check the TensorFlow version the "
+    "SavedModel was written with",
 }
 
 
@@ -206,7 +208,9 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         )
     }
     manifest["framework_version"] = _version(
-        {"torch": "torch", "keras": "tensorflow"}.get(job["source_framework"], "onnxruntime-gpu")
+        {"torch": "torch", "keras": "tensorflow", "savedmodel": "tensorflow"}.get(
+            job["source_framework"], "onnxruntime-gpu"
+        )
     )
     extras = getattr(task, "manifest_extras", None)
     if extras is not None:  # e.g. a user model's "synthetic calibration" stamp

@@ -1,6 +1,6 @@
 """A loaded user model behind one calling convention: named numpy inputs in, named numpy
 outputs out, whatever the source (nn.Module with keyword or positional inputs and
-dict/tuple outputs, Keras model, Hugging Face model, ONNX file).
+dict/tuple outputs, Keras model, Hugging Face model, SavedModel signature, ONNX file).
 
 PyTorch models are wrapped in an adapter module whose `forward` takes the inputs
 positionally in the spec's order and returns a flat tuple: that is what the export
@@ -164,6 +164,76 @@ class OnnxSource:
         return [o for _, o in self.named_outputs(dict(zip(self.input_names, values, strict=True)))]
 
 
+SERVING = "serving_default"
+
+
+class SavedModelSource:
+    """A TensorFlow SavedModel directory used as the source model: its serving signature
+    (`serving_default`, else the first one) called with keyword inputs. The signature
+    gives the input names, dtypes and shapes and the output names."""
+
+    def __init__(self, path: str) -> None:
+        # lazy: tensorflow
+        import tensorflow as tf
+
+        self.path = Path(path)
+        try:
+            self.loaded = tf.saved_model.load(str(self.path))
+        except Exception as exc:  # noqa: BLE001 - TF's many load errors: say which file
+            detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise UserError(
+                f"cannot load {str(self.path)!r} as a SavedModel ({detail}): check it is a "
+                "complete SavedModel directory (saved_model.pb and variables/)"
+            ) from None
+        signatures = dict(self.loaded.signatures)
+        if not signatures:
+            raise UserError(
+                f"SavedModel {str(self.path)!r} has no serving signature: export it with "
+                "model.export(...) or tf.saved_model.save(..., signatures=...)"
+            )
+        self.signature_key = SERVING if SERVING in signatures else next(iter(signatures))
+        self.function = signatures[self.signature_key]
+        args, kwargs = self.function.structured_input_signature
+        if args:
+            raise UserError(
+                f"SavedModel signature {self.signature_key!r} takes positional inputs: "
+                "re-export it with named inputs"
+            )
+        self.signature_inputs = {
+            name: (spec.dtype.name, spec.shape.as_list()) for name, spec in kwargs.items()
+        }
+        self.input_names = list(kwargs)
+        structured = self.function.structured_outputs
+        self.output_names = (
+            list(structured)
+            if isinstance(structured, dict)
+            else [n for n, _ in flatten(structured)]
+        )
+
+    def named_outputs(self, feed: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
+        # lazy: tensorflow
+        import tensorflow as tf
+
+        wrong = [
+            f"{n} {feed[n].dtype} (the signature takes {self.signature_inputs[n][0]})"
+            for n in self.input_names
+            if np.dtype(feed[n].dtype).name != self.signature_inputs[n][0]
+        ]
+        if wrong:
+            raise TypeError("wrong input dtype: " + ", ".join(wrong))
+        out = self.function(**{n: tf.constant(feed[n]) for n in self.input_names})
+        if isinstance(out, dict):
+            return [(n, np.asarray(out[n])) for n in self.output_names]
+        return [(n, np.asarray(v)) for n, v in flatten(out)]
+
+    def reference_outputs(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """What the export worker compares artifacts with (see exporters.worker): the
+        feed's values in the task's input order."""
+        if set(feed) != set(self.input_names):
+            feed = dict(zip(self.input_names, feed.values(), strict=True))
+        return [o for _, o in self.named_outputs(feed)]
+
+
 def load(
     source: Source, names: list[str] | None = None, outputs: list[str] | None = None
 ) -> Loaded:
@@ -172,6 +242,20 @@ def load(
     if source.kind == "onnx":
         onnx_model = OnnxSource(source.target)
         return Loaded("onnx", onnx_model, names or onnx_model.input_names, onnx_model.input_names)
+    if source.kind == "savedmodel":
+        saved = SavedModelSource(source.target)
+        if outputs:
+            unknown = [n for n in outputs if n not in saved.output_names]
+            if unknown:
+                raise UserError(
+                    f"outputs {', '.join(unknown)} are not outputs of the SavedModel's "
+                    f"signature {saved.signature_key!r} ({', '.join(saved.output_names)}): "
+                    "run `workbench model init` again"
+                )
+            saved.output_names = list(outputs)
+        return Loaded(
+            "savedmodel", saved, names or saved.input_names, saved.input_names, True, outputs
+        )
     if source.kind == "keras":
         model = load_keras(source.target)
         return _keras(model, names)

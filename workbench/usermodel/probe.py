@@ -80,6 +80,15 @@ def probe(job: dict[str, Any]) -> dict[str, Any]:
     elif source.kind == "hf":
         sample = hf_sample(source, job.get("texts"), loaded.accepted or [])
         loaded.input_names = list(sample)
+    elif loaded.framework == "savedmodel":
+        wanted = ", ".join(
+            f"{name}: {dtype} {shape}"
+            for name, (dtype, shape) in loaded.raw.signature_inputs.items()
+        )
+        raise UserError(
+            f"give one real batch of the SavedModel's inputs with --sample batch.npz: its "
+            f"signature {loaded.raw.signature_key!r} takes {wanted} (None: any size)"
+        )
     else:
         raise UserError(
             "give one real batch of the model's inputs with --sample batch.npz "

@@ -1,8 +1,9 @@
 """A user's model source, named on the command line or in `model.yaml`, loaded as one thing.
 
 Kinds: a factory (`package.module:function` or `path/to/file.py:function`) returning a
-PyTorch `nn.Module` or a Keras model; a Keras `.keras` file; a Hugging Face directory
-(config.json, weights, tokenizer); an ONNX file. TFLite and TorchScript files can be
+PyTorch `nn.Module` or a Keras model; a Keras `.keras` file; a TensorFlow SavedModel
+directory (its serving signature: re-exported to TFLite and ONNX, not only timed); a
+Hugging Face directory (config.json, weights, tokenizer); an ONNX file. TFLite and TorchScript files can be
 timed (`workbench bench FILE`) but not converted, and a `torch.save(model)` pickle is
 refused (unpickling runs code): the errors say so and what to give instead.
 
@@ -24,7 +25,7 @@ from typing import Any
 
 from workbench.errors import UserError
 
-KINDS = ("factory", "keras", "hf", "onnx")
+KINDS = ("factory", "keras", "savedmodel", "hf", "onnx")
 HF_TASKS = {
     "ForSequenceClassification": "text-classification",
     "ForTokenClassification": "token-classification",
@@ -124,13 +125,11 @@ def parse_source(text: str, weights: str | None = None, hf_task: str | None = No
         if (path / "config.json").exists():
             return Source("hf", str(path.resolve()), None, hf_task)
         if (path / "saved_model.pb").exists():
-            raise UserError(
-                f"{text!r} is a SavedModel directory: as a source give the Keras model it came "
-                "from (a .keras file or a factory); `workbench bench DIR` times the SavedModel"
-            )
+            return Source("savedmodel", str(path.resolve()))
         raise UserError(
-            f"{text!r} is a directory without config.json: a Hugging Face directory needs "
-            "config.json, its weights and a tokenizer or image processor"
+            f"{text!r} is a directory without config.json or saved_model.pb: a Hugging Face "
+            "directory needs config.json, its weights and a tokenizer or image processor; a "
+            "SavedModel directory needs saved_model.pb"
         )
     if path.suffix == ".keras":
         return Source("keras", str(path.resolve()))

@@ -17,7 +17,7 @@ from workbench.errors import UserError
 from workbench.signature import TensorSpec
 from workbench.usermodel.source import Source
 
-FRAMEWORKS = ("torch", "keras", "onnx")
+FRAMEWORKS = ("torch", "keras", "savedmodel", "onnx")
 NAME = re.compile(r"[a-z][a-z0-9_-]{0,47}")
 DEFAULT_MAX_ACCURACY_DROP = 1.0  # points of the metric (percentage points for fractions)
 HEADER = """\

@@ -1,0 +1,124 @@
+"""A TensorFlow SavedModel directory as the *source* of a user's model (#23): its
+input spec comes from the serving signature and one real batch, and it is re-exported
+to TFLite (`TFLiteConverter.from_saved_model`) and ONNX (tf2onnx's SavedModel loader),
+each artifact checked against the SavedModel itself.
+
+The example SavedModel of `examples/make_examples.py` (the digits MLP trained there,
+with labelled evaluation data). The exports run in this process through the export
+worker's own `run_job` (the CLI runs the same function in a child process), so
+TensorFlow loads once."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from workbench.errors import UserError
+from workbench.usermodel.source import parse_source
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+pytestmark = pytest.mark.slow  # loads TensorFlow
+
+
+@pytest.fixture(scope="module")
+def entry() -> dict[str, Any]:
+    spec = importlib.util.spec_from_file_location("examples_make", EXAMPLES / "make_examples.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.manifest()["keras-digits-savedmodel"]
+
+
+def test_a_savedmodel_directory_is_a_source(entry, tmp_path):
+    source = parse_source(entry["source"])
+    assert source.kind == "savedmodel" and Path(source.target).is_dir()
+    assert len(source.digest()) == 16
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="saved_model.pb"):
+        parse_source(str(tmp_path / "empty"))
+
+
+def test_the_probe_reads_the_serving_signature(entry):
+    from workbench.usermodel.probe import probe
+
+    source = parse_source(entry["source"]).to_json()
+    found = probe({"source": source, "sample": entry["sample"]})
+    assert found["framework"] == "savedmodel"
+    assert found["inputs"] == [{"name": "features", "dtype": "float32", "shape": ["batch", 64]}]
+    assert found["outputs"] == [{"name": "output_0", "dtype": "float32", "shape": ["batch", 10]}]
+    with pytest.raises(UserError, match=r"'serving_default' takes features: float32 \[None, 64\]"):
+        probe({"source": source})
+
+
+def test_reexported_to_tflite_and_onnx_each_checked_against_it(entry, tmp_path, monkeypatch):
+    from exporters.worker import run_job
+    from workbench.usermodel.spec import load_spec
+    from workbench.usermodel.task import SPECS_ENV, register
+
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(SPECS_ENV, "")
+    source = parse_source(entry["source"])
+    spec_path = tmp_path / "sm.yaml"
+    spec_path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "digits_sm",
+                "source": {**source.to_json(), "digest": source.digest()},
+                "framework": "savedmodel",
+                "inputs": [{"name": "features", "dtype": "float32", "shape": ["batch", 64]}],
+                "outputs": [{"name": "output_0", "dtype": "float32", "shape": ["batch", 10]}],
+                "data": {
+                    "sample": entry["sample"],
+                    "evaluation": entry["evaluation"],
+                    "calibration": entry["calibration"],
+                },
+                "metric": "top-1",
+            }
+        )
+    )
+    name = register(load_spec(str(spec_path)))
+    rows = {}
+    for fmt, precision, pass_name in [
+        ("tflite", "fp32", "savedmodel_tflite"),
+        ("tflite", "int8-dynamic", "savedmodel_tflite_int8_dynamic"),
+        ("onnx", "fp32", "savedmodel_onnx"),
+    ]:
+        out = tmp_path / f"{fmt}-{precision}"
+        out.mkdir()
+        rows[fmt, precision] = run_job(
+            {
+                "task": name,
+                "model": name,
+                "source_framework": "savedmodel",
+                "format": fmt,
+                "precision": precision,
+                "pass": pass_name,
+                "params": {},
+                "path": str(out / ("model." + fmt)),
+            }
+        )
+    for key, row in rows.items():
+        assert row["status"] == "ok" and row["parity_pass"] is True, (key, row.get("error"))
+        assert row["parity_samples"] > 100  # the labelled evaluation set, not a toy batch
+        assert row["accuracy_source"] == pytest.approx(entry["accuracy"], abs=1e-6)
+    assert "from_saved_model" in rows["tflite", "fp32"]["exporter"]
+    assert "from_saved_model" in rows["tflite", "int8-dynamic"]["exporter"]
+    assert rows["tflite", "int8-dynamic"]["quantized_tensors"] > 0
+    assert rows["tflite", "fp32"]["parity_max_abs_error"] < 1e-4
+    onnx_row = rows["onnx", "fp32"]
+    assert "tf2onnx" in onnx_row["exporter"] and onnx_row["output_names"] == ["output_0"]
+    assert onnx_row["parity_max_abs_error"] < 1e-4
+    assert onnx_row["accuracy_artifact"] == pytest.approx(onnx_row["accuracy_source"])
+    import onnx  # lazy: onnx
+
+    graph = onnx.load(onnx_row["path"]).graph
+    (value,) = graph.input
+    dims = [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+    assert (value.name, dims) == ("features", ["batch", 64])
+    manifest_text = json.dumps(rows["tflite", "fp32"], default=str)
+    assert "serving_default" in manifest_text
