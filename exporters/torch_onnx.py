@@ -20,6 +20,17 @@ def _dynamic_axes(ctx: ExportContext) -> dict[str, dict[int, str]]:
     return axes
 
 
+def output_axes(ctx: ExportContext) -> dict[str, dict[int, str]]:
+    """The ONNX outputs' names with their named (dynamic) axes: the task's own where it
+    describes its outputs (a user's model: the names in its spec, e.g. `logits`, with
+    `batch` and `sequence` axes), else one `output` with a dynamic batch axis."""
+    described = getattr(ctx.task, "output_specs", None)
+    specs = described(ctx.model) if described is not None else None
+    if not specs:
+        return {"output": {0: "batch"}}
+    return {s.name: {i: d for i, d in enumerate(s.shape) if isinstance(d, str)} for s in specs}
+
+
 def check_onnx(path: Path) -> int:
     """Run onnx.checker and shape inference on the file; return its opset."""
     # lazy: onnx
@@ -56,13 +67,14 @@ class TorchOnnx(Pass):
         example = tuple(torch.from_numpy(v) for v in ctx.example_inputs(2).values())
         input_names = [s.name for s in specs]
         axes = _dynamic_axes(ctx)
+        outputs = output_axes(ctx)
         attempts = {"auto": (True, False), True: (True,), False: (False,)}[params.dynamo]
         errors: list[str] = []
         for dynamo in attempts:
             try:
                 kwargs: dict[str, Any] = {
                     "input_names": input_names,
-                    "output_names": ["output"],
+                    "output_names": list(outputs),
                     "opset_version": params.opset,
                     "dynamo": dynamo,
                 }
@@ -73,7 +85,7 @@ class TorchOnnx(Pass):
                     )
                     kwargs["external_data"] = False
                 else:
-                    kwargs["dynamic_axes"] = {**axes, "output": {0: "batch"}}
+                    kwargs["dynamic_axes"] = {**axes, **outputs}
                 torch.onnx.export(source_model, example, str(out), **kwargs)
                 opset = check_onnx(out)
                 return {

@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import yaml
 
@@ -134,6 +135,10 @@ def test_init_infers_names_dynamic_axes_and_flattened_outputs_then_exports(proje
     rows = {r["precision"]: r for r in map(yaml.safe_load, export.stdout.splitlines())}
     assert rows["fp32"]["status"] == "ok" and rows["fp32"]["parity_pass"] is True
     assert rows["fp32"]["parity_max_abs_error"] < 1e-4
+    # the ONNX file's outputs carry the model's own names (what `serve` then answers with)
+    graph = onnx.load(rows["fp32"]["path"]).graph
+    assert [o.name for o in graph.output] == ["logits", "pooled"]
+    assert [d.dim_param for d in graph.output[0].type.tensor_type.shape.dim][:1] == ["batch"]
     assert rows["int8-static"]["status"] == "unavailable"
     assert "calibration" in rows["int8-static"]["error"]
     assert export.returncode == 1  # not every export is ok

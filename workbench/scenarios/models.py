@@ -145,7 +145,7 @@ def load_file(
 def load_task(
     task: str,
     model: str | None = None,
-    framework: str = "torch",
+    framework: str | None = None,
     fmt: str = "onnx",
     precision: str = "fp32",
     instances: int = 1,
@@ -155,9 +155,11 @@ def load_task(
     sample_count: int = 64,
 ) -> ServedModel:
     """A task's exported artifact (exported now if missing; cached by content), with the
-    task's own inputs as samples."""
+    task's own inputs as samples. `framework`: the source framework exported from (default
+    the model's first: a user's Keras, SavedModel or ONNX model has no PyTorch one)."""
     task_obj = get_task(task)
     model = task_obj.check_model(model or task_obj.models[0])
+    framework = framework or task_obj.frameworks_for(model)[0]
     manifest = export(ArtifactRequest(task, model, framework, fmt, precision))
     if manifest.get("status") != "ok":
         raise UserError(

@@ -157,6 +157,11 @@ class UserModelTask(Task):
     def input_specs(self, model: str, framework: str = "torch") -> list[TensorSpec]:
         return self.spec.input_specs()
 
+    def output_specs(self, model: str) -> list[TensorSpec]:
+        """The model's outputs as its spec names them: exported ONNX files (and so the
+        served outputs) carry these names and dynamic axes, not a generic `output`."""
+        return list(self.spec.outputs)
+
     def _sample(self) -> dict[str, np.ndarray] | None:
         path = self.spec.resolve(self.spec.sample)
         if not path:

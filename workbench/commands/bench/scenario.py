@@ -164,7 +164,7 @@ def _served(args: argparse.Namespace, sample_count: int) -> Any:
     return models.load_task(
         args.task,
         model=_one(args.model, "model", None),
-        framework=_one(args.frameworks, "framework", "torch"),
+        framework=_one(args.frameworks, "framework", None),
         fmt=_one(args.formats, "format", "onnx"),
         precision=_one(args.precisions, "precision", "fp32"),
         instances=args.instances,
