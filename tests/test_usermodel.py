@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pandas as pd
 import pytest
 import yaml
 
@@ -285,3 +286,51 @@ def test_a_constant_output_is_flagged_since_parity_on_it_proves_little():
 
     notes = infer(Constant(), {"x": np.zeros((4, 2), "float32")}).notes
     assert any("'probs' is the same value" in n and "proves little" in n for n in notes)
+
+
+def test_error_metrics_are_stored_higher_is_better_as_recommend_reads_them(tmp_path):
+    """MSE/MAE rows hold the negated error in `accuracy`, so the gate, the quality rule
+    and `recommend` (best FP32 accuracy minus the row's, x100) all see a grown error as
+    a drop, never a gain."""
+    from workbench.analysis.recommend import Constraints, recommend
+    from workbench.parity_thresholds import judge_quality
+    from workbench.results import make_row
+
+    labels = np.zeros((4, 4), "float32")
+    np.savez(tmp_path / "ev.npz", x=np.ones((4, 6), "float32"), labels=labels)
+    task = _task(
+        tmp_path, name="tinymse", metric="mse", data={"sample": "s.npz", "evaluation": "ev.npz"}
+    )
+    source = task.accuracy(labels + 0.1, labels)  # MSE 0.01
+    worse = task.accuracy(labels + 0.3, labels)  # MSE 0.09
+    assert source == pytest.approx(-0.01) and worse == pytest.approx(-0.09)
+    gate = task.accuracy_gate(source, worse)
+    assert gate["accuracy_drop"] == pytest.approx(8.0) and gate["accuracy_gate_pass"] is False
+    assert task.accuracy_gate(worse, source)["accuracy_drop"] == pytest.approx(-8.0)
+    assert not judge_quality(source, worse, True, 1.0).passed  # the quality rule agrees
+    base = {
+        "status": "ok",
+        "task": "tinymse",
+        "model": "tinymse",
+        "source_framework": "torch",
+        "format": "onnx",
+        "runtime": "onnxruntime",
+        "device": "cpu",
+        "threads": 2,
+        "batch_size": 1,
+        "latency_ms_p50": 1.0,
+        "model_size_bytes": 1_000,
+        "parity_pass": True,
+        "timestamp": "2030-01-01T00:00:00",
+    }
+    frame = pd.DataFrame(
+        [
+            make_row(
+                **base, precision=p, latency_ms_p99=ms, throughput_items_per_s=1e3 / ms, accuracy=a
+            )  # fmt: skip
+            for p, ms, a in (("fp32", 3.0, source), ("int8-dynamic", 1.0, worse))
+        ]
+    )
+    result = recommend(frame, Constraints(max_accuracy_drop=1.0))
+    assert result.best is not None and result.best["precision"] == "fp32"
+    assert "accuracy drop 8.00 points" in " ".join(result.rejected["why"])

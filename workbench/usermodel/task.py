@@ -270,20 +270,27 @@ class UserModelTask(Task):
     # ------------------------------------------------------------------ quality
 
     def accuracy(self, outputs: np.ndarray, labels: np.ndarray) -> float:
-
-        return metrics.get_metric(self.spec.metric)(outputs, labels)
+        """The spec's metric on a higher-is-better scale (`Metric.score`: MSE and MAE
+        negated), which is how the rows' `accuracy` column, `recommend`'s accuracy drop
+        (best FP32 row minus the row, x100) and the quality rule all read it."""
+        metric = metrics.get_metric(self.spec.metric)
+        return metric.score(metric(outputs, labels))
 
     def accuracy_gate(self, source: float, artifact: float) -> dict[str, Any]:
         """The one accuracy budget every format and quantizer is held to: the drop in
-        points (x100 for a higher-is-better fraction) against the spec's budget."""
-
+        points between two `accuracy` scores (positive: the artifact is worse; for MSE
+        and MAE, the growth of the error) against the spec's budget."""
         metric = metrics.get_metric(self.spec.metric)
-        drop = metric.drop_points(source, artifact)
-        return {
+        drop = metric.points(source - artifact)
+        gate = {
             "accuracy_metric": metric.name,
             "accuracy_drop": float(drop),
-            "accuracy_gate_pass": bool(drop <= self.spec.max_accuracy_drop),
+            # a float subtraction must not fail an exactly-at-budget drop (as judge_quality)
+            "accuracy_gate_pass": bool(drop <= self.spec.max_accuracy_drop + 1e-9),
         }
+        if not metric.higher_is_better:
+            gate["accuracy_note"] = f"accuracy columns hold -{metric.name} (higher is better)"
+        return gate
 
     def parity(
         self, reference: list[np.ndarray], candidate: list[np.ndarray], model: str | None = None
