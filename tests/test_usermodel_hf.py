@@ -177,3 +177,29 @@ def test_image_classification_directory_end_to_end(hf_dirs, monkeypatch, tmp_pat
     assert fp32["parity_metric_name"] == "top1_agreement"
     assert int8["parity_pass"] is True, int8["parity_reason"]
     assert int8["parity_samples"] == 4
+
+
+def test_an_image_classifier_samples_the_users_images(hf_dirs, monkeypatch, tmp_path):
+    from PIL import Image  # lazy: PIL (a transformers dependency here)
+
+    from workbench.errors import UserError
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(3)
+    for i, size in enumerate([(40, 30), (32, 32), (64, 48)]):  # the processor resizes
+        pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(photos / f"{i}.png")
+    (photos / "notes.txt").write_text("not an image")
+    spec = _init(monkeypatch, tmp_path, hf_dirs["vit"], images=[str(photos)])
+    assert [(s.name, s.shape) for s in spec.inputs] == [("pixel_values", ("batch", 3, 32, 32))]
+    sample = np.load(spec.resolve(spec.sample))["pixel_values"]
+    assert sample.shape == (3, 3, 32, 32)
+    assert -1.0 <= sample.min() and sample.max() <= 1.0  # the processor's normalisation
+    with pytest.raises(UserError, match="--images"):
+        _init(monkeypatch, tmp_path / "none", hf_dirs["vit"])
+    with pytest.raises(UserError, match="notes.txt' is not a readable image"):
+        _init(monkeypatch, tmp_path, hf_dirs["vit"], images=[str(photos / "notes.txt")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no image files there"):
+        _init(monkeypatch, tmp_path, hf_dirs["vit"], images=[str(tmp_path / "empty")])

@@ -3,6 +3,7 @@
     workbench model init my_pkg.nets:make_model --sample batch.npz      # PyTorch/Keras factory
     workbench model init model.keras --sample batch.npz                  # a Keras file
     workbench model init ./hf-dir --texts "some text" "more text"       # Hugging Face directory
+    workbench model init ./hf-vit --images photos/                      # ... an image classifier
     workbench model init model.onnx --sample batch.npz                   # an ONNX file
     workbench model check model.yaml                                     # every problem at once
 
@@ -43,6 +44,12 @@ def add_parser(subparsers: Subparsers) -> None:
         "e.g. --input pixels=Bx3x224x224:float32",
     )
     init.add_argument("--texts", nargs="+", help="Hugging Face: texts the tokenizer encodes")
+    init.add_argument(
+        "--images",
+        nargs="+",
+        help="Hugging Face image classifier: image files (or folders of them) its image "
+        "processor turns into the sample",
+    )
     init.add_argument("--weights", help="PyTorch factory: a state_dict file (weights_only)")
     init.add_argument(
         "--hf-task",
@@ -83,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
             name=args.name,
             inputs=args.input,
             texts=args.texts,
+            images=args.images,
             weights=args.weights,
             hf_task=args.hf_task,
             calibration=args.calibration,

@@ -49,17 +49,60 @@ def read_sample(path: str) -> dict[str, np.ndarray]:
         raise UserError(f"sample {path!r} is not a readable .npz ({exc})") from None
 
 
-def hf_sample(source: Source, texts: list[str] | None, accepted: list[str]) -> dict[str, Any]:
-    """The HF directory's own preprocessing of `texts` (padded to the longest)."""
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def image_files(items: list[str]) -> list[Path]:
+    """The image files `items` name: files as given, folders' images in name order."""
+    files: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UserError(f"--images {item!r}: no such file or folder")
+    if not files:
+        raise UserError(
+            f"--images {' '.join(items)}: no image files there ({', '.join(IMAGE_SUFFIXES)})"
+        )
+    return files
+
+
+def hf_sample(
+    source: Source,
+    texts: list[str] | None,
+    accepted: list[str],
+    images: list[str] | None = None,
+) -> dict[str, Any]:
+    """The HF directory's own preprocessing of `texts` (padded to the longest), or of
+    `images` for an image classifier."""
     config = hf_config(Path(source.target))
     task = hf_task_of(config, source.hf_task)
     processor = hf_preprocessor(Path(source.target), task)
     if task == "image-classification":
-        raise UserError(
-            "an image model needs a sample: save a batch of pixel_values with np.savez and "
-            "give it with --sample"
-        )
-    encoded = processor(list(texts or DEFAULT_TEXTS), padding=True, return_tensors="np")
+        if not images:
+            raise UserError(
+                "an image model needs a sample: give image files with --images (its image "
+                "processor prepares them), or a batch of pixel_values saved with np.savez "
+                "with --sample"
+            )
+        # lazy: PIL (a transformers image-processing dependency)
+        from PIL import Image, UnidentifiedImageError
+
+        pictures = []
+        for path in image_files(images):
+            try:
+                with Image.open(path) as picture:
+                    pictures.append(picture.convert("RGB"))
+            except (UnidentifiedImageError, OSError) as exc:
+                raise UserError(f"--images {str(path)!r} is not a readable image ({exc})") from None
+        encoded = processor(images=pictures, return_tensors="np")
+    else:
+        if images:
+            raise UserError(f"--images goes with an image classifier; this directory is {task}")
+        encoded = processor(list(texts or DEFAULT_TEXTS), padding=True, return_tensors="np")
     return {k: np.asarray(v) for k, v in encoded.items() if k in accepted}
 
 
@@ -78,7 +121,7 @@ def probe(job: dict[str, Any]) -> dict[str, Any]:
     if job.get("sample"):
         sample = read_sample(job["sample"])
     elif source.kind == "hf":
-        sample = hf_sample(source, job.get("texts"), loaded.accepted or [])
+        sample = hf_sample(source, job.get("texts"), loaded.accepted or [], job.get("images"))
         loaded.input_names = list(sample)
     elif loaded.framework == "savedmodel":
         wanted = ", ".join(

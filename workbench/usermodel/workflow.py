@@ -56,6 +56,7 @@ def init_spec(
     name: str | None = None,
     inputs: list[str] | None = None,
     texts: list[str] | None = None,
+    images: list[str] | None = None,
     weights: str | None = None,
     hf_task: str | None = None,
     calibration: str | None = None,
@@ -76,6 +77,7 @@ def init_spec(
         "source": source.to_json(),
         "sample": str(Path(sample).resolve()) if sample else None,
         "texts": texts,
+        "images": [str(Path(p).resolve()) for p in images or []],
         "overrides": {k: [v, dtypes.get(k)] for k, v in shapes.items()},
         "sample_out": str(sample_out.resolve()),
     }
