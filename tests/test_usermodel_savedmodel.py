@@ -26,12 +26,17 @@ pytestmark = pytest.mark.slow  # loads TensorFlow
 
 
 @pytest.fixture(scope="module")
-def entry() -> dict[str, Any]:
+def examples() -> dict[str, dict[str, Any]]:
     spec = importlib.util.spec_from_file_location("examples_make", EXAMPLES / "make_examples.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.manifest()["keras-digits-savedmodel"]
+    return module.manifest()
+
+
+@pytest.fixture(scope="module")
+def entry(examples) -> dict[str, Any]:
+    return examples["keras-digits-savedmodel"]
 
 
 def test_a_savedmodel_directory_is_a_source(entry, tmp_path):
@@ -53,6 +58,17 @@ def test_the_probe_reads_the_serving_signature(entry):
     assert found["outputs"] == [{"name": "output_0", "dtype": "float32", "shape": ["batch", 10]}]
     with pytest.raises(UserError, match=r"'serving_default' takes features: float32 \[None, 64\]"):
         probe({"source": source})
+
+
+def test_a_keras_models_outputs_keep_their_own_names(examples):
+    """The spec names a Keras model's output as the model does (`logits`), which is also
+    the name tf2onnx gives the ONNX output, and so what `serve` answers with."""
+    from workbench.usermodel.probe import probe
+
+    keras_entry = examples["keras-digits"]
+    source = parse_source(keras_entry["source"]).to_json()
+    found = probe({"source": source, "sample": keras_entry["sample"]})
+    assert [o["name"] for o in found["outputs"]] == ["logits"]
 
 
 def test_reexported_to_tflite_and_onnx_each_checked_against_it(entry, tmp_path, monkeypatch):

@@ -69,7 +69,13 @@ class Loaded:
             ]
         if self.framework == "keras":
             out = self.model(values if len(values) > 1 else values[0], training=False)
-            return [(n, np.asarray(v)) for n, v in flatten(out)]
+            flat = flatten(out)
+            # a tensor or list of them: the model's own output names (what tf2onnx and
+            # the TFLite converter name them too), not a generic `output`
+            own = list(getattr(self.raw, "output_names", None) or [])
+            if not isinstance(out, dict) and len(own) == len(flat):
+                flat = [(name, value) for name, (_, value) in zip(own, flat, strict=True)]
+            return [(n, np.asarray(v)) for n, v in flat]
         return self.model.named_outputs(feed)
 
 
