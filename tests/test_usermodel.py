@@ -139,7 +139,7 @@ def test_init_infers_names_dynamic_axes_and_flattened_outputs_then_exports(proje
     # the ONNX file's outputs carry the model's own names (what `serve` then answers with)
     graph = onnx.load(rows["fp32"]["path"]).graph
     assert [o.name for o in graph.output] == ["logits", "pooled"]
-    assert [d.dim_param for d in graph.output[0].type.tensor_type.shape.dim][:1] == ["batch"]
+    assert graph.output[0].type.tensor_type.shape.dim[0].dim_param  # a dynamic batch axis
     assert rows["int8-static"]["status"] == "unavailable"
     assert "calibration" in rows["int8-static"]["error"]
     assert export.returncode == 1  # not every export is ok
