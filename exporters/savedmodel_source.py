@@ -19,8 +19,11 @@ pass or cache key changes.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from exporters.base import ExportContext, Pass
 from exporters.keras_onnx import KerasOnnxParams, name_dynamic_axes
@@ -108,6 +111,13 @@ class SavedModelTFLiteInt8Static(KerasTFLiteInt8Static):
 
     def converter(self, tf: Any, ctx: ExportContext) -> Any:
         return saved_model_converter(tf, ctx)
+
+    def dataset(self, samples: dict[str, np.ndarray], names: list[str]) -> Iterator[Any]:
+        """Items keyed by input name: the converter's positional order is the traced
+        function's, which neither the signature (sorted) nor the spec need follow."""
+        count = len(np.asarray(samples[names[0]]))
+        for i in range(count):
+            yield {name: np.asarray(samples[name][i : i + 1]) for name in names}
 
 
 class SavedModelOnnx(Pass):

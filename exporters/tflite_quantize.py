@@ -271,6 +271,10 @@ class KerasTFLiteInt8Static(_KerasTFLiteQuantized):
     # (float 0.904), +19 KB; all of the loss was in that tail.
     Params = TFLiteInt8StaticParams
 
+    def dataset(self, samples: dict[str, np.ndarray], names: list[str]) -> Iterator[Any]:
+        """The representative items, as the converter takes them (lists in input order)."""
+        return representative_dataset(samples, names)
+
     def configure(self, converter: Any, tf: Any, ctx: ExportContext) -> dict[str, Any]:
         size, int8_io = ctx.params.calibration_size, ctx.params.int8_io
         specs = ctx.input_specs()
@@ -283,7 +287,7 @@ class KerasTFLiteInt8Static(_KerasTFLiteQuantized):
         )
         samples = ctx.calibration_inputs(size)
         n = check_calibration_shapes(samples, list(zip(names, shapes, strict=True)))
-        converter.representative_dataset = lambda: representative_dataset(samples, names)
+        converter.representative_dataset = lambda: self.dataset(samples, names)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if int8_io:
             converter.inference_input_type = tf.int8

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
@@ -138,3 +139,82 @@ def test_reexported_to_tflite_and_onnx_each_checked_against_it(entry, tmp_path, 
     assert (value.name, dims) == ("features", ["batch", 64])
     manifest_text = json.dumps(rows["tflite", "fp32"], default=str)
     assert "serving_default" in manifest_text
+
+
+def test_a_two_input_signature_is_matched_by_name_in_every_artifact(tmp_path, monkeypatch):
+    """The signature lists its inputs sorted (alpha, zeta), the function and the sample the
+    other way round: every artifact (static INT8 calibration included) is fed by name."""
+    import tensorflow as tf  # lazy: tensorflow
+
+    from exporters.worker import run_job
+    from workbench.usermodel.probe import probe
+    from workbench.usermodel.spec import load_spec
+    from workbench.usermodel.task import SPECS_ENV, register
+
+    rng = np.random.default_rng(0)
+
+    class Two(tf.Module):
+        def __init__(self) -> None:
+            self.w1 = tf.Variable(rng.standard_normal((3, 4)).astype("float32"))
+            self.w2 = tf.Variable(rng.standard_normal((5, 4)).astype("float32"))
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, 3], tf.float32, name="zeta"),
+                tf.TensorSpec([None, 5], tf.float32, name="alpha"),
+            ]
+        )
+        def serve(self, zeta, alpha):
+            h = tf.matmul(zeta, self.w1) + 10.0 * tf.matmul(alpha, self.w2)
+            return {"score": h}
+
+    module = Two()
+    tf.saved_model.save(module, str(tmp_path / "two"), signatures={"serving_default": module.serve})
+    batch = {
+        "zeta": rng.standard_normal((6, 3)).astype("float32"),
+        "alpha": rng.standard_normal((6, 5)).astype("float32"),
+    }
+    np.savez(tmp_path / "batch.npz", **batch)
+    np.savez(
+        tmp_path / "cal.npz",
+        zeta=rng.standard_normal((32, 3)).astype("float32"),
+        alpha=rng.standard_normal((32, 5)).astype("float32"),
+    )
+    source = parse_source(str(tmp_path / "two"))
+    found = probe({"source": source.to_json(), "sample": str(tmp_path / "batch.npz")})
+    assert sorted(i["name"] for i in found["inputs"]) == ["alpha", "zeta"]
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(SPECS_ENV, "")
+    (tmp_path / "two.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "two_inputs",
+                "source": {**source.to_json(), "digest": source.digest()},
+                "framework": "savedmodel",
+                "inputs": found["inputs"],
+                "outputs": found["outputs"],
+                "data": {"sample": "batch.npz", "calibration": "cal.npz"},
+            }
+        )
+    )
+    name = register(load_spec(str(tmp_path / "two.yaml")))
+    for fmt, precision, pass_name in [
+        ("onnx", "fp32", "savedmodel_onnx"),
+        ("tflite", "int8-static", "savedmodel_tflite_int8_static"),
+    ]:
+        out = tmp_path / f"{fmt}-{precision}"
+        out.mkdir()
+        row = run_job(
+            {
+                "task": name,
+                "model": name,
+                "source_framework": "savedmodel",
+                "format": fmt,
+                "precision": precision,
+                "pass": pass_name,
+                "params": {},
+                "path": str(out / ("model." + fmt)),
+            }
+        )
+        assert row["status"] == "ok" and row["parity_pass"] is True, (fmt, row.get("error"))
+        assert row["parity_scaled_error"] < (1e-5 if precision == "fp32" else 0.05), row
