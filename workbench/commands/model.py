@@ -2,6 +2,7 @@
 
     workbench model init my_pkg.nets:make_model --sample batch.npz      # PyTorch/Keras factory
     workbench model init model.keras --sample batch.npz                  # a Keras file
+    workbench model init ./saved_model --sample batch.npz                # a TF SavedModel
     workbench model init ./hf-dir --texts "some text" "more text"       # Hugging Face directory
     workbench model init ./hf-vit --images photos/                      # ... an image classifier
     workbench model init model.onnx --sample batch.npz                   # an ONNX file
@@ -30,7 +31,7 @@ def add_parser(subparsers: Subparsers) -> None:
     init.add_argument(
         "source",
         help="module:function or file.py:function (PyTorch or Keras factory), a .keras file, "
-        "a Hugging Face directory, or an .onnx file",
+        "a TensorFlow SavedModel directory, a Hugging Face directory, or an .onnx file",
     )
     init.add_argument("--sample", help="one real batch of inputs: .npz of NAME=array")
     init.add_argument("-o", "--out", default="model.yaml", help="the spec to write")
