@@ -36,7 +36,7 @@ from exporters.tflite_quantize import (
 )
 from exporters.torch_onnx import check_onnx
 from workbench.deps import require
-from workbench.runtimes.tf_runtime import require_keras
+from workbench.runtimes.tf_runtime import import_tensorflow, require_keras
 
 SAVEDMODEL = ("savedmodel",)
 FROM_SAVED_MODEL = "tf.lite.TFLiteConverter.from_saved_model"
@@ -74,9 +74,7 @@ class SavedModelTFLite(Pass):
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
         require_keras(f"pass {self.name!r}")
-        # lazy: tensorflow
-        import tensorflow as tf
-
+        tf = import_tensorflow()
         out.write_bytes(saved_model_converter(tf, ctx).convert())
         return {
             "exporter": FROM_SAVED_MODEL,
@@ -137,9 +135,9 @@ class SavedModelOnnx(Pass):
                 f"{module} is not installed: pass {self.name!r} converts with tf2onnx and "
                 "checks the file with onnx (pip install tf2onnx onnx)",
             )
-        # lazy: onnx, tensorflow, tf2onnx
+        tf = import_tensorflow()
+        # lazy: onnx, tf2onnx
         import onnx
-        import tensorflow as tf
         import tf2onnx
         from tf2onnx import tf_loader
 

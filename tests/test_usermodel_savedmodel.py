@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from workbench.errors import UserError
+from workbench.runtimes.tf_runtime import import_tensorflow
 from workbench.usermodel.source import parse_source
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -144,13 +145,12 @@ def test_reexported_to_tflite_and_onnx_each_checked_against_it(entry, tmp_path, 
 def test_a_two_input_signature_is_matched_by_name_in_every_artifact(tmp_path, monkeypatch):
     """The signature lists its inputs sorted (alpha, zeta), the function and the sample the
     other way round: every artifact (static INT8 calibration included) is fed by name."""
-    import tensorflow as tf  # lazy: tensorflow
-
     from exporters.worker import run_job
     from workbench.usermodel.probe import probe
     from workbench.usermodel.spec import load_spec
     from workbench.usermodel.task import SPECS_ENV, register
 
+    tf = import_tensorflow()  # after Triton (see workbench.runtimes.tf_runtime)
     rng = np.random.default_rng(0)
 
     class Two(tf.Module):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import UserError
+from workbench.runtimes.tf_runtime import import_tensorflow
 from workbench.usermodel.source import (
     Source,
     build_factory,
@@ -179,9 +180,7 @@ class SavedModelSource:
     gives the input names, dtypes and shapes and the output names."""
 
     def __init__(self, path: str) -> None:
-        # lazy: tensorflow
-        import tensorflow as tf
-
+        tf = import_tensorflow()  # after Triton: TensorFlow first makes Triton segfault
         self.path = Path(path)
         try:
             self.loaded = tf.saved_model.load(str(self.path))
@@ -217,9 +216,7 @@ class SavedModelSource:
         )
 
     def named_outputs(self, feed: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
-        # lazy: tensorflow
-        import tensorflow as tf
-
+        tf = import_tensorflow()
         wrong = [
             f"{n} {feed[n].dtype} (the signature takes {self.signature_inputs[n][0]})"
             for n in self.input_names

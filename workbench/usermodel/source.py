@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import UserError
+from workbench.runtimes.tf_runtime import import_tensorflow
 
 KINDS = ("factory", "keras", "savedmodel", "hf", "onnx")
 HF_TASKS = {
@@ -320,6 +321,7 @@ def build_hf(source: Source) -> Any:
 
 
 def load_keras(path: str) -> Any:
+    import_tensorflow()  # after Triton: TensorFlow first makes a later Triton import segfault
     # lazy: keras
     import keras
 
