@@ -334,3 +334,17 @@ def test_error_metrics_are_stored_higher_is_better_as_recommend_reads_them(tmp_p
     result = recommend(frame, Constraints(max_accuracy_drop=1.0))
     assert result.best is not None and result.best["precision"] == "fp32"
     assert "accuracy drop 8.00 points" in " ".join(result.rejected["why"])
+
+
+def test_the_digest_covers_the_modules_beside_the_factory(tmp_path: Path) -> None:
+    """Editing a helper module the factory imports from its folder re-exports the model;
+    a data file beside it does not."""
+    (tmp_path / "blocks.py").write_text("WIDTH = 8\n")
+    (tmp_path / "nets.py").write_text("from blocks import WIDTH\n\ndef make():\n    return WIDTH\n")
+    (tmp_path / "notes.txt").write_text("a")
+    source = parse_source(str(tmp_path / "nets.py") + ":make")
+    before = source.digest()
+    (tmp_path / "notes.txt").write_text("b")
+    assert source.digest() == before
+    (tmp_path / "blocks.py").write_text("WIDTH = 16\n")
+    assert source.digest() != before

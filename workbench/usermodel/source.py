@@ -79,7 +79,7 @@ class Source:
 
     def digest(self) -> str:
         """sha256 (16 hex digits) of what defines the model: the factory's file (or module
-        file) and its weights, the .keras / .onnx file, or the HF directory's files."""
+        file), the .py files in its folder and its weights, the .keras / .onnx file, or the HF directory's files."""
         h = hashlib.sha256(self.kind.encode())
         for path in self._files():
             h.update(path.name.encode())
@@ -90,7 +90,10 @@ class Source:
 
     def _files(self) -> list[Path]:
         if self.kind == "factory":
-            files = [factory_file(self.target)]
+            # the factory's file and the Python modules beside it: a helper module the
+            # factory imports from its own folder is part of the model's code
+            defining = factory_file(self.target)
+            files = [defining, *sorted(p for p in defining.parent.glob("*.py") if p != defining)]
             if self.weights:
                 files.append(Path(self.weights))
             return files
