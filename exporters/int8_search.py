@@ -41,7 +41,8 @@ from workbench.parity_thresholds import DEFAULT_MAX_DROP_POINTS
 from workbench.runtimes.base import feed_keys
 
 # (validation items, greedy steps) per profile: what a sweep passes the INT8 passes.
-SEARCH_SIZES: dict[str, tuple[int, int]] = {"ci": (48, 3), "quick": (128, 5), "full": (256, 8)}
+# Items are capped at the task's held-out parity set; "full" takes all of it.
+SEARCH_SIZES: dict[str, tuple[int, int]] = {"ci": (64, 3), "quick": (200, 5), "full": (4096, 8)}
 RANK_ITEMS = 8  # items the sensitivity ranking runs both models on
 RUN_CHUNK = 16  # items per session run (bounds a detector's memory)
 

@@ -15,6 +15,11 @@ whichever framework exported it:
 - `onnx_fp16`: `onnxruntime.transformers.float16.convert_float_to_float16`, by default
   keeping float32 inputs and outputs so callers feed the same arrays as for FP32.
 
+Both INT8 passes are accuracy-aware by default (`exporters.int8_search`): where the task has
+true labels and the INT8 model loses more than `max_accuracy_drop` points of its quality,
+the most sensitive nodes are kept in float until it fits; the manifest records the
+search (`int8_search*`, `int8_excluded_*`), and `excluded_nodes` counts them too.
+
 Node counts in the manifest (`node_count_definition` says which applies):
 - `total_nodes`: nodes of the FP32 graph that was handed to the converter (after
   pre-processing for INT8), i.e. the model's own operators;
