@@ -247,7 +247,7 @@ def run_search(
     fp32_path: Path,
     out: Path,
     slice_: tuple[dict[str, np.ndarray], Any] | None,
-    quality: Callable[[np.ndarray, Any], float],
+    quality: Callable[[np.ndarray, Any], float] | None,
 ) -> dict[str, Any]:
     """Write the INT8 model to `out` (`quantize(extra_excluded, path)` makes one) and, when
     it misses the budget on `slice_` (inputs, true labels), search as the module doc says.
@@ -258,7 +258,7 @@ def run_search(
     quantize([], out)
     if not config.accuracy_aware:
         return {"int8_search": "off"}
-    if slice_ is None:
+    if slice_ is None or quality is None:
         return {
             "int8_search": "skipped",
             "int8_search_reason": "the task has no true labels: nothing to keep within budget",
@@ -350,8 +350,13 @@ def run_search(
 
 def labelled_slice(ctx: Any, n: int) -> tuple[dict[str, np.ndarray], Any] | None:
     """The first `n` labelled held-out items of the pass's task, or None without labels."""
-    count = min(n, ctx.task.parity_count(ctx.model))
-    feed, labels = ctx.task.held_out(ctx.model, count, ctx.source_framework)
+    task = ctx.task
+    if not callable(getattr(task, "held_out", None)) or not callable(
+        getattr(task, "accuracy", None)
+    ):
+        return None  # not a task with a held-out set and a quality metric
+    count = min(n, task.parity_count(ctx.model))
+    feed, labels = task.held_out(ctx.model, count, ctx.source_framework)
     if labels is None:
         return None
     return feed, labels

@@ -784,7 +784,12 @@ class OnnxInt8Dynamic(_OnnxTransform):
                 )
 
             searched = run_search(
-                config, make, pre, out, _search_slice(ctx, config), ctx.task.accuracy
+                config,
+                make,
+                pre,
+                out,
+                _search_slice(ctx, config),
+                getattr(ctx.task, "accuracy", None),
             )
         result = onnx.load(str(out))
         support = int8_support()
@@ -869,7 +874,12 @@ class OnnxInt8Static(_OnnxTransform):
                     onnx.save(made, str(path))
 
             searched = run_search(
-                config, make, pre, out, _search_slice(ctx, config), ctx.task.accuracy
+                config,
+                make,
+                pre,
+                out,
+                _search_slice(ctx, config),
+                getattr(ctx.task, "accuracy", None),
             )
         result = onnx.load(str(out))
         float_outputs = changed_outputs[str(out)]
