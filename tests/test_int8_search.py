@@ -19,7 +19,7 @@ from exporters.int8_search import AccuracySearch, run_search, search_params
 from exporters.onnx_quantize import DynamicConfig
 from workbench.errors import UserError
 from workbench.registry import get_task
-from workbench.sweep import int8_search_labels
+from workbench.sweep import TaskSweep, int8_search_labels, plan
 
 WIDTH = 32
 
@@ -138,7 +138,7 @@ def test_search_parameters_are_checked_sized_by_profile_and_keyed():
         DynamicConfig(search_steps=0)
     assert search_params("ci", 2.0) == {
         "max_accuracy_drop": 2.0,
-        "search_items": 48,
+        "search_items": 64,
         "search_steps": 3,
     }
     assert search_params("full", 1.0)["search_items"] > search_params("ci", 1.0)["search_items"]
@@ -152,3 +152,18 @@ def test_search_parameters_are_checked_sized_by_profile_and_keyed():
 
     assert key() != key(max_accuracy_drop=0.5) != key(accuracy_aware=False)
     assert key(search_items=48) != key(search_items=128)
+
+
+def test_a_sweep_gives_int8_passes_its_budget_and_profile_size():
+    sweep = TaskSweep(
+        "tabular",
+        models=["mlp"],
+        frameworks=["torch"],
+        formats=["onnx"],
+        precisions=["fp32", "int8-dynamic"],
+        profile="ci",
+        max_accuracy_drop=2.0,
+    )
+    requests = {job.precision: job.request for job in plan(sweep)}
+    assert requests["int8-dynamic"].params == search_params("ci", 2.0)
+    assert requests["fp32"].params == {}
