@@ -52,6 +52,7 @@ from workbench.env import cpu_flags
 from workbench.errors import UserError
 from workbench.harness.memory import current_rss_bytes, peak_rss_bytes, reset_peak_rss
 from workbench.options import Options, option
+from workbench.parity_thresholds import min_agreement
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 QUANT_TYPES = ("qint8", "quint8")
@@ -735,9 +736,28 @@ def _finish(source: Any, out: Path, extras: dict[str, Any]) -> dict[str, Any]:
     return extras
 
 
-def _search_slice(ctx: ExportContext, config: AccuracySearch) -> tuple[dict[str, Any], Any] | None:
-    """The labelled slice the accuracy-aware search measures on (None when it is off)."""
-    return labelled_slice(ctx, config.search_items) if config.accuracy_aware else None
+def search(
+    ctx: ExportContext, config: AccuracySearch, make: Any, pre: Path, out: Path
+) -> dict[str, Any]:
+    """Quantize to `out` with `make(extra_excluded, path)`, accuracy-aware where the task
+    has true labels (`exporters.int8_search`): its quality metric, and its parity metric
+    (decision agreement) held to the precision's floor as the verdict holds it."""
+    task = ctx.task
+    slice_ = labelled_slice(ctx, config.search_items) if config.accuracy_aware else None
+
+    def agreement(reference: list[np.ndarray], candidate: list[np.ndarray]) -> float | None:
+        return task.parity(reference, candidate, model=ctx.model).get("metric_value")
+
+    return run_search(
+        config,
+        make,
+        pre,
+        out,
+        slice_,
+        getattr(task, "accuracy", None),
+        agreement if callable(getattr(task, "parity", None)) else None,
+        min_agreement(ctx.precision, getattr(task, "name", None)),
+    )
 
 
 # --------------------------------------------------------------------------- passes
@@ -783,14 +803,7 @@ class OnnxInt8Dynamic(_OnnxTransform):
                     nodes_to_exclude=[*selection["nodes_to_exclude"], *extra],
                 )
 
-            searched = run_search(
-                config,
-                make,
-                pre,
-                out,
-                _search_slice(ctx, config),
-                getattr(ctx.task, "accuracy", None),
-            )
+            searched = search(ctx, config, make, pre, out)
         result = onnx.load(str(out))
         support = int8_support()
         kernels = cpu_int8_kernels(out)
@@ -873,14 +886,7 @@ class OnnxInt8Static(_OnnxTransform):
                 if changed:
                     onnx.save(made, str(path))
 
-            searched = run_search(
-                config,
-                make,
-                pre,
-                out,
-                _search_slice(ctx, config),
-                getattr(ctx.task, "accuracy", None),
-            )
+            searched = search(ctx, config, make, pre, out)
         result = onnx.load(str(out))
         float_outputs = changed_outputs[str(out)]
         support = int8_support()
