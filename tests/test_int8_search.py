@@ -167,3 +167,26 @@ def test_a_sweep_gives_int8_passes_its_budget_and_profile_size():
     requests = {job.precision: job.request for job in plan(sweep)}
     assert requests["int8-dynamic"].params == search_params("ci", 2.0)
     assert requests["fp32"].params == {}
+
+
+def test_the_decision_agreement_floor_holds_a_step_back(tmp_path):
+    fp32 = tmp_path / "fp32.onnx"
+    mlp(fp32, (1,))
+
+    def agreement(reference, candidate):
+        return float(np.mean(reference[0].argmax(1) == candidate[0].argmax(1)))
+
+    found = run_search(
+        AccuracySearch(search_steps=2),
+        dynamic(fp32),
+        fp32,
+        tmp_path / "int8.onnx",
+        labelled(fp32),
+        top1,
+        agreement,
+        min_agreement=1.5,  # no model agrees more than always: the floor cannot be met
+    )
+    assert found["int8_search"] == "not met"
+    assert all("agreement" in step for step in found["int8_search_steps"])
+    assert found["int8_search_steps"][1]["drop_points"] <= 1.0  # quality alone would fit
+    assert "agreement >= 1.5" in found["int8_search_reason"]
