@@ -309,14 +309,20 @@ INT8_SEARCH_FIELDS = (
 
 def int8_search_labels(manifest: dict[str, Any]) -> dict[str, Any]:
     """What the accuracy-aware INT8 search did, as flat row fields: the excluded nodes
-    comma-joined and each step as `excluded:quality(drop points)`, e.g.
-    `0:0.4601(2.60) 1:0.4712(1.49) 2:0.4801(0.60)`."""
-    labels = {k: manifest[k] for k in INT8_SEARCH_FIELDS if manifest.get(k) is not None}
-    if "int8_excluded_nodes" in labels:
+    comma-joined and each step as `excluded:quality(drop points)` and, where measured,
+    `a` and the decision agreement, e.g. `0:0.4604(2.57)a0.9958 8:0.4925(-0.64)a0.9967`."""
+    labels = {
+        k: manifest[k]
+        for k in INT8_SEARCH_FIELDS
+        if manifest.get(k) is not None and manifest.get(k) == manifest.get(k)  # not NaN
+    }
+    # a row read back (already flat) passes through as it is
+    if isinstance(labels.get("int8_excluded_nodes"), list):
         labels["int8_excluded_nodes"] = ",".join(labels["int8_excluded_nodes"])
-    if "int8_search_steps" in labels:
+    if isinstance(labels.get("int8_search_steps"), list):
         labels["int8_search_steps"] = " ".join(
             f"{s['excluded']}:{s['quality']:.4f}({s['drop_points']:.2f})"
+            + (f"a{s['agreement']:.4f}" if s.get("agreement") is not None else "")
             for s in labels["int8_search_steps"]
         )
     return labels
