@@ -190,3 +190,13 @@ def test_the_decision_agreement_floor_holds_a_step_back(tmp_path):
     assert all("agreement" in step for step in found["int8_search_steps"])
     assert found["int8_search_steps"][1]["drop_points"] <= 1.0  # quality alone would fit
     assert "agreement >= 1.5" in found["int8_search_reason"]
+
+
+def test_the_search_never_keeps_most_of_the_model_in_float(tmp_path):
+    # two broken layers of three: fitting needs 2 in float, over a third of the nodes
+    found = search(tmp_path, (0, 1), search_steps=5, max_excluded_fraction=0.34)
+    assert found["int8_search"] == "not met"
+    assert max(step["excluded"] for step in found["int8_search_steps"]) == 1
+    assert "of at most 1 nodes" in found["int8_search_reason"]
+    met = search(tmp_path, (0, 1), search_steps=5, max_excluded_fraction=0.7)
+    assert met["int8_search"] == "met" and sorted(met["int8_excluded_nodes"]) == ["mm0", "mm1"]

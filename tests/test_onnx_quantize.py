@@ -57,6 +57,7 @@ def test_dynamic_int8(fp32):
         "max_accuracy_drop": 1.0,
         "search_items": 128,
         "search_steps": 5,
+        "max_excluded_fraction": 0.5,
     }
     # the tabular MLP's INT8 keeps its accuracy: the search measured it and stopped
     assert manifest["int8_search"] == "not needed", manifest["int8_search_reason"]
