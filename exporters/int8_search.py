@@ -307,6 +307,9 @@ def run_search(
     record: dict[str, Any] = {
         "int8_search_items": items,
         "int8_search_budget_points": config.max_accuracy_drop,
+        # the agreement floor comes from workbench.parity_thresholds, which the cache key
+        # leaves out: recorded so a later change of the floor shows against it
+        "int8_search_min_agreement": min_agreement,
         "int8_search_reference": round(budget.reference, 6),
         "int8_candidate_nodes": len(candidates),
         "int8_search_steps": steps,
