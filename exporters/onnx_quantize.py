@@ -15,6 +15,11 @@ whichever framework exported it:
 - `onnx_fp16`: `onnxruntime.transformers.float16.convert_float_to_float16`, by default
   keeping float32 inputs and outputs so callers feed the same arrays as for FP32.
 
+Both INT8 passes are accuracy-aware by default (`exporters.int8_search`): where the task has
+true labels and the INT8 model loses more than `max_accuracy_drop` points of its quality,
+the most sensitive nodes are kept in float until it fits; the manifest records the
+search (`int8_search*`, `int8_excluded_*`), and `excluded_nodes` counts them too.
+
 Node counts in the manifest (`node_count_definition` says which applies):
 - `total_nodes`: nodes of the FP32 graph that was handed to the converter (after
   pre-processing for INT8), i.e. the model's own operators;
@@ -41,11 +46,13 @@ from typing import Any, Literal
 import numpy as np
 
 from exporters.base import ExportContext, Pass
+from exporters.int8_search import AccuracySearch, labelled_slice, run_search
 from exporters.torch_onnx import check_onnx
 from workbench.env import cpu_flags
 from workbench.errors import UserError
 from workbench.harness.memory import current_rss_bytes, peak_rss_bytes, reset_peak_rss
 from workbench.options import Options, option
+from workbench.parity_thresholds import min_agreement
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 QUANT_TYPES = ("qint8", "quint8")
@@ -133,7 +140,7 @@ class NodeSelection(Options):
 
 
 @dataclass(frozen=True)
-class DynamicConfig(NodeSelection):
+class DynamicConfig(NodeSelection, AccuracySearch):
     """Parameters of `onnx_int8_dynamic` (ORT quantize_dynamic). Per-channel weights cost
     little here and keep much more accuracy on transformers (MiniLM embeddings: mean
     cosine 0.990 per channel vs 0.954 per tensor, measured for issue 10); the default
@@ -148,7 +155,7 @@ class DynamicConfig(NodeSelection):
 
 
 @dataclass(frozen=True)
-class StaticConfig(NodeSelection):
+class StaticConfig(NodeSelection, AccuracySearch):
     """Parameters of `onnx_int8_static` (ORT quantize_static, QDQ)."""
 
     calibration_method: str = option(
@@ -729,6 +736,30 @@ def _finish(source: Any, out: Path, extras: dict[str, Any]) -> dict[str, Any]:
     return extras
 
 
+def search(
+    ctx: ExportContext, config: AccuracySearch, make: Any, pre: Path, out: Path
+) -> dict[str, Any]:
+    """Quantize to `out` with `make(extra_excluded, path)`, accuracy-aware where the task
+    has true labels (`exporters.int8_search`): its quality metric, and its parity metric
+    (decision agreement) held to the precision's floor as the verdict holds it."""
+    task = ctx.task
+    slice_ = labelled_slice(ctx, config.search_items) if config.accuracy_aware else None
+
+    def agreement(reference: list[np.ndarray], candidate: list[np.ndarray]) -> float | None:
+        return task.parity(reference, candidate, model=ctx.model).get("metric_value")
+
+    return run_search(
+        config,
+        make,
+        pre,
+        out,
+        slice_,
+        getattr(task, "accuracy", None),
+        agreement if callable(getattr(task, "parity", None)) else None,
+        min_agreement(ctx.precision, getattr(task, "name", None)),
+    )
+
+
 # --------------------------------------------------------------------------- passes
 
 
@@ -761,14 +792,18 @@ class OnnxInt8Dynamic(_OnnxTransform):
             preprocess_model(source, pre)
             selection = select_nodes(pre, config, self.name)
             fp32 = onnx.load(str(pre))
-            quantize_dynamic(
-                str(pre),
-                str(out),
-                per_channel=config.per_channel,
-                weight_type=_quant_type(config.weight_type),
-                op_types_to_quantize=selection["op_types_to_quantize"],
-                nodes_to_exclude=selection["nodes_to_exclude"],
-            )
+
+            def make(extra: list[str], path: Path) -> None:
+                quantize_dynamic(
+                    str(pre),
+                    str(path),
+                    per_channel=config.per_channel,
+                    weight_type=_quant_type(config.weight_type),
+                    op_types_to_quantize=selection["op_types_to_quantize"],
+                    nodes_to_exclude=[*selection["nodes_to_exclude"], *extra],
+                )
+
+            searched = search(ctx, config, make, pre, out)
         result = onnx.load(str(out))
         support = int8_support()
         kernels = cpu_int8_kernels(out)
@@ -786,8 +821,10 @@ class OnnxInt8Dynamic(_OnnxTransform):
         extras.update(
             quantized_nodes=_count_integer_ops(result),
             total_nodes=len(fp32.graph.node),
-            excluded_nodes=len(selection["nodes_to_exclude"]),
+            excluded_nodes=len(selection["nodes_to_exclude"])
+            + searched.get("int8_excluded_count", 0),
             int8_op_types=_int8_op_types(result),
+            **searched,
             **kernels,
             cpu_int8_support=support,
             warnings=warnings,
@@ -826,24 +863,32 @@ class OnnxInt8Static(_OnnxTransform):
             cache = calibrate(
                 pre, feed, count, fixed, config.calibration_method, Path(tmp) / "calibration.json"
             )
-            quantize_static(
-                str(pre),
-                str(out),
-                None,
-                quant_format=QuantFormat.QDQ,
-                per_channel=config.per_channel,
-                activation_type=_quant_type(config.activation_type),
-                weight_type=_quant_type(config.weight_type),
-                reduce_range=config.reduce_range,
-                calibrate_method=_calibration_method(config.calibration_method),
-                calibration_cache_path=str(cache),
-                op_types_to_quantize=selection["op_types_to_quantize"],
-                nodes_to_exclude=selection["nodes_to_exclude"],
-            )
+            changed_outputs: dict[str, list[str]] = {}
+
+            def make(extra: list[str], path: Path) -> None:
+                quantize_static(
+                    str(pre),
+                    str(path),
+                    None,
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=config.per_channel,
+                    activation_type=_quant_type(config.activation_type),
+                    weight_type=_quant_type(config.weight_type),
+                    reduce_range=config.reduce_range,
+                    calibrate_method=_calibration_method(config.calibration_method),
+                    calibration_cache_path=str(cache),
+                    op_types_to_quantize=selection["op_types_to_quantize"],
+                    nodes_to_exclude=[*selection["nodes_to_exclude"], *extra],
+                )
+                made = onnx.load(str(path))
+                changed = float_graph_outputs(made) if config.float_outputs else []
+                changed_outputs[str(path)] = changed
+                if changed:
+                    onnx.save(made, str(path))
+
+            searched = search(ctx, config, make, pre, out)
         result = onnx.load(str(out))
-        float_outputs = float_graph_outputs(result) if config.float_outputs else []
-        if float_outputs:
-            onnx.save(result, str(out))
+        float_outputs = changed_outputs[str(out)]
         support = int8_support()
         kernels = cpu_int8_kernels(out)
         warnings = int8_warnings(support, kernels)
@@ -865,8 +910,10 @@ class OnnxInt8Static(_OnnxTransform):
             quantized_nodes=_count_qdq_ops(result),
             total_nodes=len(fp32.graph.node),
             qdq_nodes=sum(node.op_type in QDQ_OPS for node in result.graph.node),
-            excluded_nodes=len(selection["nodes_to_exclude"]),
+            excluded_nodes=len(selection["nodes_to_exclude"])
+            + searched.get("int8_excluded_count", 0),
             float_outputs=float_outputs,
+            **searched,
             calibrator_options=CALIBRATOR_OPTIONS[config.calibration_method],
             calibration_items=count,
             calibration_batch=batch,

@@ -53,7 +53,15 @@ def test_dynamic_int8(fp32):
         "op_types_to_quantize": "",
         "op_types_to_exclude": "",
         "nodes_to_exclude": "",
+        "accuracy_aware": True,
+        "max_accuracy_drop": 1.0,
+        "search_items": 128,
+        "search_steps": 5,
+        "max_excluded_fraction": 0.5,
     }
+    # the tabular MLP's INT8 keeps its accuracy: the search measured it and stopped
+    assert manifest["int8_search"] == "not needed", manifest["int8_search_reason"]
+    assert manifest["int8_excluded_count"] == 0
     assert manifest["int8_op_types"] == ["MatMulInteger"]
     assert not any("Conv" in w for w in manifest["warnings"])
 

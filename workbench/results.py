@@ -131,6 +131,13 @@ RESULT_FIELDS: list[str] = [
     "accuracy_drop",
     "calibration",
     "accuracy_source",  # the source model's quality on the same labelled inputs
+    # accuracy-aware INT8 (exporters.int8_search): met / not met / not needed / skipped /
+    # off, why in numbers, the nodes kept in float and the quality at each step
+    "int8_search",
+    "int8_search_reason",
+    "int8_excluded_count",
+    "int8_excluded_nodes",
+    "int8_search_steps",
     # provenance
     "artifact_path",
     "artifact_sha256",

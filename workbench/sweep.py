@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from exporters.base import ArtifactRequest, NoPassError, all_passes, export_many, find_pass
+from exporters.int8_search import AccuracySearch, search_params
 from workbench import workspace
 from workbench.errors import UserError
 from workbench.formats import PRECISIONS, SOURCE_FRAMEWORK_OF_NATIVE, runtime_for
@@ -227,7 +228,16 @@ def plan(sweep: TaskSweep) -> list[Job]:
                     if not native and not has_pass(fw, fmt, precision, task, explicit):
                         continue
                     request = (
-                        None if native else ArtifactRequest(sweep.task, model, fw, fmt, precision)
+                        None
+                        if native
+                        else ArtifactRequest(
+                            sweep.task,
+                            model,
+                            fw,
+                            fmt,
+                            precision,
+                            _pass_params(sweep, fw, fmt, precision),
+                        )
                     )
                     extra = [None, *sweep.extra_runtimes.get(fmt, [])]
                     for device in sweep.devices:
@@ -237,6 +247,14 @@ def plan(sweep: TaskSweep) -> list[Job]:
                                 for rt in extra
                             ]
     return jobs
+
+
+def _pass_params(sweep: TaskSweep, framework: str, fmt: str, precision: str) -> dict[str, Any]:
+    """A pass's parameters from the sweep: the accuracy-aware INT8 search's budget (the
+    sweep's `max_accuracy_drop`) and its size (the profile's, `SEARCH_SIZES`)."""
+    if issubclass(find_pass(framework, fmt, precision).Params, AccuracySearch):
+        return search_params(sweep.profile, sweep.max_accuracy_drop)
+    return {}
 
 
 def runtime_precision(fmt: str, precision: str) -> dict[str, Any]:
@@ -280,6 +298,36 @@ def has_pass(
         return False
 
 
+INT8_SEARCH_FIELDS = (
+    "int8_search",
+    "int8_search_reason",
+    "int8_excluded_count",
+    "int8_excluded_nodes",
+    "int8_search_steps",
+)
+
+
+def int8_search_labels(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What the accuracy-aware INT8 search did, as flat row fields: the excluded nodes
+    comma-joined and each step as `excluded:quality(drop points)` and, where measured,
+    `a` and the decision agreement, e.g. `0:0.4604(2.57)a0.9958 8:0.4925(-0.64)a0.9967`."""
+    labels = {
+        k: manifest[k]
+        for k in INT8_SEARCH_FIELDS
+        if manifest.get(k) is not None and manifest.get(k) == manifest.get(k)  # not NaN
+    }
+    # a row read back (already flat) passes through as it is
+    if isinstance(labels.get("int8_excluded_nodes"), list):
+        labels["int8_excluded_nodes"] = ",".join(labels["int8_excluded_nodes"])
+    if isinstance(labels.get("int8_search_steps"), list):
+        labels["int8_search_steps"] = " ".join(
+            f"{s['excluded']}:{s['quality']:.4f}({s['drop_points']:.2f})"
+            + (f"a{s['agreement']:.4f}" if s.get("agreement") is not None else "")
+            for s in labels["int8_search_steps"]
+        )
+    return labels
+
+
 def job_labels(sweep: TaskSweep, job: Job, manifest: dict[str, Any] | None) -> dict[str, Any]:
     """The columns a job's rows carry from the sweep and its artifact's manifest (parity,
     accuracy, hash), so a row says what it measured without the manifest beside it."""
@@ -303,6 +351,7 @@ def job_labels(sweep: TaskSweep, job: Job, manifest: dict[str, Any] | None) -> d
         ):
             labels[key] = manifest.get(key)
         labels["accuracy"] = manifest.get("accuracy_artifact")
+        labels.update(int8_search_labels(manifest))
         for key in ("accuracy_drop", "calibration"):  # a user model's gate and stamps
             if manifest.get(key) is not None:
                 labels[key] = manifest[key]
