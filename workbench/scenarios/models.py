@@ -72,7 +72,7 @@ def _load_instances(
         settings=runtime.parse_settings(settings or {}),
     )
     runtime.configure_process(options)
-    return [runtime.load(path, options) for _ in range(instances)]
+    return runtime.load_served(path, options, instances)
 
 
 def _served(
