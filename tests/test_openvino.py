@@ -533,3 +533,26 @@ def test_nncf_int8_of_the_tabular_mlp_keeps_its_logits(tmp_path):
         scaled[setting] = float(np.abs(got - ref).max() / np.abs(ref).max())
         assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.95
     assert scaled["auto"] < 0.1 < 0.2 < scaled["mean_minmax"], scaled
+
+
+def test_a_task_artifact_served_on_openvino_beside_onnxruntime(workspace):
+    """`load_task(..., runtime=)`: the same ONNX artifact on either runtime (the served
+    OpenVINO-vs-ORT benchmark), outputs agreeing; a runtime that cannot run the format
+    is refused by name."""
+    from workbench.scenarios.models import load_task
+
+    ort = load_task("tabular", "mlp", instances=1, threads=1, sample_count=8)
+    ov = load_task("tabular", "mlp", instances=1, threads=1, sample_count=8, runtime="openvino")
+    try:
+        assert ort.labels["runtime"] == "onnxruntime" and ov.labels["runtime"] == "openvino"
+        assert ov.labels["artifact_path"] == ort.labels["artifact_path"]
+        assert "; throughput: " in ov.labels["provider"]
+        sample = ort.samples[0]
+        np.testing.assert_allclose(
+            ov.run_batches[0](sample)[0], ort.run_batches[0](sample)[0], rtol=1e-4, atol=1e-4
+        )
+    finally:
+        ort.close()
+        ov.close()
+    with pytest.raises(UserError, match="cannot run format"):
+        load_task("tabular", "mlp", sample_count=8, runtime="litert")
