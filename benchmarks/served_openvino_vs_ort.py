@@ -7,11 +7,12 @@ setup is reported unavailable with the reason). Every probe is a real LoadGen se
 through `workbench.scenarios` (Poisson arrivals, latency from each query's scheduled
 issue time); samples are the task's own texts. OpenVINO serves in its throughput mode
 (streams over the threads, one infer request per batcher worker: the mode is in
-`provider`); ONNX Runtime serves `--instances` sessions of cores/instances threads.
+`provider`); ONNX Runtime serves `--instances` sessions of cores/instances threads
+(`ort-2x`: two sessions, whatever --instances says).
 
 Run:  .venv/bin/python benchmarks/served_openvino_vs_ort.py [--profile ci|quick|full]
           [--instances N] [--max-batch 8] [--max-queue-delay-ms 5] [--max-probes 6]
-          [--setups ort,ov-f32,ov-bf16] [--out PATH]
+          [--setups ort,ort-2x,ov-f32,ov-bf16] [--out PATH]
       (ci: 1 s probes, a smoke check; quick: 5 s probes; full: LoadGen's 600 s, hours)
 """
 
@@ -36,11 +37,14 @@ from workbench.scenarios.settings import for_profile  # noqa: E402
 
 BOUND_MS = 100.0
 TASK, MODEL = "text_classification", "minilm_classifier"
-# name -> (artifact format, precision, runtime, runtime settings)
-SETUPS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
-    "ort": ("onnx", "fp32", "onnxruntime", {}),
-    "ov-f32": ("onnx", "fp32", "openvino", {"inference_precision": "f32"}),
-    "ov-bf16": ("openvino", "bf16", "openvino", {}),
+# name -> (artifact format, precision, runtime, runtime settings, instances or None for
+# --instances). "ort-2x" is ONNX Runtime's analogue of OpenVINO's two streams: two
+# sessions of half the cores each.
+SETUPS: dict[str, tuple[str, str, str, dict[str, Any], int | None]] = {
+    "ort": ("onnx", "fp32", "onnxruntime", {}, None),
+    "ort-2x": ("onnx", "fp32", "onnxruntime", {}, 2),
+    "ov-f32": ("onnx", "fp32", "openvino", {"inference_precision": "f32"}, None),
+    "ov-bf16": ("openvino", "bf16", "openvino", {}, None),
 }
 
 
@@ -67,14 +71,14 @@ def main() -> int:
         "setups": {},
     }
     for name in names:
-        fmt, precision, runtime, runtime_settings = SETUPS[name]
+        fmt, precision, runtime, runtime_settings, instances = SETUPS[name]
         try:
             served = load_task(
                 TASK,
                 MODEL,
                 fmt=fmt,
                 precision=precision,
-                instances=args.instances,
+                instances=instances or args.instances,
                 settings=runtime_settings,
                 sample_count=settings.sample_count,
                 runtime=runtime,
