@@ -556,3 +556,11 @@ def test_a_task_artifact_served_on_openvino_beside_onnxruntime(workspace):
         ov.close()
     with pytest.raises(UserError, match="cannot run format"):
         load_task("tabular", "mlp", sample_count=8, runtime="litert")
+
+
+def test_cpu_pinning_is_a_setting(onnx_file):
+    """OpenVINO pins stream threads by default; `cpu_pinning=false` lets the OS move them
+    (a host whose cores are shared with busy neighbours)."""
+    assert bool(load(onnx_file).compiled.get_property("ENABLE_CPU_PINNING")) is True
+    unpinned = load(onnx_file, cpu_pinning=False)
+    assert bool(unpinned.compiled.get_property("ENABLE_CPU_PINNING")) is False
