@@ -47,7 +47,7 @@ SETUPS: dict[str, tuple[str, str, str, dict[str, Any], int | None]] = {
     "ov-bf16": ("openvino", "bf16", "openvino", {}, None),
     # OpenVINO pins stream threads to cores by default: on a shared host a pinned thread
     # waits for its busy core instead of moving.
-    "ov-bf16-unpinned": ("openvino", "bf16", "openvino", {"cpu_pinning": False}, None),
+    "ov-bf16-unpinned": ("openvino", "bf16", "openvino", {"cpu_pinning": "off"}, None),
 }
 
 

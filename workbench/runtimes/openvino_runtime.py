@@ -82,10 +82,10 @@ class OpenVinoSettings(Options):
     cache_dir: str = option(
         "", "CACHE_DIR for compiled blobs, so a second load skips compilation (empty: none)"
     )
-    cpu_pinning: bool = option(
-        True,
-        "ENABLE_CPU_PINNING: pin each stream's threads to cores (OpenVINO's default); false "
-        "lets the OS move them, for a host shared with busy neighbours",
+    cpu_pinning: Literal["auto", "on", "off"] = option(
+        "auto",
+        "ENABLE_CPU_PINNING: on pins each stream's threads to cores, off lets the OS move "
+        "them (a host shared with busy neighbours); auto: OpenVINO's choice (on, on Linux)",
     )
 
     def __post_init__(self) -> None:
@@ -317,7 +317,8 @@ class OpenVinoRuntime(Runtime):
             settings.inference_precision, ir_precision_hint(ov_model), flags
         )
         config = compile_config(precision, hint, settings.streams, threads, settings.cache_dir)
-        config["ENABLE_CPU_PINNING"] = settings.cpu_pinning
+        if settings.cpu_pinning != "auto":
+            config["ENABLE_CPU_PINNING"] = settings.cpu_pinning == "on"
         try:
             compiled = core.compile_model(ov_model, "CPU", config)
         except RuntimeError as exc:
