@@ -22,12 +22,16 @@ from workbench.procs import CODE_ROOT
 
 # Judged from stored numbers at read time, so not part of what made the file.
 EXCLUDED = frozenset({"workbench.parity_thresholds"})
-# Libraries whose version can change an exported file or its parity numbers.
+# Libraries whose version can change an exported file or its parity numbers. ONNX
+# Runtime is named twice: the GPU wheel (what the workbench installs) and the CPU one
+# have different distribution names, and each runs the ORT quantization and parity.
+# OpenVINO converts the IR and runs its parity; NNCF makes the INT8 IR.
 LIBRARIES = (
     "numpy",
     "torch",
     "onnx",
     "onnxruntime",
+    "onnxruntime-gpu",
     "onnxscript",
     "onnxslim",
     "tensorflow",
@@ -37,6 +41,8 @@ LIBRARIES = (
     "ai-edge-litert",
     "ai-edge-torch",
     "litert-torch",
+    "openvino",
+    "nncf",
 )
 
 

@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,21 @@ def test_key_covers_model_code_and_libraries_but_not_thresholds(monkeypatch):
     before = _key()
     versions = dict(base.library_versions())
     monkeypatch.setattr(base, "library_versions", lambda: {**versions, "torch": "0.0.1"})
+    assert _key() != before
+
+
+@pytest.mark.parametrize("dist", ["openvino", "nncf", "onnxruntime-gpu"])
+def test_key_covers_openvino_nncf_and_ort_gpu(dist, monkeypatch):
+    # An OpenVINO or NNCF upgrade re-converts the IR / re-quantizes the INT8 IR; the GPU
+    # wheel of ORT (the venv's, unlike the CPU `onnxruntime`) runs ORT quantization/parity.
+    try:
+        installed = metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        installed = None
+    versions = dict(base.library_versions())
+    assert versions[dist] == installed
+    before = _key()
+    monkeypatch.setattr(base, "library_versions", lambda: {**versions, dist: "0.0.1"})
     assert _key() != before
 
 

@@ -388,3 +388,181 @@ def test_the_inductor_format_is_the_eager_model_compiled():
         )
         loaded = runtime.load(None, options, model=torch.nn.Linear(4, 2).eval())
         assert loaded.provider == provider
+
+
+# ------------------------------------------------------------ scenarios: throughput mode
+
+
+def test_the_timed_loop_compiles_for_latency(onnx_file):
+    model = load(onnx_file)
+    assert str(model.compiled.get_property("PERFORMANCE_HINT")).endswith("LATENCY")
+    assert int(model.compiled.get_property("NUM_STREAMS")) == 1
+    assert "throughput" not in model.provider
+
+
+def test_scenarios_serve_from_streams_in_throughput_mode(onnx_file):
+    """What the scenarios and `serve` load (`load_served`): one model compiled for
+    throughput; two instances of one thread become two streams sharing two threads, each
+    instance its own infer request, all agreeing with the timed loop's latency model."""
+    runtime = get_runtime("openvino")
+    options = RuntimeOptions(
+        parse_device("cpu"), threads=1, settings=runtime.parse_settings({"streams": 2})
+    )
+    models = runtime.load_served(onnx_file, options, 2)
+    compiled = models[0].compiled
+    assert all(m.compiled is compiled for m in models)  # one compiled model
+    assert len({id(m.request) for m in models}) == len(models)  # a request each
+    assert str(compiled.get_property("PERFORMANCE_HINT")).endswith("THROUGHPUT")
+    assert int(compiled.get_property("NUM_STREAMS")) == 2
+    assert int(compiled.get_property("INFERENCE_NUM_THREADS")) == 2
+    optimal = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    assert len(models) == max(2, optimal)
+    assert models[0].provider.endswith(f"; throughput: 2 streams, {len(models)} requests)")
+    latency = load(onnx_file)
+    batch = feed(4)
+    want = latency.to_numpy(latency.run(latency.prepare(batch)))[0]
+    for model in models:
+        np.testing.assert_allclose(model.to_numpy(model.run(batch))[0], want, atol=1e-4)
+
+
+def test_an_offline_scenario_row_names_the_throughput_mode(
+    onnx_file, tmp_path, monkeypatch, capsys
+):
+    """`workbench bench x.onnx --runtime openvino --scenario offline`: by default the
+    plugin picks the streams, the batcher gets one worker per infer request, and the row
+    says so; a real LoadGen run completes every sample."""
+    from workbench.cli import main
+
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    args = ["bench", str(onnx_file), "--runtime", "openvino", "--scenario", "offline"]
+    args += ["--profile", "ci", "--min-duration-ms", "300", "--max-duration-ms", "3000"]
+    assert main([*args, "--dim", "batch=1", "--output", "json"]) == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert row["runtime"] == "openvino" and "; throughput: " in row["provider"]
+    requests = int(row["provider"].rpartition(", ")[2].split()[0])
+    assert row["scenario_settings"]["instances"] == requests >= 1
+    assert row["n_iterations"] > 0 and row["failed_requests"] == 0 and row["rejected"] == 0
+
+
+def test_the_latency_setting_keeps_scenarios_on_one_stream(onnx_file):
+    from workbench.scenarios.models import load_file
+
+    served = load_file(
+        onnx_file, runtime="openvino", instances=2, threads=1,
+        settings={"performance_hint": "latency"}, dims={},
+    )  # fmt: skip
+    try:
+        assert len(served.run_batches) == 2
+        assert "latency: 1 stream, 2 requests" in served.labels["provider"]
+    finally:
+        served.close()
+
+
+# ------------------------------------------------------------ NNCF activation ranges
+
+
+def tabular_mlp_onnx(path: Path) -> Path:
+    """The tabular task's trained MLP (10 -> 256 -> 256 -> 128 -> 2, ReLU) as ONNX MatMuls."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from workbench.tasks.tabular import trained_weights
+
+    params = trained_weights("mlp")
+    nodes, inits, h = [], [], "input"
+    for i in range(0, len(params), 2):
+        inits += [numpy_helper.from_array(params[i], f"w{i}")]
+        inits += [numpy_helper.from_array(params[i + 1], f"b{i}")]
+        nodes += [helper.make_node("MatMul", [h, f"w{i}"], [f"m{i}"])]
+        nodes += [helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"])]
+        h = f"a{i}"
+        if i + 2 < len(params):
+            nodes += [helper.make_node("Relu", [h], [f"r{i}"])]
+            h = f"r{i}"
+    graph = helper.make_graph(
+        nodes,
+        "tabular_mlp",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 10])],
+        [helper.make_tensor_value_info(h, TensorProto.FLOAT, ["batch", 2])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_activation_range_auto_is_minmax_for_feature_vectors():
+    import openvino as ov
+
+    from exporters.openvino_passes import resolve_activation_range
+
+    rank = ov.Dimension
+    assert resolve_activation_range("auto", [(rank(2), True)]) == "minmax"  # tabular rows
+    assert resolve_activation_range("auto", [(rank(4), True)]) == "mean_minmax"  # images
+    assert resolve_activation_range("auto", [(rank(2), False)] * 2) == "mean_minmax"  # ids
+    assert resolve_activation_range("auto", [(rank(), True)]) == "mean_minmax"  # unknown
+    assert resolve_activation_range("mean_minmax", [(rank(2), True)]) == "mean_minmax"
+
+
+def test_nncf_int8_of_the_tabular_mlp_keeps_its_logits(tmp_path):
+    """One-row calibration items: NNCF's default ranges (the mean of each row's extremes)
+    clip the MLP's hidden activations and move its logits by a third of their scale; the
+    pass's `auto` (minmax for feature vectors) keeps them within the INT8 tolerance."""
+    from exporters.base import ExportContext
+    from exporters.openvino_passes import NncfInt8Static, OpenVinoIr
+    from workbench.registry import get_task
+
+    task = get_task("tabular")
+    ir = tmp_path / "fp32" / "model.xml"
+    ir.parent.mkdir()
+    onnx_path = tabular_mlp_onnx(tmp_path / "mlp.onnx")
+    OpenVinoIr().export(ExportContext(task, "mlp", "torch", "fp32", None, None, onnx_path), ir)
+    feed_, labels = task.held_out("mlp", task.parity_count("mlp"))
+    ref = load(ir).to_numpy(load(ir).run(feed_))[0]
+    scaled: dict[str, float] = {}
+    for setting in ("auto", "mean_minmax"):
+        out = tmp_path / setting / "model.xml"
+        out.parent.mkdir()
+        pass_ = NncfInt8Static()
+        params = pass_.check_params({"activation_range": setting})
+        ctx = ExportContext(task, "mlp", "torch", "int8-static", params, None, ir)
+        extras = pass_.export(ctx, out)
+        assert extras["activation_range"] == ("minmax" if setting == "auto" else setting)
+        got = load(out).to_numpy(load(out).run(feed_))[0]
+        scaled[setting] = float(np.abs(got - ref).max() / np.abs(ref).max())
+        assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.95
+    assert scaled["auto"] < 0.1 < 0.2 < scaled["mean_minmax"], scaled
+
+
+def test_a_task_artifact_served_on_openvino_beside_onnxruntime(workspace):
+    """`load_task(..., runtime=)`: the same ONNX artifact on either runtime (the served
+    OpenVINO-vs-ORT benchmark), outputs agreeing; a runtime that cannot run the format
+    is refused by name."""
+    from workbench.scenarios.models import load_task
+
+    ort = load_task("tabular", "mlp", instances=1, threads=1, sample_count=8)
+    ov = load_task("tabular", "mlp", instances=1, threads=1, sample_count=8, runtime="openvino")
+    try:
+        assert ort.labels["runtime"] == "onnxruntime" and ov.labels["runtime"] == "openvino"
+        assert ov.labels["artifact_path"] == ort.labels["artifact_path"]
+        assert "; throughput: " in ov.labels["provider"]
+        sample = ort.samples[0]
+        np.testing.assert_allclose(
+            ov.run_batches[0](sample)[0], ort.run_batches[0](sample)[0], rtol=1e-4, atol=1e-4
+        )
+    finally:
+        ort.close()
+        ov.close()
+    with pytest.raises(UserError, match="cannot run format"):
+        load_task("tabular", "mlp", sample_count=8, runtime="litert")
+
+
+def test_cpu_pinning_is_a_setting(onnx_file):
+    """OpenVINO pins stream threads by default on Linux; `cpu_pinning=off` lets the OS
+    move them (a host whose cores are shared with busy neighbours)."""
+    for setting, pinned in (("on", True), ("off", False)):
+        model = load(onnx_file, cpu_pinning=setting)
+        assert bool(model.compiled.get_property("ENABLE_CPU_PINNING")) is pinned
+    with pytest.raises(UserError, match="cpu_pinning"):
+        get_runtime("openvino").parse_settings({"cpu_pinning": "sometimes"})

@@ -199,6 +199,15 @@ class Runtime(ABC):
     def load(self, path: Path | None, options: RuntimeOptions, model: Any = None) -> LoadedModel:
         """Load the artifact at `path` (or the in-memory framework `model` for eager formats)."""
 
+    def load_served(
+        self, path: Path | None, options: RuntimeOptions, instances: int
+    ) -> list[LoadedModel]:
+        """The model copies a scenario or server runs concurrently, one per batcher worker
+        (`options.threads` intra-op threads each): `instances` separate loads. A runtime
+        that serves concurrent requests from one compiled model (OpenVINO's streams)
+        overrides this and may return more than `instances` (its own optimal count)."""
+        return [self.load(path, options) for _ in range(instances)]
+
     def version(self) -> str:
         """The version of the underlying library (for result rows)."""
         return ""

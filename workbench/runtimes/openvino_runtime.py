@@ -10,9 +10,16 @@ with the reason. After compiling, the precision and devices are read back from t
 compiled model; a mismatch is refused rather than measured.
 
 Settings (`OpenVinoSettings`, `--setting openvino.NAME=VALUE`): the precision hint, the
-performance hint (latency: one synchronous stream, what the timed loop measures;
-throughput: several streams, for offline and server scenarios), the stream count and a
-model cache directory. The thread count is the harness's (`INFERENCE_NUM_THREADS`).
+performance hint, the stream count and a model cache directory. The performance hint's
+default (`auto`) follows what is measured: the timed loop (`load`) compiles for latency
+(one stream, one synchronous infer request); the offline and server scenarios and
+`serve` (`load_served`) compile ONE model for throughput, with streams sharing the
+threads every instance was given, and serve from several infer requests (at least one
+per instance, else the plugin's OPTIMAL_NUMBER_OF_INFER_REQUESTS), each driven by its own
+batcher worker thread (OpenVINO releases the GIL in `infer`, so the requests run
+concurrently: what its AsyncInferQueue does, with the batcher's threads as the queue).
+The row's provider then names the mode, e.g. "CPU (f32, AVX-512; throughput: 2 streams,
+2 requests)". The thread count is the harness's (`INFERENCE_NUM_THREADS`).
 
 OpenVINO's conversion API and NNCF send anonymous usage telemetry unless the user opted
 out; `opt_out_of_telemetry` opts out the documented way before either is imported.
@@ -63,16 +70,22 @@ class OpenVinoSettings(Options):
         "the CPU's arithmetic precision (INFERENCE_PRECISION_HINT); auto: the IR's own "
         "runtime_options, else f32 (never OpenVINO's silent bf16 default)",
     )
-    performance_hint: Literal["latency", "throughput"] = option(
-        "latency",
-        "PERFORMANCE_HINT: latency (one stream, synchronous calls) or throughput (streams "
-        "for concurrent requests)",
+    performance_hint: Literal["auto", "latency", "throughput"] = option(
+        "auto",
+        "PERFORMANCE_HINT: latency (one stream, synchronous calls) or throughput (streams, "
+        "one infer request per concurrent caller); auto: latency in the timed loop, "
+        "throughput in the offline and server scenarios and `serve`",
     )
     streams: int = option(
         0, "NUM_STREAMS (0: the hint's choice: 1 for latency, the plugin's for throughput)"
     )
     cache_dir: str = option(
         "", "CACHE_DIR for compiled blobs, so a second load skips compilation (empty: none)"
+    )
+    cpu_pinning: Literal["auto", "on", "off"] = option(
+        "auto",
+        "ENABLE_CPU_PINNING: on pins each stream's threads to cores, off lets the OS move "
+        "them (a host shared with busy neighbours); auto: OpenVINO's choice (on, on Linux)",
     )
 
     def __post_init__(self) -> None:
@@ -250,6 +263,37 @@ class OpenVinoRuntime(Runtime):
         return None
 
     def load(self, path: Path | None, options: RuntimeOptions, model: Any = None) -> LoadedModel:
+        """One compiled model and one synchronous infer request: the timed loop's latency
+        mode unless the settings ask for throughput."""
+        settings: OpenVinoSettings = self.settings(options)
+        hint = "latency" if settings.performance_hint == "auto" else settings.performance_hint
+        compiled, provider = self._compile(path, options, hint, options.threads)
+        if hint == "throughput":
+            provider = f"{provider[:-1]}; {served_mode(compiled, 1)})"
+        return OpenVinoModel(compiled, provider)
+
+    def load_served(
+        self, path: Path | None, options: RuntimeOptions, instances: int
+    ) -> list[LoadedModel]:
+        """One compiled model for the scenarios and `serve` (throughput unless the
+        settings say latency), with one infer request per concurrent caller: the
+        threads all `instances` were given, shared by the streams."""
+        settings: OpenVinoSettings = self.settings(options)
+        hint = "throughput" if settings.performance_hint == "auto" else settings.performance_hint
+        threads = options.threads * instances if options.threads else None
+        compiled, provider = self._compile(path, options, hint, threads)
+        requests = instances
+        if hint == "throughput":
+            requests = max(
+                instances, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+            )
+        provider = f"{provider[:-1]}; {served_mode(compiled, requests)})"
+        return [OpenVinoModel(compiled, provider) for _ in range(requests)]
+
+    def _compile(
+        self, path: Path | None, options: RuntimeOptions, hint: str, threads: int | None
+    ) -> tuple[Any, str]:
+        """The compiled model and its provider text, precision stated and checked."""
         reason = self.unavailable_reason(options.device)
         if reason:
             raise UnavailableError(reason)
@@ -272,18 +316,9 @@ class OpenVinoRuntime(Runtime):
         precision = choose_precision(
             settings.inference_precision, ir_precision_hint(ov_model), flags
         )
-        config: dict[str, Any] = {
-            "INFERENCE_PRECISION_HINT": OV_PRECISION[precision],
-            "PERFORMANCE_HINT": settings.performance_hint.upper(),
-        }
-        if settings.streams:
-            config["NUM_STREAMS"] = str(settings.streams)
-        elif settings.performance_hint == "latency":
-            config["NUM_STREAMS"] = "1"
-        if options.threads is not None:
-            config["INFERENCE_NUM_THREADS"] = options.threads
-        if settings.cache_dir:
-            config["CACHE_DIR"] = settings.cache_dir
+        config = compile_config(precision, hint, settings.streams, threads, settings.cache_dir)
+        if settings.cpu_pinning != "auto":
+            config["ENABLE_CPU_PINNING"] = settings.cpu_pinning == "on"
         try:
             compiled = core.compile_model(ov_model, "CPU", config)
         except RuntimeError as exc:
@@ -296,14 +331,42 @@ class OpenVinoRuntime(Runtime):
         devices = ", ".join(compiled.get_property("EXECUTION_DEVICES")) or "CPU"
         quantized = is_quantized(ov_model)
         label = f"int8 + {precision}" if quantized else precision
-        provider = f"{devices} ({label}, {isa_label(precision, quantized, flags)})"
-        return OpenVinoModel(compiled, provider)
+        return compiled, f"{devices} ({label}, {isa_label(precision, quantized, flags)})"
 
     def version(self) -> str:
         # lazy: openvino
         import openvino
 
         return openvino.get_version()
+
+
+def compile_config(
+    precision: str, hint: str, streams: int, threads: int | None, cache_dir: str
+) -> dict[str, Any]:
+    """The CPU plugin's compile properties: the precision always stated, the hint, the
+    streams (latency: 1 unless set; throughput: the plugin's choice unless set)."""
+    config: dict[str, Any] = {
+        "INFERENCE_PRECISION_HINT": OV_PRECISION[precision],
+        "PERFORMANCE_HINT": hint.upper(),
+    }
+    if streams:
+        config["NUM_STREAMS"] = str(streams)
+    elif hint == "latency":
+        config["NUM_STREAMS"] = "1"
+    if threads is not None:
+        config["INFERENCE_NUM_THREADS"] = threads
+    if cache_dir:
+        config["CACHE_DIR"] = cache_dir
+    return config
+
+
+def served_mode(compiled: Any, requests: int) -> str:
+    """What a compiled model serves with, read back from it: "throughput: 2 streams,
+    2 requests" (the provider's mode part)."""
+    hint = str(compiled.get_property("PERFORMANCE_HINT")).rpartition(".")[2].lower()
+    streams = int(compiled.get_property("NUM_STREAMS"))
+    plural = "s" if requests != 1 else ""
+    return f"{hint}: {streams} stream{'s' if streams != 1 else ''}, {requests} request{plural}"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -72,7 +72,7 @@ def _load_instances(
         settings=runtime.parse_settings(settings or {}),
     )
     runtime.configure_process(options)
-    return [runtime.load(path, options) for _ in range(instances)]
+    return runtime.load_served(path, options, instances)
 
 
 def _served(
@@ -153,10 +153,12 @@ def load_task(
     threads: int | None = None,
     settings: dict[str, Any] | None = None,
     sample_count: int = 64,
+    runtime: str | None = None,
 ) -> ServedModel:
     """A task's exported artifact (exported now if missing; cached by content), with the
-    task's own inputs as samples. `framework`: the source framework exported from (default
-    the model's first: a user's Keras, SavedModel or ONNX model has no PyTorch one)."""
+    task's own inputs as samples, on `runtime` (default: the format's own; e.g. the ONNX
+    file on openvino beside onnxruntime). `framework`: the source framework exported from
+    (default the model's first: a user's Keras, SavedModel or ONNX model has no PyTorch one)."""
     task_obj = get_task(task)
     model = task_obj.check_model(model or task_obj.models[0])
     framework = framework or task_obj.frameworks_for(model)[0]
@@ -166,7 +168,7 @@ def load_task(
             f"could not export {task}/{model} to {fmt} {precision}: {manifest.get('error')}"
         )
     path = Path(manifest["path"])
-    name = runtime_for(fmt)
+    name = runtime or runtime_for(fmt)
     loaded = _load_instances(name, path, fmt, instances, device, threads, settings)
     samples = _split_rows(task_obj.make_inputs(model, sample_count, seed=3, framework=framework))
     labels = {

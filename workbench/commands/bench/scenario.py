@@ -5,6 +5,7 @@ The scenario logic is workbench.scenarios'; this is its flags and the call."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import Any
 
 from workbench.batching import BatcherConfig
@@ -51,7 +52,13 @@ def add_arguments(bench: argparse.ArgumentParser, sweep: SweepFlags) -> None:
         action="store_true",
         help="batcher: tune the batch cap toward --latency-bound-ms from the batches it runs",
     )
-    tuning("--instances", type=int, default=1, help="model instances (threads)")
+    tuning(
+        "--instances",
+        type=int,
+        default=1,
+        help="model instances (threads); openvino: infer requests on one compiled model "
+        "(throughput mode: at least its optimal count)",
+    )
     tuning("--no-batcher", action="store_true", help="run every request alone (batch 1)")
 
 
@@ -72,6 +79,11 @@ def bench_scenario(args: argparse.Namespace, profile: str) -> list[dict[str, Any
     )
     batcher = _batcher(args)
     served = _served(args, settings.sample_count)
+    # A runtime serving from one compiled model may run more callers than --instances
+    # (OpenVINO's throughput mode: its optimal infer requests): one worker for each.
+    instances = len(served.run_batches)
+    if batcher is not None:
+        batcher = replace(batcher, instances=instances)
     config = {
         "command": "bench",
         "scenario": args.scenario,
@@ -86,7 +98,7 @@ def bench_scenario(args: argparse.Namespace, profile: str) -> list[dict[str, Any
 
     def keep(row: dict[str, Any]) -> None:
         row = {**served.labels, **row}
-        row["scenario_settings"] = {**row["scenario_settings"], "instances": args.instances}
+        row["scenario_settings"] = {**row["scenario_settings"], "instances": instances}
         rows.append(store.append(row))
 
     status = "failed"
