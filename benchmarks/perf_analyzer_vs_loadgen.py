@@ -2,16 +2,22 @@
 by the workbench's own LoadGen server scenario (issue 27): they should agree within 15 %.
 
 One `workbench serve` (the model under the batcher, max batch 8, 2 ms delay) runs pinned
-to the server cores; the clients run on the other cores, one after the other, against the
-same port. Both searches are the same bounded search (workbench.scenarios.peak's: start
-just under one-at-a-time capacity, double or halve to bracket, bisect to `--tolerance`)
-with the same pass rule: Poisson arrivals at the target rate, p99 under the bound, at
-least 95 % of the offered rate achieved, no failed request. Only the load tool differs:
+to the server cores; the clients run on the other cores, one at a time, against the same
+port. Both tools offer Poisson arrivals at the same target rates, interleaved (LoadGen,
+then perf_analyzer, at each rate of a grid from 0.6x to 2x the one-at-a-time capacity), so
+a shared host's drifting load falls on both alike; each probe lasts about the same (LoadGen
+`--windows` x `--window-ms` minimum, perf_analyzer that many windows). A tool's peak is
+the last rate it passes before its first failure, reported as the QPS it achieved there.
 - LoadGen: workbench.serving.clients' gRPC / HTTP client (binary tensors), the model's own
-  samples, latency from LoadGen's scheduled issue time;
+  samples, latency from LoadGen's scheduled issue time; passes by the workbench's rule (p99
+  under the bound, >= 95 % of the offered rate achieved, nothing failed).
 - perf_analyzer: `--request-rate-range R --request-distribution poisson`, random inputs of
-  the model's shape, latency from its send time, over three `--measurement-interval`
-  windows; its exact command is printed for each probe.
+  the model's shape, latency from its send time; passes with p99 under the bound, exit 0,
+  no error and no "Failed to maintain requested inference load" (its Poisson schedule
+  completes fewer requests than asked at low rates, so the achieved rate is not its rule).
+  Each probe's exact command is recorded.
+`--search bisect` runs each tool's own bounded search instead (find_peak's: double or
+halve, then bisect), which a noisy host misleads more easily.
 
 Run:  flock /tmp/wb-timing.lock .venv/bin/python benchmarks/perf_analyzer_vs_loadgen.py \
         [--model SOURCE] [--bound-ms 100] [--front grpc --front http] [--out PATH]
@@ -33,7 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO))
 
-from workbench.scenarios.driver import passes  # noqa: E402
+from workbench.scenarios.driver import passes, run_scenario  # noqa: E402
 from workbench.scenarios.peak import find_peak  # noqa: E402
 from workbench.scenarios.settings import for_profile  # noqa: E402
 from workbench.serving import clients, perf_analyzer  # noqa: E402
@@ -53,8 +59,30 @@ def one_at_a_time_qps(served: Any) -> float:
     return 5 / (time.perf_counter() - began)
 
 
+def _settings(args: Any, rate: float = 1.0) -> Any:
+    return for_profile(
+        args.profile,
+        "server",
+        target_qps=round(rate, 2),
+        latency_bound_ms=args.bound_ms,
+        min_duration_ms=args.windows * args.window_ms,
+    )
+
+
+def loadgen_probe(served: Any, rate: float, args: Any) -> dict[str, Any]:
+    """One LoadGen server-scenario run at `rate` (Poisson) through the front."""
+    settings = _settings(args, rate)
+    r = run_scenario(served, settings, None)
+    return {
+        "target_qps": settings.target_qps,
+        "achieved_qps": r["throughput_items_per_s"],
+        "p99_ms": r["latency_ms_p99"],
+        "passed": passes(r, settings),
+    }
+
+
 def loadgen_peak(served: Any, bound_ms: float, start: float, args: Any) -> dict[str, Any]:
-    settings = for_profile(args.profile, "server", target_qps=1.0, latency_bound_ms=bound_ms)
+    settings = _settings(args)
     best, rows = find_peak(
         served,
         settings,
@@ -81,8 +109,8 @@ def pa_probe(front: str, port: int, rate: float, args: Any, tmp: Path) -> dict[s
     argv = [
         "-m", "m", "-u", f"127.0.0.1:{port}", "-i", front,
         "--request-rate-range", f"{rate:.2f}", "--request-distribution", "poisson",
-        "--measurement-interval", str(args.pa_interval_ms), "--stability-percentage", "1000",
-        "--max-trials", "3", "--percentile", "99", "-f", str(out),
+        "--measurement-interval", str(args.window_ms), "--stability-percentage", "1000",
+        "--max-trials", str(args.windows), "--percentile", "99", "-f", str(out),
     ]  # fmt: skip
     proc = perf_analyzer.run(argv, timeout_s=120)
     text = proc.stdout + proc.stderr
@@ -139,16 +167,53 @@ def _achieved_at(probes: list[dict[str, Any]], target: float | None) -> float | 
     )
 
 
+def first_failure_peak(probes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last passing probe before the first failing one, in rate order."""
+    best = None
+    for p in sorted(probes, key=lambda p: p["target_qps"]):
+        if not p["passed"]:
+            break
+        best = p
+    return {
+        "peak_target_qps": best["target_qps"] if best else None,
+        "peak_qps": best["achieved_qps"] if best else None,
+        "probes": probes,
+    }
+
+
+def sweep(served: Any, front: str, port: int, start: float, args: Any, tmp: Path) -> dict:
+    """LoadGen and perf_analyzer interleaved over the same grid of rates."""
+    lg, pa = [], []
+    for factor in args.grid:
+        rate = round(start * factor, 2)
+        lg.append(loadgen_probe(served, rate, args))
+        pa.append(pa_probe(front, port, rate, args, tmp))
+        print(
+            f"    {front} {rate:>6.1f}/s  LoadGen {lg[-1]['achieved_qps'] or 0:>6.1f}/s "
+            f"p99 {lg[-1]['p99_ms'] or float('nan'):>7.1f} ms {'pass' if lg[-1]['passed'] else 'fail'}"
+            f"  perf_analyzer {pa[-1]['achieved_qps']:>6.1f}/s p99 {pa[-1]['p99_ms']:>7.1f} ms "
+            f"{'pass' if pa[-1]['passed'] else 'fail'}",
+            flush=True,
+        )
+    return {"loadgen": first_failure_peak(lg), "perf_analyzer": first_failure_peak(pa)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="task:image_classification/efficientnet_lite0")
     parser.add_argument("--bound-ms", type=float, default=100.0)
     parser.add_argument("--front", action="append", choices=("grpc", "http"))
     parser.add_argument("--profile", default="quick", choices=("ci", "quick"))
+    parser.add_argument("--search", default="sweep", choices=("sweep", "bisect"))
+    parser.add_argument(
+        "--grid", type=float, nargs="+", default=[0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0],
+        help="sweep rates as multiples of the one-at-a-time capacity",
+    )  # fmt: skip
     parser.add_argument("--max-probes", type=int, default=7)
     parser.add_argument("--tolerance", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, default=8, help="LoadGen client instances")
-    parser.add_argument("--pa-interval-ms", type=int, default=4000)
+    parser.add_argument("--window-ms", type=int, default=4000)
+    parser.add_argument("--windows", type=int, default=3, help="probe length, in windows")
     parser.add_argument("--out", default=".workbench/benchmarks/perf_analyzer_vs_loadgen.json")
     args = parser.parse_args()
     args.bound_ms = float(args.bound_ms)
@@ -161,6 +226,7 @@ def main() -> int:
     samples = local.samples[:8]
     local.close()
     out: dict[str, Any] = {
+        "command": " ".join(sys.argv),
         "model": args.model,
         "bound_ms": args.bound_ms,
         "load_average_before": os.getloadavg(),
@@ -177,20 +243,26 @@ def main() -> int:
             target = f"127.0.0.1:{port}" if front == "grpc" else f"http://127.0.0.1:{port}"
             served = make(target, "m", samples, args.concurrency)
             try:
-                start = 0.8 * one_at_a_time_qps(served)
-                loadgen = loadgen_peak(served, args.bound_ms, start, args)
+                start = one_at_a_time_qps(served)
+                print(f"{front}: one at a time {start:.1f} QPS", flush=True)
+                if args.search == "sweep":
+                    row = {"front": front, "start_qps": start}
+                    row.update(sweep(served, front, port, start, args, Path(tmp)))
+                else:
+                    loadgen = loadgen_peak(served, args.bound_ms, 0.8 * start, args)
+                    pa = pa_peak(front, port, 0.8 * start, args, Path(tmp))
+                    row = {"front": front, "start_qps": start, "loadgen": loadgen,
+                           "perf_analyzer": pa}  # fmt: skip
             finally:
                 served.close()
-            pa = pa_peak(front, port, start, args, Path(tmp))
-            row = {"front": front, "start_qps": start, "loadgen": loadgen, "perf_analyzer": pa}
             if loadgen["peak_qps"] and pa["peak_qps"]:
                 row["ratio_pa_over_loadgen"] = pa["peak_qps"] / loadgen["peak_qps"]
             out["rows"].append(row)
-            print(f"{front}: start {start:.1f} QPS")
             for tool in ("loadgen", "perf_analyzer"):
                 peak_qps = row[tool]["peak_qps"]
                 print(
-                    f"  {tool:>13}: peak {peak_qps or 0:.1f} QPS with p99 <= {args.bound_ms:g} ms"
+                    f"  {tool:>13}: peak {peak_qps or 0:.1f} QPS achieved (target "
+                    f"{row[tool]['peak_target_qps'] or 0:.1f}) with p99 <= {args.bound_ms:g} ms"
                 )
                 for p in row[tool]["probes"]:
                     print(
