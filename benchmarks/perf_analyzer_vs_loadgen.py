@@ -12,9 +12,11 @@ the last rate it passes before its first failure, reported as the QPS it achieve
   samples, latency from LoadGen's scheduled issue time; passes by the workbench's rule (p99
   under the bound, >= 95 % of the offered rate achieved, nothing failed).
 - perf_analyzer: `--request-rate-range R --request-distribution poisson`, random inputs of
-  the model's shape, latency from its send time; passes with p99 under the bound, exit 0,
-  no error and no "Failed to maintain requested inference load" (its Poisson schedule
-  completes fewer requests than asked at low rates, so the achieved rate is not its rule).
+  the model's shape, latency from its send time; passes with p99 under the bound, at least
+  `--pa-min-achieved` (0.9) of the rate achieved, exit 0, no error and no "Failed to
+  maintain requested inference load". Its p99 alone does not see saturation (it sends late
+  once replies back up and times from the send), and its Poisson schedule completes 4-7 %
+  fewer requests than asked even well below capacity, hence 0.9 rather than 0.95.
   Each probe's exact command is recorded.
 `--search bisect` runs each tool's own bounded search instead (find_peak's: double or
 halve, then bisect), which a noisy host misleads more easily.
@@ -117,12 +119,15 @@ def pa_probe(front: str, port: int, rate: float, args: Any, tmp: Path) -> dict[s
     row = perf_analyzer.read_csv(out)[0] if proc.returncode == 0 and out.is_file() else {}
     p99 = row.get("p99 latency", float("nan")) / 1000.0
     achieved = row.get("Inferences/Second", 0.0)
-    # Its Poisson schedule completes ~20 % fewer requests than the rate asked for even far
-    # below capacity (10/s asked: 7.8/s done at 30 % load), so "kept up" is its own verdict
-    # (no "Failed to maintain requested inference load"), and the QPS compared is achieved.
+    # Its request-rate mode times a request from when it was sent and sends late once
+    # replies back up, so its p99 stays under the bound far past saturation (118.6/s asked,
+    # 85.4/s done, p99 73 ms, where LoadGen saw 11 s): the achieved rate must pass too. Its
+    # Poisson schedule also completes 4-7 % fewer requests than asked well below capacity,
+    # hence --pa-min-achieved 0.9 rather than LoadGen's 0.95.
     ok = (
         bool(row)
         and p99 <= args.bound_ms
+        and achieved >= args.pa_min_achieved * rate
         and "error" not in text.lower()
         and "failed to maintain" not in text.lower()
     )
@@ -217,6 +222,7 @@ def main() -> int:
     parser.add_argument("--tolerance", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, default=8, help="LoadGen client instances")
     parser.add_argument("--window-ms", type=int, default=4000)
+    parser.add_argument("--pa-min-achieved", type=float, default=0.9)
     parser.add_argument("--windows", type=int, default=3, help="probe length, in windows")
     parser.add_argument("--out", default=".workbench/benchmarks/perf_analyzer_vs_loadgen.json")
     args = parser.parse_args()
