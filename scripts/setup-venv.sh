@@ -57,6 +57,12 @@ fi
 .venv/bin/python -m workbench.runtimes.compiled.headers fetch \
   && .venv/bin/python -m workbench.runtimes.compiled.build \
   || echo "setup: the compiled callers are not built; their runtimes will be unavailable" >&2
+# Triton's load generator, perf_analyzer (tests/test_perf_analyzer.py, the README's
+# "Triton's tools"): the binary from tritonclient 2.51.0's wheel and its two libraries,
+# unpacked into ~/.cache/workbench/native (the venv keeps tritonclient 2.69; seconds).
+# Without it the test skips with the reason.
+.venv/bin/python -m workbench.serving.perf_analyzer fetch >/dev/null \
+  || echo "setup: perf_analyzer is not fetched; its test will be skipped" >&2
 # The Jupyter kernel papermill and JupyterLab use, inside the venv.
 .venv/bin/python -m ipykernel install --sys-prefix --name workbench \
   --display-name "Python (workbench)" >/dev/null

@@ -21,6 +21,7 @@ from workbench.serving.proto import open_inference_grpc_pb2_grpc as pb_grpc
 from workbench.serving.registry import ModelRegistry, WarmupShapes, load_source
 from workbench.serving.server import ServerThread
 from workbench.serving.service import InferenceService, ServeSettings
+from workbench.serving.stats import VersionStats
 
 GOOD = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [0.0] * 8}]}
 
@@ -328,3 +329,17 @@ def _serve_help() -> str:
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
     return sub.choices["serve"].format_help()
+
+
+def test_statistics_compute_counts_agree_between_answer_and_encoding():
+    """perf_analyzer aborts ("Server side statistics compute counts must be the same") when
+    a snapshot taken while an answer is being encoded shows fewer compute_output than
+    compute_infer counts; the output's time may arrive later, its count may not."""
+    stats = VersionStats()
+    stats.success(rows=1, total_s=0.01, queue_s=0.001, compute_s=0.005, decode_s=0.002)
+    _, _, mid = stats.snapshot()
+    counts = {mid[p]["count"] for p in ("compute_input", "compute_infer", "compute_output")}
+    assert counts == {1}
+    stats.output(0.003)
+    _, _, after = stats.snapshot()
+    assert after["compute_output"] == {"count": 1, "ns": 3_000_000}

@@ -52,10 +52,14 @@ class VersionStats:
             self.parts["queue"].add(queue_s)
             self.parts["compute_infer"].add(compute_s)
             self.parts["compute_input"].add(decode_s)
+            # counted here, its time added once the answer is encoded: Triton's readers
+            # (perf_analyzer) require equal compute_input/infer/output counts in every
+            # snapshot and abort otherwise ("compute counts must be the same")
+            self.parts["compute_output"].count += 1
 
     def output(self, encode_s: float) -> None:
         with self._lock:
-            self.parts["compute_output"].add(encode_s)
+            self.parts["compute_output"].ns += max(int(encode_s * 1e9), 0)
 
     def fail(self, total_s: float) -> None:
         with self._lock:

@@ -106,26 +106,27 @@ def _members(deb_bytes: bytes) -> dict[str, bytes]:
     return members
 
 
-def _unpack(deb_path: Path, target: Path) -> None:
-    """Extract the usr/include tree of the .deb's data archive into `target`."""
+def unpack(deb_path: Path, target: Path, prefix: str = "usr/include") -> None:
+    """Extract the `prefix` tree (usr/include by default) of the .deb's data archive into
+    `target`."""
     members = _members(deb_path.read_bytes())
     name = next(m for m in members if m.startswith("data.tar"))
     data = members[name]
     if name.endswith(".xz"):
         data = lzma.decompress(data)
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-        wanted = [m for m in archive.getmembers() if m.name.lstrip("./").startswith("usr/include")]
+        wanted = [m for m in archive.getmembers() if m.name.lstrip("./").startswith(prefix)]
         archive.extractall(target, members=wanted, filter="data")
 
 
-def _apt_download(debs: list[Deb], dest: Path) -> None:
+def apt_download(debs: list[Deb], dest: Path) -> None:
     """apt-get download with a private source list and state (the host's apt config and
-    package lists are left as they are)."""
+    package lists are left as they are); also used for perf_analyzer's libb64."""
     if shutil.which("apt-get") is None:
+        names = ", ".join(deb.package for deb in debs)
         raise UnavailableError(
-            "apt-get is not on this host: the ONNX Runtime C API header comes from Debian's "
-            "libonnxruntime-dev; install it (or place the headers in "
-            f"{native_dir() / 'include'}) by hand"
+            f"apt-get is not on this host: {names} come(s) from Debian's {SUITE} archive; "
+            f"install them by hand (headers go in {native_dir() / 'include'})"
         )
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -159,7 +160,7 @@ def fetch() -> list[Path]:
         )
     ]
     if missing:
-        _apt_download(missing, debs_dir)
+        apt_download(missing, debs_dir)
     paths = []
     for name, deb in DEBS.items():
         path = debs_dir / deb.filename
@@ -169,7 +170,7 @@ def fetch() -> list[Path]:
         root = native_dir() / "include" / f"{deb.package}_{deb.version}"
         if not (root / ".complete").is_file():
             shutil.rmtree(root, ignore_errors=True)
-            _unpack(path, root)
+            unpack(path, root)
             (root / ".complete").touch()
         paths.append(include_dir(name))
     return paths
