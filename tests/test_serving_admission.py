@@ -14,8 +14,9 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.support.serving_util import make_service
+from tests.support.serving_util import imagenet_head_onnx, make_service
 from workbench.batching import BatcherConfig
+from workbench.serving.endpoints import EndpointConfig
 from workbench.serving.proto import open_inference_grpc_pb2 as pb
 from workbench.serving.proto import open_inference_grpc_pb2_grpc as pb_grpc
 from workbench.serving.server import ServerThread
@@ -124,3 +125,28 @@ def test_the_deadline_covers_a_body_slow_to_arrive():
         assert r.status_code == 200
         (stats,) = httpx.get(srv.url + "/v2/models/slow/stats", timeout=5).json()["model_stats"]
         assert stats["inference_stats"]["success"]["count"] == 1
+
+
+def test_a_task_endpoints_deadline_runs_from_arrival(tmp_path):
+    """/api/v1/classify: an image body that never finishes arriving is a 504 within the
+    request's --timeout-s (the deadline covers reading, not only the model's queue)."""
+    head = str(imagenet_head_onnx(tmp_path / "head.onnx"))
+    service = make_service([("head", head, "1")], settings=ServeSettings(timeout_s=0.5))
+    with ServerThread(service, [EndpointConfig.parse("classify=head")], grpc=False) as srv:
+        with socket.create_connection((srv.host, srv.http_port), timeout=5) as sock:
+            sock.sendall(
+                b"POST /api/v1/classify HTTP/1.1\r\nhost: x\r\n"
+                b'content-type: application/json\r\ncontent-length: 1000\r\n\r\n{"image_base64'
+            )  # ... and the rest never comes
+            started = time.perf_counter()
+            reply = b""
+            while b"\r\n\r\n" not in reply and time.perf_counter() - started < 5:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+            waited = time.perf_counter() - started
+        assert reply.startswith(b"HTTP/1.1 504"), reply[:300]
+        assert 0.3 < waited < 3.0
+        assert b"reading the image" in reply
+        assert httpx.get(srv.url + "/v2/health/live", timeout=5).status_code == 200

@@ -32,19 +32,21 @@ Raise `workbench.serving.errors` (BadRequest, ...) for a 4xx with a message.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from fastapi import FastAPI, Request
 
 from workbench.errors import UserError
 from workbench.registry import ENDPOINTS
-from workbench.serving.errors import BadRequest, Unsupported
+from workbench.serving.errors import BadRequest, Timeout, Unsupported
 from workbench.serving.service import InferenceService
 from workbench.serving.urlfetch import fetch_image
 
@@ -104,6 +106,28 @@ def mount(app: FastAPI, service: InferenceService, configs: Sequence[EndpointCon
     for config in configs:
         endpoint = ENDPOINTS.create(config.name)
         endpoint.add_routes(app, EndpointContext(service, config.model, dict(config.options)))
+
+
+T = TypeVar("T")
+
+
+def request_deadline(request: Request, service: InferenceService) -> float:
+    """When a task request's --timeout-s runs out (perf_counter): from its arrival at the
+    front (the admission middleware stamps it), so reading the body, fetching an image and
+    pre-processing count against it as they do for the v2 infer route."""
+    return service.deadline(request.scope.get("state", {}).get("arrived"))
+
+
+async def within(deadline: float, work: Awaitable[T], stage: str) -> T:
+    """`work`, or a 504 naming `stage` when the request's deadline passes first."""
+    left = max(deadline - time.perf_counter(), 0.0)
+    try:
+        return await asyncio.wait_for(work, left)
+    except TimeoutError:
+        raise Timeout(
+            f"no answer within the request's --timeout-s (ran out while {stage}): the "
+            "server is overloaded, the client is slow to send, or the work is slow"
+        ) from None
 
 
 async def read_image(request: Request, service: InferenceService) -> bytes:

@@ -13,7 +13,6 @@ fails is named in the 200 answer's `failed_stages`, and the decision is then nev
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
@@ -27,8 +26,8 @@ from workbench.moderation.pipeline import Moderator
 from workbench.moderation.policy import DEFAULT_POLICY, Policy
 from workbench.moderation.request import decode_b64, make_request
 from workbench.moderation.stages import STAGES, Variant
-from workbench.serving.endpoints import EndpointContext, TaskEndpoint
-from workbench.serving.errors import BadRequest, Timeout, Unsupported
+from workbench.serving.endpoints import EndpointContext, TaskEndpoint, request_deadline, within
+from workbench.serving.errors import BadRequest, Unsupported
 from workbench.serving.urlfetch import fetch_image
 
 
@@ -101,17 +100,14 @@ class ModerateEndpoint(TaskEndpoint):
         @app.post("/api/v1/moderate")
         async def moderate(request: Request) -> dict:
             began = time.perf_counter()
-            text, image = await read_moderation(request, ctx)
+            deadline = request_deadline(request, ctx.service)
+            text, image = await within(deadline, read_moderation(request, ctx), "reading")
             try:
                 checked = await run_in_threadpool(make_request, text, image, moderator.policy)
             except UserError as exc:
                 raise BadRequest(str(exc)) from None
-            timeout = ctx.service.settings.timeout_s
-            try:
-                decision = await asyncio.wait_for(
-                    run_in_threadpool(moderator.moderate, checked), timeout
-                )
-            except TimeoutError:
-                raise Timeout(f"moderation took over {timeout:g} s") from None
+            decision = await within(
+                deadline, run_in_threadpool(moderator.moderate, checked), "moderating"
+            )
             decision["latency_ms"]["request"] = (time.perf_counter() - began) * 1e3
             return decision

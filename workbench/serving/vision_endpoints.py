@@ -14,7 +14,13 @@ from starlette.concurrency import run_in_threadpool
 
 from workbench.errors import UserError
 from workbench.registry import get_task
-from workbench.serving.endpoints import EndpointContext, TaskEndpoint, read_image
+from workbench.serving.endpoints import (
+    EndpointContext,
+    TaskEndpoint,
+    read_image,
+    request_deadline,
+    within,
+)
 from workbench.serving.errors import BadRequest
 from workbench.vision.classify_preprocess import imagenet_classes, top_k
 
@@ -57,9 +63,10 @@ class ClassifyEndpoint(TaskEndpoint):
 
         @app.post("/api/v1/classify")
         async def classify(request: Request) -> dict:
-            data = await read_image(request, ctx.service)
-            feed, _ = await _preprocess(pipeline(), data)
-            result = await ctx.service.infer(ctx.model, feed)
+            deadline = request_deadline(request, ctx.service)
+            data = await within(deadline, read_image(request, ctx.service), "reading the image")
+            feed, _ = await within(deadline, _preprocess(pipeline(), data), "pre-processing")
+            result = await ctx.service.infer(ctx.model, feed, deadline=deadline)
             best = top_k(result.outputs[0], k)
             names = imagenet_classes() if result.outputs[0].shape[-1] == 1000 else None
             return {
@@ -82,10 +89,13 @@ class DetectEndpoint(TaskEndpoint):
 
         @app.post("/api/v1/detect")
         async def detect(request: Request) -> dict:
-            data = await read_image(request, ctx.service)
+            deadline = request_deadline(request, ctx.service)
+            data = await within(deadline, read_image(request, ctx.service), "reading the image")
             model = _task_model(ctx, task)
-            feed, boxes = await _preprocess(task.pipeline(model), data)
-            result = await ctx.service.infer(ctx.model, feed)
+            feed, boxes = await within(
+                deadline, _preprocess(task.pipeline(model), data), "pre-processing"
+            )
+            result = await ctx.service.infer(ctx.model, feed, deadline=deadline)
             found = task.postprocess(model, result.outputs[0], boxes)[0]
             return {
                 "model": result.model,
