@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from workbench.batching import (
+    SAMPLES_KEPT,
     BatcherConfig,
+    BatcherStats,
     BatchFailedError,
     DynamicBatcher,
     RejectedError,
@@ -67,6 +69,23 @@ def test_batch_forms_by_delay_and_records_queueing():
     clock.advance(0.002)
     assert b.step() == 2
     assert sorted(round(q, 6) for q in b.stats.queue_s) == [0.002, 0.005]
+
+
+def test_the_per_request_samples_are_bounded_and_the_totals_are_not():
+    """A long-running server keeps the newest samples only; its counters keep counting."""
+    clock = FakeClock()
+    b = manual(BatcherConfig(max_batch_size=1, max_queue_delay_ms=0, instances=0), clock)
+    b.stats = BatcherStats(samples_kept=3)
+    for i in range(5):
+        b.submit(feed(i))
+        clock.advance(0.001 * (i + 1))
+        assert b.step() == 1
+    assert b.stats.completed == 5 and dict(b.stats.batch_sizes) == {1: 5}
+    assert [round(q, 6) for q in b.stats.queue_s] == [0.003, 0.004, 0.005]  # the newest 3
+    assert len(b.stats.compute_s) == 3 and len(b.stats.cap_history) <= 3
+    assert DynamicBatcher(fake_model, BatcherConfig(instances=0)).stats.queue_s.maxlen == (
+        SAMPLES_KEPT
+    )
 
 
 def test_preferred_sizes_sent_at_once_largest_first():

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,7 +170,7 @@ def estimate(
     return min(qps, MAX_EXPECTED_QPS), per_query
 
 
-def _percentile_ms(values: list[float], q: float) -> float | None:
+def _percentile_ms(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(values, q) * 1000.0) if values else None
 
 
