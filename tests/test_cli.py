@@ -239,6 +239,11 @@ BAD_INPUT = [
         ["bench", "--task", "tabular", "--calibration", "random"],
         ["model.yaml", "own calibration"],
     ),
+    (
+        "task-runtime-runs-no-format",
+        ["bench", "--task", "tabular", "--formats", "tflite", "--runtime", "onnxruntime-c"],
+        ["--runtime onnxruntime-c", "tflite", "--formats"],
+    ),
 ]
 
 

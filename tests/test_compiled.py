@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from tests.support.serving_util import affine_onnx
+from workbench.commands.bench.task import beside
 from workbench.devices import parse_device
 from workbench.errors import UnavailableError, UserError
 from workbench.harness.runner import BenchConfig, run_config
@@ -24,6 +25,7 @@ from workbench.registry import get_runtime
 from workbench.runtimes.base import RuntimeOptions
 from workbench.runtimes.compiled import build
 from workbench.runtimes.compiled.process import read_tensors, write_tensors
+from workbench.sweep import from_profile, plan
 
 CPU = parse_device("cpu")
 RULE = StopRule(warmup_iters=3, warmup_time_s=0.0, min_iters=50, min_time_s=0.05, max_time_s=5)
@@ -332,3 +334,19 @@ def test_task_sweep_puts_compiled_rows_beside_the_python_ones(workspace):
     assert sorted(row_key(r) for r in rows) == sorted(planned_keys(sweep))
     with pytest.raises(UserError, match="cannot run format"):
         TaskSweep(task="tabular", extra_runtimes={"onnx": ["torch-cpp"]})
+
+
+def test_bench_task_runtime_measures_beside_each_formats_own():
+    """`bench --task T --runtime onnxruntime-c`: the compiled caller's jobs beside the Python
+    API's on the same ONNX artifacts; a format's own runtime adds nothing."""
+    assert beside(["onnxruntime-c"], ["onnx", "torchscript"]) == {"onnx": ["onnxruntime-c"]}
+    assert beside(["onnxruntime"], ["onnx"]) == {}
+    sweep = from_profile("tabular", "ci", formats=["onnx"], precisions=["fp32"], batch_sizes=[1])
+    sweep.extra_runtimes = beside(["onnxruntime-c"], sweep.formats)
+    jobs = plan(sweep)
+    assert {j.runtime_name() for j in jobs} == {"onnxruntime", "onnxruntime-c"}
+    per_runtime = {
+        r: [j.request for j in jobs if j.runtime_name() == r]
+        for r in ("onnxruntime", "onnxruntime-c")
+    }
+    assert per_runtime["onnxruntime"] == per_runtime["onnxruntime-c"]  # the same artifacts

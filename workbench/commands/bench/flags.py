@@ -118,7 +118,11 @@ def _add_what(add: AddArgument) -> None:
     add("--frameworks", help="source frameworks: torch,keras")
     add("--formats", help="formats, e.g. onnx,torchscript,tflite")
     add("--precisions", help="fp32,fp16,bf16,int8-dynamic,int8-static (default: all that apply)")
-    add("--runtime", help="runtime for a model file (default: from the file)")
+    add(
+        "--runtime",
+        help="runtime for a model file (default: from the file); with --task, runtimes "
+        "measured beside each format's own on the same artifacts, e.g. onnxruntime-c",
+    )
     add("--device", help="cpu, cuda or cuda:N; comma-separated (default cpu)")
     add("--threads", help="intra-op thread counts, e.g. 1,2 (default: all cores available)")
     add("--batch", help="batch sizes, e.g. 1,8,32")

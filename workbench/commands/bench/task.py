@@ -20,6 +20,8 @@ from workbench.commands.bench import fleet
 from workbench.commands.bench.model_file import input_options_given
 from workbench.commands.progress import job_progress, progress_bar
 from workbench.errors import UserError
+from workbench.formats import runtime_for
+from workbench.registry import get_runtime
 
 
 def bench_task(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -53,7 +55,28 @@ def bench_task(args: argparse.Namespace) -> list[dict[str, Any]]:
         end_to_end=args.end_to_end,
         **budget(args),
     )
+    if args.runtime:
+        sweep.extra_runtimes = beside(csv_list(args.runtime) or [], sweep.formats)
     return run_sweep(sweep, "bench", args)
+
+
+def beside(runtimes: list[str], formats: list[str] | None) -> dict[str, list[str]]:
+    """`--runtime` with `--task`: each named runtime measures the artifacts of every sweep
+    format it can run, beside that format's own runtime (e.g. onnxruntime-c beside
+    onnxruntime on the ONNX files); a runtime that can run none of them is an error."""
+    extra: dict[str, list[str]] = {}
+    for name in runtimes:
+        own = list(get_runtime(name).formats)
+        runs = [fmt for fmt in formats if fmt in own] if formats else own  # None: all formats
+        if not runs:
+            raise UserError(
+                f"--runtime {name}: it runs none of this sweep's formats "
+                f"({', '.join(formats or [])}); it runs {', '.join(own)}: add one with --formats"
+            )
+        for fmt in runs:
+            if name != runtime_for(fmt) and name not in extra.setdefault(fmt, []):
+                extra[fmt].append(name)
+    return {fmt: names for fmt, names in extra.items() if names}
 
 
 def budget(args: argparse.Namespace) -> dict[str, float]:
