@@ -254,7 +254,13 @@ class Budget:
         return self.drop(step["quality"]) <= self.max_drop_points + 1e-9 and agrees
 
     def words(self, step: Mapping[str, Any]) -> str:
-        text = f"{self.drop(step['quality']):.2f} points below FP32"
+        drop = self.drop(step["quality"])
+        if drop > 0.005:
+            text = f"{drop:.2f} points below FP32"
+        elif drop < -0.005:
+            text = f"{-drop:.2f} points above FP32"
+        else:
+            text = "level with FP32"
         if step.get("agreement") is not None:
             text += f", agreement {step['agreement']:.4g}"
         return text
