@@ -31,6 +31,30 @@ def output_axes(ctx: ExportContext) -> dict[str, dict[int, str]]:
     return {s.name: {i: d for i, d in enumerate(s.shape) if isinstance(d, str)} for s in specs}
 
 
+def name_symbolic_dims(path: Path, axes: dict[str, dict[int, str]]) -> None:
+    """The dynamo exporter names each dynamic dimension by its own symbol (`s77`); give
+    the symbols of the inputs' named axes those names (`batch`, `sequence`) wherever they
+    appear in the graph's inputs, outputs and value infos, so rows, `serve`'s metadata and
+    other tools read `batch x 3 x 224 x 224`."""
+    # lazy: onnx
+    import onnx
+
+    model = onnx.load(str(path))
+    rename: dict[str, str] = {}
+    for value in model.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        for axis, name in axes.get(value.name, {}).items():
+            if axis < len(dims) and dims[axis].dim_param and dims[axis].dim_param != name:
+                rename.setdefault(dims[axis].dim_param, name)
+    if not rename:
+        return
+    for value in [*model.graph.input, *model.graph.output, *model.graph.value_info]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in rename:
+                dim.dim_param = rename[dim.dim_param]
+    onnx.save(model, str(path))
+
+
 def check_onnx(path: Path) -> int:
     """Run onnx.checker and shape inference on the file; return its opset."""
     # lazy: onnx
@@ -87,6 +111,8 @@ class TorchOnnx(Pass):
                 else:
                     kwargs["dynamic_axes"] = {**axes, **outputs}
                 torch.onnx.export(source_model, example, str(out), **kwargs)
+                if dynamo:
+                    name_symbolic_dims(out, axes)
                 opset = check_onnx(out)
                 return {
                     "exporter": "torch.onnx.export(dynamo=True)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import onnx
 import pytest
 
 from exporters.base import ArtifactRequest, export, find_pass
@@ -80,3 +81,20 @@ def test_parallel_exports_of_one_artifact_export_it_once(workspace):
     assert first["status"] == second["status"] == "ok"
     assert sorted([first["cache_hit"], second["cache_hit"]]) == [False, True]
     assert first["sha256"] == second["sha256"]
+
+
+def test_the_dynamo_exports_dynamic_axes_carry_the_tasks_names(workspace):
+    """torch.export names a dynamic dimension `s77`; the ONNX file says `batch`, in the
+    input and in the outputs that share it, so rows and served metadata read as such."""
+    manifest = export(
+        ArtifactRequest("image_classification", "digits_cnn", "torch", "onnx", "fp32")
+    )
+    assert manifest["status"] == "ok" and "dynamo=True" in manifest["exporter"], manifest
+    graph = onnx.load(manifest["path"]).graph
+    dims = {
+        v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in [*graph.input, *graph.output]
+    }
+    (image,) = [v.name for v in graph.input]
+    assert dims[image] == ["batch", 1, 8, 8]
+    assert all(d[0] == "batch" for d in dims.values()), dims
