@@ -25,6 +25,17 @@ class KerasOnnxParams(Options):
     opset: int = option(17, "the ONNX opset tf2onnx writes")
 
 
+def require_tf2onnx(pass_name: str) -> None:
+    """TensorFlow, tf2onnx and onnx, or an UnavailableError naming what to install."""
+    require_keras(f"pass {pass_name!r}")
+    for module in ("tf2onnx", "onnx"):
+        require(
+            module,
+            f"{module} is not installed: pass {pass_name!r} converts with tf2onnx and "
+            "checks the file with onnx (pip install tf2onnx onnx)",
+        )
+
+
 class KerasOnnx(Pass):
     name = "keras_onnx"
     source_frameworks = ("keras",)
@@ -33,13 +44,7 @@ class KerasOnnx(Pass):
     Params = KerasOnnxParams
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
-        require_keras(f"pass {self.name!r}")
-        for module in ("tf2onnx", "onnx"):
-            require(
-                module,
-                f"{module} is not installed: pass {self.name!r} converts with tf2onnx and "
-                "checks the file with onnx (pip install tf2onnx onnx)",
-            )
+        require_tf2onnx(self.name)
         # lazy: tensorflow, tf2onnx
         import tensorflow as tf
         import tf2onnx

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from exporters.base import ExportContext, Pass
-from exporters.keras_onnx import KerasOnnxParams, name_dynamic_axes
+from exporters.keras_onnx import KerasOnnxParams, name_dynamic_axes, require_tf2onnx
 from exporters.onnx_quantize import OnnxFp16, OnnxInt8Dynamic, OnnxInt8Static
 from exporters.tflite_quantize import (
     KerasTFLiteFP16,
@@ -35,7 +35,6 @@ from exporters.tflite_quantize import (
     tensor_census,
 )
 from exporters.torch_onnx import check_onnx
-from workbench.deps import require
 from workbench.runtimes.tf_runtime import import_tensorflow, require_keras
 
 SAVEDMODEL = ("savedmodel",)
@@ -128,13 +127,7 @@ class SavedModelOnnx(Pass):
     Params = KerasOnnxParams
 
     def export(self, ctx: ExportContext, out: Path) -> dict[str, Any]:
-        require_keras(f"pass {self.name!r}")
-        for module in ("tf2onnx", "onnx"):
-            require(
-                module,
-                f"{module} is not installed: pass {self.name!r} converts with tf2onnx and "
-                "checks the file with onnx (pip install tf2onnx onnx)",
-            )
+        require_tf2onnx(self.name)
         tf = import_tensorflow()
         # lazy: onnx, tf2onnx
         import onnx

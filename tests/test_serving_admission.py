@@ -99,24 +99,30 @@ def test_grpc_past_the_limit_is_resource_exhausted(server):
     assert done == [200]
 
 
+def _send_part_of_a_body(srv, path: bytes, start: bytes) -> tuple[bytes, float]:
+    """POST `path` announcing a 1,000-byte JSON body and send only `start` of it; the reply's
+    head (or what came within 5 s) and the seconds it took."""
+    with socket.create_connection((srv.host, srv.http_port), timeout=5) as sock:
+        sock.sendall(
+            b"POST " + path + b" HTTP/1.1\r\nhost: x\r\n"
+            b"content-type: application/json\r\ncontent-length: 1000\r\n\r\n" + start
+        )  # ... and the rest never comes
+        started = time.perf_counter()
+        reply = b""
+        while b"\r\n\r\n" not in reply and time.perf_counter() - started < 5:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        return reply, time.perf_counter() - started
+
+
 def test_the_deadline_covers_a_body_slow_to_arrive():
     service = make_service(
         [("slow", "slow", "1")], settings=ServeSettings(timeout_s=0.5), delay_s=0.01
     )
     with ServerThread(service, grpc=False) as srv:
-        with socket.create_connection((srv.host, srv.http_port), timeout=5) as sock:
-            sock.sendall(
-                b"POST /v2/models/slow/infer HTTP/1.1\r\nhost: x\r\n"
-                b'content-type: application/json\r\ncontent-length: 1000\r\n\r\n{"inputs": '
-            )  # ... and the rest never comes
-            started = time.perf_counter()
-            reply = b""
-            while b"\r\n\r\n" not in reply and time.perf_counter() - started < 5:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                reply += chunk
-            waited = time.perf_counter() - started
+        reply, waited = _send_part_of_a_body(srv, b"/v2/models/slow/infer", b'{"inputs": ')
         assert reply.startswith(b"HTTP/1.1 504"), reply[:200]
         assert 0.3 < waited < 3.0
         assert b"reading the request body" in reply or b"--timeout-s" in reply
@@ -133,19 +139,7 @@ def test_a_task_endpoints_deadline_runs_from_arrival(tmp_path):
     head = str(imagenet_head_onnx(tmp_path / "head.onnx"))
     service = make_service([("head", head, "1")], settings=ServeSettings(timeout_s=0.5))
     with ServerThread(service, [EndpointConfig.parse("classify=head")], grpc=False) as srv:
-        with socket.create_connection((srv.host, srv.http_port), timeout=5) as sock:
-            sock.sendall(
-                b"POST /api/v1/classify HTTP/1.1\r\nhost: x\r\n"
-                b'content-type: application/json\r\ncontent-length: 1000\r\n\r\n{"image_base64'
-            )  # ... and the rest never comes
-            started = time.perf_counter()
-            reply = b""
-            while b"\r\n\r\n" not in reply and time.perf_counter() - started < 5:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                reply += chunk
-            waited = time.perf_counter() - started
+        reply, waited = _send_part_of_a_body(srv, b"/api/v1/classify", b'{"image_base64')
         assert reply.startswith(b"HTTP/1.1 504"), reply[:300]
         assert 0.3 < waited < 3.0
         assert b"reading the image" in reply
