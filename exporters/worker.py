@@ -141,6 +141,21 @@ def check_parity(
     candidate = artifact_outputs(
         fmt, path, task, model, framework, feed, input_quantization, output_quantization
     )
+    return judge_outputs(task, model, precision, feed, labels, reference, candidate)
+
+
+def judge_outputs(
+    task: Task,
+    model: str,
+    precision: str,
+    feed: dict[str, np.ndarray],
+    labels: np.ndarray | None,
+    reference: list[np.ndarray],
+    candidate: list[np.ndarray],
+) -> dict[str, Any]:
+    """The parity fields of a candidate's outputs on the held-out `feed` against the
+    source's `reference`, judged under `precision`'s rule (shared by artifacts and the
+    native quantized rows, `exporters.native_parity`)."""
     measured = task.parity(reference, candidate, model=model)
     result: dict[str, Any] = {
         "parity_max_abs_error": measured["max_abs_error"],

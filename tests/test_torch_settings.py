@@ -91,7 +91,7 @@ FEED = make_input_pool(SPECS, batch_size=8, pool_size=1)[0]
 
 def test_settings_defaults_and_description():
     assert get_runtime("torch").Settings is TorchSettings
-    assert TorchSettings().to_dict() == {"autocast": "off", "compile": "off"}
+    assert TorchSettings().to_dict() == {"autocast": "off", "compile": "off", "quantize": "off"}
     text = TorchSettings.describe()
     for word in ("autocast", "compile", "fp16", "bf16", "reduce-overhead", "max-autotune"):
         assert word in text

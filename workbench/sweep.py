@@ -46,6 +46,8 @@ FORMATS_BY_FRAMEWORK = {
 WORKER_TIMEOUT_S = 1800
 # Native formats that compile the framework's model (planned like opt-in passes).
 COMPILED_NATIVE = ("inductor",)
+# Native precisions that quantize the model (torchao int8-dynamic): compiled formats only.
+QUANTIZED_NATIVE = ("int8-dynamic",)
 
 
 def formats_for(framework: str) -> tuple[str, ...]:
@@ -272,9 +274,12 @@ def _plan_native(task: Any, fmt: str, precision: str, explicit: bool) -> bool:
     """Whether a sweep measures the framework's own model in `fmt` at `precision`: fp32
     eager/keras always; a precision that is the runtime's arithmetic (eager bf16 autocast)
     and the compiled `inductor` format where the task asks for PyTorch's fast CPU rows
-    (`Task.torch_cpu_rows`) or the sweep names the format."""
+    (`Task.torch_cpu_rows`) or the sweep names the format, including its torchao
+    `int8-dynamic` row."""
     if precision != "fp32" and not runtime_precision(fmt, precision):
         return False
+    if precision in QUANTIZED_NATIVE and fmt not in COMPILED_NATIVE:
+        return False  # torchao int8 is measured compiled (inductor), not eager
     if precision == "fp32" and fmt not in COMPILED_NATIVE:
         return True
     return explicit or bool(getattr(task, "torch_cpu_rows", False))
@@ -435,6 +440,10 @@ def run_sweep(
         memory_limit_bytes=sweep.memory_limit_bytes,
     )
     manifests = dict(zip(requests, exported, strict=True))
+    for job in jobs:  # native quantized rows: parity of the source run that way (no artifact)
+        key = _artifact_key(job)
+        if job.request is None and job.precision in QUANTIZED_NATIVE and key not in manifests:
+            manifests[key] = native_parity(sweep, job)
     for job in jobs:
         label = (
             f"{job.model}/{job.source_framework}/{job.format}/{job.precision}/"
@@ -442,13 +451,47 @@ def run_sweep(
         ) + (f"/{job.runtime}" if job.runtime else "")
         if on_progress:
             on_progress(label)
-        manifest = manifests[_artifact_key(job)] if job.request is not None else None
+        manifest = manifests.get(_artifact_key(job))
         for seq_len in sweep.seq_lens or [None]:
             sizes = [
                 b for b in sweep.batch_sizes if only is None or config_key(job, seq_len, b) in only
             ]
             if sizes:
                 _run_job(sweep, store, job, manifest, seq_len, sizes)
+
+
+def native_parity(sweep: TaskSweep, job: Job) -> dict[str, Any]:
+    """A native quantized row's parity (the torchao `int8-dynamic` inductor row), judged
+    like an artifact's (`exporters.native_parity`, in its own process), as the manifest
+    fields its rows carry; a check that fails or cannot run makes the rows say so."""
+    payload = {
+        "task": sweep.task,
+        "model": job.model,
+        "source_framework": job.source_framework,
+        "format": job.format,
+        "precision": job.precision,
+        "settings": runtime_precision(job.format, job.precision),
+    }
+    env = worker_env(**memory_limit_env(sweep.memory_limit_bytes))
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "exporters.native_parity"],
+            input=json.dumps(payload),
+            capture_output=True,
+            text=True,
+            timeout=sweep.export_timeout_s,
+            env=env,
+        )
+        lines = proc.stdout.strip().splitlines()
+        result = json.loads(lines[-1]) if lines else None
+    except subprocess.TimeoutExpired:
+        result = {"status": "failed", "error": f"parity check over {sweep.export_timeout_s} s"}
+    except ValueError:
+        result = None
+    if not isinstance(result, dict):
+        tail = (proc.stderr or "").strip().splitlines()
+        result = {"status": "failed", "error": tail[-1] if tail else f"exit {proc.returncode}"}
+    return {**payload, "path": None, "sha256": None, **result}
 
 
 def _wanted(sweep: TaskSweep, job: Job, only: set[ConfigKey]) -> bool:

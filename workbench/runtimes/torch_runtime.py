@@ -21,6 +21,12 @@ Settings (`TorchSettings`, `--setting torch.NAME=VALUE`):
 - The `inductor` format is the eager model compiled (`compile` "default" unless the
   settings name another mode): a sweep's row of PyTorch's own compiled CPU path beside
   the eager one. Both take bf16 rows (autocast bf16, `precision_settings`).
+- `quantize` ("off", "int8-dynamic"): torchao's `Int8DynamicActivationInt8WeightConfig`
+  applied to a copy of the eager model's linear layers, compiled with inductor freezing
+  and `torchao.quantization.pt2e.quantizer.x86_inductor_quantizer` imported: that import
+  registers the fusion of torchao's int8 linears into oneDNN `qlinear_pointwise` (without
+  it inductor emits plain `aten._int_mm`). It is the `inductor` format's `int8-dynamic`
+  row, CPU only (on CUDA: `unavailable`), and needs compile "default".
 - `compile` ("off", "default", "reduce-overhead", "max-autotune"): eager modules and pt2
   programs (through `ExportedProgram.module()`) are wrapped in
   `torch.compile(mode=..., dynamic=False)`. Compilation is lazy: it happens at the first
@@ -38,6 +44,7 @@ The row's `provider` says what ran, e.g. "cuda:0 (autocast bf16, compile max-aut
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import warnings
 from collections.abc import Sequence
@@ -58,6 +65,10 @@ from workbench.trust import refuse_pickled_objects, weights_only_torch_loads
 
 SIDECAR_SUFFIX = ".signature.json"
 TORCH_MISSING = "torch is not installed"
+TORCHAO_MISSING = "torchao is not installed (pip install torchao)"
+# Importing this module registers torchao's CPU int8 fusion patterns in inductor.
+X86_QUANTIZER_MODULE = "torchao.quantization.pt2e.quantizer.x86_inductor_quantizer"
+INT8_DYNAMIC_PROVIDER = "torchao int8 dynamic, x86 quantizer"
 AUTOCAST_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
 
 
@@ -71,6 +82,11 @@ class TorchSettings(Options):
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = option(
         "off", "the torch.compile mode for eager and pt2 modules (off: not compiled)"
     )
+    quantize: Literal["off", "int8-dynamic"] = option(
+        "off",
+        "torchao int8 dynamic-activation quantization of an eager model compiled by inductor "
+        "(CPU only)",
+    )
 
     def describe_run(self) -> str:
         """What the settings add to the provider: "autocast bf16, compile default"."""
@@ -79,6 +95,8 @@ class TorchSettings(Options):
             parts.append(f"autocast {self.autocast}")
         if self.compile != "off":
             parts.append(f"compile {self.compile}")
+        if self.quantize == "int8-dynamic":
+            parts.append(INT8_DYNAMIC_PROVIDER)
         return ", ".join(parts)
 
 
@@ -240,6 +258,54 @@ def _detect_format(path: Path | None, model: Any, fmt: str | None) -> str:
     return fmt
 
 
+def _check_quantize(settings: TorchSettings, fmt: str, device: Device) -> None:
+    """torchao int8-dynamic needs an eager model compiled in the default mode on the CPU,
+    with torchao installed."""
+    if fmt != "eager" or settings.compile != "default":
+        raise UserError(
+            f"torch quantize={settings.quantize!r} needs the inductor format (an eager model "
+            f"with compile=default), not format {fmt!r} with compile={settings.compile!r}"
+        )
+    if device.is_gpu:
+        raise UnavailableError(
+            f"torchao int8 dynamic with the x86 inductor quantizer's oneDNN fusion is a CPU "
+            f"path; {device} is not a CPU (use the ORT or TensorRT INT8 rows on a GPU)"
+        )
+    if not installed("torchao"):
+        raise UnavailableError(TORCHAO_MISSING)
+
+
+def quantize_int8_dynamic(module: Any) -> Any:
+    """`module` (modified in place) with torchao int8 dynamic-activation, int8-weight
+    linears, and the x86 inductor quantizer imported so inductor fuses them into oneDNN
+    `qlinear_pointwise` calls (torchao registers the patterns on that import)."""
+    # lazy: torchao
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+    importlib.import_module(X86_QUANTIZER_MODULE)
+    quantize_(module, Int8DynamicActivationInt8WeightConfig())
+    return module
+
+
+class FreezingCompiled:
+    """A compiled module called with inductor's `freezing` on. Freezing folds the int8
+    weights into constants, which the oneDNN int8 fusion passes need; passed through
+    `torch.compile(options=...)` the passes do not match (torch 2.x: plain `_int_mm`
+    results), so the global config is patched around each call (compilation happens at
+    the first call) and other compiles in the process are left as they were."""
+
+    def __init__(self, compiled: Any) -> None:
+        # lazy: torch
+        import torch._inductor.config as inductor_config
+
+        self.compiled = compiled
+        self._config = inductor_config
+
+    def __call__(self, *args: Any) -> Any:
+        with self._config.patch(freezing=True):
+            return self.compiled(*args)
+
+
 class TorchModel(LoadedModel):
     """A callable torch module on one device; `run` calls it under inference_mode (and
     autocast when the settings ask for it)."""
@@ -354,8 +420,13 @@ class TorchRuntime(Runtime):
     name = "torch"
     formats = ("eager", "inductor", "torchscript", "pt2")
     Settings = TorchSettings
-    # A bf16 row of the eager model (the sweep's native bf16) runs under autocast bf16.
-    precision_settings: ClassVar[dict[str, dict[str, Any]]] = {"bf16": {"autocast": "bf16"}}
+    # A bf16 row of the eager model (the sweep's native bf16) runs under autocast bf16; an
+    # int8-dynamic row of the `inductor` format is torchao-quantized (the sweep plans it for
+    # the compiled format only).
+    precision_settings: ClassVar[dict[str, dict[str, Any]]] = {
+        "bf16": {"autocast": "bf16"},
+        "int8-dynamic": {"quantize": "int8-dynamic"},
+    }
 
     def unavailable_reason(self, device: Device) -> str | None:
         if not installed("torch"):
@@ -389,6 +460,8 @@ class TorchRuntime(Runtime):
                 f"{settings.compile!r}); it would run the TorchScript uncompiled: use the "
                 "eager or pt2 format, or compile=off"
             )
+        if settings.quantize != "off":
+            _check_quantize(settings, fmt, options.device)
         reason = self.unavailable_reason(options.device)
         if reason:
             raise UnavailableError(reason)
@@ -461,7 +534,10 @@ class TorchRuntime(Runtime):
                     f"cannot load {path} as {fmt}: {text[0] if text else type(exc).__name__}; "
                     f"check the file is a complete {fmt} model"
                 ) from exc
-        if settings.compile != "off":
+        if settings.quantize == "int8-dynamic":
+            module = quantize_int8_dynamic(module if module is not model else copy.deepcopy(model))
+            module = FreezingCompiled(torch.compile(module, dynamic=False))
+        elif settings.compile != "off":
             # Lazy: the first call at each input shape compiles (see the module doc).
             module = torch.compile(module, mode=settings.compile, dynamic=False)
         provider = str(target)
