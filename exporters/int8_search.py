@@ -275,7 +275,7 @@ def run_search(
     fp32_path: Path,
     out: Path,
     slice_: tuple[dict[str, np.ndarray], Any] | None,
-    quality: Callable[[np.ndarray, Any], float] | None,
+    quality: Callable[[list[np.ndarray], Any], float] | None,
     agreement: Agreement | None = None,
     min_agreement: float | None = None,
 ) -> dict[str, Any]:
@@ -297,11 +297,11 @@ def run_search(
     feed, labels = slice_
     items = len(next(iter(feed.values())))
     reference = outputs(fp32_path, feed)
-    budget = Budget(quality(reference[0], labels), config.max_accuracy_drop, min_agreement)
+    budget = Budget(quality(reference, labels), config.max_accuracy_drop, min_agreement)
 
     def measure(path: Path, excluded: int) -> dict[str, Any]:
         got = outputs(path, feed)
-        score = quality(got[0], labels)
+        score = quality(got, labels)
         step = {
             "excluded": excluded,
             "quality": round(score, 6),

@@ -748,13 +748,16 @@ def search(
     def agreement(reference: list[np.ndarray], candidate: list[np.ndarray]) -> float | None:
         return task.parity(reference, candidate, model=ctx.model).get("metric_value")
 
+    def quality(outputs: list[np.ndarray], labels: Any) -> float:
+        return task.accuracy(task.scored_output(outputs), labels)
+
     return run_search(
         config,
         make,
         pre,
         out,
         slice_,
-        getattr(task, "accuracy", None),
+        quality if callable(getattr(task, "accuracy", None)) else None,
         agreement if callable(getattr(task, "parity", None)) else None,
         min_agreement(ctx.precision, getattr(task, "name", None)),
     )

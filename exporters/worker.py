@@ -173,8 +173,8 @@ def judge_outputs(
         if key not in standard:
             result[f"parity_{key}"] = value
     if labels is not None:
-        result["accuracy_source"] = task.accuracy(reference[0], labels)
-        result["accuracy_artifact"] = task.accuracy(candidate[0], labels)
+        result["accuracy_source"] = task.accuracy(task.scored_output(reference), labels)
+        result["accuracy_artifact"] = task.accuracy(task.scored_output(candidate), labels)
         gate = getattr(task, "accuracy_gate", None)
         if gate is not None:  # a user model: one accuracy budget for every format and quantizer
             result.update(gate(result["accuracy_source"], result["accuracy_artifact"]))

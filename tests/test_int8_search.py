@@ -67,8 +67,8 @@ def labelled(path: Path, n: int = 256) -> tuple[dict[str, np.ndarray], np.ndarra
     return {"x": x}, logits.argmax(axis=1)
 
 
-def top1(outputs: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean(outputs.argmax(axis=1) == labels))
+def top1(outputs: list[np.ndarray], labels: np.ndarray) -> float:
+    return float(np.mean(outputs[0].argmax(axis=1) == labels))
 
 
 def dynamic(fp32: Path):

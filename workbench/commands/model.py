@@ -69,6 +69,11 @@ def add_parser(subparsers: Subparsers) -> None:
         "--metric", help="top-1, top-5, mse, mae, macro-f1, auc, cosine, module:function"
     )
     init.add_argument(
+        "--metric-output",
+        metavar="NAME",
+        help="the output the metric scores (default: the first with class scores)",
+    )
+    init.add_argument(
         "--max-accuracy-drop",
         type=float,
         default=1.0,
@@ -100,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
             labels=args.labels,
             metric=args.metric,
             max_accuracy_drop=args.max_accuracy_drop,
+            metric_output=args.metric_output,
         )
         print(f"wrote {out}: model {spec.name!r} ({spec.framework}, {spec.source.kind})")
         for spec_t in spec.inputs:

@@ -29,6 +29,7 @@ HEADER = """\
 #   dims: the size benchmarks use for each named axis other than batch
 #   data: sample (one real batch), calibration (static INT8), evaluation + labels
 #   metric: top-1, top-5, mse, mae, macro-f1, auc, cosine or module:function
+#   metric_output: the output the metric scores (default: the first)
 #   budget.max_accuracy_drop: the accuracy an artifact may lose, in points
 """
 
@@ -50,6 +51,7 @@ class ModelSpec:
     evaluation: str | None = None
     labels: str | None = None
     metric: str | None = None
+    metric_output: str | None = None
     max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
     hf: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
@@ -103,6 +105,7 @@ class ModelSpec:
                 "labels": self.labels,
             },
             "metric": self.metric,
+            "metric_output": self.metric_output,
             "budget": {"max_accuracy_drop": self.max_accuracy_drop},
         }
         if self.hf:
@@ -181,6 +184,12 @@ def parse_spec(data: Any, path: Path | None = None) -> tuple[ModelSpec | None, l
         problems.append("data.evaluation is given but no metric: set metric (e.g. top-1)")
     if data.get("metric") and not section.get("evaluation"):
         problems.append("a metric is set but no data.evaluation with labels to compute it on")
+    scored = data.get("metric_output")
+    if scored is not None and scored not in [o.name for o in outputs]:
+        problems.append(
+            f"metric_output {scored!r} is not an output: one of "
+            f"{', '.join(o.name for o in outputs)}"
+        )
     if source is None or problems and not (name and inputs):
         return None, problems
     spec = ModelSpec(
@@ -197,6 +206,7 @@ def parse_spec(data: Any, path: Path | None = None) -> tuple[ModelSpec | None, l
         evaluation=section.get("evaluation"),
         labels=section.get("labels"),
         metric=data.get("metric"),
+        metric_output=scored,
         max_accuracy_drop=float(drop),
         hf=dict(data.get("hf") or {}),
         path=path,

@@ -269,6 +269,12 @@ class UserModelTask(Task):
 
     # ------------------------------------------------------------------ quality
 
+    def scored_output(self, outputs: list[np.ndarray]) -> np.ndarray:
+        """The output the spec's metric scores (`metric_output`; default the first)."""
+        names = [o.name for o in self.spec.outputs]
+        scored = self.spec.metric_output
+        return outputs[names.index(scored)] if scored in names else outputs[0]
+
     def accuracy(self, outputs: np.ndarray, labels: np.ndarray) -> float:
         """The spec's metric on a higher-is-better scale (`Metric.score`: MSE and MAE
         negated), which is how the rows' `accuracy` column, `recommend`'s accuracy drop

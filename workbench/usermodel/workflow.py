@@ -65,6 +65,7 @@ def init_spec(
     labels: str | None = None,
     metric: str | None = None,
     max_accuracy_drop: float = 1.0,
+    metric_output: str | None = None,
 ) -> tuple[ModelSpec, list[str]]:
     """Probe `source_text` (in a worker) on the sample and write the spec to `out`;
     the spec and the probe's notes (how each dynamic axis was found)."""
@@ -88,6 +89,10 @@ def init_spec(
     def tensors(items: list[dict[str, Any]]) -> list[TensorSpec]:
         return [TensorSpec(i["name"], i["dtype"], tuple(i["shape"])) for i in items]
 
+    outputs = tensors(result["outputs"])
+    notes = list(result.get("notes", []))
+    scored = scored_output_name(metric, metric_output, outputs, notes)
+
     spec = ModelSpec(
         name=spec_name,
         source=Source(
@@ -101,7 +106,7 @@ def init_spec(
         digest=source.digest(),
         framework=result["framework"],
         inputs=tensors(result["inputs"]),
-        outputs=tensors(result["outputs"]),
+        outputs=outputs,
         dims=result["dims"],
         sample=_relative(sample_path, base),
         calibration=_relative(calibration, base),
@@ -109,11 +114,43 @@ def init_spec(
         evaluation=_relative(evaluation, base),
         labels=_relative(labels, base),
         metric=metric,
+        metric_output=scored,
         max_accuracy_drop=max_accuracy_drop,
         hf=result.get("hf") or {},
     )
     spec.write(out)
-    return spec, list(result.get("notes", []))
+    return spec, notes
+
+
+CLASS_METRICS = ("top-1", "top-5", "macro-f1")
+
+
+def scored_output_name(
+    metric: str | None, asked: str | None, outputs: list[TensorSpec], notes: list[str]
+) -> str | None:
+    """The output the metric scores: the one asked for, else the first, except that a
+    class metric skips a first output with no class axis (scikit-learn's ONNX classifiers
+    put an int64 `label` before `probabilities`) and says so in `notes`."""
+    names = [o.name for o in outputs]
+    if asked is not None:
+        if asked not in names:
+            raise UserError(
+                f"--metric-output {asked!r} is not an output: one of {', '.join(names)}"
+            )
+        return asked
+    if metric not in CLASS_METRICS or not outputs:
+        return None
+    first = outputs[0]
+    if first.dtype.startswith("float") and len(first.shape) >= 2:
+        return None
+    scores = [o for o in outputs if o.dtype.startswith("float") and len(o.shape) >= 2]
+    if not scores:
+        return None
+    notes.append(
+        f"metric {metric} scores output {scores[0].name!r} (the first, {first.name!r}, has no "
+        "class axis); set metric_output in the spec to change it"
+    )
+    return scores[0].name
 
 
 def _factory_rel(target: str, base: Path) -> str:
