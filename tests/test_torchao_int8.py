@@ -86,6 +86,9 @@ def test_nlp_and_vision_sweeps_plan_int8_dynamic_for_inductor_only():
         return {(j.format, j.precision) for j in plan(sweep) if j.request is None}
 
     assert runtime_precision("inductor", "int8-dynamic") == {"quantize": "int8-dynamic"}
+    # an artifact quantized by its pass runs as it is (no torchao on top of it)
+    for artifact in ("torchscript", "pt2"):
+        assert runtime_precision(artifact, "int8-dynamic") == {}
     for task, model in (
         ("text_classification", "minilm_classifier"),
         ("image_classification", "resnet50"),

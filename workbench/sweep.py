@@ -262,7 +262,11 @@ def _pass_params(sweep: TaskSweep, framework: str, fmt: str, precision: str) -> 
 def runtime_precision(fmt: str, precision: str) -> dict[str, Any]:
     """The settings a row of `precision` forces on the runtime of `fmt`
     (`Runtime.precision_settings`: e.g. torch autocast bf16 for an eager bf16 row, an
-    OpenVINO fp32 row pinned to f32); empty when the runtime declares none."""
+    OpenVINO fp32 row pinned to f32); empty when the runtime declares none. A quantizing
+    setting (torchao `int8-dynamic`) is the compiled native format's alone: a TorchScript
+    or ExportedProgram artifact of that precision is already quantized by its pass."""
+    if precision in QUANTIZED_NATIVE and fmt not in COMPILED_NATIVE:
+        return {}
     return dict(RUNTIMES.get(runtime_for(fmt)).precision_settings.get(precision, {}))
 
 
