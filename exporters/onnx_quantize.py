@@ -56,6 +56,13 @@ from workbench.parity_thresholds import min_agreement
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 QUANT_TYPES = ("qint8", "quint8")
+# onnxruntime#24815: quantize_static's int32-bias weight-scale adjustment raises on a
+# Gemm bias with a singleton axis; this extra option skips the adjustment.
+INT32_BIAS_OPTION = "QDQDisableWeightAdjustForInt32Bias"
+INT32_BIAS_WORKAROUND = (
+    "QDQDisableWeightAdjustForInt32Bias (onnxruntime#24815: the int32-bias weight-scale "
+    "adjustment failed on this model)"
+)
 CALIBRATION_BATCH = 32
 # What one calibration batch may add to the exporter's resident memory (`calibrate`).
 CALIBRATION_MEMORY_BYTES = 512 << 20
@@ -867,12 +874,10 @@ class OnnxInt8Static(_OnnxTransform):
                 pre, feed, count, fixed, config.calibration_method, Path(tmp) / "calibration.json"
             )
             changed_outputs: dict[str, list[str]] = {}
+            workarounds: list[str] = []
 
             def make(extra: list[str], path: Path) -> None:
-                quantize_static(
-                    str(pre),
-                    str(path),
-                    None,
+                settings: dict[str, Any] = dict(
                     quant_format=QuantFormat.QDQ,
                     per_channel=config.per_channel,
                     activation_type=_quant_type(config.activation_type),
@@ -883,6 +888,19 @@ class OnnxInt8Static(_OnnxTransform):
                     op_types_to_quantize=selection["op_types_to_quantize"],
                     nodes_to_exclude=[*selection["nodes_to_exclude"], *extra],
                 )
+                if workarounds:
+                    settings["extra_options"] = {INT32_BIAS_OPTION: True}
+                try:
+                    quantize_static(str(pre), str(path), None, **settings)
+                except ValueError as exc:
+                    if workarounds or "truth value of an array" not in str(exc):
+                        raise
+                    # onnxruntime#24815: the int32-bias weight-scale adjustment fails on a
+                    # Gemm whose bias has a singleton axis (e.g. skl2onnx classifiers); the
+                    # documented switch skips that adjustment, and the manifest says so
+                    workarounds.append(INT32_BIAS_WORKAROUND)
+                    settings["extra_options"] = {INT32_BIAS_OPTION: True}
+                    quantize_static(str(pre), str(path), None, **settings)
                 made = onnx.load(str(path))
                 changed = float_graph_outputs(made) if config.float_outputs else []
                 changed_outputs[str(path)] = changed
@@ -890,6 +908,8 @@ class OnnxInt8Static(_OnnxTransform):
                     onnx.save(made, str(path))
 
             searched = search(ctx, config, make, pre, out)
+        if workarounds:
+            searched["ort_workarounds"] = workarounds
         result = onnx.load(str(out))
         float_outputs = changed_outputs[str(out)]
         support = int8_support()
