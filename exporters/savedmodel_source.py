@@ -83,31 +83,26 @@ class SavedModelTFLite(Pass):
         }
 
 
-class SavedModelTFLiteFP16(KerasTFLiteFP16):
+class FromSavedModel:
+    """The Keras TFLite quantization passes, converting from the SavedModel directory."""
+
+    source_frameworks = SAVEDMODEL
+    converter_name = FROM_SAVED_MODEL
+
+    def converter(self, tf: Any, ctx: ExportContext) -> Any:
+        return saved_model_converter(tf, ctx)
+
+
+class SavedModelTFLiteFP16(FromSavedModel, KerasTFLiteFP16):
     name = "savedmodel_tflite_fp16"
-    source_frameworks = SAVEDMODEL
-    converter_name = FROM_SAVED_MODEL
-
-    def converter(self, tf: Any, ctx: ExportContext) -> Any:
-        return saved_model_converter(tf, ctx)
 
 
-class SavedModelTFLiteInt8Dynamic(KerasTFLiteInt8Dynamic):
+class SavedModelTFLiteInt8Dynamic(FromSavedModel, KerasTFLiteInt8Dynamic):
     name = "savedmodel_tflite_int8_dynamic"
-    source_frameworks = SAVEDMODEL
-    converter_name = FROM_SAVED_MODEL
-
-    def converter(self, tf: Any, ctx: ExportContext) -> Any:
-        return saved_model_converter(tf, ctx)
 
 
-class SavedModelTFLiteInt8Static(KerasTFLiteInt8Static):
+class SavedModelTFLiteInt8Static(FromSavedModel, KerasTFLiteInt8Static):
     name = "savedmodel_tflite_int8_static"
-    source_frameworks = SAVEDMODEL
-    converter_name = FROM_SAVED_MODEL
-
-    def converter(self, tf: Any, ctx: ExportContext) -> Any:
-        return saved_model_converter(tf, ctx)
 
     def dataset(self, samples: dict[str, np.ndarray], names: list[str]) -> Iterator[Any]:
         """Items keyed by input name: the converter's positional order is the traced
