@@ -80,6 +80,9 @@ def test_an_unknown_metric_output_is_named(digits, tmp_path):
     lines = [ln for ln in bad.stderr.splitlines() if ln.strip()]
     assert bad.returncode == 2 and len(lines) == 1, bad.stderr
     assert "'nope' is not an output" in lines[0] and "probabilities" in lines[0]
+    sample = ["--sample", digits["sample"]]
+    alone = _cli(["model", "init", digits["source"], *sample, "--metric-output", "label"], tmp_path)
+    assert alone.returncode == 2 and "give --metric too" in alone.stderr, alone.stderr
     good = _cli(["model", "init", digits["source"], *data], tmp_path)
     assert good.returncode == 0, good.stderr
     text = (

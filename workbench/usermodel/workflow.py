@@ -133,6 +133,8 @@ def scored_output_name(
     put an int64 `label` before `probabilities`) and says so in `notes`."""
     names = [o.name for o in outputs]
     if asked is not None:
+        if metric is None:
+            raise UserError("--metric-output names the output a metric scores: give --metric too")
         if asked not in names:
             raise UserError(
                 f"--metric-output {asked!r} is not an output: one of {', '.join(names)}"
