@@ -81,6 +81,27 @@ def test_past_the_limit_is_shed_before_the_body_is_read(server):
     assert httpx.post(server.url + "/v2/models/slow/infer", json=GOOD, timeout=5).status_code == 200
 
 
+def test_a_shed_request_with_a_big_body_gets_its_429(server):
+    """A body bigger than the socket buffers, shed while the client is still sending it: the
+    server drains it unparsed, so the client reads the 429 (closing with the body unread
+    resets the connection and httpx raises ReadError/WriteError instead); the drained
+    connection stays usable."""
+    thread, done = _occupy(server.url)
+    _wait_in_flight(server)
+    big = b"[" + b"0.5, " * 1_500_000 + b"0.5]"  # 7.5 MB: not parsed, not read whole at once
+    with httpx.Client(timeout=10) as client:
+        started = time.perf_counter()
+        r = client.post(server.url + "/v2/models/slow/infer", content=big)
+        shed_s = time.perf_counter() - started
+        assert r.status_code == 429 and "in flight" in r.json()["error"]
+        assert r.headers.get("connection") != "close"
+        assert shed_s < SLOW_S  # drained and answered, not queued behind the slow request
+        thread.join(timeout=10)
+        # the same connection carries the next request
+        assert client.post(server.url + "/v2/models/slow/infer", json=GOOD).status_code == 200
+    assert done == [200]
+
+
 def test_grpc_past_the_limit_is_resource_exhausted(server):
     thread, done = _occupy(server.url)  # the limit is shared by both fronts
     _wait_in_flight(server)

@@ -343,3 +343,31 @@ def test_statistics_compute_counts_agree_between_answer_and_encoding():
     stats.output(0.003)
     _, _, after = stats.snapshot()
     assert after["compute_output"] == {"count": 1, "ns": 3_000_000}
+
+
+def test_parser_says_how_long_a_big_json_body_would_wait():
+    """The wait estimate the front sheds by (429 when it outlasts the deadline): none
+    before a worker parse was timed, and none for bodies parsed on threads; after one,
+    one parse per body queued ahead plus its own."""
+    import asyncio
+    import json as json_
+
+    from workbench.serving.parsing import PROCESS_MIN_BYTES, Parser
+
+    count = PROCESS_MIN_BYTES // 4
+    body = json_.dumps(
+        {"inputs": [{"name": "x", "shape": [1, count], "datatype": "FP32", "data": [0.5] * count}]}
+    ).encode()
+    parser = Parser(workers=1)
+    try:
+        assert parser.wait_s(body, None) == 0.0  # nothing measured yet
+        _, feed, _ = asyncio.run(parser.parse(body, None))
+        assert feed["x"].shape == (1, count)
+        one = parser.wait_s(body, None)
+        assert 0.0 < one < 5.0
+        assert parser.wait_s(b"{}", None) == 0.0  # small: parsed on a thread
+        assert parser.wait_s(body, str(len(body))) == 0.0  # binary: parsed on a thread
+        parser._queued = 3  # three bodies ahead in the one worker's queue
+        assert parser.wait_s(body, None) == 4 * one
+    finally:
+        parser.close()

@@ -38,7 +38,7 @@ from workbench.errors import UserError
 from workbench.serving.admission import AdmissionLimit
 from workbench.serving.config import model_config
 from workbench.serving.endpoints import mount
-from workbench.serving.errors import BadRequest, NotFound, ServeError, TooLarge
+from workbench.serving.errors import BadRequest, NotFound, Overloaded, ServeError, TooLarge
 from workbench.serving.metrics import CONTENT_TYPE
 from workbench.serving.parsing import HEADER_LENGTH, Parser
 from workbench.serving.service import InferenceService
@@ -206,12 +206,24 @@ def create_app(service: InferenceService, endpoints: Sequence[Any] = ()) -> Any:
                 raise service.timeout(name, "reading the request body") from None
             began = time.perf_counter()
             # Off the event loop (and for big JSON, out of the process: json.loads holds
-            # the GIL for the whole parse of a 3 MB tensor).
-            payload, feed, binary_out = await parser.parse(body, header_length)
+            # the GIL for the whole parse of a 3 MB tensor). Within the deadline: under
+            # overload, bodies wait for a parse worker, and one whose deadline passed
+            # there is answered 504 at its deadline rather than parsed late for nothing.
+            wait_s = parser.wait_s(body, header_length)
+            if wait_s > _left(deadline):
+                raise Overloaded(
+                    f"the request bodies waiting to be parsed would take {wait_s:.2f} s, "
+                    f"past this request's deadline ({_left(deadline):.2f} s left of "
+                    "--timeout-s): retry later, send binary tensors, or use another replica"
+                )
+            try:
+                payload, feed, binary_out = await asyncio.wait_for(
+                    parser.parse(body, header_length), _left(deadline)
+                )
+            except TimeoutError:
+                raise service.timeout(name, "parsing the request") from None
             del body
             decode_s = time.perf_counter() - began
-            if _left(deadline) <= 0:
-                raise service.timeout(name, "parsing the request")
         except ServeError as exc:
             service.record_error(None, name, "http", exc.http)
             raise
@@ -233,7 +245,13 @@ def create_app(service: InferenceService, endpoints: Sequence[Any] = ()) -> Any:
     def shed(scope: dict) -> None:
         service.metrics.observe("", "", "http", 429)
 
-    return AdmissionLimit(BodyLimit(app, service.settings.max_body_bytes), service.admission, shed)
+    return AdmissionLimit(
+        BodyLimit(app, service.settings.max_body_bytes),
+        service.admission,
+        shed,
+        drain_s=service.settings.timeout_s,
+        drain_max_bytes=service.settings.max_body_bytes,
+    )
 
 
 def _route_error(request: Request, exc: HTTPException) -> str:

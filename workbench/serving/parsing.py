@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 from workbench.procs import die_with_parent
@@ -27,12 +28,33 @@ PROCESS_MIN_BYTES = 256 * 1024  # smaller JSON bodies parse faster than a proces
 
 
 class Parser:
-    """Where request bodies parse: a process pool for large JSON, else threads."""
+    """Where request bodies parse: a process pool for large JSON, else threads.
+
+    It also says how long a body would wait for a parse worker (`wait_s`): under overload
+    of large JSON bodies the pool is the bottleneck, and a body whose wait outlasts its
+    deadline would be parsed, then answered 504, having cost a parse that a body with time
+    left needed. Measured at 2.5x the JSON peak (`benchmarks/serving_overload.py`), that
+    collapse served 1.3 requests/s of a 15.6/s peak (26 answered 200, 610 answered 504);
+    the front now answers such a body 429 before it queues (`http_app`)."""
+
+    SMOOTHING = 0.2  # weight of the newest parse in the moving average of parse times
 
     def __init__(self, workers: int = 1) -> None:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._queued = 0  # process-path bodies submitted and not yet parsed
+        self._parse_s: float | None = None  # moving average of one parse in a worker
+
+    def wait_s(self, body: bytes, header_length: str | None) -> float:
+        """Expected seconds until this body is parsed (0 on the thread path, or before any
+        parse in a worker was measured)."""
+        if not self._uses_process(body, header_length) or self._parse_s is None:
+            return 0.0
+        return (self._queued // self.workers + 1) * self._parse_s
+
+    def _uses_process(self, body: bytes, header_length: str | None) -> bool:
+        return self.workers > 0 and header_length is None and len(body) >= PROCESS_MIN_BYTES
 
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -51,9 +73,16 @@ class Parser:
         # lazy: starlette (the HTTP stack)
         from starlette.concurrency import run_in_threadpool
 
-        if self.workers > 0 and header_length is None and len(body) >= PROCESS_MIN_BYTES:
+        if self._uses_process(body, header_length):
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor(), parse_lean, body)
+            self._queued += 1
+            try:
+                parsed, seconds = await loop.run_in_executor(self._executor(), parse_timed, body)
+            finally:
+                self._queued -= 1
+            last = self._parse_s
+            self._parse_s = seconds if last is None else last + self.SMOOTHING * (seconds - last)
+            return parsed
         return await run_in_threadpool(parse_infer, body, header_length)
 
     def close(self) -> None:
@@ -69,6 +98,13 @@ def _worker_init(parent_pid: int) -> None:
     killed outright, the kernel ends the worker too."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(parent_pid)
+
+
+def parse_timed(body: bytes) -> tuple[tuple[dict, dict, set[str]], float]:
+    """parse_lean and the seconds it took in the worker (not counting its wait)."""
+    began = time.perf_counter()
+    parsed = parse_lean(body)
+    return parsed, time.perf_counter() - began
 
 
 def parse_lean(body: bytes) -> tuple[dict, dict, set[str]]:

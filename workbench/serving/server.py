@@ -19,6 +19,7 @@ from typing import Any
 
 from workbench.batching import BatcherConfig
 from workbench.errors import UserError
+from workbench.serving.heap import return_large_buffers
 from workbench.serving.registry import ModelRegistry, WarmupShapes, load_source
 from workbench.serving.service import InferenceService, ServeSettings
 
@@ -117,6 +118,7 @@ def serve(
     from workbench.serving.grpc_front import start_grpc
     from workbench.serving.http_app import create_app
 
+    return_large_buffers()  # request bodies and tensors: memory back after a burst
     app = create_app(service, endpoints)
     sock = bind(host, http_port)
     grpc_server, bound_grpc = (None, None)
