@@ -24,9 +24,10 @@ framework exported the ONNX file:
   all items instead (minmax): max 0.12, p99 0.014, agreement 0.995 on the same rows.
 
 The passes are opt-in (`Pass.opt_in`): all-format sweeps plan them for the tasks that list
-them in `Task.pass_params` (the NLP and vision tasks); `--formats openvino` asks for them
-anywhere. Each pass opts out of OpenVINO's and NNCF's usage telemetry before importing them
-(`workbench.runtimes.openvino_runtime.opt_out_of_telemetry`).
+them in `Task.pass_params` (the NLP and vision tasks, and every user model: its source,
+torch, Keras, SavedModel or an ONNX file, has an FP32 ONNX artifact to convert);
+`--formats openvino` asks for them anywhere. Each pass opts out of OpenVINO's and NNCF's
+usage telemetry before importing them (`workbench.runtimes.openvino_runtime.opt_out_of_telemetry`).
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def _save(model: Any, out: Path) -> dict[str, Any]:
 
 class OpenVinoIr(Pass):
     name = "openvino_ir"
-    source_frameworks = ("torch", "keras")
+    source_frameworks = ("torch", "keras", "savedmodel", "onnx")
     format = FORMAT
     precisions = ("fp32",)
     filename = FILENAME
@@ -132,7 +133,7 @@ class OpenVinoIr(Pass):
 
 class OpenVinoBf16(Pass):
     name = "openvino_bf16"
-    source_frameworks = ("torch", "keras")
+    source_frameworks = ("torch", "keras", "savedmodel", "onnx")
     format = FORMAT
     precisions = ("bf16",)
     filename = FILENAME
@@ -182,7 +183,7 @@ def resolve_activation_range(setting: str, inputs: list[tuple[Any, bool]]) -> st
 
 class NncfInt8Static(Pass):
     name = "openvino_int8_static"
-    source_frameworks = ("torch", "keras")
+    source_frameworks = ("torch", "keras", "savedmodel", "onnx")
     format = FORMAT
     precisions = ("int8-static",)
     filename = FILENAME

@@ -1,7 +1,8 @@
 """A TensorFlow SavedModel directory as the *source* of a user's model (#23): its
 input spec comes from the serving signature and one real batch, and it is re-exported
 to TFLite (`TFLiteConverter.from_saved_model`) and ONNX (tf2onnx's SavedModel loader),
-each artifact checked against the SavedModel itself.
+and from that ONNX file to OpenVINO (IR, bf16, NNCF static INT8), each artifact checked
+against the SavedModel itself.
 
 The example SavedModel of `examples/make_examples.py` (the digits MLP trained there,
 with labelled evaluation data). The exports run in this process through the export
@@ -20,6 +21,7 @@ import pytest
 import yaml
 
 from workbench.errors import UserError
+from workbench.runtimes.openvino_runtime import bf16_reason
 from workbench.runtimes.tf_runtime import import_tensorflow
 from workbench.usermodel.source import parse_source
 
@@ -73,7 +75,9 @@ def test_a_keras_models_outputs_keep_their_own_names(examples):
     assert [o["name"] for o in found["outputs"]] == ["logits"]
 
 
-def test_reexported_to_tflite_and_onnx_each_checked_against_it(entry, tmp_path, monkeypatch):
+def test_reexported_to_tflite_onnx_and_openvino_each_checked_against_it(
+    entry, tmp_path, monkeypatch
+):
     from exporters.worker import run_job
     from workbench.usermodel.spec import load_spec
     from workbench.usermodel.task import SPECS_ENV, register
@@ -105,6 +109,10 @@ def test_reexported_to_tflite_and_onnx_each_checked_against_it(entry, tmp_path, 
         ("tflite", "fp32", "savedmodel_tflite"),
         ("tflite", "int8-dynamic", "savedmodel_tflite_int8_dynamic"),
         ("onnx", "fp32", "savedmodel_onnx"),
+        # OpenVINO converts the tf2onnx export; bf16 and NNCF INT8 build on that IR
+        ("openvino", "fp32", "openvino_ir"),
+        ("openvino", "bf16", "openvino_bf16"),
+        ("openvino", "int8-static", "openvino_int8_static"),
     ]:
         out = tmp_path / f"{fmt}-{precision}"
         out.mkdir()
@@ -117,9 +125,12 @@ def test_reexported_to_tflite_and_onnx_each_checked_against_it(entry, tmp_path, 
                 "precision": precision,
                 "pass": pass_name,
                 "params": {},
-                "path": str(out / ("model." + fmt)),
+                "path": str(out / ("model.xml" if fmt == "openvino" else "model." + fmt)),
             }
         )
+    if bf16_reason():  # a CPU without bf16 instructions: the row says why
+        bf16 = rows.pop(("openvino", "bf16"))
+        assert bf16["status"] == "unavailable" and bf16["error"] == bf16_reason()
     for key, row in rows.items():
         assert row["status"] == "ok" and row["parity_pass"] is True, (key, row.get("error"))
         assert row["parity_samples"] > 100  # the labelled evaluation set, not a toy batch
@@ -138,6 +149,9 @@ def test_reexported_to_tflite_and_onnx_each_checked_against_it(entry, tmp_path, 
     (value,) = graph.input
     dims = [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
     assert (value.name, dims) == ("features", ["batch", 64])
+    assert rows["openvino", "fp32"]["upstream"]["path"].endswith("model.onnx")  # tf2onnx's
+    assert rows["openvino", "fp32"]["parity_scaled_error"] <= 1e-4
+    assert rows["openvino", "int8-static"]["quantized_nodes"] > 0
     manifest_text = json.dumps(rows["tflite", "fp32"], default=str)
     assert "serving_default" in manifest_text
 

@@ -27,9 +27,18 @@ from workbench.tasks.base import Preset, Task
 from workbench.usermodel import data, metrics
 from workbench.usermodel.infer import SEQUENCE_AXIS, crop_sequence, resize_batch
 from workbench.usermodel.loaded import load
+from workbench.usermodel.source import FUSABLE_MODEL_TYPES
 from workbench.usermodel.spec import ModelSpec, load_spec
 
 SPECS_ENV = "WORKBENCH_MODEL_SPECS"
+# Hugging Face `model_type`s that are transformer encoders beyond the ones the ORT optimizer
+# fuses (`FUSABLE_MODEL_TYPES`): NNCF quantizes them with its transformer scheme.
+TRANSFORMER_ENCODERS = frozenset(
+    {*FUSABLE_MODEL_TYPES, "albert", "deberta", "deberta-v2", "mpnet", "vit", "deit", "beit"}
+)
+# NNCF's transformer scheme, as the MiniLM tasks set it (workbench.tasks.text_task):
+# softmax/normalization/GELU kept in float, SmoothQuant, asymmetric activations.
+NNCF_TRANSFORMER = {"model_type": "transformer", "preset": "mixed"}
 SYNTHETIC = "synthetic calibration"
 NO_CALIBRATION = (
     "static INT8 needs calibration data: set data.calibration in the spec (.npz shards, a "
@@ -54,7 +63,7 @@ def task_class(path: str) -> type[UserModelTask]:
     spec = _spec(str(Path(path).resolve()))
     blob = Path(spec.path or path).read_bytes() + spec.digest.encode()
     version = hashlib.sha256(blob).hexdigest()[:16]
-    pass_params: dict[str, dict[str, Any]] = {}
+    pass_params: dict[str, dict[str, Any]] = openvino_pass_params(spec)
     model_type = spec.hf.get("optimizer_model_type")
     if spec.source.kind == "hf":
         # the TorchScript-based exporter: its attention pattern is what ORT fuses
@@ -89,6 +98,21 @@ def task_class(path: str) -> type[UserModelTask]:
         },
     }
     return type(f"UserModelTask_{spec.name}", (UserModelTask,), attrs)
+
+
+def openvino_pass_params(spec: ModelSpec) -> dict[str, dict[str, Any]]:
+    """The OpenVINO passes every user model plans in its quick and full presets (each
+    source has an FP32 ONNX artifact to convert: the export, or the ONNX file itself);
+    NNCF's transformer scheme for a Hugging Face transformer encoder. Static INT8 draws
+    on the spec's calibration data like ORT's (`UserModelTask.calibration_inputs`)."""
+    encoder = spec.source.kind == "hf" and (
+        spec.hf.get("optimizer_model_type") or spec.hf.get("model_type") in TRANSFORMER_ENCODERS
+    )
+    return {
+        "openvino_ir": {},
+        "openvino_bf16": {},
+        "openvino_int8_static": dict(NNCF_TRANSFORMER) if encoder else {},
+    }
 
 
 def register(spec: ModelSpec) -> str:
