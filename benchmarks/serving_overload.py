@@ -23,6 +23,7 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -195,13 +196,16 @@ class Sender:
         else:
             await self.client.close()
 
-    async def send(self) -> tuple[str, float]:
+    async def send(self) -> tuple[str, float, str]:
+        """(status, seconds, why: the server's error message sorted by `reason_of`)."""
         started = time.perf_counter()
+        why = ""
         if self.encoding == "grpc":
             try:
                 await self.stub.ModelInfer(self.request, timeout=self.timeout)
                 status = "200"
             except self.grpc.aio.AioRpcError as exc:
+                why = reason_of(exc.details() or "")
                 code = exc.code()
                 status = {
                     self.grpc.StatusCode.RESOURCE_EXHAUSTED: "429",
@@ -216,13 +220,30 @@ class Sender:
                 async with self.client.post(
                     f"{self.url}/v2/models/m/infer", data=self.body, headers=self.headers
                 ) as r:
-                    await r.read()
+                    text = await r.read()
                     status = str(r.status)
+                    if r.status != 200:
+                        why = reason_of(text.decode(errors="replace"))
             except TimeoutError:
                 status = "no answer"
             except self.aiohttp.ClientError as exc:
                 status = type(exc).__name__
-        return status, time.perf_counter() - started
+        return status, time.perf_counter() - started, why
+
+
+def reason_of(message: str) -> str:
+    """Which stage refused a request, from the server's error text."""
+    stage = re.search(r"ran out while ([a-z ]+)\)", message)
+    if stage:
+        return f"deadline while {stage.group(1)}"
+    for words, reason in (
+        ("in flight", "admission (--max-inflight)"),
+        ("waiting to be parsed", "parse wait past the deadline"),
+        ("queue", "batcher queue (--max-queue-size)"),
+    ):
+        if words in message:
+            return reason
+    return message[:60]
 
 
 async def closed_loop(sender: Sender, concurrency: int, seconds: float) -> float:
@@ -233,7 +254,7 @@ async def closed_loop(sender: Sender, concurrency: int, seconds: float) -> float
     async def caller() -> None:
         nonlocal ok
         while time.perf_counter() < end:
-            status, _ = await sender.send()
+            status, _, _ = await sender.send()
             ok += status == "200"
 
     started = time.perf_counter()
@@ -251,10 +272,10 @@ async def open_loop(
     start = time.perf_counter()
     count = int(rate * seconds)
 
-    async def timed(due: float) -> tuple[str, float]:
+    async def timed(due: float) -> tuple[str, float, str]:
         lags.append(time.perf_counter() - due)
-        status, _ = await sender.send()
-        return status, time.perf_counter() - due
+        status, _, why = await sender.send()
+        return status, time.perf_counter() - due, why
 
     for i in range(count):
         due = start + i / rate
@@ -371,11 +392,14 @@ def run_encoding(encoding: str, source: str, args: argparse.Namespace) -> dict[s
 
         recovered = asyncio.run(after())
     counts: dict[str, int] = {}
-    for status, _ in replies:
+    reasons: dict[str, int] = {}
+    for status, _, why in replies:
         counts[status] = counts.get(status, 0) + 1
+        if why:
+            reasons[f"{status} {why}"] = reasons.get(f"{status} {why}", 0) + 1
     limit = args.timeout_s + 1.0
-    in_time = sum(1 for status, s in replies if status in ("200", "429", "504") and s <= limit)
-    accepted = [s for status, s in replies if status == "200"]
+    in_time = sum(1 for status, s, _ in replies if status in ("200", "429", "504") and s <= limit)
+    accepted = [s for status, s, _ in replies if status == "200"]
     return {
         "encoding": encoding,
         "model": source,
@@ -384,6 +408,7 @@ def run_encoding(encoding: str, source: str, args: argparse.Namespace) -> dict[s
         "duration_s": args.duration_s,
         "sent": len(replies),
         "statuses": counts,
+        "refusals": reasons,
         "served_rps": round(counts.get("200", 0) / args.duration_s, 2),
         "answered_in_deadline_plus_1s": in_time,
         "all_answered_in_time": in_time == len(replies),
@@ -449,6 +474,7 @@ def main() -> int:
             f" -> {row['rss_end_mib']} MiB, after: {row['recovered_status']}; client lag p99 "
             f"{row['client_lag_p99_ms']} ms{' (CLIENT-BOUND: not a server figure)' if row['client_bound'] else ''}"
             f"; server-side mean success {row['server_side']['success']['mean_ms']} ms"
+            f"; refused by {row['refusals']}"
         )
     print(f"load average {load}")
     if args.out:
