@@ -6,7 +6,6 @@ in ONNX Runtime; the trained digits models reach their recorded held-out accurac
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -15,33 +14,25 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.support.examples import example_module, examples_manifest
 from workbench.signature import TensorSpec
 from workbench.usermodel.data import load_items, load_labeled
 from workbench.usermodel.metrics import get_metric
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 DIGITS = [TensorSpec("features", "float32", ("batch", 64))]
 TEXT = [TensorSpec(n, "int64", ("batch", "sequence")) for n in ("input_ids", "attention_mask")]
 TEXT += [TensorSpec("token_type_ids", "int64", ("batch", "sequence"))]
 
 
-def _module(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"examples_{name}", EXAMPLES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def examples() -> dict[str, dict[str, Any]]:
     """The built examples (built here on first use, under a lock: a minute once)."""
-    return _module("make_examples").manifest()
+    return examples_manifest()
 
 
 @pytest.fixture(scope="module")
 def factories() -> ModuleType:
-    return _module("torch_factory")
+    return example_module("torch_factory")
 
 
 def test_the_manifest_lists_every_kind(examples: dict[str, dict[str, Any]]) -> None:

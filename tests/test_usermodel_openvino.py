@@ -11,7 +11,6 @@ TensorFlow is already loaded."""
 
 from __future__ import annotations
 
-import importlib.util
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -22,12 +21,12 @@ import pytest
 import yaml
 from onnx import TensorProto, helper, numpy_helper
 
+from tests.support.examples import examples_manifest
 from workbench.runtimes.openvino_runtime import bf16_reason
 from workbench.usermodel.source import parse_source
 from workbench.usermodel.spec import load_spec
 from workbench.usermodel.task import NO_CALIBRATION, SPECS_ENV, SYNTHETIC, register
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 OPENVINO_ROWS = [
     ("fp32", "openvino_ir"),
     ("bf16", "openvino_bf16"),
@@ -74,11 +73,7 @@ def home(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="module")
 def examples() -> dict[str, dict[str, Any]]:
-    spec = importlib.util.spec_from_file_location("examples_make", EXAMPLES / "make_examples.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.manifest()
+    return examples_manifest()
 
 
 def _rows_of(n: int, rng: np.random.Generator) -> np.ndarray:

@@ -11,7 +11,6 @@ TensorFlow loads once."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -20,22 +19,18 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.support.examples import examples_manifest
 from workbench.errors import UserError
 from workbench.runtimes.openvino_runtime import bf16_reason
 from workbench.runtimes.tf_runtime import import_tensorflow
 from workbench.usermodel.source import parse_source
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 pytestmark = pytest.mark.slow  # loads TensorFlow
 
 
 @pytest.fixture(scope="module")
 def examples() -> dict[str, dict[str, Any]]:
-    spec = importlib.util.spec_from_file_location("examples_make", EXAMPLES / "make_examples.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.manifest()
+    return examples_manifest()
 
 
 @pytest.fixture(scope="module")

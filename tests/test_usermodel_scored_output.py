@@ -5,7 +5,6 @@ accuracy is then the model's real held-out accuracy, not an error on the label c
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,19 +13,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.examples import examples_manifest
 from workbench.procs import child_env
 from workbench.usermodel.spec import parse_spec
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 @pytest.fixture(scope="module")
 def digits() -> dict:
-    spec = importlib.util.spec_from_file_location("examples_make", EXAMPLES / "make_examples.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.manifest()["onnx-sklearn-digits"]
+    return examples_manifest()["onnx-sklearn-digits"]
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
