@@ -38,8 +38,11 @@ from typing import Any, Literal
 import numpy as np
 
 from exporters.base import ExportContext, Pass
+from exporters.int8_search import AccuracySearch, labelled_slice
+from exporters.nncf_accuracy import ENGINE, quantize_with_control
 from workbench.errors import UserError
-from workbench.options import NoOptions, Options, option
+from workbench.options import NoOptions, option
+from workbench.parity_thresholds import min_agreement
 from workbench.runtimes.base import feed_keys
 from workbench.runtimes.openvino_runtime import (
     PRECISION_KEY,
@@ -54,8 +57,10 @@ CALIBRATION_BATCH = 1  # NNCF counts calibration items as dataset entries
 
 
 @dataclass(frozen=True)
-class NncfParams(Options):
-    """Parameters of `openvino_int8_static` (nncf.quantize)."""
+class NncfParams(AccuracySearch):
+    """Parameters of `openvino_int8_static` (nncf.quantize, or
+    nncf.quantize_with_accuracy_control where the task has true labels: the
+    `AccuracySearch` options, which a sweep sizes by profile)."""
 
     calibration_size: int = option(256, "calibration items drawn from the task's own set")
     model_type: Literal["auto", "transformer"] = option(
@@ -220,24 +225,61 @@ class NncfInt8Static(Pass):
             smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=params.smooth_quant_alpha),
             **ranges,
         )
-        quantized = nncf.quantize(
-            model,
-            nncf.Dataset(items),
-            preset=getattr(nncf.QuantizationPreset, params.preset.upper()),
-            subset_size=len(items),
-            fast_bias_correction=params.fast_bias_correction,
-            model_type=nncf.ModelType.TRANSFORMER if transformer else None,
-            advanced_parameters=advanced,
-        )
+        dataset = nncf.Dataset(items)
+        settings: dict[str, Any] = {
+            "preset": getattr(nncf.QuantizationPreset, params.preset.upper()),
+            "subset_size": len(items),
+            "fast_bias_correction": params.fast_bias_correction,
+            "model_type": nncf.ModelType.TRANSFORMER if transformer else None,
+            "advanced_parameters": advanced,
+        }
+        searched, exporter = _accuracy_search(ctx, params), "nncf.quantize"
+        if "slice" in searched:
+            quantized, searched = quantize_with_control(
+                model, dataset, searched.pop("slice"), *searched.pop("judges"), params, settings
+            )
+            exporter = ENGINE
+        else:
+            quantized = nncf.quantize(model, dataset, **settings)
         if not is_quantized(quantized):
             raise UserError("NNCF inserted no FakeQuantize: nothing in this model was quantized")
         extras = _save(quantized, out)
         return {
-            "exporter": "nncf.quantize (post-training, OpenVINO backend)",
+            "exporter": f"{exporter} (post-training, OpenVINO backend)",
             "nncf_version": nncf.__version__,
             "calibration_items": len(items),
             "model_type": params.model_type,
             "activation_range": activation_range,
             "smooth_quant": transformer and params.smooth_quant_alpha >= 0,
             **extras,
+            **searched,
         }
+
+
+def _accuracy_search(ctx: ExportContext, params: NncfParams) -> dict[str, Any]:
+    """What the accuracy-aware mode needs (`slice`: the labelled held-out items; `judges`:
+    the task's quality, its decision agreement and the precision's floor), or the manifest
+    fields saying why it does not run (`off`; `skipped` without true labels)."""
+    if not params.accuracy_aware:
+        return {"int8_search": "off"}
+    task = ctx.task
+    slice_ = labelled_slice(ctx, params.search_items)
+    if slice_ is None:
+        return {
+            "int8_search": "skipped",
+            "int8_search_reason": "the task has no true labels: nothing to keep within "
+            "budget; plain nncf.quantize",
+        }
+
+    def quality(outputs: list[np.ndarray], labels: Any) -> float:
+        return task.accuracy(task.scored_output(outputs), labels)
+
+    def agreement(reference: list[np.ndarray], candidate: list[np.ndarray]) -> float | None:
+        return task.parity(reference, candidate, model=ctx.model).get("metric_value")
+
+    judges = (
+        quality,
+        agreement if callable(getattr(task, "parity", None)) else None,
+        min_agreement(ctx.precision, getattr(task, "name", None)),
+    )
+    return {"slice": slice_, "judges": judges}
