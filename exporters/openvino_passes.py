@@ -22,6 +22,14 @@ framework exported the ONNX file:
   of the output scale on 4,096 held-out rows (p99 0.26, p50 0.011; agreement 0.982).
   Where every input is a (batch, features) float tensor, `auto` takes the extremes of
   all items instead (minmax): max 0.12, p99 0.014, agreement 0.995 on the same rows.
+  Accuracy-aware by default (`NncfParams` are the ORT passes' `AccuracySearch` options,
+  sized by the sweep's profile): where the task has true labels the pass calls
+  `nncf.quantize_with_accuracy_control` with the same settings, which reverts the worst
+  groups of quantizers to float while the task's quality on the labelled slice is more
+  than `max_accuracy_drop` points below the FP32 IR's, and the result is held to the
+  verdict's rule (quality and decision agreement) before it is kept
+  (`exporters.nncf_accuracy`); the manifest records it as the ORT search does
+  (`int8_search*`, `int8_excluded_*`). Without labels: `skipped`, plain `nncf.quantize`.
 
 The passes are opt-in (`Pass.opt_in`): all-format sweeps plan them for the tasks that list
 them in `Task.pass_params` (the NLP and vision tasks); `--formats openvino` asks for them
