@@ -241,14 +241,13 @@ class NncfInt8Static(Pass):
             "model_type": nncf.ModelType.TRANSFORMER if transformer else None,
             "advanced_parameters": advanced,
         }
-        searched, exporter = _accuracy_search(ctx, params), "nncf.quantize"
-        if "slice" in searched:
-            quantized, searched = quantize_with_control(
-                model, dataset, searched.pop("slice"), *searched.pop("judges"), params, settings
-            )
-            exporter = ENGINE
+        search = _accuracy_search(ctx, params)
+        if isinstance(search, dict):  # off, or no labels: plain quantization
+            quantized, searched = nncf.quantize(model, dataset, **settings), search
+            exporter = "nncf.quantize"
         else:
-            quantized = nncf.quantize(model, dataset, **settings)
+            quantized, searched = quantize_with_control(model, dataset, *search, params, settings)
+            exporter = ENGINE
         if not is_quantized(quantized):
             raise UserError("NNCF inserted no FakeQuantize: nothing in this model was quantized")
         extras = _save(quantized, out)
@@ -264,10 +263,10 @@ class NncfInt8Static(Pass):
         }
 
 
-def _accuracy_search(ctx: ExportContext, params: NncfParams) -> dict[str, Any]:
-    """What the accuracy-aware mode needs (`slice`: the labelled held-out items; `judges`:
-    the task's quality, its decision agreement and the precision's floor), or the manifest
-    fields saying why it does not run (`off`; `skipped` without true labels)."""
+def _accuracy_search(ctx: ExportContext, params: NncfParams) -> tuple[Any, ...] | dict[str, Any]:
+    """What the accuracy-aware mode needs (the labelled held-out slice, the task's quality,
+    its decision agreement and the precision's floor), or the manifest fields saying why it
+    does not run (`off`; `skipped` without true labels)."""
     if not params.accuracy_aware:
         return {"int8_search": "off"}
     task = ctx.task
@@ -285,9 +284,9 @@ def _accuracy_search(ctx: ExportContext, params: NncfParams) -> dict[str, Any]:
     def agreement(reference: list[np.ndarray], candidate: list[np.ndarray]) -> float | None:
         return task.parity(reference, candidate, model=ctx.model).get("metric_value")
 
-    judges = (
+    return (
+        slice_,
         quality,
         agreement if callable(getattr(task, "parity", None)) else None,
         min_agreement(ctx.precision, getattr(task, "name", None)),
     )
-    return {"slice": slice_, "judges": judges}
