@@ -246,7 +246,10 @@ class NncfInt8Static(Pass):
             quantized, searched = nncf.quantize(model, dataset, **settings), search
             exporter = "nncf.quantize"
         else:
-            quantized, searched = quantize_with_control(model, dataset, *search, params, settings)
+            smoothed = transformer and params.smooth_quant_alpha >= 0
+            quantized, searched = quantize_with_control(
+                model, dataset, *search, params, settings, smooth_quant=smoothed
+            )
             exporter = ENGINE
         if not is_quantized(quantized):
             raise UserError("NNCF inserted no FakeQuantize: nothing in this model was quantized")

@@ -144,6 +144,7 @@ def test_plain_int8_misses_the_budget_and_accuracy_control_restores_it(fp32_ir, 
     assert steps[-1]["excluded"] == 1 and steps[-1]["drop_points"] <= 1.0
     assert steps[-1]["agreement"] >= found["int8_search_min_agreement"] == 0.95
     assert found["int8_search_reference"] == 1.0 and found["int8_search_items"] == 64
+    assert found["int8_search_restore"] == "activations and weights"  # no SmoothQuant here
     # the artifact written is the restored one: one FakeQuantize fewer, and it keeps top-1
     assert found["quantized_nodes"] == found["int8_fake_quantize_plain"] - 1
     written = ov.Core().read_model(str(tmp_path / "aware" / "model.xml"))
@@ -159,6 +160,9 @@ def test_within_budget_is_not_needed_and_no_labels_is_skipped(fp32_ir, tmp_path)
     assert fine["int8_search"] == "not needed" and len(fine["int8_search_steps"]) == 1
     assert "NNCF reverted nothing" in fine["int8_search_reason"]
     assert fine["quantized_nodes"] == fine["int8_fake_quantize_plain"] == 3
+    # with SmoothQuant (transformer scheme) a reverted operation keeps its smoothed weights
+    smoothed = export(fp32_ir, tmp_path / "smoothed", clean, model_type="transformer")
+    assert smoothed["smooth_quant"] and smoothed["int8_search_restore"] == "activations only"
 
     blind = export(fp32_ir, tmp_path / "blind", Task(fp32_ir, outlier=1000.0, labels=False))
     assert blind["int8_search"] == "skipped" and "no true labels" in blind["int8_search_reason"]
