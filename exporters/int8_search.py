@@ -28,9 +28,11 @@ When the steps run out first, the plain INT8 artifact is kept and the manifest s
 numbers, how far the best step got. Everything that shapes the result is a pass parameter
 (in the artifact's cache key).
 
-Why a hand-written ranking rather than `nncf.quantize_with_accuracy_control`: that
-function works on OpenVINO models; for ORT's QOperator (dynamic) and QDQ (static) graphs
-ORT offers the tensor comparison only, which step 2 uses.
+Why a hand-written ranking here: `nncf.quantize_with_accuracy_control` quantizes with
+NNCF's own scheme (FakeQuantize ops) and can only revert what NNCF inserted, so it cannot
+search ORT's QOperator (dynamic) or QDQ (static) graphs; for those ORT offers the tensor
+comparison only, which step 2 uses. The OpenVINO INT8 pass (`openvino_int8_static`) does
+use NNCF's function, with these same options and budget (`exporters.nncf_accuracy`).
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ RUN_CHUNK = 16  # items per session run (bounds a detector's memory)
 
 @dataclass(frozen=True)
 class AccuracySearch(Options):
-    """Parameters of the accuracy-aware search of the ORT INT8 passes (module doc)."""
+    """Parameters of the accuracy-aware INT8 passes: the ORT search (module doc) and NNCF's
+    accuracy control (`exporters.nncf_accuracy`)."""
 
     accuracy_aware: bool = option(
         True,

@@ -22,6 +22,14 @@ framework exported the ONNX file:
   of the output scale on 4,096 held-out rows (p99 0.26, p50 0.011; agreement 0.982).
   Where every input is a (batch, features) float tensor, `auto` takes the extremes of
   all items instead (minmax): max 0.12, p99 0.014, agreement 0.995 on the same rows.
+  Accuracy-aware by default (`NncfParams` are the ORT passes' `AccuracySearch` options,
+  sized by the sweep's profile): where the task has true labels the pass calls
+  `nncf.quantize_with_accuracy_control` with the same settings, which reverts the worst
+  groups of quantizers to float while the task's quality on the labelled slice is more
+  than `max_accuracy_drop` points below the FP32 IR's, and the result is held to the
+  verdict's rule (quality and decision agreement) before it is kept
+  (`exporters.nncf_accuracy`); the manifest records it as the ORT search does
+  (`int8_search*`, `int8_excluded_*`). Without labels: `skipped`, plain `nncf.quantize`.
 
 The passes are opt-in (`Pass.opt_in`): all-format sweeps plan them for the tasks that list
 them in `Task.pass_params` (the NLP and vision tasks, and every user model: its source,
@@ -39,8 +47,11 @@ from typing import Any, Literal
 import numpy as np
 
 from exporters.base import ExportContext, Pass
+from exporters.int8_search import AccuracySearch, labelled_slice
+from exporters.nncf_accuracy import ENGINE, quantize_with_control
 from workbench.errors import UserError
-from workbench.options import NoOptions, Options, option
+from workbench.options import NoOptions, option
+from workbench.parity_thresholds import min_agreement
 from workbench.runtimes.base import feed_keys
 from workbench.runtimes.openvino_runtime import (
     PRECISION_KEY,
@@ -55,8 +66,10 @@ CALIBRATION_BATCH = 1  # NNCF counts calibration items as dataset entries
 
 
 @dataclass(frozen=True)
-class NncfParams(Options):
-    """Parameters of `openvino_int8_static` (nncf.quantize)."""
+class NncfParams(AccuracySearch):
+    """Parameters of `openvino_int8_static` (nncf.quantize, or
+    nncf.quantize_with_accuracy_control where the task has true labels: the
+    `AccuracySearch` options, which a sweep sizes by profile)."""
 
     calibration_size: int = option(256, "calibration items drawn from the task's own set")
     model_type: Literal["auto", "transformer"] = option(
@@ -221,24 +234,63 @@ class NncfInt8Static(Pass):
             smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=params.smooth_quant_alpha),
             **ranges,
         )
-        quantized = nncf.quantize(
-            model,
-            nncf.Dataset(items),
-            preset=getattr(nncf.QuantizationPreset, params.preset.upper()),
-            subset_size=len(items),
-            fast_bias_correction=params.fast_bias_correction,
-            model_type=nncf.ModelType.TRANSFORMER if transformer else None,
-            advanced_parameters=advanced,
-        )
+        dataset = nncf.Dataset(items)
+        settings: dict[str, Any] = {
+            "preset": getattr(nncf.QuantizationPreset, params.preset.upper()),
+            "subset_size": len(items),
+            "fast_bias_correction": params.fast_bias_correction,
+            "model_type": nncf.ModelType.TRANSFORMER if transformer else None,
+            "advanced_parameters": advanced,
+        }
+        search = _accuracy_search(ctx, params)
+        if isinstance(search, dict):  # off, or no labels: plain quantization
+            quantized, searched = nncf.quantize(model, dataset, **settings), search
+            exporter = "nncf.quantize"
+        else:
+            smoothed = transformer and params.smooth_quant_alpha >= 0
+            quantized, searched = quantize_with_control(
+                model, dataset, *search, params, settings, smooth_quant=smoothed
+            )
+            exporter = ENGINE
         if not is_quantized(quantized):
             raise UserError("NNCF inserted no FakeQuantize: nothing in this model was quantized")
         extras = _save(quantized, out)
         return {
-            "exporter": "nncf.quantize (post-training, OpenVINO backend)",
+            "exporter": f"{exporter} (post-training, OpenVINO backend)",
             "nncf_version": nncf.__version__,
             "calibration_items": len(items),
             "model_type": params.model_type,
             "activation_range": activation_range,
             "smooth_quant": transformer and params.smooth_quant_alpha >= 0,
             **extras,
+            **searched,
         }
+
+
+def _accuracy_search(ctx: ExportContext, params: NncfParams) -> tuple[Any, ...] | dict[str, Any]:
+    """What the accuracy-aware mode needs (the labelled held-out slice, the task's quality,
+    its decision agreement and the precision's floor), or the manifest fields saying why it
+    does not run (`off`; `skipped` without true labels)."""
+    if not params.accuracy_aware:
+        return {"int8_search": "off"}
+    task = ctx.task
+    slice_ = labelled_slice(ctx, params.search_items)
+    if slice_ is None:
+        return {
+            "int8_search": "skipped",
+            "int8_search_reason": "the task has no true labels: nothing to keep within "
+            "budget; plain nncf.quantize",
+        }
+
+    def quality(outputs: list[np.ndarray], labels: Any) -> float:
+        return task.accuracy(task.scored_output(outputs), labels)
+
+    def agreement(reference: list[np.ndarray], candidate: list[np.ndarray]) -> float | None:
+        return task.parity(reference, candidate, model=ctx.model).get("metric_value")
+
+    return (
+        slice_,
+        quality,
+        agreement if callable(getattr(task, "parity", None)) else None,
+        min_agreement(ctx.precision, getattr(task, "name", None)),
+    )
