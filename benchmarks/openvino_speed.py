@@ -17,7 +17,9 @@ and cached in the workspace (`exporters.base.export`, parity-checked like every 
                         label agreement with ORT FP32 at least the INT8 floor and (MiniLM)
                         accuracy at most 1 point below ORT FP32's
 Every artifact of a case is loaded at once and timed in --rounds alternating rounds
-(`workbench.harness.timing.time_calls`), so a slow spell of the host hits all of them.
+(`workbench.harness.timing.time_calls`), so a slow spell of the host hits all of them;
+the speed-up is the median over rounds of the paired ratio (ORT FP32's p50 over the
+artifact's, same round), with the rounds' range beside it.
 Quality: for MiniLM accuracy on --held-out held-out reviews and label agreement with ORT
 FP32; for ResNet-50 top-1 agreement with ORT FP32 on the task's held-out photo crops
 (random weights: agreement, not accuracy). A step that fails is a row with its reason.
@@ -171,11 +173,14 @@ def run_case(
             row.update(status="failed", error=f"{type(exc).__name__}: {str(exc)[:400]}")
             row["traceback_tail"] = traceback.format_exc(limit=3).splitlines()[-3:]
     latencies: dict[str, list[int]] = {key: [] for key in loaded}
+    round_p50s: dict[str, list[float]] = {key: [] for key in loaded}
     waited = wait_quiet(args.wait_quiet)
     host = HostLoad()
     for _ in range(args.rounds):  # alternate: a slow spell of the host hits every artifact
         for key, (model_, prepared) in loaded.items():
-            latencies[key].extend(time_calls(model_.run_fn(), prepared, rule).latencies_ns)
+            got = time_calls(model_.run_fn(), prepared, rule).latencies_ns
+            latencies[key].extend(got)
+            round_p50s[key].append(float(np.median(got)) / 1e6)
     for key, (model_, _) in loaded.items():
         summary = summarize(latencies[key], batch, None)
         p50 = summary.percentiles.get(50)
@@ -190,12 +195,20 @@ def run_case(
     for key in VARIANTS:
         if rows.get(key, {}).get("status") == "ok":
             rows[key]["parity_pass"] = judge_variant(rows[key], rows.get(BASELINE, {}), task_name)
-    base = rows.get(BASELINE, {}).get("latency_ms_p50")
-    for row in rows.values():
+    base = round_p50s.get(BASELINE)
+    for key, row in rows.items():
         row["host_other_cores"] = host.other_cores()
         row["waited_quiet_s"] = waited
-        if base and row.get("latency_ms_p50"):
-            row["speedup_vs_ort_fp32"] = base / row["latency_ms_p50"]
+        if base and round_p50s.get(key):
+            # Paired per round (ORT FP32's p50 over the artifact's p50, same round): on a
+            # host whose speed drifts within minutes, as this one's AMX throughput did
+            # (the same ResNet-50 INT8 call took 5.2 ms, then 10 ms, a minute apart), the
+            # pooled p50s' ratio mixes slow and fast spells; the median of the paired
+            # ratios does not, and their spread is reported beside it.
+            ratios = [b / a for b, a in zip(base, round_p50s[key], strict=True)]
+            row["round_p50_ms"] = [round(v, 3) for v in round_p50s[key]]
+            row["speedup_vs_ort_fp32"] = float(np.median(ratios))
+            row["speedup_range"] = [round(min(ratios), 3), round(max(ratios), 3)]
     return list(rows.values())
 
 
@@ -277,11 +290,13 @@ def _line(row: dict[str, Any]) -> str:
     if row.get("agreement_vs_ort_fp32") is not None:
         extra += f"  agree {row['agreement_vs_ort_fp32']:.3f}"
     speed = row.get("speedup_vs_ort_fp32")
+    spread = row.get("speedup_range")
     p50 = row.get("latency_ms_p50")
     return (
         f"{head} p50 "
         + (f"{p50:8.2f} ms  " if p50 is not None else "       - ms  ")
         + (f"{speed:5.2f}x" if speed else "   - ")
+        + (f" ({spread[0]:.2f}-{spread[1]:.2f})" if spread else "")
         + f"{extra}  [{row.get('provider')}]"
     )
 
