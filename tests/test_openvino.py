@@ -244,6 +244,8 @@ def test_sweeps_plan_openvino_and_fast_torch_rows_where_asked():
     # NLP and vision opt in: every all-format sweep (quick, full) has these rows
     assert fast <= planned("text_classification", None, "minilm_classifier")
     assert fast <= planned("image_classification", None, "resnet50")
+    openvino = {row for row in fast if row[0] == "openvino"}
+    assert openvino <= planned("object_detection", None, "yolov8n_320")  # NNCF INT8 passes there
     # other tasks: only when the sweep names the formats
     assert not fast & planned("tabular", None, "mlp")
     assert fast <= planned("tabular", ["eager", "inductor", "openvino"], "mlp")
