@@ -68,14 +68,17 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _run_until_stopped(cluster: Any, args: argparse.Namespace) -> int:
-    print(
-        f"scheduler {cluster.address} with {args.local} benchmark worker(s) (logs in "
-        f"{cluster.workdir}).\nCorrectness only: these workers share this machine's cores, so "
-        "their timings are not to be compared.\n"
-        f"Try: workbench bench --task tabular --profile ci --cluster {cluster.address}",
-        flush=True,
-    )
+    # Everything after start_local is inside the try: a SIGTERM that lands while the
+    # announcement is written (a caller that waits for it signals at once) must still
+    # stop the cluster; outside the try it left the scheduler, nanny and worker running.
     try:
+        print(
+            f"scheduler {cluster.address} with {args.local} benchmark worker(s) (logs in "
+            f"{cluster.workdir}).\nCorrectness only: these workers share this machine's "
+            "cores, so their timings are not to be compared.\n"
+            f"Try: workbench bench --task tabular --profile ci --cluster {cluster.address}",
+            flush=True,
+        )
         deadline = time.monotonic() + args.seconds if args.seconds else None
         while deadline is None or time.monotonic() < deadline:
             if cluster.scheduler.poll() is not None:
