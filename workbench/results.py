@@ -98,6 +98,7 @@ RESULT_FIELDS: list[str] = [
     "batch_histogram",
     "rejected",
     "failed_requests",
+    "scenario_client",  # how the SUT sent LoadGen's queries: worker threads or asynchronous
     "peak_qps",
     "loadgen_log_dir",
     # costs besides latency

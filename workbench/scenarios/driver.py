@@ -5,7 +5,9 @@ arrivals for the server scenario, latency counted from each query's scheduled is
 The SUT hands every sample to the batcher and returns at once; the model runs on the
 batcher's worker threads (one per model instance), and each finished request completes
 its own LoadGen sample. Rejected and failed requests complete too (nothing hangs), are
-counted, and make the run INVALID with the reason.
+counted, and make the run INVALID with the reason. A served model with an asynchronous
+client (a server over HTTP or gRPC) is driven without the local batcher: each sample is
+sent at its issue time and completed from the client's callback.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ import numpy as np
 from workbench.batching import (
     NO_BATCHING,
     BatcherConfig,
+    BatcherStats,
     DynamicBatcher,
     Feed,
     Request,
     RunBatch,
 )
+from workbench.scenarios.inflight import AsyncSubmit, InFlight
 from workbench.scenarios.loadgen_log import latency_ms, read_detail, samples_per_s, verdict
 from workbench.scenarios.settings import ScenarioSettings, loadgen_settings
 
@@ -47,6 +51,9 @@ class ServedModel:
     # The model's own signature (the serving layer's metadata and input checks).
     inputs: list[Any] = field(default_factory=list)
     outputs: list[Any] = field(default_factory=list)
+    # An asynchronous client (a server's): LoadGen's non-offline runs without a batcher
+    # issue straight to it instead of through worker threads (workbench.scenarios.inflight).
+    submit_async: AsyncSubmit | None = None
 
     def close(self) -> None:
         for close in self.closers:
@@ -64,7 +71,9 @@ def run_scenario(
 ) -> dict[str, Any]:
     """One LoadGen run; the result row's fields (scenario, settings, verdict, latencies,
     queueing vs compute, batch sizes, rejects). `batcher=None` runs every request alone
-    (batch 1) on the same worker threads, the baseline of the batcher comparison."""
+    (batch 1) on the same worker threads, the baseline of the batcher comparison, or sends
+    it through the served model's asynchronous client where it has one (then the row's
+    compute times are client round trips)."""
     # lazy: mlperf_loadgen
     import mlperf_loadgen as lg
 
@@ -75,7 +84,26 @@ def run_scenario(
         instances=len(served.run_batches),
     )
     runs = served.run_batches
-    dyn = DynamicBatcher(runs if len(runs) > 1 else runs[0], config, fixed_batch=served.fixed_batch)
+
+    def completed(sample_id: int) -> None:
+        lg.QuerySamplesComplete([lg.QuerySampleResponse(sample_id, 0, 0)])
+
+    # Straight to an asynchronous client, or through the batcher's worker threads (the
+    # offline query holds every sample at once: it keeps the worker threads' bound).
+    direct = (
+        InFlight(served.submit_async, completed)
+        if served.submit_async is not None and batcher is None and settings.scenario != "offline"
+        else None
+    )
+    dyn = (
+        None
+        if direct is not None
+        else DynamicBatcher(
+            runs if len(runs) > 1 else runs[0], config, fixed_batch=served.fixed_batch
+        )
+    )
+    stopper = direct or dyn
+    assert stopper is not None
     keep_logs = log_dir is not None  # else LoadGen's logs are read, then removed
     log_dir = Path(log_dir or tempfile.mkdtemp(prefix="loadgen-"))
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -84,9 +112,10 @@ def run_scenario(
     feeders: list[threading.Thread] = []
 
     def complete(sample_id: int, request: Request) -> None:
-        lg.QuerySamplesComplete([lg.QuerySampleResponse(sample_id, 0, 0)])
+        completed(sample_id)
 
     def feed_all(query_samples: list[Any], until: float) -> None:
+        assert dyn is not None
         for q in query_samples:
             dyn.submit(
                 samples[q.index],
@@ -103,6 +132,11 @@ def run_scenario(
             feeders.append(thread)
             thread.start()
             return
+        if direct is not None:
+            for q in query_samples:
+                direct.issue(q.id, q.index)
+            return
+        assert dyn is not None
         for q in query_samples:
             dyn.submit(samples[q.index], on_done=functools.partial(complete, q.id))
 
@@ -117,7 +151,9 @@ def run_scenario(
         (0.0, 0.0) if settings.scenario == "server" else estimate(served, config, settings)
     )
     watchdog = threading.Timer(
-        deadline_s, dyn.close, args=("the run passed its maximum duration plus grace",)
+        deadline_s,
+        stopper.close,
+        args=("the run passed its maximum duration plus grace",),
     )
     watchdog.daemon = True
     with _LOADGEN_LOCK:
@@ -130,12 +166,14 @@ def run_scenario(
         finally:
             wall_s = time.monotonic() - started
             watchdog.cancel()
-            dyn.close()
+            stopper.close()
             for thread in feeders:
                 thread.join(timeout=5)
             lg.DestroyQSL(qsl)
             lg.DestroySUT(sut)
-    row = _row(settings, batcher, config, dyn, log_dir, wall_s)
+    stats = stopper.stats
+    row = _row(settings, batcher, config, stats, log_dir, wall_s)
+    row["scenario_client"] = "asynchronous" if direct is not None else f"{len(runs)} worker threads"
     if not keep_logs:
         shutil.rmtree(log_dir, ignore_errors=True)
         row["loadgen_log_dir"] = None
@@ -178,13 +216,12 @@ def _row(
     settings: ScenarioSettings,
     batcher: BatcherConfig | None,
     config: BatcherConfig,
-    dyn: DynamicBatcher,
+    stats: BatcherStats,
     log_dir: Path,
     wall_s: float,
 ) -> dict[str, Any]:
     detail = read_detail(log_dir)
     result, reasons = verdict(detail)
-    stats = dyn.stats
     if stats.rejected:
         reasons.append(f"{stats.rejected} requests rejected (queue full)")
     if stats.failed:

@@ -1,25 +1,39 @@
 """The server's clients as scenario models: each `run_batch` sends one request over
 HTTP (binary tensors, as tritonclient does) or gRPC (raw contents), so LoadGen and the
 scenario driver (workbench.scenarios) drive a server exactly as they drive a local model.
-One client connection per instance (scenario worker thread)."""
+
+Two ways to send: `run_batches` block (one client connection per instance, for
+one-at-a-time timings and the offline scenario), and `submit_async` sends a sample's
+pre-encoded request without waiting (aiohttp on its own event-loop thread, gRPC futures),
+which LoadGen's server scenario uses so that the client never queues by itself."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
+import threading
 from typing import Any
 
 import numpy as np
 
 from workbench.scenarios.driver import ServedModel
+from workbench.scenarios.inflight import Done
 from workbench.serving.proto import open_inference_grpc_pb2 as pb
 from workbench.serving.tensors import v2_datatype
 
 Feed = dict[str, np.ndarray]
 
 
+# Connections the asynchronous HTTP client may open: HTTP/1.1 carries one request at a time
+# per connection, so this bounds its requests on the wire (more wait for a connection, and
+# LoadGen counts that wait); far above what a bounded-latency run keeps in flight.
+MAX_HTTP_CONNECTIONS = 256
+
+
 def http_model(url: str, model: str, samples: list[Feed], instances: int = 1) -> ServedModel:
-    """KServe v2 REST with the binary-data extension, keep-alive, TCP_NODELAY."""
+    """KServe v2 REST with the binary-data extension, keep-alive, TCP_NODELAY; `instances`
+    blocking clients, and one asynchronous client."""
     # lazy: httpx
     import httpx
 
@@ -37,38 +51,89 @@ def http_model(url: str, model: str, samples: list[Feed], instances: int = 1) ->
 
     def runner(client: Any):
         def run(feed: Feed) -> list[np.ndarray]:
-            arrays = [np.ascontiguousarray(v) for v in feed.values()]
-            head = json.dumps(
-                {
-                    "inputs": [
-                        {
-                            "name": name,
-                            "shape": list(a.shape),
-                            "datatype": v2_datatype(a.dtype),
-                            "parameters": {"binary_data_size": a.nbytes},
-                        }
-                        for name, a in zip(feed, arrays, strict=True)
-                    ],
-                    "parameters": {"binary_data_output": True},
-                }
-            ).encode()
-            reply = client.post(
-                path,
-                content=b"".join([head, *(a.tobytes() for a in arrays)]),
-                headers={"Inference-Header-Content-Length": str(len(head))},
-            )
+            body, headers = _binary_request(feed)
+            reply = client.post(path, content=body, headers=headers)
             if reply.status_code != 200:
                 raise RuntimeError(f"HTTP {reply.status_code}: {reply.text[:200]}")
             return _binary_outputs(reply)
 
         return run
 
+    sender = _AsyncHttp(url + path, [_binary_request(f) for f in samples], MAX_HTTP_CONNECTIONS)
     return ServedModel(
         run_batches=[runner(c) for c in clients],
         samples=samples,
         labels={"front": "http"},
-        closers=[c.close for c in clients],
+        closers=[c.close for c in clients] + [sender.close],
+        submit_async=sender.submit,
     )
+
+
+def _binary_request(feed: Feed) -> tuple[bytes, dict[str, str]]:
+    """A KServe v2 binary-data request body and its header-length header."""
+    arrays = [np.ascontiguousarray(v) for v in feed.values()]
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": name,
+                    "shape": list(a.shape),
+                    "datatype": v2_datatype(a.dtype),
+                    "parameters": {"binary_data_size": a.nbytes},
+                }
+                for name, a in zip(feed, arrays, strict=True)
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()
+    body = b"".join([head, *(a.tobytes() for a in arrays)])
+    return body, {"Inference-Header-Content-Length": str(len(head))}
+
+
+class _AsyncHttp:
+    """aiohttp on a daemon event-loop thread: `submit` schedules a POST from any thread
+    and returns at once; at most `connections` requests are on the wire, the rest wait
+    for a connection as in any pooled client."""
+
+    def __init__(self, url: str, requests: list[tuple[bytes, dict[str, str]]], connections: int):
+        # lazy: aiohttp
+        import aiohttp
+
+        self._url, self._requests = url, requests
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="http-client", daemon=True
+        )
+        self._thread.start()
+
+        async def open_session() -> Any:
+            return aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=connections),
+                timeout=aiohttp.ClientTimeout(total=30),
+            )
+
+        self._session = asyncio.run_coroutine_threadsafe(open_session(), self._loop).result()
+
+    async def _post(self, index: int) -> None:
+        body, headers = self._requests[index]
+        async with self._session.post(self._url, data=body, headers=headers) as reply:
+            content = await reply.read()
+            if reply.status != 200:
+                raise RuntimeError(f"HTTP {reply.status}: {content[:200]!r}")
+
+    def submit(self, index: int, done: Done) -> None:
+        future = asyncio.run_coroutine_threadsafe(self._post(index), self._loop)
+        future.add_done_callback(
+            lambda f: done(f.exception() if not f.cancelled() else RuntimeError("cancelled"))
+        )
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        asyncio.run_coroutine_threadsafe(self._session.close(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
 
 
 def _binary_outputs(reply: Any) -> list[np.ndarray]:
@@ -89,7 +154,8 @@ def _binary_outputs(reply: Any) -> list[np.ndarray]:
 
 
 def grpc_model(target: str, model: str, samples: list[Feed], instances: int = 1) -> ServedModel:
-    """KServe v2 gRPC ModelInfer with raw input contents, one channel per instance."""
+    """KServe v2 gRPC ModelInfer with raw input contents: one channel per blocking
+    instance, and one for the asynchronous sends."""
     # lazy: grpc (via workbench.serving.proto.open_inference_grpc_pb2_grpc)
     import grpc
 
@@ -101,12 +167,7 @@ def grpc_model(target: str, model: str, samples: list[Feed], instances: int = 1)
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
 
         def run(feed: Feed) -> list[np.ndarray]:
-            request = pb.ModelInferRequest(model_name=model)
-            for name, value in feed.items():
-                a = np.ascontiguousarray(value)
-                request.inputs.add(name=name, datatype=v2_datatype(a.dtype), shape=a.shape)
-                request.raw_input_contents.append(a.tobytes())
-            reply = stub.ModelInfer(request, timeout=30)
+            reply = stub.ModelInfer(_infer_request(model, feed), timeout=30)
             return [
                 np.frombuffer(raw, np.float32).reshape(list(out.shape))
                 if out.datatype == "FP32"
@@ -116,12 +177,32 @@ def grpc_model(target: str, model: str, samples: list[Feed], instances: int = 1)
 
         return run
 
+    # One more channel for the asynchronous sends: HTTP/2 carries them all at once.
+    async_channel = grpc.insecure_channel(target)
+    async_infer = pb_grpc.GRPCInferenceServiceStub(async_channel).ModelInfer
+    requests = [_infer_request(model, f) for f in samples]
+
+    def submit(index: int, done: Done) -> None:
+        future = async_infer.future(requests[index], timeout=30)
+        future.add_done_callback(lambda f: done(f.exception()))
+
     return ServedModel(
         run_batches=[runner(c) for c in channels],
         samples=samples,
         labels={"front": "grpc"},
-        closers=[c.close for c in channels],
+        closers=[c.close for c in channels] + [async_channel.close],
+        submit_async=submit,
     )
+
+
+def _infer_request(model: str, feed: Feed) -> Any:
+    """A ModelInferRequest with raw input contents."""
+    request = pb.ModelInferRequest(model_name=model)
+    for name, value in feed.items():
+        a = np.ascontiguousarray(value)
+        request.inputs.add(name=name, datatype=v2_datatype(a.dtype), shape=a.shape)
+        request.raw_input_contents.append(a.tobytes())
+    return request
 
 
 def in_process_model(
