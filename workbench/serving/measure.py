@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from workbench.batching import BatcherConfig
+from workbench.procs import die_with_parent
 from workbench.scenarios.driver import ServedModel, run_scenario
 from workbench.scenarios.peak import find_peak
 from workbench.scenarios.settings import for_profile
@@ -56,6 +57,14 @@ class Process:
 
     def __init__(self, argv: Sequence[str], cores: set[int], ready_url: str | None = None):
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        parent = os.getpid()
+
+        def in_child() -> None:
+            os.sched_setaffinity(0, cores)
+            # A benchmark killed mid-run (its SIGTERM handler runs only once LoadGen's C++
+            # call returns) left its server running under init: the kernel ends it instead.
+            die_with_parent(parent)
+
         self.proc = subprocess.Popen(
             list(argv),
             cwd=ROOT,
@@ -63,7 +72,7 @@ class Process:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
-            preexec_fn=lambda: os.sched_setaffinity(0, cores),
+            preexec_fn=in_child,
         )
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line:
