@@ -41,6 +41,16 @@ def _client(server, front: str, model: str, instances: int = 1):
     return clients.grpc_model(f"127.0.0.1:{server.grpc_port}", model, SAMPLES, instances)
 
 
+def _server_run(server, front: str, model: str, qps: float, bound_ms: float) -> dict:
+    """One short LoadGen server-scenario run through a fresh client (no local batcher)."""
+    served = _client(server, front, model)
+    try:
+        settings = for_profile("ci", "server", target_qps=qps, latency_bound_ms=bound_ms, **SHORT)
+        return run_scenario(served, settings, None)
+    finally:
+        served.close()
+
+
 def _successes(server, model: str) -> int:
     stats = httpx.get(f"{server.url}/v2/models/{model}/stats", timeout=5).json()
     return sum(s["inference_stats"]["success"]["count"] for s in stats["model_stats"])
@@ -48,13 +58,8 @@ def _successes(server, model: str) -> int:
 
 @pytest.mark.parametrize("front", ["http", "grpc"])
 def test_loadgen_server_run_through_the_asynchronous_client(server, front):
-    served = _client(server, front, "affine")
     before = _successes(server, "affine")
-    try:
-        settings = for_profile("ci", "server", target_qps=200, latency_bound_ms=500, **SHORT)
-        row = run_scenario(served, settings, None)
-    finally:
-        served.close()
+    row = _server_run(server, front, "affine", qps=200, bound_ms=500)
     assert row["scenario_client"] == "asynchronous"
     assert row["failed_requests"] == 0 and row["rejected"] == 0, row["verdict_reasons"]
     assert row["n_iterations"] >= 100
@@ -66,13 +71,8 @@ def test_loadgen_server_run_through_the_asynchronous_client(server, front):
 @pytest.mark.parametrize("front", ["http", "grpc"])
 def test_one_asynchronous_client_keeps_requests_in_flight(server, front):
     # 100/s offered to a model taking 50 ms per batch: one blocking client serves at most
-    # 20/s; the asynchronous one (whatever `instances` says) lets the server batch.
-    served = _client(server, front, "slow", instances=1)
-    try:
-        settings = for_profile("ci", "server", target_qps=100, latency_bound_ms=1000, **SHORT)
-        row = run_scenario(served, settings, None)
-    finally:
-        served.close()
+    # 20/s; the asynchronous one (one instance, as `_client` makes) lets the server batch.
+    row = _server_run(server, front, "slow", qps=100, bound_ms=1000)
     assert row["failed_requests"] == 0, row["verdict_reasons"]
     assert row["throughput_items_per_s"] >= 0.9 * row["offered_qps"] > 50
     assert row["latency_ms_p99"] < 1000
@@ -80,12 +80,7 @@ def test_one_asynchronous_client_keeps_requests_in_flight(server, front):
 
 @pytest.mark.parametrize("front", ["http", "grpc"])
 def test_failed_requests_make_the_run_invalid_with_the_servers_reason(server, front):
-    served = _client(server, front, "nope")
-    try:
-        settings = for_profile("ci", "server", target_qps=50, latency_bound_ms=500, **SHORT)
-        row = run_scenario(served, settings, None)
-    finally:
-        served.close()
+    row = _server_run(server, front, "nope", qps=50, bound_ms=500)
     assert row["verdict"] == "INVALID"
     assert row["failed_requests"] == row["n_iterations"] > 0
     reasons = " ".join(row["verdict_reasons"])
