@@ -340,7 +340,6 @@ def main() -> int:
     )  # fmt: skip
     parser.add_argument("--max-probes", type=int, default=7)
     parser.add_argument("--tolerance", type=float, default=0.05)
-    parser.add_argument("--concurrency", type=int, default=8, help="LoadGen client instances")
     parser.add_argument("--window-ms", type=int, default=4000)
     parser.add_argument("--pa-min-achieved", type=float, default=0.9)
     parser.add_argument(
@@ -383,7 +382,7 @@ def main() -> int:
             port = server.info[f"{front}_port"]
             make = clients.grpc_model if front == "grpc" else clients.http_model
             target = f"127.0.0.1:{port}" if front == "grpc" else f"http://127.0.0.1:{port}"
-            served = make(target, "m", samples, args.concurrency)
+            served = make(target, "m", samples)  # LoadGen sends asynchronously
             try:
                 start = one_at_a_time_qps(served)
                 print(f"{front}: one at a time {start:.1f} QPS", flush=True)

@@ -404,11 +404,11 @@ class DynamicBatcher:
                 self.stats.completed += len(batch)
             else:
                 self.stats.failed += len(batch)
-                self.stats.failure_reasons[_reason(error)] += len(batch)
+                self.stats.failure_reasons[failure_reason(error)] += len(batch)
             if self.config.adaptive:
                 self._adapt(max(ended - r.submitted for r in batch), start)
         if error is not None:
-            failure = BatchFailedError(f"the model raised on this batch: {_reason(error)}")
+            failure = BatchFailedError(f"the model raised on this batch: {failure_reason(error)}")
             for request in batch:
                 request.finished = ended
                 request._finish(None, failure)
@@ -417,7 +417,9 @@ class DynamicBatcher:
             parts = _split(outputs, offsets)
         except Exception as exc:
             for request in batch:
-                request._finish(None, BatchFailedError(f"cannot split outputs: {_reason(exc)}"))
+                request._finish(
+                    None, BatchFailedError(f"cannot split outputs: {failure_reason(exc)}")
+                )
             return
         for request, part in zip(batch, parts, strict=True):
             request.finished = ended
@@ -439,6 +441,7 @@ class DynamicBatcher:
         self.stats.cap_history.append(self.cap)
 
 
-def _reason(exc: BaseException) -> str:
+def failure_reason(exc: BaseException) -> str:
+    """An exception as one short line: its type and the first line of its message."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from workbench.batching import BatcherStats
+from workbench.batching import BatcherStats, failure_reason
 
 # done(error): None once answered, else why the request failed.
 Done = Callable[[BaseException | None], None]
@@ -85,11 +85,10 @@ class InFlight:
 
 
 def _reason(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
     detail: Any = getattr(error, "details", None)
     if callable(detail):  # grpc.RpcError: its status code and details
         try:
             return f"{error.code().name}: {detail()}"[:200]  # type: ignore[attr-defined]
         except Exception:
             pass
-    return f"{type(error).__name__}: {text[0] if text else ''}"[:200]
+    return failure_reason(error)[:200]

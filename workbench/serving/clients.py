@@ -184,7 +184,9 @@ def grpc_model(target: str, model: str, samples: list[Feed], instances: int = 1)
 
     def submit(index: int, done: Done) -> None:
         future = async_infer.future(requests[index], timeout=30)
-        future.add_done_callback(lambda f: done(f.exception()))
+        future.add_done_callback(
+            lambda f: done(f.exception() if not f.cancelled() else RuntimeError("cancelled"))
+        )
 
     return ServedModel(
         run_batches=[runner(c) for c in channels],

@@ -85,7 +85,6 @@ def compare_fronts(
     profile: str = "ci",
     bound_ms: float = 100.0,
     max_probes: int = 4,
-    concurrency: int = 4,
     fronts: tuple[str, ...] = FRONTS,
     peak: bool = True,
     labels: dict[str, Any] | None = None,
@@ -105,7 +104,7 @@ def compare_fronts(
                 with Process(front_argv(front, path), server_cores, HEALTH) as proc:
                     row.update({f"loaded_{k}": v for k, v in memory_of(proc.proc.pid).items()})
                     url = f"http://127.0.0.1:{proc.info['http_port']}"
-                    served = clients.http_model(url, "m", samples, concurrency)
+                    served = clients.http_model(url, "m", samples)
                     try:
                         one = run_scenario(served, latency, None)
                         row.update(

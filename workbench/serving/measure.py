@@ -230,7 +230,9 @@ def peak(
     delay_ms: float = 2.0,
 ) -> list[dict[str, Any]]:
     """Max QPS with p99 under `bound_ms` through each front, with and without the
-    server's batcher; one row per (front, batcher) with the peak and its probes."""
+    server's batcher; one row per (front, batcher) with the peak and its probes.
+    `concurrency`: the in-process front's model instances (the HTTP and gRPC fronts are
+    driven through their asynchronous clients, which keep any number in flight)."""
     before = os.sched_getaffinity(0)
     try:
         return _peak(
@@ -287,7 +289,7 @@ def _peak(
                     if front == "http"
                     else f"127.0.0.1:{server.info['grpc_port']}"
                 )
-                served = make(target, "m", samples, concurrency)
+                served = make(target, "m", samples)  # LoadGen sends asynchronously
                 try:
                     out.append(_peak_row(front, batched, served, settings, max_probes))
                 finally:
