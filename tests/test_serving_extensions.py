@@ -161,6 +161,20 @@ def test_statistics_count_requests_and_agree_with_metrics(server, stub):
     assert g.execution_count == a["execution_count"]
 
 
+def test_debug_log_says_where_each_request_spent_its_time(server, caplog):
+    """`--log-level debug` logs every request with its queue and compute time and the rows
+    of the batch it ran in: what a latency tail is read from."""
+    two = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [1.0] * 8}]}
+    with caplog.at_level("DEBUG", logger="workbench.serving"):
+        r = httpx.post(server.url + "/v2/models/affine/versions/2/infer", json=two, timeout=5)
+    assert r.status_code == 200
+    (record,) = [r for r in caplog.records if r.getMessage() == "request" and r.version == "2"]
+    assert record.model == "affine" and record.protocol == "http" and record.status == 200
+    assert record.batch_rows == 2  # alone in its batch: its own two rows
+    assert 0 <= record.queue_ms and 0 < record.compute_ms
+    assert record.queue_ms + record.compute_ms <= record.total_ms
+
+
 def test_our_messages_carry_tritons_field_numbers(tmp_path):
     """tritonclient's gRPC client decodes our ModelConfig/ModelStatistics replies: same
     field numbers and types as its own descriptors (each side in its own process, as both

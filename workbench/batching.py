@@ -109,6 +109,7 @@ class Request:
         "submitted",
         "dispatched",
         "finished",
+        "batch_rows",
         "key",
         "_event",
         "_outputs",
@@ -122,6 +123,7 @@ class Request:
         self.submitted = submitted
         self.dispatched: float | None = None
         self.finished: float | None = None
+        self.batch_rows = 0  # rows of the batch it ran in, once dispatched
         # Requests batch together only with requests of the same per-row shapes.
         self.key = tuple((k, v.shape[1:], v.dtype.str) for k, v in feed.items())
         self._event = threading.Event()
@@ -338,6 +340,8 @@ class DynamicBatcher:
             request.dispatched = now
             taken += request.rows
             batch.append(request)
+        for request in batch:
+            request.batch_rows = taken
         self._queued_rows -= taken
         self._cond.notify_all()  # room in the queue for blocked submitters
         return batch

@@ -216,6 +216,11 @@ class InferenceService:
                     "protocol": protocol,
                     "status": 200,
                     "total_ms": round(total_s * 1000, 3),
+                    # where a slow request's time went (a tail's cause: queue or compute)
+                    "decode_ms": round(decode_s * 1000, 3),
+                    "queue_ms": round(queue_s * 1000, 3),
+                    "compute_ms": round(compute_s * 1000, 3),
+                    "batch_rows": request.batch_rows,
                 },
             )
         return InferResult(
